@@ -1,0 +1,200 @@
+"""pgov.toml: the workspace's declared sources, jurisdictions, purposes, actors, keys and sinks.
+
+pydantic validates it at the edge; every error names the file, the key path and what was
+expected, so a data engineer can fix a declaration without reading code.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine.errors import ConfigError
+
+
+class Classification(StrEnum):
+    DIRECT_IDENTIFIER = "direct_identifier"
+    QUASI_IDENTIFIER = "quasi_identifier"
+    SPECIAL_CATEGORY = "special_category"
+    SENSITIVE_PI = "sensitive_pi"
+    FINANCIAL = "financial"
+    BEHAVIOURAL = "behavioural"
+    SCREENING = "screening"
+    CONSENT = "consent"
+    OUTCOME = "outcome"
+    TECHNICAL = "technical"  # keys and jurisdiction tags: governance metadata, not about the person
+
+
+class Purpose(StrEnum):
+    MARKETING = "marketing_segmentation"
+    CREDIT_RISK = "credit_risk_segmentation"
+    KYC_AML = "kyc_aml"
+
+
+class ColumnType(StrEnum):
+    STR = "str"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    DATE = "date"
+    DATETIME = "datetime"
+
+
+class Role(StrEnum):
+    REGIONAL_ANALYST = "regional_analyst"
+    COMPLIANCE_OFFICER = "compliance_officer"
+    KYC_OPERATIONS = "kyc_operations"
+    DATA_ENGINEER = "data_engineer"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Strict):
+    type: ColumnType
+    classification: Classification
+    required: bool = False
+    min: float | None = None
+    max: float | None = None
+    # Named formats the contract checks: "email", "phone", "country", "iso_date".
+    format: str | None = None
+    allowed: list[str] | None = None
+    # "not_future": dates after the refresh date are invalid.
+    not_future: bool = False
+    # "crm.customer_id": the value must exist in that source's key column.
+    references: str | None = None
+
+
+class SourceSpec(_Strict):
+    path: str
+    format: Literal["parquet", "csv", "ndjson"] = "parquet"
+    key: list[str]
+    jurisdiction_column: str = "jurisdiction"
+    # Column linking each row to its data subject (the customer); equals key for crm.
+    subject_column: str = "customer_id"
+    # Date column whose age the retention rules measure, if any.
+    record_date_column: str | None = None
+    columns: dict[str, ColumnSpec]
+
+    @model_validator(mode="after")
+    def _declared(self) -> SourceSpec:
+        for name in [*self.key, self.jurisdiction_column, self.subject_column]:
+            if name not in self.columns:
+                raise ValueError(
+                    f"column '{name}' is named as key/jurisdiction/subject but not declared"
+                )
+        if self.record_date_column and self.record_date_column not in self.columns:
+            raise ValueError(f"record_date_column '{self.record_date_column}' is not declared")
+        return self
+
+
+class ActorSpec(_Strict):
+    roles: list[Role]
+    home_region: str
+    jurisdictions: list[str] = Field(default_factory=list)
+
+
+class KeysSpec(_Strict):
+    # Master pseudonymisation key: "env:VAR", "file:PATH" or "kms:PROVIDER:REF".
+    master: str = "file:keys/master.key"
+    signing_dir: str = "keys/signing"
+    trust_file: str = "keys/trust.json"
+
+
+class OutboxSink(_Strict):
+    type: Literal["outbox"] = "outbox"
+    path: str = "outbox"
+
+
+class WebhookSink(_Strict):
+    type: Literal["webhook"] = "webhook"
+    url: str
+    secret: str = Field(description="env:VAR or file:PATH holding the HMAC secret")
+    max_attempts: int = 5
+    backoff_seconds: float = 0.5
+    timeout_seconds: float = 5.0
+
+
+Sink = Annotated[OutboxSink | WebhookSink, Field(discriminator="type")]
+
+
+class PolicySpec(_Strict):
+    engine: Literal["embedded", "opa"] = "embedded"
+    # Empty = the bundle that ships with the package.
+    bundle: str = ""
+    opa_url: str = "http://127.0.0.1:8181"
+    timeout_seconds: float = 5.0
+
+
+class SegmentationSpec(_Strict):
+    strategy: Literal["kmeans", "gmm", "rules"] = "kmeans"
+    k: int | None = None
+    k_min: int = 4
+    k_max: int = 8
+    sample_size: int = 50_000
+    bootstrap_runs: int = 5
+    stability_threshold: float = 0.75
+    min_silhouette: float = 0.1
+    seed: int = 7
+
+
+class KycSpec(_Strict):
+    downgrade_cooldown_days: int = 90
+
+
+class WorkspaceConfig(_Strict):
+    name: str = "personagov"
+    jurisdictions: list[str]
+    sources: dict[str, SourceSpec]
+    actors: dict[str, ActorSpec]
+    keys: KeysSpec = KeysSpec()
+    policy: PolicySpec = PolicySpec()
+    segmentation: SegmentationSpec = SegmentationSpec()
+    kyc: KycSpec = KycSpec()
+    sinks: list[Sink] = Field(default_factory=lambda: list[Sink]([OutboxSink()]))
+
+    @model_validator(mode="after")
+    def _crm_first(self) -> WorkspaceConfig:
+        if "crm" not in self.sources:
+            raise ValueError("a 'crm' source is required: it defines the customers")
+        for name, src in self.sources.items():
+            for col, spec in src.columns.items():
+                if spec.references:
+                    ref_src, _, ref_col = spec.references.partition(".")
+                    if ref_src not in self.sources or ref_col not in self.sources[ref_src].columns:
+                        raise ValueError(
+                            f"sources.{name}.columns.{col}.references: '{spec.references}' "
+                            "is not a declared source column"
+                        )
+        return self
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if p not in ("function-after",)) or "(top level)"
+
+
+def parse_config(data: dict[str, Any], origin: str) -> WorkspaceConfig:
+    try:
+        return WorkspaceConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{origin}: invalid configuration"]
+        for err in exc.errors(include_url=False, include_input=False):
+            lines.append(f"  - {_loc(err['loc'])}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: Path) -> WorkspaceConfig:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no workspace configuration here (run 'pgov init DIR' first)")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,85 @@
+"""Errors users see, each with a documented exit code.
+
+Messages name the file, row and field that failed, never a raw value: a value may be
+personal data, so errors carry locations and reason codes only.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    POLICY_DENIED = 3
+    VERIFICATION_FAILED = 4
+    BAD_INPUT = 5
+    KEY_ERROR = 6
+    GATE_FAILED = 7
+    LOCKED = 8
+
+
+class PgovError(Exception):
+    """Base of every error shown to a user (the CLI prints the message, no traceback)."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(PgovError):
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(PgovError):
+    """pgov.toml is missing or invalid; message names the file and the key."""
+
+    exit_code = ExitCode.USAGE
+
+
+class BadInputError(PgovError):
+    """Input data cannot be read at all (missing file, wrong format, missing column)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class PolicyDenied(PgovError):
+    """The policy layer refused (including every engine failure: fail closed)."""
+
+    exit_code = ExitCode.POLICY_DENIED
+
+    def __init__(self, message: str, *, reasons: list[str] | None = None) -> None:
+        self.reasons = list(reasons or [])
+        super().__init__(message, reason=self.reasons[0] if self.reasons else None)
+
+
+class PolicyError(PolicyDenied):
+    """The policy engine failed or answered something unusable: treated as a deny."""
+
+
+class VerificationFailed(PgovError):
+    exit_code = ExitCode.VERIFICATION_FAILED
+
+
+class KeyMaterialError(PgovError):
+    """A key is missing, short, malformed, of unknown version or has loose permissions."""
+
+    exit_code = ExitCode.KEY_ERROR
+
+
+class GateFailed(PgovError):
+    exit_code = ExitCode.GATE_FAILED
+
+
+class LockedError(PgovError):
+    """Another refresh of the same jurisdiction and purpose holds the lock."""
+
+    exit_code = ExitCode.LOCKED

@@ -1,0 +1,43 @@
+"""The Segmentation value handed from segment to kyc and store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str  # "stability", "min_size", "silhouette"
+    passed: bool
+    value: float
+    threshold: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class PersonaProfile:
+    persona_id: int
+    name: str  # readable, generated from the profile
+    size: int
+    share: float
+    traits: list[str]  # plain-words distinguishing traits
+    centroid: dict[str, float]
+    kpis: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    strategy: str
+    params: dict[str, Any]
+    assignments: pl.DataFrame  # customer_id (token), persona_id, persona_name; sorted by token
+    personas: list[PersonaProfile]
+    gates: list[GateResult]
+    # Cells suppressed for k-anonymity in published tables (lineage records these).
+    suppressed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return all(g.passed for g in self.gates)
