@@ -1,0 +1,1 @@
+"""personagov lineage: signed statements, the Merkle audit log and offline verification."""
