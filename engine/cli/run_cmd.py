@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
 
 from engine import __version__
+from engine.cli._common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    emit_json,
+    handle_errors,
+    open_workspace,
+)
+from engine.config import Purpose
+from engine.errors import ExitCode, PgovError, UsageError
+from engine.request import RefreshRequest
 
 
 def version() -> None:
@@ -12,5 +29,215 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _summary(result: Any) -> dict[str, Any]:
+    crm = result.accounting.get("crm")
+    return {
+        "jurisdiction": result.request.jurisdiction,
+        "purpose": result.request.purpose.value,
+        "version_id": result.version.version_id,
+        "path": str(result.version.path),
+        "validity": "valid" if result.valid else "invalid",
+        "customers_in": crm.input_rows if crm else 0,
+        "kept": crm.kept if crm else 0,
+        "excluded": crm.excluded if crm else 0,
+        "quarantined": crm.quarantined if crm else 0,
+        "personas": result.personas,
+        "tiers": result.tiers,
+        "delivered": result.delivered,
+        "statement_sha256": result.version.statement_sha256,
+        "seconds": result.seconds,
+    }
+
+
+@handle_errors
+def refresh(
+    jurisdiction: str = typer.Option(
+        None, "--jurisdiction", "-j", help="Jurisdiction to refresh (e.g. EU-DE)."
+    ),
+    purpose: Purpose = typer.Option(..., "--purpose", "-p", help="Processing purpose."),
+    actor: str = typer.Option(..., "--actor", "-a", help="Actor id declared in pgov.toml."),
+    all_jurisdictions: bool = typer.Option(
+        False, "--all-jurisdictions", help="Refresh every declared jurisdiction."
+    ),
+    executor: str = typer.Option(
+        "sequential", "--executor", help="sequential | local (process pool) | dask"
+    ),
+    scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address."),
+    timeout: float = typer.Option(600.0, "--timeout", help="Per-jurisdiction timeout (s)."),
+    as_of: str = typer.Option(None, "--as-of", help="Refresh date (ISO); default today."),
+    seed: int = typer.Option(7, "--seed", help="Seed for sampling and clustering."),
+    workspace: Path = WorkspaceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run a governed, jurisdiction-scoped refresh and publish a signed persona version."""
+    from engine.refresh import run_refresh
+
+    ws = open_workspace(workspace)
+    day = date.fromisoformat(as_of) if as_of else date.today()
+    if all_jurisdictions == bool(jurisdiction):
+        raise UsageError("give exactly one of --jurisdiction J or --all-jurisdictions")
+    if not all_jurisdictions:
+        if jurisdiction not in ws.config.jurisdictions:
+            raise UsageError(
+                f"unknown jurisdiction '{jurisdiction}'; declared: "
+                + ", ".join(ws.config.jurisdictions)
+            )
+        request = RefreshRequest(
+            actor=actor, jurisdiction=jurisdiction, purpose=purpose, as_of=day, seed=seed
+        )
+        result = run_refresh(ws, request)
+        summary = _summary(result)
+        if as_json:
+            emit_json(summary)
+        else:
+            _print_summaries([summary])
+        if not result.valid:
+            raise typer.Exit(int(ExitCode.GATE_FAILED))
+        return
+
+    from engine.executor import run_all
+
+    requests = [
+        RefreshRequest(actor=actor, jurisdiction=j, purpose=purpose, as_of=day, seed=seed)
+        for j in ws.config.jurisdictions
+    ]
+    outcomes = run_all(ws.root, requests, executor, scheduler, timeout)  # type: ignore[arg-type]
+    rows = [
+        {
+            "jurisdiction": o.jurisdiction,
+            "ok": o.ok,
+            "version_id": (o.manifest or {}).get("version_id"),
+            "validity": (o.manifest or {}).get("validity"),
+            "worker": o.worker,
+            "seconds": round(o.seconds, 2),
+            "error": o.error,
+        }
+        for o in outcomes
+    ]
+    if as_json:
+        emit_json(rows)
+    else:
+        table = Table(title=f"{purpose.value} refresh, all jurisdictions ({executor})")
+        for col in ("jurisdiction", "ok", "version_id", "validity", "worker", "seconds", "error"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*("" if r[c] is None else str(r[c]) for c in r))
+        console.print(table)
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(int(ExitCode.POLICY_DENIED))
+
+
+def _print_summaries(summaries: list[dict[str, Any]]) -> None:
+    table = Table(title="persona versions published")
+    for col in (
+        "jurisdiction",
+        "purpose",
+        "version",
+        "validity",
+        "in",
+        "kept",
+        "excluded",
+        "quarantined",
+        "personas",
+        "tiers",
+    ):
+        table.add_column(col)
+    for s in summaries:
+        tiers = " ".join(f"{k}:{v}" for k, v in s["tiers"].items()) or "-"
+        table.add_row(
+            s["jurisdiction"],
+            s["purpose"],
+            s["version_id"],
+            s["validity"],
+            str(s["customers_in"]),
+            str(s["kept"]),
+            str(s["excluded"]),
+            str(s["quarantined"]),
+            str(s["personas"]),
+            tiers,
+        )
+    console.print(table)
+
+
+# Who runs which refresh in the demo: regional analysts build marketing personas for their
+# own jurisdictions; the compliance lead runs the KYC/AML refresh (legal obligation).
+def _demo_plan(ws: Any) -> list[tuple[str, Purpose, str]]:
+    plan: list[tuple[str, Purpose, str]] = []
+    for j in ws.config.jurisdictions:
+        analyst = next(
+            (
+                a
+                for a, spec in ws.config.actors.items()
+                if "regional_analyst" in [r.value for r in spec.roles] and j in spec.jurisdictions
+            ),
+            None,
+        )
+        if analyst:
+            plan.append((j, Purpose.MARKETING, analyst))
+        plan.append((j, Purpose.KYC_AML, "compliance-lead"))
+    return plan
+
+
+@handle_errors
+def demo(
+    workspace: Path = typer.Option(
+        None, "--workspace", "-w", help="Workspace to create (default: a new temp directory)."
+    ),
+    customers: int = typer.Option(50_000, "--customers", help="Customers to generate."),
+    seed: int = typer.Option(7, "--seed"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a workspace with sample data, refresh every jurisdiction, verify, summarise."""
+    from engine.pseudonym.keyring import init_master_key
+    from engine.refresh import run_refresh
+    from engine.sample import generate
+    from engine.sample.workspace import init_workspace
+    from lineage.signing import SigningKeyring, TrustStore
+    from lineage.statement import verify_version
+
+    root = workspace or Path(tempfile.mkdtemp(prefix="pgov-demo-"))
+    console.print(f"[bold]personagov demo[/] in {root}")
+    init_workspace(root, "parquet")
+    ws = open_workspace(root)
+    init_master_key(ws)
+    keys = ws.config.keys
+    SigningKeyring(ws.path(keys.signing_dir), ws.path(keys.trust_file)).init()
+    console.print("keys: master pseudonymisation key and Ed25519 signing key created")
+    as_of = date(2026, 11, 1)
+    summary = generate(customers, seed, ws.data_dir, "parquet", as_of=as_of)
+    console.print(
+        f"sample: {customers} customers across {len(ws.config.jurisdictions)} "
+        f"jurisdictions written to {ws.data_dir}"
+    )
+    del summary
+    results: list[dict[str, Any]] = []
+    trust = TrustStore.load(ws.path(keys.trust_file))
+    for j, purpose, actor in _demo_plan(ws):
+        req = RefreshRequest(actor=actor, jurisdiction=j, purpose=purpose, as_of=as_of, seed=seed)
+        try:
+            res = run_refresh(ws, req)
+        except PgovError as exc:
+            results.append({"jurisdiction": j, "purpose": purpose.value, "error": exc.message})
+            continue
+        s = _summary(res)
+        report = verify_version(res.version.path, trust, workspace_root=ws.root)
+        s["verified"] = report.ok
+        results.append(s)
+    if as_json:
+        emit_json(results)
+    else:
+        _print_summaries([r for r in results if "error" not in r])
+        for r in results:
+            if "error" in r:
+                console.print(f"[red]{r['jurisdiction']} {r['purpose']}: {r['error']}[/]")
+        verified = sum(1 for r in results if r.get("verified"))
+        console.print(f"signed lineage verified for {verified}/{len(results)} versions")
+        console.print(f"next: pgov lineage verify --all -w {root}")
+    if any("error" in r or not r.get("verified") for r in results):
+        raise typer.Exit(int(ExitCode.VERIFICATION_FAILED))
+
+
 def register(app: typer.Typer) -> None:
     app.command("version")(version)
+    app.command("refresh")(refresh)
+    app.command("demo")(demo)

@@ -1,0 +1,538 @@
+"""One governed refresh: request -> policy -> sources -> enforce -> features -> segment ->
+kyc -> store -> lineage. Each stage takes the previous value and returns the next.
+
+The policy decision comes first: a denied refresh reads no data at all. Every decision
+and action is an audit event; a version is published only as a whole, signed directory.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import structlog
+
+from engine import __version__
+from engine.audit import record
+from engine.config import Purpose
+from engine.enforce import GovernedFrames, SourceRowAccounting
+from engine.errors import KeyMaterialError, PolicyDenied
+from engine.features import FeatureFrame
+from engine.kyc.model import KycRouting
+from engine.request import RefreshRequest
+from engine.segment.model import Segmentation
+from engine.sources import SourceFrames
+from engine.store import (
+    MANIFEST,
+    STATEMENT,
+    PersonaVersion,
+    clear_stale_staging,
+    commit,
+    load_version,
+    output_digests,
+    staging_dir,
+    write_json,
+)
+from engine.workspace import Workspace
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    request: RefreshRequest
+    version: PersonaVersion
+    accounting: dict[str, SourceRowAccounting]
+    valid: bool
+    personas: int
+    tiers: dict[str, int] = field(default_factory=dict)
+    delivered: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.version.manifest
+
+
+def crash_point(stage: str) -> None:
+    """Test hook: PGOV_CRASH_AT=<stage> kills the process here, as a power cut would."""
+    if os.environ.get("PGOV_CRASH_AT") == stage:
+        os._exit(137)
+
+
+def _git_commit() -> str | None:
+    head = Path(__file__).resolve().parent.parent / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            return (head.parent / ref[5:]).read_text().strip()
+        return ref
+    except OSError:
+        return None
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, stage: str, started: float) -> None:
+        import time
+
+        self.seconds[stage] = round(time.perf_counter() - started, 3)
+
+
+def run_refresh(ws: Workspace, request: RefreshRequest) -> RefreshResult:
+    """Run one jurisdiction-scoped refresh and publish a signed version, or refuse."""
+    import time
+
+    from engine.locks import refresh_lock
+    from engine.policy.decide import decide, engine_for
+
+    timer = _Timer()
+    run_id = uuid.uuid4().hex
+    started_at = datetime.now(UTC)
+    j, p, actor = request.jurisdiction, request.purpose.value, request.actor
+    record(
+        ws,
+        "refresh_requested",
+        actor,
+        jurisdiction=j,
+        purpose=p,
+        run_id=run_id,
+        as_of=request.as_of.isoformat(),
+    )
+
+    t = time.perf_counter()
+    try:
+        plan = decide(ws, request, engine_for(ws))
+    except PolicyDenied as exc:
+        record(
+            ws,
+            "refresh_denied",
+            actor,
+            jurisdiction=j,
+            purpose=p,
+            run_id=run_id,
+            reasons=exc.reasons,
+            message=exc.message,
+        )
+        _checkpoint(ws)
+        raise
+    timer.lap("policy", t)
+    record(
+        ws,
+        "refresh_allowed",
+        actor,
+        jurisdiction=j,
+        purpose=p,
+        run_id=run_id,
+        plan_digest=plan.digest(),
+        bundle_revision=plan.bundle_revision,
+        bundle_digest=plan.bundle_digest,
+        obligations=list(plan.obligations),
+    )
+
+    signer = _signer(ws)  # fail before any work if the workspace cannot sign
+    with refresh_lock(ws, j, p):
+        chain = ws.versions_dir(j, p)
+        chain.mkdir(parents=True, exist_ok=True)
+        clear_stale_staging(chain)
+        result = _run_locked(ws, request, plan, signer, run_id, started_at, timer)
+    _checkpoint(ws)
+    return result
+
+
+def _run_locked(
+    ws: Workspace,
+    request: RefreshRequest,
+    plan: Any,
+    signer: Any,
+    run_id: str,
+    started_at: datetime,
+    timer: _Timer,
+) -> RefreshResult:
+    import time
+
+    from engine.enforce import enforce
+    from engine.features import build_features
+    from engine.pseudonym import Pseudonymiser
+    from engine.pseudonym.keyring import Keyring
+    from engine.quarantine import write_quarantine
+    from engine.segment import segment
+    from engine.sources import load_sources
+    from engine.versions import next_version_id
+
+    j, p, actor = request.jurisdiction, request.purpose.value, request.actor
+    keyring = Keyring.load(ws)
+
+    t = time.perf_counter()
+    sources: SourceFrames = load_sources(ws, j, request.as_of)
+    timer.lap("sources", t)
+    crash_point("sources")
+    seal, _open = keyring.sealer("quarantine")
+    quarantine_report = write_quarantine(ws, run_id, sources, seal)
+
+    t = time.perf_counter()
+    governed: GovernedFrames = enforce(sources, plan, Pseudonymiser(keyring), request.as_of)
+    timer.lap("enforce", t)
+    crash_point("enforce")
+    for name, acc in governed.accounting.items():
+        if not acc.balanced():
+            raise RuntimeError(f"row accounting does not balance for source '{name}'")
+    _audit_exclusions(ws, request, run_id, governed)
+
+    t = time.perf_counter()
+    features: FeatureFrame = build_features(governed, request.as_of)
+    timer.lap("features", t)
+
+    t = time.perf_counter()
+    seg: Segmentation = segment(
+        features, ws.config.segmentation, plan.k_anonymity_min, request.seed, governed
+    )
+    timer.lap("segment", t)
+    crash_point("segment")
+
+    version_id = next_version_id(ws, j, p)
+    chain = ws.versions_dir(j, p)
+    predecessor = _predecessor(ws, j, p)
+
+    routing: KycRouting | None = None
+    if request.purpose is Purpose.KYC_AML:
+        routing = _route(ws, request, plan, features, governed, seg, predecessor)
+
+    stage = staging_dir(chain, run_id)
+    t = time.perf_counter()
+    _write_outputs(stage, plan, governed, features, seg, routing, quarantine_report)
+    outputs = output_digests(stage)
+    manifest = _manifest(
+        request, version_id, plan, sources, governed, seg, routing, outputs, predecessor
+    )
+    write_json(stage / MANIFEST, manifest)
+    finished_at = datetime.now(UTC)
+    _write_openlineage(
+        stage, ws, request, run_id, version_id, sources, governed, seg, started_at, finished_at
+    )
+    crash_point("store_before_sign")
+    _sign(
+        stage,
+        ws,
+        request,
+        version_id,
+        plan,
+        sources,
+        governed,
+        seg,
+        predecessor,
+        started_at,
+        finished_at,
+        signer,
+        timer,
+    )
+    crash_point("store_before_rename")
+    final = chain / version_id
+    commit(stage, final)
+    timer.lap("store", t)
+    crash_point("store_after_rename")
+    version = load_version(final)
+    record(
+        ws,
+        "version_published",
+        actor,
+        jurisdiction=j,
+        purpose=p,
+        run_id=run_id,
+        version_id=version_id,
+        statement_sha256=version.statement_sha256,
+        validity=manifest["validity"],
+        gates=[g.name for g in seg.gates if not g.passed],
+    )
+
+    delivered: dict[str, int] = {}
+    if routing is not None and seg.valid:
+        delivered = _deliver(ws, request, version_id, routing)
+    return RefreshResult(
+        request=request,
+        version=version,
+        accounting=governed.accounting,
+        valid=seg.valid,
+        personas=len(seg.personas),
+        tiers=_tier_counts(routing),
+        delivered=delivered,
+        seconds=timer.seconds,
+    )
+
+
+def _signer(ws: Workspace) -> Any:
+    from lineage.signing import SigningKeyring
+
+    keys = ws.config.keys
+    signing_dir, trust_file = ws.path(keys.signing_dir), ws.path(keys.trust_file)
+    if not trust_file.is_file():
+        raise KeyMaterialError(
+            f"{trust_file}: no signing key for this workspace; run 'pgov keys init' first"
+        )
+    return SigningKeyring(signing_dir, trust_file).signer()
+
+
+def _checkpoint(ws: Workspace) -> None:
+    from lineage.auditlog import AuditLog
+
+    try:
+        signer = _signer(ws)
+    except KeyMaterialError:
+        return  # nothing to sign with yet: the entries are still in the log
+    AuditLog(ws.audit_dir).checkpoint(signer, origin=f"personagov/{ws.config.name}")
+
+
+def _audit_exclusions(
+    ws: Workspace, request: RefreshRequest, run_id: str, governed: GovernedFrames
+) -> None:
+    """Erasure honoured and other exclusions, as counts by reason (never who)."""
+    crm = governed.accounting.get("crm")
+    if crm is None:
+        return
+    honoured = {
+        r: n for r, n in crm.excluded_by_reason.items() if "erasure" in r or "deletion" in r
+    }
+    record(
+        ws,
+        "rows_excluded",
+        request.actor,
+        jurisdiction=request.jurisdiction,
+        purpose=request.purpose.value,
+        run_id=run_id,
+        by_reason=dict(sorted(crm.excluded_by_reason.items())),
+    )
+    if honoured:
+        record(
+            ws,
+            "erasure_honoured",
+            request.actor,
+            jurisdiction=request.jurisdiction,
+            purpose=request.purpose.value,
+            run_id=run_id,
+            by_reason=honoured,
+        )
+
+
+def _predecessor(ws: Workspace, j: str, p: str) -> PersonaVersion | None:
+    from engine.versions import list_versions
+
+    versions = list_versions(ws, j, p)
+    if not versions:
+        return None
+    return load_version(Path(versions[-1].path))
+
+
+def _route(
+    ws: Workspace,
+    request: RefreshRequest,
+    plan: Any,
+    features: FeatureFrame,
+    governed: GovernedFrames,
+    seg: Segmentation,
+    predecessor: PersonaVersion | None,
+) -> KycRouting:
+    from engine.errors import PolicyError
+    from engine.kyc import route
+    from engine.kyc.io import read_routing
+    from engine.kyc.overrides import apply_overrides, load_overrides
+    from engine.kyc.ruleset import KycRuleset
+
+    if plan.kyc_ruleset is None:
+        raise PolicyError(
+            "kyc_aml refresh without a KYC ruleset from policy; refusing",
+            reasons=["kyc.ruleset_undefined"],
+        )
+    ruleset = KycRuleset.from_policy(plan.kyc_ruleset)
+    previous: pl.DataFrame | None = None
+    if predecessor is not None and (predecessor.path / "routing.parquet").is_file():
+        previous = read_routing(predecessor.path)
+    routing = route(
+        features,
+        governed,
+        seg,
+        ruleset,
+        previous,
+        request.as_of,
+        ws.config.kyc.downgrade_cooldown_days,
+    )
+    return apply_overrides(routing, load_overrides(ws, request.jurisdiction), request.as_of)
+
+
+def _deliver(
+    ws: Workspace, request: RefreshRequest, version_id: str, routing: KycRouting
+) -> dict[str, int]:
+    from engine.kyc.sinks import deliver
+
+    report = deliver(ws, f"{request.jurisdiction}/{version_id}", routing, ws.config.sinks)
+    record(
+        ws,
+        "kyc_routing_delivered",
+        request.actor,
+        jurisdiction=request.jurisdiction,
+        purpose=request.purpose.value,
+        version_id=version_id,
+        queues=report.counts,
+    )
+    return dict(report.counts)
+
+
+def _tier_counts(routing: KycRouting | None) -> dict[str, int]:
+    if routing is None:
+        return {}
+    counts = routing.table.group_by("tier").len().sort("tier")
+    return {str(t): int(n) for t, n in counts.iter_rows()}
+
+
+def _accounting_json(governed: GovernedFrames) -> dict[str, Any]:
+    return {
+        name: {
+            "input_rows": a.input_rows,
+            "kept": a.kept,
+            "excluded": a.excluded,
+            "quarantined": a.quarantined,
+            "excluded_by_reason": dict(sorted(a.excluded_by_reason.items())),
+            "quarantined_by_reason": dict(sorted(a.quarantined_by_reason.items())),
+        }
+        for name, a in sorted(governed.accounting.items())
+    }
+
+
+def _write_outputs(
+    stage: Path,
+    plan: Any,
+    governed: GovernedFrames,
+    features: FeatureFrame,
+    seg: Segmentation,
+    routing: KycRouting | None,
+    quarantine_report: dict[str, Any],
+) -> None:
+    from engine.kyc.io import write_routing
+    from engine.segment.io import write_segmentation
+
+    write_segmentation(seg, stage)
+    if routing is not None:
+        write_routing(routing, stage)
+    (stage / "plan.json").write_bytes(plan.canonical_json() + b"\n")
+    write_json(stage / "accounting.json", _accounting_json(governed))
+    write_json(
+        stage / "features.json",
+        {
+            "features": features.features,
+            "descriptors": features.descriptors,
+            "rows": features.frame.height,
+        },
+    )
+    write_json(stage / "quarantine.json", _quarantine_summary(quarantine_report))
+
+
+def _quarantine_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """Counts by source and reason only: the detailed report stays in quarantine/."""
+    return {
+        k: v
+        for k, v in report.items()
+        if k in ("run_id", "jurisdiction", "sources", "counts", "report_path")
+    }
+
+
+def _manifest(
+    request: RefreshRequest,
+    version_id: str,
+    plan: Any,
+    sources: SourceFrames,
+    governed: GovernedFrames,
+    seg: Segmentation,
+    routing: KycRouting | None,
+    outputs: dict[str, str],
+    predecessor: PersonaVersion | None,
+) -> dict[str, Any]:
+    # No timestamps here: same inputs, keys and seed give the same manifest bytes.
+    return {
+        "version_id": version_id,
+        "jurisdiction": request.jurisdiction,
+        "purpose": request.purpose.value,
+        "actor": request.actor,
+        "as_of": request.as_of.isoformat(),
+        "seed": request.seed,
+        "validity": "valid" if seg.valid else "invalid",
+        "invalid_reasons": [f"{g.name}: {g.detail or g.value}" for g in seg.gates if not g.passed],
+        "predecessor": None
+        if predecessor is None
+        else {
+            "version": predecessor.version_id,
+            "statement_sha256": predecessor.statement_sha256,
+        },
+        "inputs": {n: f.input_digest for n, f in sorted(sources.frames.items())},
+        "outputs": outputs,
+        "plan_digest": plan.digest(),
+        "bundle_revision": plan.bundle_revision,
+        "bundle_digest": plan.bundle_digest,
+        "personas": len(seg.personas),
+        "customers": int(seg.assignments.height),
+        "tiers": _tier_counts(routing),
+        "kyc_ruleset_version": routing.ruleset_version if routing else None,
+        "code_version": __version__,
+    }
+
+
+def _write_openlineage(
+    stage: Path,
+    ws: Workspace,
+    request: RefreshRequest,
+    run_id: str,
+    version_id: str,
+    sources: SourceFrames,
+    governed: GovernedFrames,
+    seg: Segmentation,
+    started_at: datetime,
+    finished_at: datetime,
+) -> None:
+    from engine.provenance import openlineage_event
+
+    event = openlineage_event(
+        ws, request, run_id, version_id, sources, governed, stage, finished_at
+    )
+    write_json(stage / "openlineage.json", event)
+
+
+def _sign(
+    stage: Path,
+    ws: Workspace,
+    request: RefreshRequest,
+    version_id: str,
+    plan: Any,
+    sources: SourceFrames,
+    governed: GovernedFrames,
+    seg: Segmentation,
+    predecessor: PersonaVersion | None,
+    started_at: datetime,
+    finished_at: datetime,
+    signer: Any,
+    timer: _Timer,
+) -> None:
+    from engine.provenance import lineage_predicate
+    from lineage.statement import sign_version
+
+    predicate = lineage_predicate(
+        ws,
+        request,
+        version_id,
+        plan,
+        sources,
+        governed,
+        seg,
+        predecessor,
+        started_at,
+        finished_at,
+        _accounting_json(governed),
+        git_commit=_git_commit(),
+        seconds=timer.seconds,
+    )
+    sign_version(stage, predicate, signer)
+    assert (stage / STATEMENT).is_file()
