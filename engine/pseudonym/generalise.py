@@ -1,0 +1,187 @@
+"""Generalisation of quasi-identifiers, selected by the enforcement plan.
+
+    age_band            date of birth -> "<18", "18-24", "25-34", ..., "65+" as of the refresh
+                        date (params: "bands" = ascending lower edges, default 18/25/.../65)
+    postcode_district   the leading, coarse part of a postcode (per-country rule below)
+    income_band         amount -> "0-15k", "15k-30k", ..., "150k+" (params: "bands" edges)
+    date_month          date/datetime -> first day of its month (Date)
+    date_year           date/datetime -> first day of its year (Date)
+    top_code            values above params["max"] become params["max"]
+    bottom_code         values below params["min"] become params["min"]
+
+Postcode districts (params "country_column" names the row's country, else "country" gives
+one for all rows, else the generic rule applies):
+
+    GB/UK  outward code ("SW1A 1AA" -> "SW1A"; without a space: all but the last 3 chars)
+    US     ZIP3, first 3 digits          DE  first 2 digits (Leitregion)
+    FR     first 2 (departement)         ES  first 2 (provincia)
+    IT     first 3                       NL  4 digits without the letters
+    SG     first 2 (postal sector)       BR  first 5 digits of the CEP (sub-region)
+    other  the part before the first space, else the first 3 characters
+
+Unknown methods or missing parameters are a PolicyError: a generalisation the engine cannot
+apply must never let the raw value through.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from engine.errors import PolicyError
+
+DEFAULT_AGE_EDGES = [18, 25, 35, 45, 55, 65]
+DEFAULT_INCOME_EDGES = [15_000, 30_000, 50_000, 75_000, 100_000, 150_000]
+
+
+def _age(dob: pl.Expr, as_of: date) -> pl.Expr:
+    """Completed years as of `as_of` (birthday not yet reached this year: one less)."""
+    d = dob.cast(pl.Date)
+    before_birthday = (d.dt.month() > as_of.month) | (
+        (d.dt.month() == as_of.month) & (d.dt.day() > as_of.day)
+    )
+    return (
+        pl.lit(as_of.year, pl.Int32) - d.dt.year().cast(pl.Int32) - before_birthday.cast(pl.Int32)
+    )
+
+
+def _edges(params: dict[str, Any], default: list[int], method: str) -> list[int]:
+    edges = params.get("bands", default)
+    if (
+        not isinstance(edges, list)
+        or not edges
+        or not all(isinstance(e, int | float) and not isinstance(e, bool) for e in edges)
+        or sorted(set(edges)) != edges
+    ):
+        raise PolicyError(f"{method}: 'bands' must be a non-empty ascending list of numbers")
+    return [int(e) for e in edges]
+
+
+def _age_band(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
+    edges = _edges(params, DEFAULT_AGE_EDGES, "age_band")
+    labels = [f"<{edges[0]}"]
+    labels += [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges)]
+    labels.append(f"{edges[-1]}+")
+    return _age(expr, as_of).cut(edges, labels=labels, left_closed=True).cast(pl.String)
+
+
+def _k(n: int) -> str:
+    return f"{n // 1000}k" if n % 1000 == 0 and n else str(n)
+
+
+def _income_band(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
+    edges = _edges(params, DEFAULT_INCOME_EDGES, "income_band")
+    labels = [f"0-{_k(edges[0])}"]
+    labels += [f"{_k(lo)}-{_k(hi)}" for lo, hi in itertools.pairwise(edges)]
+    labels.append(f"{_k(edges[-1])}+")
+    return expr.cast(pl.Float64).cut(edges, labels=labels, left_closed=True).cast(pl.String)
+
+
+def _digits(e: pl.Expr, n: int) -> pl.Expr:
+    return e.str.replace_all(r"\D", "").str.slice(0, n)
+
+
+def _district_rule(country: str, pc: pl.Expr) -> pl.Expr | None:
+    compact = pc.str.replace_all(r"\s", "")
+    rules: dict[str, pl.Expr] = {
+        "GB": pl.when(pc.str.contains(" "))
+        .then(pc.str.split(" ").list.first())
+        .otherwise(compact.str.slice(0, compact.str.len_chars() - 3)),
+        "US": _digits(pc, 3),
+        "DE": _digits(pc, 2),
+        "FR": _digits(pc, 2),
+        "ES": _digits(pc, 2),
+        "IT": _digits(pc, 3),
+        "NL": _digits(pc, 4),
+        "SG": _digits(pc, 2),
+        "BR": _digits(pc, 5),
+    }
+    return rules.get(country)
+
+
+_COUNTRY_ALIASES = {"UK": "GB"}
+_DISTRICT_COUNTRIES = ["GB", "US", "DE", "FR", "ES", "IT", "NL", "SG", "BR"]
+
+
+def _country_code(e: pl.Expr) -> pl.Expr:
+    """ "EU-DE" -> "DE", "US-CA" -> "US", "UK" -> "GB", "de" -> "DE"."""
+    c = e.cast(pl.String).str.strip_chars().str.to_uppercase()
+    c = (
+        pl.when(c.str.starts_with("EU-"))
+        .then(c.str.slice(3))
+        .otherwise(c.str.split("-").list.first())
+    )
+    return c.replace(_COUNTRY_ALIASES)
+
+
+def _postcode_district(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
+    pc = expr.cast(pl.String).str.strip_chars().str.to_uppercase()
+    generic = (
+        pl.when(pc.str.contains(" "))
+        .then(pc.str.split(" ").list.first())
+        .otherwise(pc.str.slice(0, 3))
+    )
+    if "country" in params:
+        code = str(params["country"]).upper()
+        rule = _district_rule(_COUNTRY_ALIASES.get(code, code.removeprefix("EU-")), pc)
+        out = rule if rule is not None else generic
+    elif "country_column" in params:
+        country = _country_code(pl.col(str(params["country_column"])))
+        chain: Any = pl
+        for c in _DISTRICT_COUNTRIES:
+            rule = _district_rule(c, pc)
+            assert rule is not None
+            chain = chain.when(country == c).then(rule)
+        out = chain.otherwise(generic)
+    else:
+        out = generic
+    return pl.when(out == "").then(None).otherwise(out)
+
+
+def _date_month(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
+    return expr.cast(pl.Date).dt.truncate("1mo")
+
+
+def _date_year(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
+    return expr.cast(pl.Date).dt.truncate("1y")
+
+
+def _bound(params: dict[str, Any], name: str, method: str) -> float:
+    v = params.get(name)
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        raise PolicyError(f"{method}: parameter '{name}' (a number) is required")
+    return float(v)
+
+
+def _top_code(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
+    return expr.clip(upper_bound=_bound(params, "max", "top_code"))
+
+
+def _bottom_code(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
+    return expr.clip(lower_bound=_bound(params, "min", "bottom_code"))
+
+
+_METHODS: dict[str, Callable[[pl.Expr, dict[str, Any], date], pl.Expr]] = {
+    "age_band": _age_band,
+    "postcode_district": _postcode_district,
+    "income_band": _income_band,
+    "date_month": _date_month,
+    "date_year": _date_year,
+    "top_code": _top_code,
+    "bottom_code": _bottom_code,
+}
+METHODS = tuple(_METHODS)
+
+
+def generalise_expr(column: str, method: str, params: dict[str, Any], as_of: date) -> pl.Expr:
+    """pl.col(column) generalised by `method`, named `column`; nulls stay null."""
+    fn = _METHODS.get(method)
+    if fn is None:
+        raise PolicyError(f"unknown generalisation method '{method}' (known: {', '.join(METHODS)})")
+    if not isinstance(params, dict):
+        raise PolicyError(f"{method}: params must be a table")
+    return fn(pl.col(column), params, as_of).alias(column)

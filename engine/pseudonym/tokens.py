@@ -1,0 +1,157 @@
+"""Pseudonymiser: identifiers -> tokens, per pseudonymisation domain (EDPB 01/2025).
+
+    marketing   HMAC-SHA256 (polars-hash, vectorised) of the normalised value, truncated to
+                128 bits: "m<version>.<32 hex>". Irreversible.
+    kyc         deterministic AES-SIV (cryptography) with associated data
+                "kyc|<column>|<version>": "k<version>.<base64url>". Reversible only with the
+                key, through engine.pseudonym.reidentify.
+
+Keys are derived per (domain, column, version), so the same value gives the same token in
+every source (joins work) while different domains or columns give unrelated tokens.
+
+WARNING: the expressions returned by `token_expr` embed key material (polars-hash takes the
+key as a literal; the AES-SIV closure holds the key). A serialised LazyFrame plan shows it
+in clear text. Never serialise, pickle, log or print a plan or expression built from them.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import polars_hash  # noqa: F401  (registers the .chash namespace)
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
+from engine.errors import KeyMaterialError, PolicyError
+from engine.pseudonym.keyring import Keyring
+from engine.pseudonym.normalise import normalise_expr
+
+MARKETING = "marketing"
+KYC = "kyc"
+DOMAINS = (MARKETING, KYC)
+_PREFIX = {MARKETING: "m", KYC: "k"}
+HMAC_HEX_CHARS = 32  # 128 bits kept: collisions stay negligible (birthday bound 2^64)
+_TOKEN_RE = re.compile(r"^(?P<p>[mk])(?P<v>[1-9][0-9]{0,8})\.(?P<body>[A-Za-z0-9_\-]+)$")
+
+
+@dataclass(frozen=True)
+class ParsedToken:
+    domain: str
+    version: int
+    body: str
+
+
+def parse_token(token: str) -> ParsedToken:
+    """Split a token into domain, key version and body; refuse anything else."""
+    m = _TOKEN_RE.match(token) if isinstance(token, str) else None
+    if m is None:
+        raise KeyMaterialError("not a pseudonym token (expected m<version>.… or k<version>.…)")
+    domain = MARKETING if m["p"] == "m" else KYC
+    return ParsedToken(domain, int(m["v"]), m["body"])
+
+
+def _aad(column: str, version: int) -> bytes:
+    return f"{KYC}|{column}|{version}".encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Pseudonymiser:
+    """Builds token expressions under one keyring (current version for new tokens)."""
+
+    def __init__(self, keyring: Keyring, version: int | None = None) -> None:
+        self._keyring = keyring
+        # Fail now, not mid-plan, on an unknown version.
+        keyring.derive("probe", "probe", version)
+        self.version = keyring.current_version if version is None else version
+
+    def __repr__(self) -> str:
+        return f"Pseudonymiser(version={self.version})"
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("Pseudonymiser holds key material and cannot be serialised")
+
+    @staticmethod
+    def method(domain: str) -> str:
+        """The lineage name of a domain's tokenisation method."""
+        return {MARKETING: "hmac_sha256_128", KYC: "aes_siv"}[_check_domain(domain)]
+
+    def token_expr(self, column: str, domain: str, normaliser: str | None = None) -> pl.Expr:
+        """Tokens for pl.col(column) (nulls stay null), named `column`.
+
+        The result embeds key material: never serialise or log it (see module docstring).
+        """
+        _check_domain(domain)
+        value = normalise_expr(column, normaliser)
+        prefix = f"{_PREFIX[domain]}{self.version}."
+        if domain == MARKETING:
+            # polars-hash uses the UTF-8 bytes of this string as the HMAC key.
+            key_hex = self._keyring.derive(MARKETING, column, self.version).hex()
+            hashed: pl.Expr = value.chash.hmac_sha256(key=key_hex)  # type: ignore[attr-defined]
+            digest = hashed.str.slice(0, HMAC_HEX_CHARS)
+            return (pl.lit(prefix) + digest).alias(column)
+        siv = AESSIV(self._keyring.derive(KYC, column, self.version, length=64))
+        aad = [_aad(column, self.version)]
+
+        def encrypt(s: pl.Series) -> pl.Series:
+            # One call per distinct value: repeated ids (transactions) cost one encryption.
+            uniq = s.drop_nulls().unique()
+            toks = [prefix + _b64(siv.encrypt(v.encode("utf-8"), aad)) for v in uniq.to_list()]
+            return s.replace_strict(uniq, toks, return_dtype=pl.String)
+
+        return value.map_batches(encrypt, return_dtype=pl.String).alias(column)
+
+    def tokenise(
+        self, values: list[str | None], column: str, domain: str, normaliser: str | None = None
+    ) -> list[str | None]:
+        """Convenience for small lists (tests, single lookups)."""
+        df = pl.DataFrame({column: values}, schema={column: pl.String})
+        return df.select(self.token_expr(column, domain, normaliser))[column].to_list()
+
+    def reveal(self, tokens: list[str], column: str) -> list[str]:
+        """KYC tokens -> normalised cleartext. Marketing tokens are refused (irreversible);
+        a wrong key, wrong column or altered token fails authentication, never garbage.
+
+        Not an access-controlled entry point: callers go through reidentify(), which
+        authorises and audits.
+        """
+        out: list[str] = []
+        ciphers: dict[int, AESSIV] = {}
+        for i, tok in enumerate(tokens):
+            parsed = parse_token(tok)
+            if parsed.domain != KYC:
+                raise KeyMaterialError(
+                    f"token #{i + 1} is a marketing-domain token: those are irreversible "
+                    "HMAC pseudonyms and cannot be re-identified"
+                )
+            siv = ciphers.get(parsed.version)
+            if siv is None:
+                siv = AESSIV(self._keyring.derive(KYC, column, parsed.version, length=64))
+                ciphers[parsed.version] = siv
+            try:
+                blob = _unb64(parsed.body)
+                out.append(siv.decrypt(blob, [_aad(column, parsed.version)]).decode("utf-8"))
+            except (InvalidTag, ValueError):
+                raise KeyMaterialError(
+                    f"token #{i + 1} failed authentication for column '{column}' "
+                    "(wrong key, wrong column or altered token)"
+                ) from None
+        return out
+
+
+def _check_domain(domain: str) -> str:
+    if domain not in DOMAINS:
+        raise PolicyError(
+            f"unknown pseudonymisation domain '{domain}' (known: {', '.join(DOMAINS)})"
+        )
+    return domain
