@@ -1,9 +1,141 @@
-"""CLI commands (placeholder until this group's capability lands)."""
+"""`pgov keys init|rotate|list` and `pgov reidentify`: key operations and controlled reversal.
+
+Outputs show ids, versions and dates; never key material. Re-identified values go to stdout
+only (never a log, never the audit log), for the authorised operator who asked.
+"""
 
 from __future__ import annotations
 
+import getpass
+from pathlib import Path
+
 import typer
+
+from engine.cli._common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    emit_json,
+    handle_errors,
+    open_workspace,
+)
+from engine.errors import UsageError
+
+keys_app = typer.Typer(help="Pseudonymisation master keys and lineage signing keys.")
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+ActorOpt = typer.Option(None, "--actor", help="Who performs this (audited); default: OS user.")
+
+
+@keys_app.command("init")
+@handle_errors
+def init_cmd(workspace: Path = WorkspaceOpt, as_json: bool = JsonOpt) -> None:
+    """Create keys/master.key (mode 0600) and the first Ed25519 signing key."""
+    from engine.pseudonym.lifecycle import init_keys
+
+    result = init_keys(open_workspace(workspace))
+    if as_json:
+        emit_json(result)
+        return
+    master = result["master"] or {}
+    if "path" in master:
+        console.print(f"master key created: {master['path']} (version {master['version']})")
+    else:
+        console.print(f"master key from {master.get('source')}: versions {master.get('versions')}")
+    if result["signing_key_id"]:
+        console.print(f"signing key created: {result['signing_key_id']}")
+
+
+@keys_app.command("rotate")
+@handle_errors
+def rotate_cmd(
+    workspace: Path = WorkspaceOpt,
+    signing: bool = typer.Option(False, "--signing", help="Rotate the lineage signing key."),
+    actor: str | None = ActorOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Add a new key version; old versions stay for verification and re-identification."""
+    from engine.pseudonym.lifecycle import rotate_master, rotate_signing
+
+    ws = open_workspace(workspace)
+    who = actor or _operator()
+    if signing:
+        kid = rotate_signing(ws, who)
+        emit_json({"signing_key_id": kid}) if as_json else console.print(
+            f"signing key rotated: {kid} (older keys keep verifying)"
+        )
+        return
+    version = rotate_master(ws, who)
+    if as_json:
+        emit_json({"master_version": version})
+    else:
+        console.print(
+            f"master key rotated to version {version}; new tokens carry v{version}. Tokens "
+            "of older versions do not link to new ones: rerun refreshes to re-pseudonymise."
+        )
+
+
+@keys_app.command("list")
+@handle_errors
+def list_cmd(workspace: Path = WorkspaceOpt, as_json: bool = JsonOpt) -> None:
+    """Key ids, versions and dates (never material)."""
+    from engine.pseudonym.lifecycle import list_keys
+
+    info = list_keys(open_workspace(workspace))
+    if as_json:
+        emit_json(info)
+        return
+    master = info["master"]
+    console.print(f"master ({master['source']}):", highlight=False)
+    if "error" in master:
+        console.print(f"  unavailable: {master['error']}", highlight=False)
+    for v in master.get("versions", []):
+        mark = " (current)" if v["current"] else ""
+        console.print(f"  v{v['version']}  created {v['created'] or '-'}{mark}", highlight=False)
+    console.print("signing:")
+    for k in info["signing"]:
+        state = (
+            "revoked " + str(k["revoked_at"])
+            if k.get("revoked_at")
+            else ("active" if k.get("active") else "retired")
+        )
+        console.print(f"  {k['key_id']}  created {k['created_at']}  {state}", highlight=False)
+
+
+@handle_errors
+def reidentify_cmd(
+    token: list[str] = typer.Option(None, "--token", help="A kyc token (repeatable)."),
+    queue: str | None = typer.Option(
+        None, "--queue", help="Queue name (with --version-dir) or a parquet/JSON token file."
+    ),
+    version_dir: Path | None = typer.Option(None, "--version-dir", help="A persona version."),
+    actor: str = typer.Option(..., "--actor", help="Who asks (authorised by policy, audited)."),
+    column: str = typer.Option("customer_id", "--column", help="Column the tokens came from."),
+    workspace: Path = WorkspaceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Reveal kyc-domain tokens, if the policy allows this actor. Every call is audited."""
+    from engine.pseudonym.reidentify import queue_tokens, reidentify
+
+    if bool(token) == bool(queue):
+        raise UsageError("give either --token (one or more) or --queue")
+    ws = open_workspace(workspace)
+    tokens = list(token) if token else queue_tokens(queue or "", version_dir, column)
+    values = reidentify(ws, actor, tokens, column)
+    if as_json:
+        emit_json([{"token": t, column: v} for t, v in zip(tokens, values, strict=True)])
+        return
+    for t, v in zip(tokens, values, strict=True):
+        console.print(f"{t}\t{v}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands or sub-app to the root app."""
+    app.add_typer(keys_app, name="keys")
+    app.command("reidentify")(reidentify_cmd)

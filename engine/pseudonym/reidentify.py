@@ -1,0 +1,144 @@
+"""Controlled re-identification: kyc-domain tokens back to identifiers, for an authorised actor.
+
+Order matters: tokens are checked for shape and domain, then the policy decides, then the
+attempt is audited, and only then is anything decrypted. A denied or failed attempt is
+audited too (the auditor sees who tried), with sha256 digests of the tokens, never the
+tokens' cleartext. A wrong key or an altered token fails AES-SIV authentication: the call
+refuses as a whole, it never returns a partial list or garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import structlog
+
+from engine import audit
+from engine.errors import BadInputError, KeyMaterialError, PgovError, PolicyDenied, UsageError
+from engine.pseudonym.keyring import Keyring
+from engine.pseudonym.tokens import KYC, Pseudonymiser, parse_token
+from engine.workspace import Workspace
+
+log = structlog.get_logger(__name__)
+EVENT = "reidentification"
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _authorize(ws: Workspace, actor: str, column: str) -> None:
+    # Imported lazily: the policy package is a separate stage, and a missing or broken
+    # policy layer must refuse here (fail closed), not break importing this module.
+    try:
+        from engine.policy.decide import authorize
+    except ImportError:
+        raise PolicyDenied(
+            "re-identification refused: the policy layer is not available",
+            reasons=["policy_unavailable"],
+        ) from None
+    result: Any = authorize(ws, actor, "reidentify", {"domain": KYC, "column": column})
+    # authorize raises PolicyDenied on a deny; anything other than None or an explicit
+    # allow is treated as a deny, so an odd return value never opens the door.
+    allowed = getattr(result, "allow", getattr(result, "allowed", result))
+    if result is not None and allowed is not True:
+        reasons = list(getattr(result, "reasons", []) or [])
+        raise PolicyDenied(
+            f"re-identification refused for actor '{actor}'", reasons=reasons or ["denied"]
+        )
+
+
+def reidentify(
+    ws: Workspace,
+    actor: str,
+    tokens: list[str],
+    column: str,
+    *,
+    keyring: Keyring | None = None,
+) -> list[str]:
+    """kyc tokens -> normalised cleartext values (same order), if policy allows `actor`."""
+    if not tokens:
+        raise UsageError("re-identification: no tokens given")
+    digests = [token_digest(t) if isinstance(t, str) else "" for t in tokens]
+    base: dict[str, Any] = {"column": column, "domain": KYC, "count": len(tokens)}
+    try:
+        for i, tok in enumerate(tokens):
+            if parse_token(tok).domain != KYC:
+                raise KeyMaterialError(
+                    f"token #{i + 1} is a marketing-domain token: those are irreversible "
+                    "HMAC pseudonyms and cannot be re-identified"
+                )
+        _authorize(ws, actor, column)
+        ring = keyring if keyring is not None else Keyring.load(ws)
+        values = Pseudonymiser(ring).reveal(tokens, column)
+    except PgovError as exc:
+        audit.record(
+            ws,
+            EVENT,
+            actor,
+            **base,
+            outcome="refused",
+            reason=type(exc).__name__,
+            token_digests=digests,
+        )
+        log.warning("reidentification_refused", actor=actor, column=column, count=len(tokens))
+        raise
+    audit.record(ws, EVENT, actor, **base, outcome="revealed", token_digests=digests)
+    log.info("reidentification", actor=actor, column=column, count=len(tokens))
+    return values
+
+
+def tokens_from_file(
+    path: Path, column: str = "customer_id", queue: str | None = None
+) -> list[str]:
+    """Tokens listed in a routed-queue file: parquet (column `column`, rows of `queue` when
+    the file has a `queue` column and a queue is named), a JSON list of strings, a JSON
+    object {"tokens": [...]}, or a JSON list of objects carrying `column`."""
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such queue file")
+    if path.suffix == ".parquet":
+        try:
+            df = pl.read_parquet(path)
+        except Exception:
+            raise BadInputError(f"{path}: not a readable parquet file") from None
+        if column not in df.columns:
+            raise BadInputError(f"{path}: no column '{column}'")
+        if queue is not None and "queue" in df.columns:
+            df = df.filter(pl.col("queue") == queue)
+        return [t for t in df[column].cast(pl.String).to_list() if t is not None]
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadInputError(f"{path}: not a JSON document") from None
+    if isinstance(doc, dict):
+        doc = doc.get("tokens")
+    if not isinstance(doc, list):
+        raise BadInputError(f"{path}: expected a list of tokens")
+    out: list[str] = []
+    for item in doc:
+        if isinstance(item, dict):
+            if queue is not None and "queue" in item and item["queue"] != queue:
+                continue
+            item = item.get(column)
+        if not isinstance(item, str):
+            raise BadInputError(f"{path}: every entry must be a token string")
+        out.append(item)
+    return out
+
+
+def queue_tokens(queue: str, version_dir: Path | None, column: str = "customer_id") -> list[str]:
+    """Resolve `--queue`: a file path, or a queue name within a version's routing table."""
+    as_path = Path(queue)
+    if as_path.is_file():
+        return tokens_from_file(as_path, column)
+    if version_dir is None:
+        raise UsageError(f"--queue '{queue}' is not a file; give --version-dir to look it up")
+    for name in ("routing.parquet", "routing.json"):
+        candidate = version_dir / name
+        if candidate.is_file():
+            return tokens_from_file(candidate, column, queue)
+    raise BadInputError(f"{version_dir}: no routing.parquet or routing.json")
