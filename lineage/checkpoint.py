@@ -1,0 +1,148 @@
+"""Signed checkpoints in the C2SP tlog-checkpoint / signed-note format.
+
+    <origin>\\n
+    <tree size, decimal>\\n
+    <base64 root hash>\\n
+    time <RFC 3339 UTC>\\n          <- extension line: the signed time revocation compares
+    \\n
+    — <key name> <base64(key hash[4] || Ed25519 signature)>\\n
+
+The signature covers the note text (the first four lines, newline included). The key name is
+our key id; the 4-byte key hash is SHA-256(name || 0x0A || 0x01 || raw public key)[:4] as the
+signed-note spec defines for Ed25519. Parsing is strict: one way to write a checkpoint, and
+anything else is refused. Signatures from names we do not know are ignored (that is how
+witnesses co-sign), but a known key whose signature fails is an error, and at least one
+trusted, unrevoked-at-that-time signature is required.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engine.errors import VerificationFailed
+from lineage.signing import Signer, TrustStore, parse_time
+from lineage.signing import _iso as iso_time
+
+_SIG_PREFIX = "\u2014 "  # em dash + space, per the signed-note spec
+_SIG_LINE = re.compile(r"^\u2014 (?P<name>[^\s+]+) (?P<sig>[A-Za-z0-9+/]+={0,2})$")
+_ORIGIN = re.compile(r"^[^\s\u2014][^\n]*$")
+_SIZE = re.compile(r"^(0|[1-9][0-9]{0,19})$")
+_TIME = re.compile(r"^time (?P<t>[0-9T:\.\-]+Z)$")
+
+
+def note_key_hash(name: str, public_raw: bytes) -> bytes:
+    return hashlib.sha256(name.encode("utf-8") + b"\n" + b"\x01" + public_raw).digest()[:4]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+    time: datetime
+
+    def body(self) -> bytes:
+        if not _ORIGIN.match(self.origin):
+            raise ValueError(f"checkpoint origin {self.origin!r} is not a single printable line")
+        root64 = base64.b64encode(self.root).decode("ascii")
+        return f"{self.origin}\n{self.size}\n{root64}\ntime {iso_time(self.time)}\n".encode()
+
+
+@dataclass(frozen=True)
+class VerifiedCheckpoint:
+    checkpoint: Checkpoint
+    key_ids: tuple[str, ...]
+    text: bytes
+
+
+def sign_checkpoint(cp: Checkpoint, signer: Signer) -> bytes:
+    body = cp.body()
+    sig = signer.sign(body)
+    blob = base64.b64encode(note_key_hash(signer.key_id, signer.public_raw) + sig).decode("ascii")
+    return body + b"\n" + f"{_SIG_PREFIX}{signer.key_id} {blob}\n".encode()
+
+
+def parse_checkpoint(text: bytes, where: str) -> tuple[Checkpoint, bytes, list[tuple[str, bytes]]]:
+    """Split into (checkpoint, signed body, [(name, keyhash+sig)]) refusing any other shape."""
+    try:
+        s = text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise VerificationFailed(f"{where}: checkpoint is not UTF-8") from None
+    body, sep, sigs = s.partition("\n\n")
+    if not sep or not sigs.endswith("\n"):
+        raise VerificationFailed(f"{where}: checkpoint lacks the blank line and signature block")
+    lines = body.split("\n")
+    if len(lines) != 4:
+        raise VerificationFailed(
+            f"{where}: checkpoint body has {len(lines)} lines, expected 4 "
+            "(origin, size, root, time)"
+        )
+    origin, size_s, root_s, time_s = lines
+    if not _ORIGIN.match(origin):
+        raise VerificationFailed(f"{where}: checkpoint origin line is malformed")
+    if not _SIZE.match(size_s):
+        raise VerificationFailed(f"{where}: checkpoint tree size {size_s!r} is not a number")
+    try:
+        root = base64.b64decode(root_s, validate=True)
+    except binascii.Error:
+        raise VerificationFailed(f"{where}: checkpoint root is not base64") from None
+    if len(root) != 32 or base64.b64encode(root).decode() != root_s:
+        raise VerificationFailed(f"{where}: checkpoint root is not a canonical 32-byte hash")
+    m = _TIME.match(time_s)
+    if not m:
+        raise VerificationFailed(f"{where}: checkpoint time line is malformed")
+    try:
+        t = parse_time(m.group("t"))
+    except Exception:
+        raise VerificationFailed(f"{where}: checkpoint time is not a valid time") from None
+    cp = Checkpoint(origin=origin, size=int(size_s), root=root, time=t)
+    if cp.body() != (body + "\n").encode():
+        raise VerificationFailed(f"{where}: checkpoint is not in canonical form")
+    sig_list: list[tuple[str, bytes]] = []
+    for line in sigs[:-1].split("\n"):
+        sm = _SIG_LINE.match(line)
+        if not sm:
+            raise VerificationFailed(f"{where}: malformed signature line")
+        try:
+            blob = base64.b64decode(sm.group("sig"), validate=True)
+        except binascii.Error:
+            raise VerificationFailed(f"{where}: signature is not base64") from None
+        if len(blob) < 5:
+            raise VerificationFailed(f"{where}: signature too short")
+        sig_list.append((sm.group("name"), blob))
+    if not sig_list:
+        raise VerificationFailed(f"{where}: checkpoint carries no signature")
+    return cp, (body + "\n").encode(), sig_list
+
+
+def verify_checkpoint(text: bytes, trust: TrustStore, where: str) -> VerifiedCheckpoint:
+    cp, body, sigs = parse_checkpoint(text, where)
+    good: list[str] = []
+    for name, blob in sigs:
+        key = trust.get(name)
+        if key is None:
+            continue  # unknown signer (e.g. a witness): ignored, per the signed-note spec
+        if blob[:4] != note_key_hash(name, key.public_raw):
+            raise VerificationFailed(f"{where}: key hash in signature by {name[:16]} is wrong")
+        if not key.verify(blob[4:], body):
+            raise VerificationFailed(
+                f"{where}: signature by key {name[:16]} does not verify (checkpoint altered "
+                "or signed by a different key)"
+            )
+        if not key.valid_at(cp.time):
+            raise VerificationFailed(
+                f"{where}: signed by key {name[:16]} at {iso_time(cp.time)}, after its revocation"
+            )
+        good.append(name)
+    if not good:
+        raise VerificationFailed(f"{where}: no signature by a trusted key")
+    return VerifiedCheckpoint(checkpoint=cp, key_ids=tuple(good), text=text)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
