@@ -1,9 +1,161 @@
-"""CLI commands (placeholder until this group's capability lands)."""
+"""`pgov versions list|check|show`: a jurisdiction's persona version chains, read from disk."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from engine.cli._common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    emit_json,
+    handle_errors,
+    open_workspace,
+)
+from engine.errors import ExitCode, UsageError, VerificationFailed
+
+versions_app = typer.Typer(
+    help="Persona version chains per jurisdiction and purpose.", no_args_is_help=True
+)
+
+
+def _known_jurisdiction(ws_jurisdictions: list[str], jurisdiction: str) -> None:
+    if jurisdiction not in ws_jurisdictions:
+        raise UsageError(
+            f"unknown jurisdiction '{jurisdiction}'; declared: {', '.join(ws_jurisdictions)}"
+        )
+
+
+@versions_app.command("list")
+@handle_errors
+def list_cmd(
+    jurisdiction: str = typer.Option(..., "--jurisdiction", "-j", help="e.g. EU-DE"),
+    purpose: str = typer.Option(None, "--purpose", "-p", help="Only this purpose."),
+    workspace: Path = WorkspaceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """List published versions of a jurisdiction, oldest first, with their predecessors."""
+    from engine.versions import list_versions
+
+    ws = open_workspace(workspace)
+    _known_jurisdiction(ws.config.jurisdictions, jurisdiction)
+    infos = list_versions(ws, jurisdiction, purpose)
+    if as_json:
+        emit_json([i.to_json() for i in infos])
+        return
+    if not infos:
+        console.print(
+            f"no published versions for {jurisdiction}" + (f"/{purpose}" if purpose else "")
+        )
+        return
+    table = Table(title=f"persona versions: {jurisdiction}")
+    for col in ("purpose", "version", "created", "validity", "predecessor", "statement sha256"):
+        table.add_column(col)
+    for i in infos:
+        table.add_row(
+            i.purpose,
+            i.version_id,
+            i.created,
+            i.validity or "-",
+            i.predecessor or "-",
+            (i.statement_sha256 or "missing")[:16],
+        )
+    console.print(table)
+
+
+@versions_app.command("check")
+@handle_errors
+def check_cmd(
+    jurisdiction: str = typer.Option(..., "--jurisdiction", "-j"),
+    purpose: str = typer.Option(..., "--purpose", "-p"),
+    workspace: Path = WorkspaceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check a chain: contiguous ids, each version naming its predecessor's statement digest."""
+    from engine.versions import check_chain, list_versions
+
+    ws = open_workspace(workspace)
+    _known_jurisdiction(ws.config.jurisdictions, jurisdiction)
+    problems = check_chain(ws, jurisdiction, purpose)
+    count = len(list_versions(ws, jurisdiction, purpose))
+    if as_json:
+        emit_json({"chain": f"{jurisdiction}/{purpose}", "versions": count, "problems": problems})
+        if problems:
+            raise typer.Exit(int(ExitCode.VERIFICATION_FAILED))
+        return
+    if problems:
+        for line in problems:
+            console.print(f"[red]-[/] {line}", highlight=False)
+        raise VerificationFailed(
+            f"{jurisdiction}/{purpose}: chain broken ({len(problems)} problem(s) above)"
+        )
+    console.print(f"{jurisdiction}/{purpose}: chain of {count} version(s) intact")
+
+
+@versions_app.command("resolve")
+@handle_errors
+def resolve_cmd(
+    ref: str = typer.Argument(..., help="J/P/VERSION, J/P/latest, or a version directory."),
+    workspace: Path = WorkspaceOpt,
+) -> None:
+    """Print the directory a version reference names."""
+    from engine.versions import resolve_version
+
+    ws = open_workspace(workspace)
+    typer.echo(str(resolve_version(ws, ref)))
+
+
+cluster_app = typer.Typer(
+    help="Dask clusters for the scale-out executor (demo and test helpers).", no_args_is_help=True
+)
+
+
+@cluster_app.command("local")
+@handle_errors
+def cluster_local(
+    regions: str = typer.Option("EU,UK,US,SG,BR", "--regions", help="Comma-separated regions."),
+    workers_per_region: int = typer.Option(1, "--workers-per-region", min=0),
+    port: int = typer.Option(8786, "--port", help="Scheduler port on 127.0.0.1 (0 = any)."),
+    processes: bool = typer.Option(
+        True, "--processes/--threads", help="Workers as processes (default) or threads."
+    ),
+    duration: float = typer.Option(
+        0.0, "--duration", help="Stop after this many seconds (0 = until Ctrl-C)."
+    ),
+) -> None:
+    """Start a local Dask cluster whose workers advertise region-<R> resources.
+
+    Prints the scheduler address; pass it to `pgov refresh --all-jurisdictions --executor
+    dask --scheduler ADDR`. Binds to 127.0.0.1 only.
+    """
+    import time
+
+    from engine.executors.cluster import region_cluster
+
+    names = [r.strip().upper() for r in regions.split(",") if r.strip()]
+    if not names:
+        raise UsageError("--regions needs at least one region, e.g. EU,UK,US")
+    with region_cluster(names, workers_per_region, processes=processes, port=port) as cluster:
+        # The first stdout line is the address alone, so scripts can read it.
+        typer.echo(cluster.scheduler_address)
+        sys.stdout.flush()
+        console.print(
+            f"regions {', '.join(names)} x {workers_per_region} worker(s); Ctrl-C to stop",
+            highlight=False,
+        )
+        deadline = time.monotonic() + duration if duration > 0 else None
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands or sub-app to the root app."""
+    app.add_typer(versions_app, name="versions")
+    # Registered from here so the root app needs no edit: `pgov cluster local`.
+    app.add_typer(cluster_app, name="cluster")
