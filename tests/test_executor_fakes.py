@@ -99,3 +99,14 @@ def denying_refresh(ws: Workspace, request: RefreshRequest) -> FakeResult:
 
 def crashing_refresh(ws: Workspace, request: RefreshRequest) -> FakeResult:
     raise RuntimeError("boom")
+
+
+def blocking_refresh(ws: Workspace, request: RefreshRequest) -> FakeResult:
+    """Holds its worker until `<workspace>/release` appears (bounded, so a test never hangs)."""
+    import time
+
+    flag = ws.root / "release"
+    deadline = time.monotonic() + 60
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return fake_refresh(ws, request)

@@ -1,0 +1,298 @@
+"""Fan jurisdiction refreshes out: sequentially, to a local process pool, or to Dask.
+
+One job = one jurisdiction's whole refresh, run where the workspace is (shared storage),
+returning only its manifest (ids, digests, counts): customer data never travels through
+the scheduler, the client or this process. On Dask each job is a single task that needs
+the worker resource of its jurisdiction's region, so only that region's workers run it
+(data residency); a jurisdiction whose region has no worker fails closed at once, and a
+task still unfinished at the timeout is cancelled and reported failed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import structlog
+
+from engine.errors import PgovError, UsageError
+from engine.executors.regions import region_of, resource_name
+from engine.request import RefreshRequest
+
+log = structlog.get_logger(__name__)
+
+ExecutorKind = Literal["sequential", "local", "dask"]
+EXECUTORS: tuple[str, ...] = ("sequential", "local", "dask")
+# Anything with this shape: (Workspace, RefreshRequest) -> object with `.manifest: dict`.
+RefreshFn = Callable[[Any, RefreshRequest], Any]
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    jurisdiction: str
+    purpose: str
+    region: str
+    ok: bool
+    manifest: dict[str, Any] | None
+    error: str | None
+    # Who ran it: the Dask worker address, or "pid N on HOST" for local/sequential.
+    worker: str | None
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "jurisdiction": self.jurisdiction,
+            "purpose": self.purpose,
+            "region": self.region,
+            "ok": self.ok,
+            "manifest": self.manifest,
+            "error": self.error,
+            "worker": self.worker,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _default_refresh() -> RefreshFn:
+    # Resolved lazily on the worker: importing the whole pipeline is the worker's job, and
+    # tests swap in a fake without touching this module.
+    from engine.refresh import run_refresh
+
+    return cast(RefreshFn, run_refresh)
+
+
+def _where() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+def _worker_serves(region: str) -> bool:
+    """On a Dask worker: does it advertise this region? Elsewhere: nothing to check."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return True
+    resources = getattr(worker.state, "total_resources", None) or {}
+    return float(resources.get(resource_name(region), 0)) >= 1
+
+
+def run_job(
+    ws_root: str, request: dict[str, Any], region: str, refresh_fn: RefreshFn | None
+) -> dict[str, Any]:
+    """Run one refresh where this function runs; return only a small summary dict.
+
+    Never raises: exceptions may carry objects that do not pickle, and an error message is
+    all the caller needs (PgovError messages carry locations and reasons, never values).
+    """
+    from engine.workspace import Workspace
+
+    started = time.perf_counter()
+    where = _where()
+    try:
+        if not _worker_serves(region):
+            # Defence in depth: the scheduler should never place it here.
+            raise PgovError(f"worker {where} does not serve region {region}; refusing to run")
+        req = RefreshRequest.model_validate(request)
+        fn = refresh_fn or _default_refresh()
+        result = fn(Workspace.open(ws_root), req)
+        manifest = dict(result.manifest)
+        return {
+            "manifest": manifest,
+            "error": None,
+            "worker": where,
+            "seconds": time.perf_counter() - started,
+        }
+    except PgovError as exc:
+        error = f"{exc.__class__.__name__}: {exc.message}"
+    except Exception as exc:
+        error = f"{exc.__class__.__name__}: {exc}"
+    return {
+        "manifest": None,
+        "error": error,
+        "worker": where,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _outcome(req: RefreshRequest, region: str, summary: dict[str, Any]) -> JobOutcome:
+    return JobOutcome(
+        jurisdiction=req.jurisdiction,
+        purpose=req.purpose.value,
+        region=region,
+        ok=summary.get("error") is None and summary.get("manifest") is not None,
+        manifest=summary.get("manifest"),
+        error=summary.get("error"),
+        worker=summary.get("worker"),
+        seconds=float(summary.get("seconds", 0.0)),
+    )
+
+
+def _failed(req: RefreshRequest, region: str, error: str, seconds: float = 0.0) -> JobOutcome:
+    return JobOutcome(
+        req.jurisdiction, req.purpose.value, region, False, None, error, None, seconds
+    )
+
+
+def run_all(
+    ws_root: Path,
+    requests: Sequence[RefreshRequest],
+    executor: ExecutorKind = "sequential",
+    scheduler: str | None = None,
+    timeout: float = 600.0,
+    refresh_fn: RefreshFn | None = None,
+    *,
+    regions: Mapping[str, str] | None = None,
+    max_workers: int | None = None,
+) -> list[JobOutcome]:
+    """Run every request (one job each) and return their outcomes in request order.
+
+    ``timeout`` bounds each job from submission (queueing behind other jobs of the same
+    region counts). ``regions`` overrides the jurisdiction -> region rule for Dask.
+    A failed job never stops the others; the caller decides what a partial failure means.
+    """
+    if executor not in EXECUTORS:
+        raise UsageError(f"unknown executor '{executor}'; choose one of {', '.join(EXECUTORS)}")
+    if timeout <= 0:
+        raise UsageError("timeout must be positive")
+    root = str(Path(ws_root).resolve())
+    reqs = list(requests)
+    region_list = [region_of(r.jurisdiction, regions) for r in reqs]
+    log.info("fan_out", executor=executor, jobs=len(reqs), regions=sorted(set(region_list)))
+    if executor == "sequential":
+        return [
+            _outcome(r, g, run_job(root, r.model_dump(mode="json"), g, refresh_fn))
+            for r, g in zip(reqs, region_list, strict=True)
+        ]
+    if executor == "local":
+        return _run_local(root, reqs, region_list, timeout, refresh_fn, max_workers)
+    if not scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (see 'pgov cluster local')")
+    return _run_dask(root, reqs, region_list, scheduler, timeout, refresh_fn)
+
+
+def _run_local(
+    root: str,
+    reqs: list[RefreshRequest],
+    region_list: list[str],
+    timeout: float,
+    refresh_fn: RefreshFn | None,
+    max_workers: int | None,
+) -> list[JobOutcome]:
+    import multiprocessing
+
+    if not reqs:
+        return []
+    workers = max_workers or min(len(reqs), os.cpu_count() or 1)
+    # spawn, not fork: forking a process that may hold threads (structlog, Polars, Dask)
+    # can copy a held lock into the child.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    started = time.monotonic()
+    timed_out = False
+    try:
+        futures: list[Future[dict[str, Any]]] = [
+            pool.submit(run_job, root, r.model_dump(mode="json"), g, refresh_fn)
+            for r, g in zip(reqs, region_list, strict=True)
+        ]
+        out: list[JobOutcome] = []
+        for r, g, f in zip(reqs, region_list, futures, strict=True):
+            remaining = max(0.0, started + timeout - time.monotonic())
+            try:
+                out.append(_outcome(r, g, f.result(timeout=remaining)))
+            except FuturesTimeout:
+                timed_out = True
+                f.cancel()
+                out.append(_failed(r, g, f"not finished within {timeout:g}s; stopped", timeout))
+            except Exception as exc:
+                out.append(_failed(r, g, f"{exc.__class__.__name__}: {exc}"))
+        return out
+    finally:
+        if timed_out:
+            # A refresh is crash-safe (atomic publish, lock freed by the kernel), so stopping
+            # its process is the honest way to enforce the timeout.
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.kill()
+        pool.shutdown(wait=not timed_out, cancel_futures=True)
+
+
+def _served_regions(client: Any) -> dict[str, list[str]]:
+    """region -> worker addresses advertising it, from the scheduler's view right now."""
+    info = client.scheduler_info(n_workers=-1)
+    served: dict[str, list[str]] = {}
+    for address, w in info.get("workers", {}).items():
+        for name, amount in (w.get("resources") or {}).items():
+            if name.startswith("region-") and float(amount) >= 1:
+                served.setdefault(name.removeprefix("region-"), []).append(address)
+    return served
+
+
+def _run_dask(
+    root: str,
+    reqs: list[RefreshRequest],
+    region_list: list[str],
+    scheduler: str,
+    timeout: float,
+    refresh_fn: RefreshFn | None,
+) -> list[JobOutcome]:
+    from distributed import Client
+    from distributed import TimeoutError as DaskTimeout
+
+    try:
+        client = Client(scheduler, timeout=min(timeout, 30.0), set_as_default=False)
+    except (OSError, DaskTimeout) as exc:
+        raise UsageError(f"cannot reach Dask scheduler at {scheduler}: {exc}") from None
+    with client:
+        served = _served_regions(client)
+        log.info("dask_regions", served={r: len(a) for r, a in sorted(served.items())})
+        futures: dict[int, Any] = {}
+        results: dict[int, JobOutcome] = {}
+        for i, (r, g) in enumerate(zip(reqs, region_list, strict=True)):
+            if g not in served:
+                # Fail closed now rather than leave a task pending forever.
+                results[i] = _failed(
+                    r,
+                    g,
+                    f"no Dask worker serves region {g} (resource {resource_name(g)}); "
+                    f"{r.jurisdiction} not run. Serving: {', '.join(sorted(served)) or 'none'}",
+                )
+                continue
+            futures[i] = client.submit(
+                run_job,
+                root,
+                r.model_dump(mode="json"),
+                g,
+                refresh_fn,
+                resources={resource_name(g): 1},
+                pure=False,
+                key=f"pgov-refresh-{r.jurisdiction}-{r.purpose.value}-{os.urandom(4).hex()}",
+            )
+        started = time.monotonic()
+        for i, fut in futures.items():
+            r, g = reqs[i], region_list[i]
+            remaining = max(0.0, started + timeout - time.monotonic())
+            try:
+                results[i] = _outcome(r, g, fut.result(timeout=remaining))
+            except (TimeoutError, DaskTimeout):
+                fut.cancel()
+                results[i] = _failed(
+                    r,
+                    g,
+                    f"not finished within {timeout:g}s on region {g} (no free worker, or the "
+                    "worker left); cancelled, failing closed. A refresh already running "
+                    "there may still publish: check 'pgov versions list'.",
+                    timeout,
+                )
+            except Exception as exc:
+                results[i] = _failed(r, g, f"{exc.__class__.__name__}: {exc}")
+        return [results[i] for i in range(len(reqs))]
