@@ -1,0 +1,163 @@
+"""Policy engines: one protocol, two implementations, the same bundle and the same answers.
+
+Every failure is a PolicyError (a deny) with a reason code: an undefined document, a JSON
+null, an evaluation error, a timeout, an unreachable server, an HTTP error body or a reply
+that is not the JSON OPA documents. Callers never see a half answer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import structlog
+
+from engine.errors import PolicyError
+from engine.policy.bundle import Bundle
+
+log = structlog.get_logger(__name__)
+
+
+class PolicyEngine(Protocol):
+    """Evaluate the document at `path` (dotted, under data: "personagov.decision.decision")."""
+
+    def query(self, path: str, input: dict[str, Any]) -> Any: ...
+
+
+def _check_path(path: str) -> list[str]:
+    parts = path.removeprefix("data.").split(".")
+    if not parts or not all(p.replace("_", "").isalnum() for p in parts):
+        raise PolicyError(f"invalid policy path '{path}'", reasons=["policy.bad_path"])
+    return parts
+
+
+def _defined(path: str, reply: Any, reason_prefix: str) -> Any:
+    """OPA's contract: no `result` key means undefined. Undefined and null are both a deny."""
+    if not isinstance(reply, dict):
+        raise PolicyError(
+            f"{path}: the policy engine answered something that is not a JSON object",
+            reasons=[f"{reason_prefix}.malformed_response"],
+        )
+    if "result" not in reply:
+        raise PolicyError(f"{path}: policy document is undefined", reasons=["policy.undefined"])
+    if reply["result"] is None:
+        raise PolicyError(f"{path}: policy document is null", reasons=["policy.null"])
+    return reply["result"]
+
+
+class EmbeddedEngine:
+    """regorus in-process. The bundle is compiled once; each query runs on a clone so
+    concurrent queries never share an input."""
+
+    def __init__(self, bundle: Bundle, *, include_tests: bool = False) -> None:
+        import regorus
+
+        self.bundle = bundle
+        engine = regorus.Engine()
+        modules = bundle.modules if include_tests else bundle.policy_modules()
+        try:
+            for name, text in sorted(modules.items()):
+                engine.add_policy(name, text)
+            engine.add_data_json(json.dumps(bundle.data))
+        except Exception as exc:  # regorus raises plain exceptions on parse errors
+            raise PolicyError(
+                f"policy bundle does not compile: {str(exc).splitlines()[0][:300]}",
+                reasons=["bundle.compile_error"],
+            ) from None
+        self._engine = engine
+        self._lock = threading.Lock()
+
+    def packages(self) -> list[str]:
+        return list(self._engine.get_packages())
+
+    def query(self, path: str, input: dict[str, Any]) -> Any:
+        parts = _check_path(path)
+        with self._lock:
+            engine = self._engine.clone()
+        try:
+            engine.set_input(input)
+            # eval_query tells undefined (no result) from null; eval_rule maps both to None.
+            raw = engine.eval_query_as_json("data." + ".".join(parts))
+        except Exception as exc:
+            raise PolicyError(
+                f"{path}: policy evaluation failed: {str(exc).splitlines()[0][:300]}",
+                reasons=["policy.eval_error"],
+            ) from None
+        reply = json.loads(raw)
+        results = reply.get("result") if isinstance(reply, dict) else None
+        if not results:
+            raise PolicyError(f"{path}: policy document is undefined", reasons=["policy.undefined"])
+        try:
+            value = results[0]["expressions"][0]["value"]
+        except (KeyError, IndexError, TypeError):
+            raise PolicyError(
+                f"{path}: unexpected regorus reply shape", reasons=["policy.malformed_response"]
+            ) from None
+        return _defined(path, {"result": value}, "policy")
+
+
+class OpaEngine:
+    """An OPA server through opa-python-client (`POST /v1/data/{path}` with `{"input"}`)."""
+
+    def __init__(self, url: str, *, timeout_seconds: float = 5.0, token: str | None = None) -> None:
+        from opa_client import OpaClient
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PolicyError(f"invalid OPA URL '{url}'", reasons=["opa.bad_url"])
+        ssl = parts.scheme == "https"
+        self.url = url
+        self.timeout_seconds = timeout_seconds
+        # No client retries: a slow or failing server is a deny now, not after backoff.
+        self._client = OpaClient(
+            host=parts.hostname,
+            port=parts.port or (443 if ssl else 8181),
+            ssl=ssl,
+            timeout=timeout_seconds,
+            retries=0,
+            token=token,
+        )
+
+    def query(self, path: str, input: dict[str, Any]) -> Any:
+        import requests
+
+        parts = _check_path(path)
+        try:
+            reply = self._client.query_rule(
+                input_data=input, package_path="/".join(parts[:-1]), rule_name=parts[-1]
+            )
+        except requests.exceptions.Timeout:
+            raise PolicyError(
+                f"OPA at {self.url} did not answer within {self.timeout_seconds}s",
+                reasons=["opa.timeout"],
+            ) from None
+        except requests.exceptions.ConnectionError:
+            raise PolicyError(
+                f"OPA at {self.url} is unreachable", reasons=["opa.unreachable"]
+            ) from None
+        except requests.exceptions.HTTPError as exc:
+            raise PolicyError(_http_error(self.url, exc), reasons=["opa.http_error"]) from None
+        except ValueError:  # requests' JSONDecodeError is a ValueError
+            raise PolicyError(
+                f"OPA at {self.url} answered with malformed JSON",
+                reasons=["opa.malformed_response"],
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise PolicyError(
+                f"OPA at {self.url}: request failed ({type(exc).__name__})",
+                reasons=["opa.request_failed"],
+            ) from None
+        return _defined(path, reply, "opa")
+
+
+def _http_error(url: str, exc: Any) -> str:
+    """OPA's error body is {"code": ..., "message": ...}; quote the code and message."""
+    status = getattr(exc.response, "status_code", "?")
+    try:
+        body = exc.response.json()
+        detail = f"{body.get('code', '?')}: {str(body.get('message', ''))[:300]}"
+    except Exception:
+        detail = "no error body"
+    return f"OPA at {url} answered HTTP {status} ({detail})"
