@@ -184,5 +184,5 @@ def _refusal(ws: Workspace, jurisdiction: str, purpose: str, wait_seconds: float
         who = holder.describe()
     return (
         f"refresh of {jurisdiction}/{purpose} is locked{waited}: held by {who}. "
-        "Retry later or pass a longer --wait."
+        "Retry when it has finished."
     )
