@@ -179,11 +179,11 @@ def verify_consistency(
         if proof:
             raise VerificationFailed("consistency proof: expected no hashes from an empty tree")
         return
+    if not proof:
+        raise VerificationFailed("consistency proof: empty proof for a growing tree")
     path = list(proof)
     if _is_pow2(old_size):
         path.insert(0, old_root)
-    if not path:
-        raise VerificationFailed("consistency proof: empty proof")
     fn, sn = old_size - 1, new_size - 1
     while fn & 1:
         fn >>= 1

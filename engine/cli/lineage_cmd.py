@@ -1,9 +1,185 @@
-"""CLI commands (placeholder until this group's capability lands)."""
+"""`pgov lineage show|verify`: the signed statement of a persona version.
+
+VERSION is a version directory, or ``JURISDICTION/PURPOSE/VERSION_ID`` under the workspace's
+versions/ directory. ``verify`` re-hashes the files on disk against the signed statement,
+re-hashes inputs that still exist, and finds the statement's digest in the audit log.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from engine.cli._common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    emit_json,
+    handle_errors,
+    open_workspace,
+)
+from engine.errors import ConfigError, UsageError, VerificationFailed
+from engine.workspace import CONFIG_NAME, Workspace
+from lineage.report import VerificationReport
+
+lineage_app = typer.Typer(help="Signed lineage of persona versions: show and verify.")
+
+TrustOpt = typer.Option(
+    None, "--trust", help="Trust file (default: [keys].trust_file of the workspace)."
+)
+
+
+def _maybe_workspace(path: Path) -> Workspace | None:
+    return open_workspace(path) if (path / CONFIG_NAME).is_file() else None
+
+
+def resolve_version(ws: Workspace | None, version: str) -> Path:
+    p = Path(version)
+    if p.is_dir():
+        return p.resolve()
+    parts = version.split("/")
+    if ws is not None and len(parts) == 3 and all(parts) and ".." not in parts:
+        d = ws.versions_dir(parts[0], parts[1]) / parts[2]
+        if d.is_dir():
+            return d
+    where = f" under {ws.versions_root}" if ws is not None else ""
+    raise UsageError(
+        f"version {version!r} not found (a version directory, or JURISDICTION/PURPOSE/VERSION"
+        f"{where})"
+    )
+
+
+def all_versions(ws: Workspace) -> list[Path]:
+    """Every published version directory; staging (dot) directories are not versions."""
+    root = ws.versions_root
+    if not root.is_dir():
+        return []
+    return sorted(
+        d
+        for d in root.glob("*/*/*")
+        if d.is_dir() and not any(part.startswith(".") for part in d.relative_to(root).parts)
+    )
+
+
+def _trust(ws: Workspace | None, trust_file: Path | None) -> Any:
+    from lineage.signing import TrustStore
+
+    if trust_file is not None:
+        return TrustStore.load(trust_file)
+    if ws is None:
+        raise ConfigError("no workspace here: give -w WORKSPACE or --trust FILE")
+    return TrustStore.load(ws.path(ws.config.keys.trust_file))
+
+
+def _print(rep: VerificationReport) -> None:
+    console.print(f"[bold]{rep.subject}[/]", highlight=False)
+    for c in rep.checks:
+        mark = "[green]ok[/]  " if c.ok else "[bold red]FAIL[/]"
+        console.print(f"  {mark} {c.name}: {c.detail}", highlight=False)
+
+
+@lineage_app.command("show")
+@handle_errors
+def show_cmd(
+    version: str = typer.Argument(..., help="Version dir or JURISDICTION/PURPOSE/VERSION_ID."),
+    workspace: Path = WorkspaceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Print a version's statement (not a verification: use 'lineage verify' for that)."""
+    from lineage.statement import STATEMENT_FILE, read_statement_unverified, statement_sha256
+
+    ws = _maybe_workspace(workspace)
+    vdir = resolve_version(ws, version)
+    st = read_statement_unverified(vdir)
+    doc = st.to_json_dict()
+    if as_json:
+        emit_json(
+            {
+                "version_dir": str(vdir),
+                "statement_sha256": statement_sha256(vdir),
+                "verified": False,
+                "statement": doc,
+            }
+        )
+        return
+    p = st.predicate
+    console.print(f"[bold]{p.persona_version}[/] {p.jurisdiction}/{p.purpose}  ({vdir})")
+    console.print(f"  statement  {STATEMENT_FILE} sha256 {statement_sha256(vdir)}")
+    console.print(f"  validity   {p.validity}   actor {p.actor}")
+    console.print(f"  built      {p.started_at} -> {p.finished_at}")
+    console.print(
+        f"  code       {p.code.version}" + (f" @ {p.code.git_commit}" if p.code.git_commit else "")
+    )
+    console.print(
+        f"  policy     bundle {p.policy.bundle_revision} ({p.policy.bundle_digest[:30]}…) "
+        f"plan {p.policy.plan_digest[:16]}…"
+    )
+    if p.predecessor:
+        pred_sha = (p.predecessor.statement_sha256 or "none")[:16]
+        console.print(f"  follows    {p.predecessor.version} (statement {pred_sha}…)")
+    console.print("  inputs")
+    for i in p.inputs:
+        console.print(f"    {i.name:<18} {i.sha256[:16]}… rows={i.rows}  {i.path}")
+    console.print("  outputs (signed subjects)")
+    for s in st.subject:
+        console.print(f"    {s.name:<32} {s.digest.get('sha256', '')[:16]}…")
+    failed = [g for g in p.gates if isinstance(g, dict) and g.get("passed") is False]
+    console.print(f"  gates      {len(p.gates)} ({len(failed)} failed)")
+    console.print("[dim]not verified: run 'pgov lineage verify' to check signature and files[/]")
+
+
+@lineage_app.command("verify")
+@handle_errors
+def verify_cmd(
+    version: str | None = typer.Argument(None, help="Version dir or J/PURPOSE/VERSION_ID."),
+    all_: bool = typer.Option(False, "--all", help="Verify every published version."),
+    workspace: Path = WorkspaceOpt,
+    trust: Path | None = TrustOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Signature, file digests, inputs, policy bundle and the audit-log entry of versions."""
+    from lineage.auditlog import AuditLog
+    from lineage.statement import verify_version
+
+    if all_ == (version is not None):
+        raise UsageError("give exactly one of VERSION or --all")
+    ws = _maybe_workspace(workspace)
+    if all_:
+        if ws is None:
+            raise ConfigError(f"{workspace / CONFIG_NAME}: --all needs a workspace")
+        targets = all_versions(ws)
+        if not targets:
+            raise UsageError(f"no published versions under {ws.versions_root}")
+    else:
+        targets = [resolve_version(ws, str(version))]
+    store = _trust(ws, trust)
+    audit = AuditLog(ws.audit_dir) if ws is not None and ws.audit_dir.is_dir() else None
+    reports = [
+        verify_version(t, store, workspace_root=ws.root if ws else None, audit=audit)
+        for t in targets
+    ]
+    if ws is not None and audit is None:
+        for r in reports:
+            r.failed("audit-log", f"no audit log at {ws.audit_dir}")
+    if as_json:
+        emit_json({"ok": all(r.ok for r in reports), "versions": [r.to_dict() for r in reports]})
+    else:
+        for r in reports:
+            _print(r)
+    bad = [r for r in reports if not r.ok]
+    if bad:
+        if len(bad) == 1:
+            bad[0].raise_if_failed()
+        first = bad[0].failures[0]
+        raise VerificationFailed(
+            f"{len(bad)} of {len(reports)} versions failed verification; first: "
+            f"{bad[0].subject}: {first.name}: {first.detail}"
+        )
+    if not as_json:
+        console.print(f"[bold green]{len(reports)} version(s) verified[/]")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands or sub-app to the root app."""
+    app.add_typer(lineage_app, name="lineage")
