@@ -121,6 +121,17 @@ def _level(level: int | str) -> int:
     return value if isinstance(value, int) else logging.INFO
 
 
+class _Stderr:
+    """sys.stderr looked up at each write: a stream captured at configure time may be
+    closed later (test runners, daemons swapping streams)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(
     ws: Workspace | None, json_to: Path | None = None, level: int | str = "INFO"
 ) -> Redactor:
@@ -137,18 +148,28 @@ def configure_logging(
         structlog.processors.format_exc_info,
         redactor,  # after exception formatting, so traceback text is masked too
     ]
-    stream: IO[str]
+    stream: IO[str] | _Stderr
     if json_to is not None:
         json_to.parent.mkdir(parents=True, exist_ok=True)
         stream = json_to.open("a", encoding="utf-8")
         renderer: Any = structlog.processors.JSONRenderer(sort_keys=True)
     else:
-        stream = sys.stderr
+        stream = _Stderr()
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(_level(level)),
-        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     return redactor
+
+
+def ensure_logging(ws: Workspace | None, level: int | str = "INFO") -> None:
+    """Configure redacting stderr logging unless the process already configured structlog.
+
+    structlog's unconfigured default prints to stdout, which would corrupt `--json` output
+    and bypass redaction: commands call this before doing work.
+    """
+    if not structlog.is_configured():
+        configure_logging(ws, None, level)

@@ -20,8 +20,16 @@ from engine.cli._common import (
     open_workspace,
 )
 from engine.errors import UsageError
+from engine.logs import ensure_logging
+from engine.workspace import Workspace
 
 keys_app = typer.Typer(help="Pseudonymisation master keys and lineage signing keys.")
+
+
+def _open(workspace: Path) -> Workspace:
+    ws = open_workspace(workspace)
+    ensure_logging(ws)
+    return ws
 
 
 def _operator() -> str:
@@ -40,7 +48,7 @@ def init_cmd(workspace: Path = WorkspaceOpt, as_json: bool = JsonOpt) -> None:
     """Create keys/master.key (mode 0600) and the first Ed25519 signing key."""
     from engine.pseudonym.lifecycle import init_keys
 
-    result = init_keys(open_workspace(workspace))
+    result = init_keys(_open(workspace))
     if as_json:
         emit_json(result)
         return
@@ -64,7 +72,7 @@ def rotate_cmd(
     """Add a new key version; old versions stay for verification and re-identification."""
     from engine.pseudonym.lifecycle import rotate_master, rotate_signing
 
-    ws = open_workspace(workspace)
+    ws = _open(workspace)
     who = actor or _operator()
     if signing:
         kid = rotate_signing(ws, who)
@@ -88,7 +96,7 @@ def list_cmd(workspace: Path = WorkspaceOpt, as_json: bool = JsonOpt) -> None:
     """Key ids, versions and dates (never material)."""
     from engine.pseudonym.lifecycle import list_keys
 
-    info = list_keys(open_workspace(workspace))
+    info = list_keys(_open(workspace))
     if as_json:
         emit_json(info)
         return
@@ -126,7 +134,7 @@ def reidentify_cmd(
 
     if bool(token) == bool(queue):
         raise UsageError("give either --token (one or more) or --queue")
-    ws = open_workspace(workspace)
+    ws = _open(workspace)
     tokens = list(token) if token else queue_tokens(queue or "", version_dir, column)
     values = reidentify(ws, actor, tokens, column)
     if as_json:

@@ -61,12 +61,21 @@ def _edges(params: dict[str, Any], default: list[int], method: str) -> list[int]
     return [int(e) for e in edges]
 
 
+def _bands(x: pl.Expr, edges: list[int], labels: list[str]) -> pl.Expr:
+    """Left-closed bands [edge_i, edge_i+1) as a when-chain (Expr.cut is deprecated in
+    Polars 2); a null value stays null rather than falling through to the last band."""
+    chain: Any = pl.when(x.is_null()).then(pl.lit(None, dtype=pl.String))
+    for edge, label in zip(edges, labels, strict=False):
+        chain = chain.when(x < edge).then(pl.lit(label))
+    return chain.otherwise(pl.lit(labels[-1]))
+
+
 def _age_band(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
     edges = _edges(params, DEFAULT_AGE_EDGES, "age_band")
     labels = [f"<{edges[0]}"]
     labels += [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges)]
     labels.append(f"{edges[-1]}+")
-    return _age(expr, as_of).cut(edges, labels=labels, left_closed=True).cast(pl.String)
+    return _bands(_age(expr, as_of), edges, labels)
 
 
 def _k(n: int) -> str:
@@ -78,7 +87,7 @@ def _income_band(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
     labels = [f"0-{_k(edges[0])}"]
     labels += [f"{_k(lo)}-{_k(hi)}" for lo, hi in itertools.pairwise(edges)]
     labels.append(f"{_k(edges[-1])}+")
-    return expr.cast(pl.Float64).cut(edges, labels=labels, left_closed=True).cast(pl.String)
+    return _bands(expr.cast(pl.Float64), edges, labels)
 
 
 def _digits(e: pl.Expr, n: int) -> pl.Expr:

@@ -100,9 +100,9 @@ def normalise_expr(column: str, spec: str | None) -> pl.Expr:
         return col.cast(pl.String)
     name, _, arg = spec.partition(":")
     if name == "email" and not arg:
-        return email_expr(col)
+        return email_expr(col).alias(column)
     if name == "national_id" and not arg:
-        return national_id_expr(col)
+        return national_id_expr(col).alias(column)
     if name == "phone":
-        return phone_expr(col, arg or None)
+        return phone_expr(col, arg or None).alias(column)
     raise PolicyError(f"unknown normaliser '{spec}' (known: {', '.join(NORMALISERS)})")

@@ -41,15 +41,8 @@ def _authorize(ws: Workspace, actor: str, column: str) -> None:
             "re-identification refused: the policy layer is not available",
             reasons=["policy_unavailable"],
         ) from None
-    result: Any = authorize(ws, actor, "reidentify", {"domain": KYC, "column": column})
-    # authorize raises PolicyDenied on a deny; anything other than None or an explicit
-    # allow is treated as a deny, so an odd return value never opens the door.
-    allowed = getattr(result, "allow", getattr(result, "allowed", result))
-    if result is not None and allowed is not True:
-        reasons = list(getattr(result, "reasons", []) or [])
-        raise PolicyDenied(
-            f"re-identification refused for actor '{actor}'", reasons=reasons or ["denied"]
-        )
+    # Contract: returns only when allowed, raises PolicyDenied (with reasons) otherwise.
+    authorize(ws, actor, "reidentify", {"domain": KYC, "column": column})
 
 
 def reidentify(

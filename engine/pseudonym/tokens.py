@@ -35,7 +35,7 @@ KYC = "kyc"
 DOMAINS = (MARKETING, KYC)
 _PREFIX = {MARKETING: "m", KYC: "k"}
 HMAC_HEX_CHARS = 32  # 128 bits kept: collisions stay negligible (birthday bound 2^64)
-_TOKEN_RE = re.compile(r"^(?P<p>[mk])(?P<v>[1-9][0-9]{0,8})\.(?P<body>[A-Za-z0-9_\-]+)$")
+_TOKEN_RE = re.compile(r"^(?P<p>[mk])(?P<v>[1-9][0-9]{0,8})\.(?P<body>[A-Za-z0-9_\-]+)")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class ParsedToken:
 
 def parse_token(token: str) -> ParsedToken:
     """Split a token into domain, key version and body; refuse anything else."""
-    m = _TOKEN_RE.match(token) if isinstance(token, str) else None
+    m = _TOKEN_RE.fullmatch(token) if isinstance(token, str) else None
     if m is None:
         raise KeyMaterialError("not a pseudonym token (expected m<version>.… or k<version>.…)")
     domain = MARKETING if m["p"] == "m" else KYC

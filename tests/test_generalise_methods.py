@@ -1,0 +1,128 @@
+"""Generalisation methods: band edges, birthdays, per-country districts, refusals."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import polars as pl
+import pytest
+
+from engine.errors import PolicyError
+from engine.pseudonym import generalise_expr
+
+AS_OF = date(2026, 11, 23)
+
+
+def _apply(df: pl.DataFrame, column: str, method: str, params: dict | None = None) -> list:
+    return df.select(generalise_expr(column, method, params or {}, AS_OF))[column].to_list()
+
+
+def test_age_band_counts_completed_years_as_of_the_refresh_date() -> None:
+    dob = [
+        date(2008, 11, 23),  # 18 today
+        date(2008, 11, 24),  # 17 until tomorrow
+        date(2001, 11, 24),  # 24
+        date(2001, 11, 23),  # 25 today
+        date(1961, 11, 23),  # 65 today
+        date(1961, 12, 1),  # 64
+        date(2004, 2, 29),  # leap-day birth: 22
+        None,
+    ]
+    out = _apply(pl.DataFrame({"dob": dob}), "dob", "age_band")
+    assert out == ["18-24", "<18", "18-24", "25-34", "65+", "55-64", "18-24", None]
+
+
+def test_age_band_custom_edges() -> None:
+    out = _apply(
+        pl.DataFrame({"dob": [date(2000, 1, 1), date(1950, 1, 1)]}),
+        "dob",
+        "age_band",
+        {"bands": [21, 60]},
+    )
+    assert out == ["21-59", "60+"]
+
+
+def test_postcode_district_per_country() -> None:
+    df = pl.DataFrame(
+        {
+            "pc": [
+                "SW1A 1AA",
+                "m11ae",
+                "10115",
+                "75008",
+                "28013",
+                "00184",
+                "1012 AB",
+                "018956",
+                "01310-100",
+                "94103-1234",
+                "A1B 2C3",
+                None,
+            ],
+            "country": [
+                "UK",
+                "GB",
+                "EU-DE",
+                "FR",
+                "ES",
+                "IT",
+                "NL",
+                "SG",
+                "BR",
+                "US-CA",
+                "CA",
+                "DE",
+            ],
+        }
+    )
+    out = _apply(df, "pc", "postcode_district", {"country_column": "country"})
+    assert out == ["SW1A", "M1", "10", "75", "28", "001", "1012", "01", "01310", "941", "A1B", None]
+
+
+def test_postcode_district_single_country_and_generic() -> None:
+    df = pl.DataFrame({"pc": ["EC1A 1BB", "W1A0AX"]})
+    assert _apply(df, "pc", "postcode_district", {"country": "UK"}) == ["EC1A", "W1A"]
+    assert _apply(df, "pc", "postcode_district") == ["EC1A", "W1A"]
+
+
+def test_income_band() -> None:
+    df = pl.DataFrame({"inc": [0.0, 14_999.99, 15_000.0, 99_999.0, 150_000.0, None]})
+    assert _apply(df, "inc", "income_band") == [
+        "0-15k",
+        "0-15k",
+        "15k-30k",
+        "75k-100k",
+        "150k+",
+        None,
+    ]
+
+
+def test_date_coarsening_keeps_a_date() -> None:
+    df = pl.DataFrame(
+        {"d": [date(2024, 5, 17), None], "ts": [datetime(2024, 12, 31, 23, 59), None]}
+    )
+    assert _apply(df, "d", "date_month") == [date(2024, 5, 1), None]
+    assert _apply(df, "d", "date_year") == [date(2024, 1, 1), None]
+    assert _apply(df, "ts", "date_month") == [date(2024, 12, 1), None]
+
+
+def test_top_and_bottom_coding() -> None:
+    df = pl.DataFrame({"x": [1.0, 50.0, 1e9, None]})
+    assert _apply(df, "x", "top_code", {"max": 100}) == [1.0, 50.0, 100.0, None]
+    assert _apply(df, "x", "bottom_code", {"min": 10}) == [10.0, 50.0, 1e9, None]
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("k_anonymise", {}),
+        ("top_code", {}),
+        ("top_code", {"max": "100"}),
+        ("bottom_code", {"min": True}),
+        ("age_band", {"bands": [30, 20]}),
+        ("income_band", {"bands": []}),
+    ],
+)
+def test_unknown_method_or_bad_params_is_a_policy_error(method: str, params: dict) -> None:
+    with pytest.raises(PolicyError):
+        generalise_expr("x", method, params, AS_OF)

@@ -1,0 +1,175 @@
+"""Controlled re-identification: authorised, audited without cleartext, refuses otherwise."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from engine import audit
+from engine.cli import app
+from engine.errors import KeyMaterialError, PolicyDenied, UsageError
+from engine.pseudonym import Keyring, Pseudonymiser
+from engine.pseudonym.reidentify import queue_tokens, reidentify
+from engine.workspace import Workspace
+
+DEFAULTS = Path(__file__).resolve().parents[1] / "engine" / "defaults" / "pgov.toml"
+ALLOWED = "kyc-ops"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    (tmp_path / "pgov.toml").write_text(DEFAULTS.read_text())
+    keyfile = tmp_path / "keys" / "master.key"
+    keyfile.parent.mkdir()
+    keyfile.write_bytes(Keyring.generate().document())
+    os.chmod(keyfile, 0o600)
+    return Workspace.open(tmp_path)
+
+
+@pytest.fixture
+def audited(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+
+    def record(ws: Workspace, event_type: str, actor: str, **details: Any) -> int:
+        events.append({"type": event_type, "actor": actor, **details})
+        return len(events) - 1
+
+    monkeypatch.setattr(audit, "record", record)
+    return events
+
+
+@pytest.fixture
+def policy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, dict[str, Any]]]:
+    """A stand-in policy: only kyc-ops may reidentify (the real bundle is tested elsewhere)."""
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def authorize(ws: Workspace, actor: str, action: str, resource: dict[str, Any]) -> None:
+        calls.append((actor, action, resource))
+        if actor != ALLOWED:
+            raise PolicyDenied(f"policy denies '{action}'", reasons=["not_kyc_operations"])
+
+    fake = types.ModuleType("engine.policy.decide")
+    fake.authorize = authorize  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "engine.policy.decide", fake)
+    return calls
+
+
+def _tokens(ws: Workspace, values: list[str]) -> list[str]:
+    toks = Pseudonymiser(Keyring.load(ws)).tokenise(values, "customer_id", "kyc")  # type: ignore[arg-type]
+    return [t for t in toks if t is not None]
+
+
+def test_authorised_actor_gets_values_and_audit_has_only_digests(
+    ws: Workspace, audited: list[dict[str, Any]], policy: list[Any]
+) -> None:
+    toks = _tokens(ws, ["CUST-000123", "CUST-000456"])
+    assert reidentify(ws, ALLOWED, toks, "customer_id") == ["CUST-000123", "CUST-000456"]
+    assert policy == [(ALLOWED, "reidentify", {"domain": "kyc", "column": "customer_id"})]
+    [event] = audited
+    assert event["type"] == "reidentification" and event["outcome"] == "revealed"
+    assert event["count"] == 2 and event["column"] == "customer_id"
+    assert event["token_digests"] == [hashlib.sha256(t.encode()).hexdigest() for t in toks]
+    text = json.dumps(event)
+    assert "CUST-000123" not in text and toks[0] not in text
+
+
+def test_denied_actor_gets_nothing_and_the_attempt_is_audited(
+    ws: Workspace, audited: list[dict[str, Any]], policy: list[Any]
+) -> None:
+    toks = _tokens(ws, ["CUST-000123"])
+    with pytest.raises(PolicyDenied):
+        reidentify(ws, "analyst-eu", toks, "customer_id")
+    assert [(e["actor"], e["outcome"], e["reason"]) for e in audited] == [
+        ("analyst-eu", "refused", "PolicyDenied")
+    ]
+
+
+def test_missing_policy_layer_refuses(
+    ws: Workspace, audited: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "engine.policy.decide", None)  # import fails
+    with pytest.raises(PolicyDenied, match="not available"):
+        reidentify(ws, ALLOWED, _tokens(ws, ["C1"]), "customer_id")
+    assert audited[0]["outcome"] == "refused"
+
+
+def test_marketing_tokens_are_refused_before_policy(
+    ws: Workspace, audited: list[dict[str, Any]], policy: list[Any]
+) -> None:
+    [m] = Pseudonymiser(Keyring.load(ws)).tokenise(["C1"], "customer_id", "marketing")
+    assert m is not None
+    with pytest.raises(KeyMaterialError, match="irreversible"):
+        reidentify(ws, ALLOWED, [m], "customer_id")
+    assert policy == [] and audited[0]["outcome"] == "refused"
+
+
+def test_altered_token_or_wrong_key_never_returns_garbage(
+    ws: Workspace, audited: list[dict[str, Any]], policy: list[Any]
+) -> None:
+    good, other = _tokens(ws, ["C1", "C2"])
+    altered = other[:-2] + ("AA" if other[-2:] != "AA" else "BB")
+    with pytest.raises(KeyMaterialError, match="failed authentication"):
+        reidentify(ws, ALLOWED, [good, altered], "customer_id")
+    with pytest.raises(KeyMaterialError, match="failed authentication"):
+        reidentify(ws, ALLOWED, [good], "customer_id", keyring=Keyring.generate())
+    assert all(e["outcome"] == "refused" for e in audited)
+    with pytest.raises(UsageError):
+        reidentify(ws, ALLOWED, [], "customer_id")
+
+
+def test_tokens_survive_rotation(
+    ws: Workspace, audited: list[dict[str, Any]], policy: list[Any]
+) -> None:
+    from engine.pseudonym.lifecycle import rotate_master
+
+    old = _tokens(ws, ["C9"])
+    assert rotate_master(ws, "data-engineer") == 2
+    new = _tokens(ws, ["C9"])
+    assert new[0].startswith("k2.") and old[0].startswith("k1.")
+    assert reidentify(ws, ALLOWED, old + new, "customer_id") == ["C9", "C9"]
+
+
+def test_queue_files_parquet_and_json(ws: Workspace, tmp_path: Path) -> None:
+    toks = _tokens(ws, ["C1", "C2", "C3"])
+    vdir = tmp_path / "v1"
+    vdir.mkdir()
+    pl.DataFrame({"customer_id": toks, "queue": ["EDD", "CDD", "EDD"]}).write_parquet(
+        vdir / "routing.parquet"
+    )
+    assert queue_tokens("EDD", vdir) == [toks[0], toks[2]]
+    listed = tmp_path / "q.json"
+    listed.write_text(json.dumps({"tokens": toks[:2]}))
+    assert queue_tokens(str(listed), None) == toks[:2]
+    with pytest.raises(UsageError):
+        queue_tokens("EDD", None)
+
+
+def test_cli_reidentify_prints_values_and_refuses_unauthorised(
+    ws: Workspace, audited: list[dict[str, Any]], policy: list[Any]
+) -> None:
+    toks = _tokens(ws, ["CUST-1", "CUST-2"])
+    runner = CliRunner()
+    args = ["reidentify", "-w", str(ws.root), "--column", "customer_id"]
+    ok = runner.invoke(app, [*args, "--actor", ALLOWED, "--token", toks[0], "--token", toks[1]])
+    assert ok.exit_code == 0, ok.output
+    assert "CUST-1" in ok.output and "CUST-2" in ok.output
+    denied = runner.invoke(app, [*args, "--actor", "analyst-eu", "--token", toks[0]])
+    assert denied.exit_code == 3
+    assert "CUST-1" not in denied.output
+    both = runner.invoke(app, [*args, "--actor", ALLOWED])
+    assert both.exit_code == 2
+
+
+def test_real_policy_denies_an_analyst(ws: Workspace, audited: list[dict[str, Any]]) -> None:
+    """Whatever state the bundle is in, an analyst never re-identifies (fail closed)."""
+    with pytest.raises(PolicyDenied):
+        reidentify(ws, "analyst-eu", _tokens(ws, ["C1"]), "customer_id")
