@@ -1,0 +1,206 @@
+"""generate(): write a deterministic multi-source sample, its ground truth and its manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from engine.errors import UsageError
+from engine.sample import personas as P
+from engine.sample import tables as T
+from engine.sample.dirt import REASON, PlantedDirt, plant
+
+SOURCES: tuple[str, ...] = (
+    "crm",
+    "bureau",
+    "loans",
+    "transactions",
+    "app_events",
+    "wallets",
+    "screening",
+    "surveys",
+    "privacy_requests",
+    "outcomes",
+)
+KEYS: dict[str, str] = {
+    "crm": "customer_id",
+    "bureau": "customer_id",
+    "loans": "loan_id",
+    "transactions": "txn_id",
+    "app_events": "event_id",
+    "wallets": "wallet_id",
+    "screening": "customer_id",
+    "surveys": "customer_id",
+    "privacy_requests": "request_id",
+    "outcomes": "customer_id",
+}
+GROUND_TRUTH = "ground_truth.parquet"
+MANIFEST = "sample_manifest.json"
+Format = Literal["parquet", "csv"]
+
+
+@dataclass(frozen=True)
+class SampleSummary:
+    customers: int
+    seed: int
+    format: str
+    dirt_rate: float
+    as_of: date
+    out: Path
+    rows: dict[str, int]  # source -> rows written (dirt included)
+    files: dict[str, str]  # file name -> sha256 of its bytes
+    planted: list[PlantedDirt] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def planted_by_kind(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in self.planted:
+            out[p.kind] = out.get(p.kind, 0) + p.count
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """Counts, row numbers, digests: nothing personal, safe for a manifest or --json."""
+        data = asdict(self)
+        data["out"] = str(self.out)
+        data["as_of"] = self.as_of.isoformat()
+        data["planted"] = [
+            {**asdict(p), "rows": list(p.rows), "count": p.count} for p in self.planted
+        ]
+        data["planted_by_kind"] = self.planted_by_kind()
+        return data
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if fmt == "csv":
+        df.write_csv(tmp)
+    else:
+        # Modest row groups: with rows sorted by jurisdiction, min/max statistics let a
+        # jurisdiction-scoped scan skip other jurisdictions' row groups entirely.
+        group = int(min(100_000, max(256, df.height // 40)))
+        df.write_parquet(tmp, compression="zstd", statistics=True, row_group_size=group)
+    os.replace(tmp, path)
+
+
+def generate(
+    customers: int,
+    seed: int,
+    out: Path,
+    fmt: Format = "parquet",
+    dirt_rate: float = 0.002,
+    as_of: date = date(2026, 11, 1),
+    progress: Callable[[str], None] | None = None,
+) -> SampleSummary:
+    """Write one file per declared source plus ground truth and manifest into `out`.
+
+    Same arguments -> byte-identical files.
+    """
+    if customers < 1:
+        raise UsageError("sample: --customers must be at least 1")
+    if fmt not in ("parquet", "csv"):
+        raise UsageError(f"sample: format must be parquet or csv, not '{fmt}'")
+    if not 0 <= dirt_rate <= 0.5:
+        raise UsageError("sample: --dirt-rate must be between 0 and 0.5")
+    started = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    note = progress or (lambda _msg: None)
+    rng = np.random.default_rng(seed)
+    dirt_rng = np.random.default_rng([seed, 1])  # dirt draws never shift the clean data
+    ext = "csv" if fmt == "csv" else "parquet"
+
+    crm, cust = T.customers(rng, customers, as_of)
+    builders: dict[str, Callable[[], pl.DataFrame]] = {
+        "bureau": lambda: T.bureau(rng, cust, as_of),  # before loans: loans price on score
+        "loans": lambda: T.loans(rng, cust, as_of),
+        "transactions": lambda: T.transactions(rng, cust, as_of),
+        "app_events": lambda: T.app_events(rng, cust, as_of),
+        "wallets": lambda: T.wallets(rng, cust),
+        "screening": lambda: T.screening(rng, cust, as_of),
+        "surveys": lambda: T.surveys(rng, cust),
+        "privacy_requests": lambda: T.privacy_requests(rng, cust, as_of),
+        "outcomes": lambda: T.outcomes(rng, cust, as_of),
+    }
+    rows: dict[str, int] = {}
+    files: dict[str, str] = {}
+    planted: list[PlantedDirt] = []
+    screening_clean: pl.DataFrame | None = None
+    orphan_base = customers
+    for name in SOURCES:
+        note(f"building {name}")
+        df = crm if name == "crm" else builders[name]()
+        if name == "screening":
+            screening_clean = df
+        df, applied = plant(df, name, dirt_rng, dirt_rate, fmt, as_of, orphan_base)
+        orphan_base += df.height
+        key = KEYS[name]
+        if key == "customer_id":  # orphans and duplicates change the key: restore the order
+            df = df.sort(["jurisdiction", key], maintain_order=True)
+        marks = (
+            df.select(pl.col("_dirt"))
+            .with_row_index("_r", offset=1)
+            .filter(pl.col("_dirt").is_not_null())
+            .group_by("_dirt")
+            .agg(pl.col("_r").sort())
+        )
+        found = {int(d): [int(r) for r in rs] for d, rs in marks.iter_rows()}
+        for i, kind, fld in applied:
+            planted.append(
+                PlantedDirt(kind, name, fld, f"{REASON[kind]}:{fld}", tuple(found.get(i, [])))
+            )
+        df = df.drop("_dirt")
+        path = out / f"{name}.{ext}"
+        note(f"writing {path.name}")
+        _write(df, path, fmt)
+        rows[name] = df.height
+        files[path.name] = _sha256(path)
+        del df
+
+    assert screening_clean is not None
+    truth = pl.DataFrame(
+        {
+            "customer_id": cust.ids,
+            "persona": pl.Series(list(P.NAMES)).gather(cust.persona),
+            "planted_pep": screening_clean["pep"],
+            "planted_sanctions": screening_clean["sanctions_hit"],
+        }
+    )
+    truth.write_parquet(out / GROUND_TRUTH, compression="zstd")
+    files[GROUND_TRUTH] = _sha256(out / GROUND_TRUTH)
+    summary = SampleSummary(
+        customers=customers,
+        seed=seed,
+        format=fmt,
+        dirt_rate=dirt_rate,
+        as_of=as_of,
+        out=out,
+        rows=rows,
+        files=files,
+        planted=planted,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    manifest = summary.to_json()
+    manifest.pop("seconds")  # the manifest must be as reproducible as the data
+    manifest.pop("out")
+    (out / MANIFEST).write_text(
+        json.dumps(manifest, sort_keys=True, indent=1) + "\n", encoding="utf-8"
+    )
+    return summary
