@@ -2,13 +2,58 @@
 
 Contract (owned here):
     build_features(governed: GovernedFrames, as_of: date) -> FeatureFrame
+
+Every feature is computed from the governed frames (tokens as `customer_id`, dropped columns
+absent). A feature whose inputs the policy removed is not computed at all and is recorded in
+`FeatureFrame.unavailable` with the reason; the others degrade gracefully. Definitions and
+neutral fill values are documented in docs/segmentation.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 
 import polars as pl
+
+from engine.enforce import GovernedFrames
+
+KEY = "customer_id"
+# Months of history the activity features look at (ending with the month of `as_of`).
+WINDOW_MONTHS = 12
+# A customer with no transaction at all is treated as this many days since the last one:
+# "long ago" without letting one unbounded value dominate a standardised axis.
+RECENCY_CAP_DAYS = 730
+# Relative cash-flow volatility above this is clipped: a near-empty account can otherwise
+# produce arbitrarily large ratios that would dominate clustering.
+CASHFLOW_CV_CAP = 10.0
+# Value proxy weights (annual revenue-like quantities, documented in docs/segmentation.md).
+INTERCHANGE_RATE = 0.002
+CRYPTO_SPREAD_RATE = 0.001
+# Fallbacks used only when no customer at all has a bureau record to take a median from.
+NEUTRAL_CREDIT_SCORE = 650.0
+NEUTRAL_UTILISATION = 0.3
+
+# FICO-style bands: commonly understood by credit teams, and coarse enough to be descriptive.
+CREDIT_BANDS: tuple[tuple[float, str], ...] = (
+    (580.0, "poor"),
+    (670.0, "fair"),
+    (740.0, "good"),
+    (800.0, "very_good"),
+)
+AGE_BANDS: tuple[tuple[int, str], ...] = (
+    (25, "18-24"),
+    (35, "25-34"),
+    (45, "35-44"),
+    (55, "45-54"),
+    (65, "55-64"),
+)
+INCOME_BANDS: tuple[tuple[float, str], ...] = (
+    (20_000.0, "<20k"),
+    (40_000.0, "20-40k"),
+    (75_000.0, "40-75k"),
+    (150_000.0, "75-150k"),
+)
 
 
 @dataclass(frozen=True)
@@ -18,3 +63,402 @@ class FeatureFrame:
     frame: pl.DataFrame
     features: list[str]  # numeric columns used for clustering, in order
     descriptors: list[str]  # e.g. customer_type, employment_type, age_band: for profiles
+    # has_* columns (0/1) marking customers whose feature values are neutral fills.
+    indicators: list[str] = field(default_factory=list)
+    # feature -> why it could not be computed (source or column absent under this purpose).
+    unavailable: dict[str, str] = field(default_factory=dict)
+    as_of: date | None = None
+
+
+def _month_index(expr: pl.Expr) -> pl.Expr:
+    return expr.dt.year().cast(pl.Int32) * 12 + expr.dt.month().cast(pl.Int32) - 1
+
+
+def _banded(expr: pl.Expr, bands: tuple[tuple[float, str], ...], top: str) -> pl.Expr:
+    out: pl.Expr = pl.lit(top)
+    # Built from the highest threshold down so the lowest matching band wins.
+    for upper, label in reversed(bands):
+        out = pl.when(expr < upper).then(pl.lit(label)).otherwise(out)
+    return pl.when(expr.is_null()).then(pl.lit(None, dtype=pl.String)).otherwise(out)
+
+
+class _Builder:
+    """Collects per-source aggregates and records what could not be computed."""
+
+    def __init__(self, governed: GovernedFrames, as_of: date) -> None:
+        self.frames = governed.frames
+        self.as_of = as_of
+        self.as_of_month = as_of.year * 12 + as_of.month - 1
+        self.parts: list[pl.LazyFrame] = []
+        self.features: list[str] = []
+        self.indicators: list[str] = []
+        self.unavailable: dict[str, str] = {}
+        # column -> fill expression applied after the left joins
+        self.fills: dict[str, pl.Expr] = {}
+
+    def cols(self, source: str) -> set[str]:
+        frame = self.frames.get(source)
+        return set(frame.columns) if frame is not None else set()
+
+    def need(self, feature: str, source: str, columns: list[str]) -> bool:
+        present = self.cols(source)
+        if source not in self.frames:
+            self.unavailable[feature] = f"source '{source}' not available for this purpose"
+            return False
+        missing = [c for c in [KEY, *columns] if c not in present]
+        if missing:
+            self.unavailable[feature] = (
+                f"column(s) {', '.join(f'{source}.{c}' for c in missing)} not available"
+            )
+            return False
+        return True
+
+    def add(self, part: pl.LazyFrame, features: dict[str, pl.Expr], indicator: str) -> None:
+        self.parts.append(part.with_columns(pl.lit(1, dtype=pl.Int8).alias(indicator)))
+        self.features.extend(features)
+        self.fills.update(features)
+        self.fills[indicator] = pl.lit(0, dtype=pl.Int8)
+        self.indicators.append(indicator)
+
+    def transactions(self) -> None:
+        names = ["recency_days", "frequency_log", "monetary_log", "cashflow_cv", "seasonality"]
+        if not self.need("recency_days", "transactions", ["ts"]):
+            for n in names[1:]:
+                self.unavailable[n] = self.unavailable["recency_days"]
+            return
+        cols = self.cols("transactions")
+        lf = self.frames["transactions"].lazy().filter(pl.col("ts").dt.date() <= self.as_of)
+        recency = (
+            (pl.lit(self.as_of) - pl.col("ts").max().dt.date())
+            .dt.total_days()
+            .clip(0, RECENCY_CAP_DAYS)
+            .cast(pl.Float64)
+            .alias("recency_days")
+        )
+        windowed = lf.with_columns(_m=_month_index(pl.col("ts"))).filter(
+            pl.col("_m") > self.as_of_month - WINDOW_MONTHS
+        )
+        feats: dict[str, pl.Expr] = {
+            "recency_days": pl.lit(float(RECENCY_CAP_DAYS)),
+            "frequency_log": pl.lit(0.0),
+        }
+        aggs = [pl.len().alias("_n")]
+        per_customer = windowed.group_by(KEY).agg(*aggs)
+        finals = [(pl.col("_n") / WINDOW_MONTHS).log1p().alias("frequency_log")]
+        if "amount" in cols:
+            per_customer = windowed.group_by(KEY).agg(
+                pl.len().alias("_n"), pl.col("amount").sum().alias("_gross")
+            )
+            finals.append((pl.col("_gross") / WINDOW_MONTHS).log1p().alias("monetary_log"))
+            feats["monetary_log"] = pl.lit(0.0)
+        else:
+            self.unavailable["monetary_log"] = "column(s) transactions.amount not available"
+        if {"amount", "direction"} <= cols:
+            credit = pl.when(pl.col("direction") == "credit").then(pl.col("amount")).otherwise(0.0)
+            signed = pl.when(pl.col("direction") == "credit").then(1.0).otherwise(-1.0)
+            monthly = (
+                windowed.group_by(KEY, "_m")
+                .agg(
+                    credit.sum().alias("_credit"),
+                    (pl.col("amount") * signed).sum().alias("_net"),
+                )
+                .group_by(KEY)
+                .agg(
+                    pl.col("_credit").sum().alias("_sum_credit"),
+                    pl.col("_credit").max().alias("_max_credit"),
+                    pl.col("_net").sum().alias("_sum_net"),
+                    (pl.col("_net") ** 2).sum().alias("_sumsq_net"),
+                )
+            )
+            # Months without any transaction count as zero flow: the sums already include
+            # them implicitly, so mean and variance are taken over the whole window.
+            mean_net = pl.col("_sum_net") / WINDOW_MONTHS
+            std_net = (pl.col("_sumsq_net") / WINDOW_MONTHS - mean_net**2).clip(0.0).sqrt()
+            mean_credit = pl.col("_sum_credit") / WINDOW_MONTHS
+            finals += [
+                # Scale by mean monthly inflow, not by the mean net flow: balanced accounts
+                # have a net mean near zero, where a textbook CV explodes.
+                (std_net / (mean_credit + 1.0)).clip(0.0, CASHFLOW_CV_CAP).alias("cashflow_cv"),
+                pl.when(mean_credit > 0)
+                .then(pl.col("_max_credit") / mean_credit)
+                .otherwise(1.0)
+                .alias("seasonality"),
+            ]
+            per_customer = per_customer.join(monthly, on=KEY, how="left")
+            feats["cashflow_cv"] = pl.lit(0.0)
+            feats["seasonality"] = pl.lit(1.0)
+        else:
+            for n in ("cashflow_cv", "seasonality"):
+                self.unavailable[n] = "column(s) transactions.amount/direction not available"
+        last = lf.group_by(KEY).agg(recency)
+        part = last.join(per_customer.with_columns(finals), on=KEY, how="left").select(
+            KEY, *[n for n in names if n in feats]
+        )
+        self.add(part, {n: feats[n] for n in names if n in feats}, "has_transactions")
+
+    def bureau(self) -> None:
+        if "bureau" not in self.frames or KEY not in self.cols("bureau"):
+            for n in ("credit_score", "utilisation", "delinquencies_log"):
+                self.unavailable[n] = "source 'bureau' not available for this purpose"
+            return
+        cols = self.cols("bureau")
+        lf = self.frames["bureau"].lazy()
+        order = "report_date" if "report_date" in cols else None
+        picks: dict[str, pl.Expr] = {}
+        fills: dict[str, pl.Expr] = {}
+        frame = self.frames["bureau"]
+        if "credit_score" in cols:
+            picks["credit_score"] = pl.col("credit_score").cast(pl.Float64)
+            med = frame["credit_score"].cast(pl.Float64).median()
+            fills["credit_score"] = pl.lit(
+                float(med) if isinstance(med, int | float) else NEUTRAL_CREDIT_SCORE
+            )
+        else:
+            self.unavailable["credit_score"] = "column(s) bureau.credit_score not available"
+        if "utilisation" in cols:
+            picks["utilisation"] = pl.col("utilisation").cast(pl.Float64)
+            med = frame["utilisation"].cast(pl.Float64).median()
+            fills["utilisation"] = pl.lit(
+                float(med) if isinstance(med, int | float) else NEUTRAL_UTILISATION
+            )
+        else:
+            self.unavailable["utilisation"] = "column(s) bureau.utilisation not available"
+        if "delinquencies_24m" in cols:
+            picks["delinquencies_log"] = pl.col("delinquencies_24m").cast(pl.Float64).log1p()
+            fills["delinquencies_log"] = pl.lit(0.0)
+        else:
+            self.unavailable["delinquencies_log"] = (
+                "column(s) bureau.delinquencies_24m not available"
+            )
+        if not picks:
+            return
+        # A customer with several reports: the latest one counts.
+        agg = [(e.sort_by(order).last() if order else e.last()).alias(n) for n, e in picks.items()]
+        part = lf.group_by(KEY).agg(agg)
+        self.add(part, fills, "has_bureau")
+
+    def loans(self) -> None:
+        names = ("loan_amount_log", "loan_tenure_months", "loan_dpd_log")
+        if not self.need("loan_amount_log", "loans", []):
+            for n in names:
+                self.unavailable[n] = self.unavailable["loan_amount_log"]
+            return
+        self.unavailable.pop("loan_amount_log", None)
+        cols = self.cols("loans")
+        aggs: list[pl.Expr] = []
+        fills: dict[str, pl.Expr] = {}
+        spec = {
+            "loan_amount_log": ("amount", pl.col("amount").mean().log1p()),
+            "loan_tenure_months": ("tenure_months", pl.col("tenure_months").mean()),
+            "loan_dpd_log": ("days_past_due", pl.col("days_past_due").max().log1p()),
+        }
+        for name, (col, expr) in spec.items():
+            if col in cols:
+                aggs.append(expr.cast(pl.Float64).alias(name))
+                fills[name] = pl.lit(0.0)
+            else:
+                self.unavailable[name] = f"column(s) loans.{col} not available"
+        if not aggs:
+            return
+        part = self.frames["loans"].lazy().group_by(KEY).agg(aggs)
+        self.add(part, fills, "has_loan")
+
+    def app_events(self) -> None:
+        spec = {
+            "logins_log": "logins",
+            "sessions_log": "sessions",
+            "features_used_log": "features_used",
+            "support_contacts_log": "support_contacts",
+        }
+        if "app_events" not in self.frames or KEY not in self.cols("app_events"):
+            for n in spec:
+                self.unavailable[n] = "source 'app_events' not available for this purpose"
+            return
+        cols = self.cols("app_events")
+        lf = self.frames["app_events"].lazy()
+        if "month" in cols:
+            lf = lf.with_columns(_m=_month_index(pl.col("month"))).filter(
+                (pl.col("_m") > self.as_of_month - WINDOW_MONTHS)
+                & (pl.col("_m") <= self.as_of_month)
+            )
+        aggs: list[pl.Expr] = []
+        fills: dict[str, pl.Expr] = {}
+        for name, col in spec.items():
+            if col in cols:
+                # Monthly average over the whole window: a missing month is a month of zero.
+                aggs.append(
+                    (pl.col(col).cast(pl.Float64).sum() / WINDOW_MONTHS).log1p().alias(name)
+                )
+                fills[name] = pl.lit(0.0)
+            else:
+                self.unavailable[name] = f"column(s) app_events.{col} not available"
+        if aggs:
+            self.add(lf.group_by(KEY).agg(aggs), fills, "has_app")
+
+    def wallets(self) -> None:
+        spec = {
+            "crypto_volume_log": ("trading_volume_90d", pl.col("trading_volume_90d").sum()),
+            "crypto_assets_log": ("asset_count", pl.col("asset_count").sum()),
+            "crypto_active_days": ("active_days_90d", pl.col("active_days_90d").max()),
+        }
+        if "wallets" not in self.frames or KEY not in self.cols("wallets"):
+            for n in spec:
+                self.unavailable[n] = "source 'wallets' not available for this purpose"
+            return
+        cols = self.cols("wallets")
+        aggs: list[pl.Expr] = []
+        fills: dict[str, pl.Expr] = {}
+        for name, (col, expr) in spec.items():
+            if col in cols:
+                e = expr.cast(pl.Float64)
+                aggs.append((e.log1p() if name.endswith("_log") else e).alias(name))
+                fills[name] = pl.lit(0.0)
+            else:
+                self.unavailable[name] = f"column(s) wallets.{col} not available"
+        if aggs:
+            self.add(self.frames["wallets"].lazy().group_by(KEY).agg(aggs), fills, "has_wallet")
+
+    def value_parts(self) -> pl.LazyFrame | None:
+        """Annual value proxy components, each from whatever the policy let through."""
+        comps: list[pl.LazyFrame] = []
+        loans = self.cols("loans")
+        if KEY in loans and ({"amount", "rate"} <= loans or "fees_paid" in loans):
+            e: pl.Expr = pl.lit(0.0)
+            if {"amount", "rate"} <= loans:
+                active = pl.col("status") != "defaulted" if "status" in loans else pl.lit(True)
+                interest = pl.when(active).then(pl.col("amount") * pl.col("rate")).otherwise(0.0)
+                e = e + interest.sum()
+            if "fees_paid" in loans:
+                e = e + pl.col("fees_paid").fill_null(0.0).sum()
+            comps.append(self.frames["loans"].lazy().group_by(KEY).agg(e.alias("_v")))
+        tx = self.cols("transactions")
+        if {KEY, "amount", "ts"} <= tx:
+            start = self.as_of_month - WINDOW_MONTHS
+            comps.append(
+                self.frames["transactions"]
+                .lazy()
+                .filter(pl.col("ts").dt.date() <= self.as_of)
+                .filter(_month_index(pl.col("ts")) > start)
+                .group_by(KEY)
+                .agg((pl.col("amount").sum() * INTERCHANGE_RATE).alias("_v"))
+            )
+        wal = self.cols("wallets")
+        if {KEY, "trading_volume_90d"} <= wal:
+            comps.append(
+                self.frames["wallets"]
+                .lazy()
+                .group_by(KEY)
+                # 90-day volume annualised (x4).
+                .agg((pl.col("trading_volume_90d").sum() * 4 * CRYPTO_SPREAD_RATE).alias("_v"))
+            )
+        if not comps:
+            return None
+        return (
+            pl.concat([c.select(KEY, pl.col("_v").cast(pl.Float64)) for c in comps])
+            .group_by(KEY)
+            .agg(pl.col("_v").sum().log1p().alias("value_proxy_log"))
+        )
+
+
+def _descriptors(crm: pl.DataFrame, as_of: date) -> tuple[list[pl.Expr], list[str]]:
+    cols = set(crm.columns)
+    exprs: list[pl.Expr] = []
+    names: list[str] = []
+    for c in ("customer_type", "employment_type", "business_size"):
+        if c in cols:
+            exprs.append(pl.col(c).cast(pl.String))
+            names.append(c)
+    if "age_band" in cols:
+        exprs.append(pl.col("age_band").cast(pl.String))
+        names.append("age_band")
+    elif "date_of_birth" in cols:
+        dob = pl.col("date_of_birth")
+        if crm.schema["date_of_birth"] in (pl.Date, pl.Datetime):
+            # Only the band leaves this function: the date itself is a quasi-identifier.
+            age = (pl.lit(as_of.year) - dob.dt.year()) - (
+                (pl.lit(as_of.month * 100 + as_of.day)) < (dob.dt.month() * 100 + dob.dt.day())
+            ).cast(pl.Int32)
+            exprs.append(_banded(age, AGE_BANDS, "65+").alias("age_band"))
+        else:  # already generalised by the policy
+            exprs.append(dob.cast(pl.String).alias("age_band"))
+        names.append("age_band")
+    if "income_band" in cols:
+        exprs.append(pl.col("income_band").cast(pl.String))
+        names.append("income_band")
+    elif "annual_income" in cols:
+        inc = pl.col("annual_income")
+        if crm.schema["annual_income"].is_numeric():
+            exprs.append(_banded(inc, INCOME_BANDS, "150k+").alias("income_band"))
+        else:
+            exprs.append(inc.cast(pl.String).alias("income_band"))
+        names.append("income_band")
+    return exprs, names
+
+
+def build_features(governed: GovernedFrames, as_of: date) -> FeatureFrame:
+    """One row per kept crm customer, sorted by token; see docs/segmentation.md."""
+    if "crm" not in governed.frames or KEY not in governed.frames["crm"].columns:
+        from engine.errors import BadInputError
+
+        raise BadInputError("features: governed frames have no crm source with customer_id")
+    crm = governed.frames["crm"]
+    b = _Builder(governed, as_of)
+    b.transactions()
+    b.bureau()
+    b.loans()
+    b.app_events()
+    b.wallets()
+
+    desc_exprs, descriptors = _descriptors(crm, as_of)
+    base_cols: list[pl.Expr] = [pl.col(KEY), *desc_exprs]
+    extra_features: list[str] = []
+    if "signup_date" in crm.columns:
+        months = (
+            (pl.lit(as_of.year * 12 + as_of.month) - _month_index(pl.col("signup_date")) - 1)
+            .clip(0)
+            .cast(pl.Float64)
+        )
+        base_cols.append(months.alias("customer_tenure_months"))
+        extra_features.append("customer_tenure_months")
+        b.fills["customer_tenure_months"] = pl.lit(0.0)
+    else:
+        b.unavailable["customer_tenure_months"] = "column(s) crm.signup_date not available"
+
+    lf = crm.lazy().select(base_cols).unique(subset=[KEY], keep="first")
+    for part in b.parts:
+        lf = lf.join(part, on=KEY, how="left")
+    value = b.value_parts()
+    features = [*b.features, *extra_features]
+    if value is not None:
+        lf = lf.join(value, on=KEY, how="left")
+        features.append("value_proxy_log")
+        b.fills["value_proxy_log"] = pl.lit(0.0)
+    else:
+        b.unavailable["value_proxy_log"] = "no loan, transaction or wallet amounts available"
+
+    # Bureau neutral fills are medians: a customer with no bureau record sits in the middle
+    # of the score axis (and has_bureau=0 says so) instead of looking like a poor score.
+    lf = lf.with_columns(
+        [
+            pl.col(c).fill_null(e).cast(pl.Float64 if c in features else pl.Int8).alias(c)
+            for c, e in b.fills.items()
+        ]
+    )
+    if "credit_score" in features:
+        # Banded from the record, not the median fill: no record is its own band.
+        lf = lf.with_columns(
+            pl.when(pl.col("has_bureau") == 1)
+            .then(_banded(pl.col("credit_score"), CREDIT_BANDS, "exceptional"))
+            .otherwise(pl.lit("no_record"))
+            .alias("credit_band")
+        )
+        descriptors.append("credit_band")
+    frame = lf.select(KEY, *features, *b.indicators, *descriptors).sort(KEY).collect()
+    return FeatureFrame(
+        frame=frame,
+        features=features,
+        descriptors=descriptors,
+        indicators=list(b.indicators),
+        unavailable=dict(sorted(b.unavailable.items())),
+        as_of=as_of,
+    )

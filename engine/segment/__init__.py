@@ -1,5 +1,93 @@
 """Segmentation: strategies (rules, k-means, GMM), validation gates, persona profiles.
 
 Contract (owned here):
-    segment(features: FeatureFrame, spec: SegmentationSpec, k_min: int, seed: int) -> Segmentation
+    segment(features: FeatureFrame, spec: SegmentationSpec, k_min: int, seed: int,
+            governed: GovernedFrames | None = None) -> Segmentation
+
+`k_min` is the policy's k-anonymity minimum (smallest publishable persona or cell), not the
+lower end of the cluster-count range (that is `spec.k_min`).
 """
+
+from __future__ import annotations
+
+import polars as pl
+
+from engine.config import SegmentationSpec
+from engine.enforce import GovernedFrames
+from engine.features import KEY, FeatureFrame
+from engine.segment.gates import (
+    canonical_labels,
+    merge_small,
+    min_size_gate,
+    silhouette_gate,
+    stability_gates,
+)
+from engine.segment.model import GateResult, PersonaProfile, Segmentation
+from engine.segment.profiles import build_profiles
+from engine.segment.strategies import (
+    feature_matrix,
+    make_strategy,
+    sample_indices,
+)
+
+__all__ = ["GateResult", "PersonaProfile", "Segmentation", "segment"]
+
+
+def segment(
+    features: FeatureFrame,
+    spec: SegmentationSpec,
+    k_min: int,
+    seed: int,
+    governed: GovernedFrames | None = None,
+) -> Segmentation:
+    """Fit the configured strategy, merge personas below k, run the gates, profile."""
+    strategy = make_strategy(spec, seed)
+    columns = strategy.columns(features)
+    x = feature_matrix(features, columns)
+    strategy.fit_matrix(x)
+    raw = strategy.predict_matrix(x)
+    z = strategy.transform(x)
+    merged, merges = merge_small(raw, z, k_min)
+    labels = canonical_labels(merged)
+
+    idx = sample_indices(len(x), spec.sample_size, seed)
+    gates: list[GateResult] = [min_size_gate(labels, k_min, merges)]
+    gates.append(silhouette_gate(z[idx], labels[idx], spec.min_silhouette, seed))
+    stab, per_persona = stability_gates(
+        strategy, x[idx], labels[idx], spec.bootstrap_runs, spec.stability_threshold, seed
+    )
+    gates += stab
+
+    profiles, suppressed, pop = build_profiles(features, labels, k_min, governed, per_persona)
+    names = pl.DataFrame(
+        {
+            "persona_id": [p.persona_id for p in profiles],
+            "persona_name": [p.name for p in profiles],
+        },
+        schema={"persona_id": pl.Int64, "persona_name": pl.String},
+    )
+    assignments = (
+        pl.DataFrame({KEY: features.frame[KEY], "persona_id": pl.Series(labels, dtype=pl.Int64)})
+        .join(names, on="persona_id", how="left")
+        .sort(KEY)
+    )
+    params = {
+        **strategy.params(),
+        "k_anonymity": k_min,
+        "bootstrap_runs": spec.bootstrap_runs,
+        "stability_threshold": spec.stability_threshold,
+        "min_silhouette": spec.min_silhouette,
+        "features": list(columns),
+        "unavailable_features": dict(features.unavailable),
+        "merged_small_clusters": len(merges),
+        "as_of": features.as_of.isoformat() if features.as_of else None,
+    }
+    return Segmentation(
+        strategy=strategy.name,
+        params=params,
+        assignments=assignments,
+        personas=profiles,
+        gates=gates,
+        suppressed=suppressed,
+        population=pop.as_dict(),
+    )

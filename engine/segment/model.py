@@ -26,6 +26,10 @@ class PersonaProfile:
     traits: list[str]  # plain-words distinguishing traits
     centroid: dict[str, float]
     kpis: dict[str, float | None] = field(default_factory=dict)
+    # Most common value of each descriptor (customer_type, age_band, ...) and its share;
+    # only published when that value's count is at least the k-anonymity minimum.
+    descriptors: dict[str, str] = field(default_factory=dict)
+    stability: float | None = None  # mean bootstrap Jaccard of this persona
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class Segmentation:
     gates: list[GateResult]
     # Cells suppressed for k-anonymity in published tables (lineage records these).
     suppressed: list[dict[str, Any]] = field(default_factory=list)
+    # Population mean and std per clustering feature: the yardstick for trait z-scores and
+    # for centroid shift between versions.
+    population: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:

@@ -1,0 +1,330 @@
+"""Segmentation strategies behind one scikit-learn-style interface.
+
+    strategy.fit(features) -> strategy
+    strategy.assign(features) -> np.ndarray of int labels (one per row of features.frame)
+
+Each strategy standardises inside itself (the FeatureFrame stays in natural units), fits on a
+deterministic sample (rows are sorted by token, the sample is drawn with a fixed seed) and
+then assigns every row. Same input -> identical labels.
+
+The matrix methods (`fit_matrix`, `predict_matrix`, `transform`) exist so the gates can refit
+on bootstrap samples without rebuilding frames; `refit_clone()` returns an unfitted copy with
+the chosen k fixed (clusterboot refits at the same k).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, Self
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from sklearn.mixture import GaussianMixture
+
+from engine.config import SegmentationSpec
+from engine.errors import BadInputError
+from engine.features import FeatureFrame
+
+# Silhouette is O(n^2): k selection scores it on at most this many rows of the sample.
+SILHOUETTE_ROWS = 5_000
+# KMeans restarts: fixed so the result depends on the seed only.
+KMEANS_N_INIT = 4
+
+
+def feature_matrix(features: FeatureFrame, columns: list[str] | None = None) -> np.ndarray:
+    cols = columns if columns is not None else features.features
+    missing = [c for c in cols if c not in features.frame.columns]
+    if missing:
+        raise BadInputError(f"segment: feature column(s) {', '.join(missing)} not in frame")
+    if not cols:
+        raise BadInputError("segment: no features available for clustering under this purpose")
+    return features.frame.select(cols).to_numpy().astype(np.float64, copy=False)
+
+
+def sample_indices(n: int, size: int, seed: int) -> np.ndarray:
+    """A deterministic, sorted sample of row positions (all rows when n <= size)."""
+    if n <= size:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=size, replace=False))
+
+
+def _scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    # A constant column carries no information; scale 1 keeps it at zero instead of NaN.
+    return mean, np.where(std > 1e-12, std, 1.0)
+
+
+def _silhouette(z: np.ndarray, labels: np.ndarray, seed: int) -> float:
+    if len(np.unique(labels)) < 2 or len(np.unique(labels)) >= len(labels):
+        return -1.0
+    size = min(SILHOUETTE_ROWS, len(labels))
+    return float(silhouette_score(z, labels, sample_size=size, random_state=seed))
+
+
+class Strategy(Protocol):
+    name: str
+
+    def fit(self, features: FeatureFrame) -> Self: ...
+
+    def assign(self, features: FeatureFrame) -> np.ndarray: ...
+
+    def columns(self, features: FeatureFrame) -> list[str]: ...
+
+    def fit_matrix(self, x: np.ndarray) -> Self: ...
+
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray: ...
+
+    def transform(self, x: np.ndarray) -> np.ndarray: ...
+
+    def refit_clone(self, seed: int) -> Strategy: ...
+
+    def params(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class _Base:
+    sample_size: int = 50_000
+    seed: int = 7
+    mean_: np.ndarray | None = field(default=None, repr=False)
+    scale_: np.ndarray | None = field(default=None, repr=False)
+
+    def columns(self, features: FeatureFrame) -> list[str]:
+        return list(features.features)
+
+    def fit(self, features: FeatureFrame) -> Self:
+        return self.fit_matrix(feature_matrix(features, self.columns(features)))
+
+    def assign(self, features: FeatureFrame) -> np.ndarray:
+        return self.predict_matrix(feature_matrix(features, self.columns(features)))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        if self.mean_ is None or self.scale_ is None:
+            raise RuntimeError("strategy is not fitted")
+        return (x - self.mean_) / self.scale_
+
+    def fit_matrix(self, x: np.ndarray) -> Self:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _sample(self, x: np.ndarray) -> np.ndarray:
+        s = x[sample_indices(len(x), self.sample_size, self.seed)]
+        self.mean_, self.scale_ = _scale(s)
+        return self.transform(s)
+
+    def _k_range(self, k: int | None, k_min: int, k_max: int, n: int) -> list[int]:
+        if k is not None:
+            return [max(1, min(k, n))]
+        hi = max(2, min(k_max, n - 1))
+        lo = max(2, min(k_min, hi))
+        return list(range(lo, hi + 1))
+
+
+@dataclass
+class KMeansStrategy(_Base):
+    """Full KMeans on a deterministic sample, then `predict` on every row.
+
+    k is chosen in [k_min, k_max] by silhouette on the sample unless k is fixed.
+    """
+
+    name: str = "kmeans"
+    k: int | None = None
+    k_min: int = 4
+    k_max: int = 8
+    n_init: int = KMEANS_N_INIT
+    model_: KMeans | None = field(default=None, repr=False)
+    k_: int = 0
+    scores_: dict[int, float] = field(default_factory=dict)
+
+    def fit_matrix(self, x: np.ndarray) -> Self:
+        z = self._sample(x)
+        best: tuple[float, int, KMeans] | None = None
+        self.scores_ = {}
+        ks = self._k_range(self.k, self.k_min, self.k_max, len(z))
+        for k in ks:
+            model = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.seed).fit(z)
+            score = _silhouette(z, model.labels_, self.seed) if len(ks) > 1 else 0.0
+            self.scores_[k] = score
+            # Strictly better only: ties keep the smaller k (simpler model).
+            if best is None or score > best[0]:
+                best = (score, k, model)
+        assert best is not None
+        _, self.k_, self.model_ = best
+        return self
+
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
+        if self.model_ is None:
+            raise RuntimeError("KMeansStrategy is not fitted")
+        return np.asarray(self.model_.predict(self.transform(x)), dtype=np.int64)
+
+    def refit_clone(self, seed: int) -> KMeansStrategy:
+        return KMeansStrategy(
+            sample_size=self.sample_size, seed=seed, k=self.k_, n_init=self.n_init
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "strategy": self.name,
+            "k": self.k_,
+            "k_fixed": self.k,
+            "k_range": [self.k_min, self.k_max],
+            "k_scores": {str(k): round(v, 6) for k, v in sorted(self.scores_.items())},
+            "n_init": self.n_init,
+            "sample_size": self.sample_size,
+            "seed": self.seed,
+        }
+
+
+@dataclass
+class GaussianMixtureStrategy(_Base):
+    """Gaussian mixture on a deterministic sample, then `predict` on every row.
+
+    k is chosen in [k_min, k_max] by BIC on the sample unless fixed.
+    """
+
+    name: str = "gmm"
+    k: int | None = None
+    k_min: int = 4
+    k_max: int = 8
+    covariance_type: str = "full"
+    # Zero-inflated features (no loan, no wallet) make covariances singular without it.
+    reg_covar: float = 1e-3
+    model_: GaussianMixture | None = field(default=None, repr=False)
+    k_: int = 0
+    scores_: dict[int, float] = field(default_factory=dict)
+
+    def fit_matrix(self, x: np.ndarray) -> Self:
+        z = self._sample(x)
+        best: tuple[float, int, GaussianMixture] | None = None
+        self.scores_ = {}
+        for k in self._k_range(self.k, self.k_min, self.k_max, len(z)):
+            model = GaussianMixture(
+                n_components=k,
+                covariance_type=self.covariance_type,
+                reg_covar=self.reg_covar,
+                random_state=self.seed,
+                max_iter=200,
+            ).fit(z)
+            bic = float(model.bic(z))
+            self.scores_[k] = bic
+            if best is None or bic < best[0]:
+                best = (bic, k, model)
+        assert best is not None
+        _, self.k_, self.model_ = best
+        return self
+
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
+        if self.model_ is None:
+            raise RuntimeError("GaussianMixtureStrategy is not fitted")
+        return np.asarray(self.model_.predict(self.transform(x)), dtype=np.int64)
+
+    def refit_clone(self, seed: int) -> GaussianMixtureStrategy:
+        return replace(self, seed=seed, k=self.k_, model_=None, mean_=None, scale_=None)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "strategy": self.name,
+            "k": self.k_,
+            "k_fixed": self.k,
+            "k_range": [self.k_min, self.k_max],
+            "bic": {str(k): round(v, 3) for k, v in sorted(self.scores_.items())},
+            "covariance_type": self.covariance_type,
+            "reg_covar": self.reg_covar,
+            "sample_size": self.sample_size,
+            "seed": self.seed,
+        }
+
+
+@dataclass
+class RuleBased(_Base):
+    """Risk band by credit score x value bracket by value proxy.
+
+    Score thresholds are fixed (FICO-style cut points); value brackets are quantiles of
+    the value proxy learnt at fit on the sample. When a column is unavailable under the
+    purpose, that axis collapses to a single band.
+    """
+
+    name: str = "rules"
+    score_column: str = "credit_score"
+    value_column: str = "value_proxy_log"
+    # Below 580: high risk; 580-669: medium; 670 and above: low.
+    score_thresholds: tuple[float, ...] = (580.0, 670.0)
+    value_quantiles: tuple[float, ...] = (1 / 3, 2 / 3)
+    used_: list[str] = field(default_factory=list)
+    value_cuts_: np.ndarray | None = field(default=None, repr=False)
+
+    def columns(self, features: FeatureFrame) -> list[str]:
+        cols = [c for c in (self.score_column, self.value_column) if c in features.features]
+        if not cols:
+            raise BadInputError(
+                f"rules strategy: neither {self.score_column} nor {self.value_column} available"
+            )
+        self.used_ = cols
+        return cols
+
+    def fit_matrix(self, x: np.ndarray) -> Self:
+        s = x[sample_indices(len(x), self.sample_size, self.seed)]
+        self.mean_, self.scale_ = _scale(s)
+        self.value_cuts_ = None
+        if self.value_column in self.used_:
+            col = s[:, self.used_.index(self.value_column)]
+            self.value_cuts_ = np.quantile(col, self.value_quantiles)
+        return self
+
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
+        if self.mean_ is None:
+            raise RuntimeError("RuleBased is not fitted")
+        n_value = len(self.value_quantiles) + 1
+        risk = np.zeros(len(x), dtype=np.int64)
+        if self.score_column in self.used_:
+            score = x[:, self.used_.index(self.score_column)]
+            # 0 = low risk (high score) ... so band order follows the score descending.
+            risk = len(self.score_thresholds) - np.searchsorted(
+                np.asarray(self.score_thresholds), score, side="right"
+            )
+        value = np.zeros(len(x), dtype=np.int64)
+        if self.value_cuts_ is not None:
+            value = np.searchsorted(
+                self.value_cuts_, x[:, self.used_.index(self.value_column)], side="right"
+            )
+        return (risk * n_value + value).astype(np.int64)
+
+    def refit_clone(self, seed: int) -> RuleBased:
+        return RuleBased(
+            sample_size=self.sample_size,
+            seed=seed,
+            score_column=self.score_column,
+            value_column=self.value_column,
+            score_thresholds=self.score_thresholds,
+            value_quantiles=self.value_quantiles,
+            used_=list(self.used_),
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "strategy": self.name,
+            "columns": list(self.used_),
+            "score_thresholds": list(self.score_thresholds),
+            "value_quantiles": [round(q, 6) for q in self.value_quantiles],
+            "value_cuts": [round(float(c), 6) for c in self.value_cuts_]
+            if self.value_cuts_ is not None
+            else [],
+            "sample_size": self.sample_size,
+            "seed": self.seed,
+        }
+
+
+def make_strategy(spec: SegmentationSpec, seed: int) -> Strategy:
+    if spec.strategy == "kmeans":
+        return KMeansStrategy(
+            sample_size=spec.sample_size, seed=seed, k=spec.k, k_min=spec.k_min, k_max=spec.k_max
+        )
+    if spec.strategy == "gmm":
+        return GaussianMixtureStrategy(
+            sample_size=spec.sample_size, seed=seed, k=spec.k, k_min=spec.k_min, k_max=spec.k_max
+        )
+    return RuleBased(sample_size=spec.sample_size, seed=seed)
