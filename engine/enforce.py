@@ -1,14 +1,39 @@
 """Enforcement: the EnforcementPlan compiled into Polars expressions over the source frames.
 
 Contract (owned here):
-    enforce(sources: SourceFrames, plan: EnforcementPlan, pseudonymiser) -> GovernedFrames
+    enforce(sources: SourceFrames, plan: EnforcementPlan, pseudonymiser, as_of) -> GovernedFrames
+
+Order of work, per refresh:
+  1. subject facts on crm (age, privacy requests, inactivity), one row per customer;
+  2. every subject-level rule (exclusions, crm row rules, nullings) evaluated there once,
+     giving a small per-customer flag table;
+  3. per source: flags joined by subject, per-source row rules, one collect; row accounting
+     from the flag columns; excluded rows removed; nullings and column actions applied.
+Rules are never evaluated per row in Python: each compiles to one Polars expression.
+The token expressions embed keys, so no LazyFrame built here is ever logged or serialised.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
 
 import polars as pl
+import structlog
+
+from engine.conditions import Condition, compile_condition
+from engine.errors import PolicyDenied, PolicyError
+from engine.policy.plan import ColumnAction, EnforcementPlan, SourcePlan
+from engine.sources import SourceFrame, SourceFrames
+
+log = structlog.get_logger(__name__)
+
+SUBJECT = "customer_id"  # the output name of every source's subject column
+SUBJECT_EXCLUDED = "subject_excluded"
+SUBJECT_UNKNOWN = "subject_unknown"
+JURISDICTION_MISMATCH = "jurisdiction_mismatch"
 
 
 @dataclass(frozen=True)
@@ -41,3 +66,341 @@ class GovernedFrames:
     # Per output column: what happened to it (for column-level lineage):
     # {"source.column": {"action": "pseudonymise", "domain": "kyc", "method": "aes_siv", ...}}
     column_actions: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+class TokenSource(Protocol):
+    """What enforce needs from engine.pseudonym.Pseudonymiser."""
+
+    def token_expr(self, column: str, domain: str, normaliser: str | None = None) -> pl.Expr: ...
+
+
+Generaliser = Callable[[str, str, dict[str, Any], date], pl.Expr]
+
+
+# ---------------------------------------------------------------- subject facts
+
+
+def _age_years(dob: pl.Expr, as_of: date) -> pl.Expr:
+    """Whole years as of the refresh date (birthday not yet reached this year: minus one)."""
+    before_birthday = (dob.dt.month().cast(pl.Int32) * 100 + dob.dt.day().cast(pl.Int32)) > (
+        as_of.month * 100 + as_of.day
+    )
+    return (pl.lit(as_of.year, pl.Int32) - dob.dt.year().cast(pl.Int32)) - before_birthday.cast(
+        pl.Int32
+    )
+
+
+def _requests(sources: SourceFrames, subject: str, as_of: date) -> pl.LazyFrame | None:
+    pr = sources.frames.get("privacy_requests")
+    if pr is None or "request_type" not in pr.frame.columns:
+        return None
+    lf = pr.frame.lazy()
+    if "requested_at" in pr.frame.columns:
+        # A request filed after the refresh date does not exist yet for this run.
+        lf = lf.filter(pl.col("requested_at").cast(pl.Date) <= as_of)
+    kind = pl.col("request_type")
+    return lf.group_by(pl.col(pr.spec.subject_column).alias(subject)).agg(
+        (kind == "erasure").any().alias("erasure_requested"),
+        (kind == "deletion").any().alias("deletion_requested"),
+        (kind == "opt_out").any().alias("opt_out_requested"),
+    )
+
+
+def subject_facts(sources: SourceFrames, as_of: date) -> pl.LazyFrame:
+    """crm plus the derived per-customer facts subject-level rules may name."""
+    crm = sources.frames.get("crm")
+    if crm is None:
+        raise PolicyError("no crm source: subjects cannot be evaluated", reasons=["input.no_crm"])
+    subject = crm.spec.subject_column
+    cols = crm.frame.columns
+    lf = crm.frame.lazy()
+    age = (
+        _age_years(pl.col("date_of_birth").cast(pl.Date), as_of)
+        if "date_of_birth" in cols
+        else pl.lit(None, pl.Int32)
+    )
+    idle = (
+        (pl.lit(as_of) - pl.col("last_activity_date").cast(pl.Date)).dt.total_days()
+        if "last_activity_date" in cols
+        else pl.lit(None, pl.Int64)
+    )
+    lf = lf.with_columns(
+        age.alias("age_years"), idle.cast(pl.Int64).alias("days_since_last_activity")
+    )
+    flags = ["erasure_requested", "deletion_requested", "opt_out_requested"]
+    req = _requests(sources, subject, as_of)
+    if req is None:
+        return lf.with_columns(pl.lit(False).alias(f) for f in flags)
+    joined = lf.join(req, on=subject, how="left")
+    return joined.with_columns(pl.col(f).fill_null(False) for f in flags)
+
+
+# ---------------------------------------------------------------- rules
+
+
+def _or_by_reason(
+    rules: list[tuple[str, Condition]], schema: dict[str, pl.DataType]
+) -> dict[str, pl.Expr]:
+    """One expression per reason code (two rules with one reason count once per row)."""
+    out: dict[str, pl.Expr] = {}
+    for reason, cond in rules:
+        expr = compile_condition(cond, schema)
+        out[reason] = out[reason] | expr if reason in out else expr
+    return out
+
+
+@dataclass(frozen=True)
+class _SubjectFlags:
+    table: pl.DataFrame  # subject, _x<i> per crm reason, _n<source>_<k> per nulling
+    crm_reasons: dict[str, str]  # internal column -> reason
+    nullings: dict[str, dict[int, str]]  # source -> nulling index -> internal column
+
+
+def _subject_flags(subjects: pl.LazyFrame, subject: str, plan: EnforcementPlan) -> _SubjectFlags:
+    schema = dict(subjects.collect_schema())
+    rules = [(r.reason, r.condition) for r in plan.subject_exclusions]
+    crm_plan = plan.sources["crm"]
+    rules += [(r.reason, r.condition) for r in crm_plan.row_rules]
+    by_reason = _or_by_reason(rules, schema)
+    crm_reasons = {f"_x{i}": reason for i, reason in enumerate(sorted(by_reason))}
+    exprs = [by_reason[reason].alias(c) for c, reason in crm_reasons.items()]
+    nullings: dict[str, dict[int, str]] = {}
+    for name, sp in sorted(plan.sources.items()):
+        for k, n in enumerate(sp.nullings):
+            col = f"_n_{name}_{k}"
+            nullings.setdefault(name, {})[k] = col
+            exprs.append(compile_condition(n.condition, schema).alias(col))
+    table = subjects.select(pl.col(subject), *exprs).collect()
+    # A duplicated subject (should be quarantined upstream) gets the union of its flags.
+    flag_cols = [c for c in table.columns if c != subject]
+    if flag_cols and table[subject].n_unique() != table.height:
+        table = table.group_by(subject).agg(pl.col(c).any() for c in flag_cols)
+    return _SubjectFlags(table=table, crm_reasons=crm_reasons, nullings=nullings)
+
+
+# ---------------------------------------------------------------- columns
+
+
+def _action_expr(
+    col: str,
+    action: ColumnAction,
+    pseudonymiser: TokenSource,
+    generaliser: Generaliser,
+    as_of: date,
+    out: str,
+) -> pl.Expr:
+    if action.action == "keep":
+        return pl.col(col).alias(out)
+    if action.action == "pseudonymise":
+        assert action.domain is not None
+        return pseudonymiser.token_expr(col, action.domain, action.normaliser).alias(out)
+    if action.action == "generalise":
+        assert action.method is not None
+        return generaliser(col, action.method, dict(action.params), as_of).alias(out)
+    raise PolicyError(f"unknown column action '{action.action}'", reasons=["policy.bad_action"])
+
+
+def _lineage_entry(col: str, action: ColumnAction, out: str) -> dict[str, str]:
+    entry = {"action": action.action, "input": col, "output": out, "reason": action.reason}
+    for key in ("domain", "normaliser", "method"):
+        value = getattr(action, key)
+        if value:
+            entry[key] = str(value)
+    if action.article:
+        entry["article"] = action.article
+    return entry
+
+
+# ---------------------------------------------------------------- per source
+
+
+def _govern_source(
+    name: str,
+    src: SourceFrame,
+    sp: SourcePlan,
+    flags: _SubjectFlags,
+    plan: EnforcementPlan,
+    pseudonymiser: TokenSource,
+    generaliser: Generaliser,
+    as_of: date,
+) -> tuple[pl.DataFrame, SourceRowAccounting, dict[str, dict[str, str]]]:
+    subject = sp.subject_column
+    declared = set(src.spec.columns)
+    frame = src.frame
+    if "_row" not in frame.columns:
+        frame = frame.with_row_index("_row", offset=1)
+    missing = [c for c in sp.columns if c not in frame.columns]
+    if missing or subject not in frame.columns:
+        raise PolicyError(
+            f"source '{name}' lacks planned column(s): {', '.join(sorted(missing or [subject]))}",
+            reasons=["enforce.column_missing"],
+        )
+    undeclared = [c for c in frame.columns if c != "_row" and c not in declared]
+    if undeclared:
+        # A column nobody declared has no classification and no action: it never passes.
+        log.warning("enforce.undeclared_columns_dropped", source=name, count=len(undeclared))
+
+    lf = frame.lazy()
+    table = flags.table.lazy().rename({flags.table.columns[0]: subject})
+    keep_flag_cols = list(flags.nullings.get(name, {}).values())
+    reasons: dict[str, pl.Expr] = {}
+    if name == "crm":
+        lf = lf.join(
+            table.select(subject, *flags.crm_reasons, *keep_flag_cols), on=subject, how="left"
+        )
+        for c, reason in flags.crm_reasons.items():
+            reasons[reason] = pl.col(c).fill_null(True)
+    else:
+        any_crm = (
+            pl.any_horizontal(pl.col(c) for c in flags.crm_reasons)
+            if flags.crm_reasons
+            else pl.lit(False)
+        )
+        table = table.select(
+            subject,
+            any_crm.alias("_subject_excluded"),
+            pl.lit(True).alias("_known"),
+            *keep_flag_cols,
+        )
+        lf = lf.join(table, on=subject, how="left")
+        known = pl.col("_known").fill_null(False)
+        # Child rows of an excluded subject go with it; rows whose subject is not a valid
+        # crm customer cannot be checked against subject rules, so they go too.
+        reasons[SUBJECT_EXCLUDED] = known & pl.col("_subject_excluded").fill_null(True)
+        reasons[SUBJECT_UNKNOWN] = ~known
+        schema = dict(frame.schema)
+        for reason, expr in _or_by_reason(
+            [(r.reason, r.condition) for r in sp.row_rules], schema
+        ).items():
+            reasons[reason] = reasons[reason] | expr if reason in reasons else expr
+    jcol = src.spec.jurisdiction_column
+    if jcol in frame.columns:
+        reasons[JURISDICTION_MISMATCH] = (pl.col(jcol) != plan.jurisdiction).fill_null(True)
+
+    names = {reason: f"_r{i}" for i, reason in enumerate(sorted(reasons))}
+    lf = lf.with_columns(reasons[r].alias(c) for r, c in names.items())
+    excluded = pl.any_horizontal(pl.col(c) for c in names.values()) if names else pl.lit(False)
+    df = lf.with_columns(excluded.alias("_excluded")).collect()
+
+    sums = df.select(
+        pl.len().alias("_n"),
+        pl.col("_excluded").sum().alias("_excluded"),
+        *(pl.col(c).sum().alias(c) for c in names.values()),
+    ).row(0, named=True)
+    by_reason = {r: int(sums[c]) for r, c in names.items() if sums[c]}
+    quarantined = src.accounting.quarantined_rows
+    acc = SourceRowAccounting(
+        source=name,
+        input_rows=int(sums["_n"]) + quarantined,
+        quarantined=quarantined,
+        excluded=int(sums["_excluded"]),
+        kept=int(sums["_n"]) - int(sums["_excluded"]),
+        excluded_by_reason=by_reason,
+        quarantined_by_reason=dict(src.accounting.quarantine_reasons),
+    )
+
+    kept = df.filter(~pl.col("_excluded")).sort("_row")
+    # Per-customer nulling before column actions, so a nulled value is never tokenised.
+    nulls: dict[str, pl.Expr] = {}
+    for k, n in enumerate(sp.nullings):
+        flag = pl.col(flags.nullings[name][k]).fill_null(True)
+        for c in n.columns:
+            base = nulls.get(c, pl.col(c))
+            nulls[c] = pl.when(flag).then(pl.lit(None, kept.schema[c])).otherwise(base)
+    if nulls:
+        kept = kept.with_columns(e.alias(c) for c, e in nulls.items())
+
+    exprs: list[pl.Expr] = []
+    lineage: dict[str, dict[str, str]] = {}
+    outputs: set[str] = set()
+    for col in src.spec.columns:
+        action = sp.columns.get(col)
+        if action is None or action.action == "drop":
+            lineage[f"{name}.{col}"] = {
+                "action": "drop",
+                "input": col,
+                "reason": (action.reason if action else "no_policy_action"),
+            }
+            continue
+        out = SUBJECT if col == subject else action.output_name(col)
+        if out in outputs:
+            raise PolicyError(
+                f"source '{name}': two columns would both be named '{out}'",
+                reasons=["policy.output_collision"],
+            )
+        outputs.add(out)
+        exprs.append(_action_expr(col, action, pseudonymiser, generaliser, as_of, out))
+        lineage[f"{name}.{col}"] = _lineage_entry(col, action, out)
+    governed = kept.select(exprs)
+    return governed, acc, lineage
+
+
+def enforce(
+    sources: SourceFrames,
+    plan: EnforcementPlan,
+    pseudonymiser: TokenSource,
+    as_of: date,
+    *,
+    generaliser: Generaliser | None = None,
+) -> GovernedFrames:
+    """Apply an allowed plan to the valid source rows; refuse anything the plan does not cover."""
+    if not plan.allowed:
+        raise PolicyDenied(
+            "enforce was handed a denied plan", reasons=plan.deny_reasons or ["policy.denied"]
+        )
+    if sources.jurisdiction != plan.jurisdiction:
+        raise PolicyError(
+            f"sources are for {sources.jurisdiction}, the plan for {plan.jurisdiction}",
+            reasons=["enforce.jurisdiction_mismatch"],
+        )
+    unplanned = sorted(set(sources.frames) - set(plan.sources))
+    if unplanned:
+        raise PolicyError(
+            f"no plan for source(s): {', '.join(unplanned)}", reasons=["policy.source_missing"]
+        )
+    if "crm" not in plan.sources or "crm" not in sources.frames:
+        raise PolicyError("a crm source and its plan are required", reasons=["input.no_crm"])
+    gen: Generaliser
+    if generaliser is None:
+        from engine.pseudonym.generalise import generalise_expr
+
+        gen = generalise_expr
+    else:
+        gen = generaliser
+
+    subjects = subject_facts(sources, as_of)
+    flags = _subject_flags(subjects, plan.sources["crm"].subject_column, plan)
+    frames: dict[str, pl.DataFrame] = {}
+    accounting: dict[str, SourceRowAccounting] = {}
+    column_actions: dict[str, dict[str, str]] = {}
+    for name in sorted(sources.frames):
+        df, acc, lineage = _govern_source(
+            name,
+            sources.frames[name],
+            plan.sources[name],
+            flags,
+            plan,
+            pseudonymiser,
+            gen,
+            as_of,
+        )
+        frames[name], accounting[name] = df, acc
+        column_actions.update(lineage)
+        log.info(
+            "enforce.source",
+            source=name,
+            input_rows=acc.input_rows,
+            kept=acc.kept,
+            excluded=acc.excluded,
+            quarantined=acc.quarantined,
+            reasons=acc.excluded_by_reason,
+        )
+    return GovernedFrames(
+        jurisdiction=plan.jurisdiction,
+        purpose=plan.purpose,
+        frames=frames,
+        accounting=accounting,
+        plan_digest=plan.digest(),
+        subject_domain=plan.subject_domain,
+        column_actions=column_actions,
+    )

@@ -218,6 +218,7 @@ def plan_from_decision(
         "bundle_revision": bundle.revision,
         "bundle_digest": bundle.digest,
         "input_digest": digest_of(input_doc),
+        "regime": str(doc.get("regime", "")),
     }
     domain = "kyc" if purpose == "kyc_aml" else "marketing"
     if not allow:
@@ -246,7 +247,6 @@ def plan_from_decision(
         return EnforcementPlan(
             allowed=True,
             deny_reasons=[],
-            regime=str(doc.get("regime", "")),
             subject_domain=domain,
             sources=_source_plans(ws, doc, purpose, domain),
             subject_exclusions=doc.get("subject_exclusions", []),

@@ -79,6 +79,8 @@ obligations contains "erasure.legal_hold:aml_record_keeping" if lib.legal_obliga
 # Art. 5(1)(e) storage limitation: records older than the purpose's retention period go.
 retention_days := lib.purpose_spec.retention_days
 
+retention_article := object.get(data.pgov.retention_articles, lib.regime, "GDPR Art. 5(1)(e)")
+
 cutoff := sprintf("%04d-%02d-%02d", time.date(time.add_date(time.parse_ns("2006-01-02", input.as_of), 0, 0, 0 - retention_days)))
 
 cutoff_value(src) := concat("", [cutoff, "T00:00:00"]) if {
@@ -87,7 +89,7 @@ cutoff_value(src) := concat("", [cutoff, "T00:00:00"]) if {
 
 row_rules := {name: rules |
 	some name, src in input.sources
-	rules := {lib.rule("retention.expired", "GDPR Art. 5(1)(e)", {"field": src.record_date_column, "op": "lt", "value": cutoff_value(src)}) |
+	rules := {lib.rule("retention.expired", retention_article, {"field": src.record_date_column, "op": "lt", "value": cutoff_value(src)}) |
 		is_string(src.record_date_column)
 		cutoff
 	}
