@@ -171,15 +171,42 @@ def run_all(
     region_list = [region_of(r.jurisdiction, regions) for r in reqs]
     log.info("fan_out", executor=executor, jobs=len(reqs), regions=sorted(set(region_list)))
     if executor == "sequential":
-        return [
+        outcomes = [
             _outcome(r, g, run_job(root, r.model_dump(mode="json"), g, refresh_fn))
             for r, g in zip(reqs, region_list, strict=True)
         ]
-    if executor == "local":
-        return _run_local(root, reqs, region_list, timeout, refresh_fn, max_workers)
-    if not scheduler:
-        raise UsageError("--executor dask needs --scheduler ADDRESS (see 'pgov cluster local')")
-    return _run_dask(root, reqs, region_list, scheduler, timeout, refresh_fn)
+    elif executor == "local":
+        outcomes = _run_local(root, reqs, region_list, timeout, refresh_fn, max_workers)
+    else:
+        if not scheduler:
+            raise UsageError("--executor dask needs --scheduler ADDRESS (see 'pgov cluster local')")
+        outcomes = _run_dask(root, reqs, region_list, scheduler, timeout, refresh_fn)
+    _record_placements(root, executor, reqs, outcomes)
+    return outcomes
+
+
+def _record_placements(
+    root: str, executor: str, reqs: list[RefreshRequest], outcomes: list[JobOutcome]
+) -> None:
+    """One audit entry per job: where it ran (or why not). Residency evidence for auditors."""
+    from engine.audit import record
+    from engine.workspace import Workspace
+
+    ws = Workspace.open(root)
+    for req, o in zip(reqs, outcomes, strict=True):
+        record(
+            ws,
+            "refresh_placement",
+            req.actor,
+            jurisdiction=o.jurisdiction,
+            purpose=o.purpose,
+            executor=executor,
+            region=o.region,
+            worker=o.worker,
+            ok=o.ok,
+            version_id=(o.manifest or {}).get("version_id"),
+            error=o.error,
+        )
 
 
 def _run_local(

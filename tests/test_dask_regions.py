@@ -140,3 +140,24 @@ def test_worker_refuses_a_job_for_a_region_it_does_not_serve(tmp_path: Path, clu
     assert summary["manifest"] is None
     assert "does not serve region EU" in summary["error"]
     assert not (root / "versions" / "EU-DE").exists()
+
+
+def test_every_placement_is_in_the_audit_log(tmp_path: Path, cluster: Any) -> None:
+    import json
+
+    from lineage.auditlog import AuditLog
+
+    root = write_workspace(tmp_path / "ws")
+    workers = _workers_by_region(cluster)
+    run_all(
+        root, _requests(["EU-DE", "US-CA"]), "dask", cluster.scheduler_address, 60, fake_refresh
+    )
+    entries = [json.loads(e) for e in AuditLog(root / "audit").entries()]
+    placed = {
+        e["details"]["jurisdiction"]: e["details"]
+        for e in entries
+        if e["type"] == "refresh_placement"
+    }
+    assert placed["EU-DE"]["worker"] == workers["EU"] and placed["EU-DE"]["ok"] is True
+    assert placed["EU-DE"]["region"] == "EU" and placed["EU-DE"]["executor"] == "dask"
+    assert placed["US-CA"]["ok"] is False and placed["US-CA"]["worker"] is None
