@@ -1,9 +1,342 @@
-"""CLI commands (placeholder until this group's capability lands)."""
+"""`pgov kyc ...`: the KYC operations view, overrides with four-eyes approval, re-delivery.
+
+Customers appear only as kyc-domain tokens. To see who a token is, an authorised actor uses
+`pgov reidentify` (the kyc-domain control, audited).
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from engine.cli._common import JsonOpt, WorkspaceOpt, console, emit_json, handle_errors
+from engine.errors import UsageError
+
+kyc_app = typer.Typer(
+    name="kyc",
+    help="KYC risk tiers: queues, customer view, overrides (four eyes), re-delivery.",
+    no_args_is_help=True,
+)
+
+JurisdictionOpt = typer.Option(None, "--jurisdiction", "-j", help="Only this jurisdiction.")
+VersionOpt = typer.Option(
+    None,
+    "--version",
+    help="v0003, 'latest' (default) or a full reference EU-DE/kyc_aml/v0003.",
+)
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _row_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in row.items()}
+
+
+@kyc_app.command("queue")
+@handle_errors
+def queue_cmd(
+    queue: str = typer.Argument(..., help="Queue name, e.g. edd-review."),
+    jurisdiction: str | None = JurisdictionOpt,
+    version: str | None = VersionOpt,
+    limit: int = typer.Option(0, "--limit", help="Show at most N items (0 = all)."),
+    as_json: bool = JsonOpt,
+    workspace: Path = WorkspaceOpt,
+) -> None:
+    """List a queue's items, most urgent (earliest SLA due date) first."""
+    from engine.cli._common import open_workspace
+    from engine.kyc.versions import queue_items
+
+    ws = open_workspace(workspace)
+    items = queue_items(ws, queue, _today(), jurisdiction, version)
+    if limit > 0:
+        items = items.head(limit)
+    cols = [
+        "customer_id",
+        "jurisdiction",
+        "version",
+        "tier",
+        "computed_tier",
+        "system_tier",
+        "score",
+        "reasons",
+        "sla_due",
+        "review_due",
+        "tier_change",
+        "override_id",
+    ]
+    rows = [_row_json(r) for r in items.select([c for c in cols if c in items.columns]).to_dicts()]
+    if as_json:
+        emit_json({"queue": queue, "count": len(rows), "items": rows})
+        return
+    table = Table(title=f"{queue}: {len(rows)} item(s)")
+    for head in ("token", "jur.", "tier", "computed", "score", "reasons", "due", "review"):
+        table.add_column(head, overflow="fold")
+    for r in rows:
+        tier = r["tier"] if not r.get("override_id") else f"{r['tier']} (override)"
+        table.add_row(
+            str(r["customer_id"]),
+            str(r.get("jurisdiction") or ""),
+            tier,
+            str(r["computed_tier"]),
+            str(r["score"]),
+            "; ".join(r["reasons"]),
+            str(r["sla_due"]),
+            str(r["review_due"]),
+        )
+    console.print(table)
+    console.print("Re-identify a token (authorised, audited): pgov reidentify ...", style="dim")
+
+
+@kyc_app.command("show")
+@handle_errors
+def show_cmd(
+    customer: str = typer.Option(..., "--customer", help="kyc-domain token."),
+    jurisdiction: str | None = JurisdictionOpt,
+    version: str | None = VersionOpt,
+    as_json: bool = JsonOpt,
+    workspace: Path = WorkspaceOpt,
+) -> None:
+    """One customer's tier, computed tier, reasons, queue, due dates and overrides."""
+    from engine.cli._common import open_workspace
+    from engine.kyc.overrides import load_overrides
+    from engine.kyc.versions import find_customer
+
+    ws = open_workspace(workspace)
+    today = _today()
+    rv, row = find_customer(ws, customer, today, jurisdiction, version)
+    overrides = [
+        o.to_json(today)
+        for o in load_overrides(ws, rv.jurisdiction)
+        if o.request.customer == customer
+    ]
+    out = {
+        "jurisdiction": rv.jurisdiction,
+        "version": rv.version_id,
+        **_row_json(row),
+        "overrides": overrides,
+    }
+    if as_json:
+        emit_json(out)
+        return
+    for key in (
+        "customer_id",
+        "jurisdiction",
+        "version",
+        "tier",
+        "computed_tier",
+        "system_tier",
+        "score",
+        "queue",
+        "sla_due",
+        "review_due",
+        "tier_change",
+        "out_of_cycle_review",
+        "ruleset_version",
+        "override_id",
+    ):
+        console.print(f"[bold]{key}[/]: {out.get(key)}", highlight=False)
+    console.print("[bold]reasons[/]:", highlight=False)
+    for reason in out.get("reasons") or []:
+        console.print(f"  - {reason}", highlight=False)
+    for o in overrides:
+        console.print(
+            f"[bold]override[/] {o['id']}: {o['from_tier']} -> {o['tier']} by {o['actor']} "
+            f"({o['status']}{', approved by ' + o['approved_by'] if o['approved_by'] else ''})",
+            highlight=False,
+        )
+
+
+@kyc_app.command("override")
+@handle_errors
+def override_cmd(
+    customer: str = typer.Option(..., "--customer", help="kyc-domain token."),
+    tier: str = typer.Option(..., "--tier", help="SDD, CDD, EDD, EDD_SENIOR or PROHIBITED."),
+    reason: str = typer.Option(..., "--reason", help="Documented reason (mandatory)."),
+    actor: str = typer.Option(..., "--actor", help="Who is overriding."),
+    expires: str | None = typer.Option(None, "--expires", help="YYYY-MM-DD (inclusive)."),
+    jurisdiction: str | None = JurisdictionOpt,
+    version: str | None = VersionOpt,
+    as_json: bool = JsonOpt,
+    workspace: Path = WorkspaceOpt,
+) -> None:
+    """Override a customer's tier. A downgrade out of EDD or above waits for `approve`."""
+    from engine.cli._common import open_workspace
+    from engine.kyc.overrides import request_override
+    from engine.kyc.versions import find_customer
+
+    ws = open_workspace(workspace)
+    tier = tier.upper()
+    expiry = _parse_date(expires, "--expires") if expires else None
+    if not reason.strip():
+        raise UsageError("--reason is mandatory: an override without a documented reason is void")
+    rv, row = find_customer(ws, customer, _today(), jurisdiction, version)
+    ovr = request_override(
+        ws,
+        customer=customer,
+        jurisdiction=rv.jurisdiction,
+        from_tier=str(row.get("system_tier") or row["tier"]),
+        tier=tier,
+        reason=reason,
+        actor=actor,
+        expires=expiry,
+        version=f"{rv.jurisdiction}/kyc_aml/{rv.version_id}",
+    )
+    out = ovr.to_json(_today())
+    if as_json:
+        emit_json(out)
+        return
+    console.print(
+        f"override {ovr.id}: {out['from_tier']} -> {out['tier']} is [bold]{out['status']}[/]",
+        highlight=False,
+    )
+    if out["status"] == "pending":
+        console.print(
+            f"a second person with the compliance_officer role must run: "
+            f"pgov kyc approve --override {ovr.id} --actor OTHER",
+            highlight=False,
+        )
+
+
+@kyc_app.command("approve")
+@handle_errors
+def approve_cmd(
+    override: str = typer.Option(..., "--override", help="Override id (ovr-...)."),
+    actor: str = typer.Option(..., "--actor", help="Approver: not the requester."),
+    as_json: bool = JsonOpt,
+    workspace: Path = WorkspaceOpt,
+) -> None:
+    """Approve a pending override (four eyes: a different compliance officer)."""
+    from engine.cli._common import open_workspace
+    from engine.kyc.overrides import approve_override
+
+    ws = open_workspace(workspace)
+    ovr = approve_override(ws, override, actor)
+    out = ovr.to_json(_today())
+    if as_json:
+        emit_json(out)
+        return
+    console.print(f"override {ovr.id} approved by {actor}: now {out['status']}", highlight=False)
+
+
+@kyc_app.command("overrides")
+@handle_errors
+def overrides_cmd(
+    jurisdiction: str | None = JurisdictionOpt,
+    as_json: bool = JsonOpt,
+    workspace: Path = WorkspaceOpt,
+) -> None:
+    """List overrides with their status (pending / active / expired)."""
+    from engine.cli._common import open_workspace
+    from engine.kyc.overrides import load_overrides
+
+    ws = open_workspace(workspace)
+    rows = [o.to_json(_today()) for o in load_overrides(ws, jurisdiction)]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title=f"{len(rows)} override(s)")
+    for head in ("id", "token", "jur.", "from", "to", "status", "by", "approved by", "expires"):
+        table.add_column(head, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["customer"],
+            r["jurisdiction"],
+            r["from_tier"],
+            r["tier"],
+            r["status"],
+            r["actor"],
+            r["approved_by"] or "",
+            r["expires"] or "",
+        )
+    console.print(table)
+
+
+@kyc_app.command("deliver")
+@handle_errors
+def deliver_cmd(
+    jurisdiction: str = typer.Option(..., "--jurisdiction", "-j"),
+    actor: str = typer.Option(..., "--actor", help="Who triggers the re-delivery (audited)."),
+    version: str | None = VersionOpt,
+    as_json: bool = JsonOpt,
+    workspace: Path = WorkspaceOpt,
+) -> None:
+    """(Re-)deliver a published version's routing to the configured sinks; idempotent."""
+    from engine.audit import record
+    from engine.cli._common import open_workspace
+    from engine.kyc.io import load_routing
+    from engine.kyc.sinks import deliver
+    from engine.kyc.versions import routing_versions
+
+    ws = open_workspace(workspace)
+    (rv,) = routing_versions(ws, jurisdiction, version)
+    report = deliver(
+        ws, f"{rv.jurisdiction}/{rv.version_id}", load_routing(rv.path), ws.config.sinks
+    )
+    record(
+        ws,
+        "kyc_routing_delivered",
+        actor,
+        jurisdiction=rv.jurisdiction,
+        purpose="kyc_aml",
+        version_id=rv.version_id,
+        queues=report.counts,
+        redelivery=True,
+    )
+    out = {
+        "version_id": report.version_id,
+        "counts": report.counts,
+        "complete": report.complete,
+        "sinks": [vars(s) for s in report.sinks],
+    }
+    if as_json:
+        emit_json(out)
+        return
+    for s in report.sinks:
+        console.print(
+            f"{s.sink}: delivered {s.delivered}, already delivered {s.skipped}, "
+            f"dead-lettered {s.dead_lettered}",
+            highlight=False,
+        )
+
+
+@kyc_app.command("ruleset")
+@handle_errors
+def ruleset_cmd(as_json: bool = JsonOpt) -> None:
+    """Show the shipped KYC ruleset (evaluated from the Rego bundle)."""
+    from engine.kyc.bundle import evaluate_ruleset
+
+    rs = evaluate_ruleset()
+    if as_json:
+        emit_json(rs.to_json())
+        return
+    console.print(f"[bold]ruleset[/] {rs.version}", highlight=False)
+    console.print(f"thresholds: {rs.thresholds}", highlight=False)
+    for f in rs.factors:
+        console.print(f"  factor {f.id} [{f.family}] +{f.points} {f.reason_code}", markup=False)
+    for fl in rs.floors:
+        console.print(f"  floor {fl.reason_code} -> at least {fl.min_tier}", highlight=False)
+    for q in rs.queues:
+        console.print(f"  queue {q.queue} (SLA {q.sla_days} d)", highlight=False)
+    console.print(f"review months: {rs.review_months}", highlight=False)
+
+
+def _parse_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option}: '{value}' is not a date (YYYY-MM-DD)") from None
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands or sub-app to the root app."""
+    """Add the `kyc` sub-app to the root app."""
+    app.add_typer(kyc_app, name="kyc")
+
+
+__all__ = ["kyc_app", "register"]

@@ -344,8 +344,19 @@ def apply_overrides(
     if "system_tier" not in table.columns:
         table = table.with_columns(pl.col("tier").alias("system_tier"))
     act = active_overrides(overrides, as_of)
-    base = table.drop("override_id") if "override_id" in table.columns else table
-    base = base.with_columns(pl.col("system_tier").alias("tier"))
+    was = pl.col("override_id").is_not_null() if "override_id" in table.columns else pl.lit(False)
+    # Start again from the system tier: an override that expired since must drop out.
+    base = table.with_columns(
+        was.alias("_was"),
+        pl.col("system_tier").alias("tier"),
+        pl.col("reasons").list.eval(
+            pl.element().filter(~pl.element().str.starts_with("MANUAL_OVERRIDE"))
+        ),
+        pl.col("reason_codes").list.eval(pl.element().filter(pl.element() != "MANUAL_OVERRIDE")),
+    )
+    if "override_id" in base.columns:
+        base = base.drop("override_id")
+    had_any = bool(base.get_column("_was").any())
     joined = base.join(act, on=KEY, how="left")
     hit = pl.col("override_id").is_not_null()
     joined = joined.with_columns(
@@ -367,7 +378,8 @@ def apply_overrides(
         .alias("reason_codes"),
     ).drop("override_tier")
     rs = ruleset or routing.ruleset
-    if rs is not None and act.height:
+    changed = hit | pl.col("_was")
+    if rs is not None and (act.height or had_any):
         due = review_dates(rs, as_of)
         new_due = pl.col("tier").replace_strict(list(due), list(due.values()), return_dtype=pl.Date)
         # Queue rules re-run for every row, but only overridden rows take the new queue and
@@ -386,7 +398,7 @@ def apply_overrides(
                 .otherwise(pl.col("review_due"))
                 .alias("review_due"),
                 *[
-                    pl.when(hit).then(pl.col(f"_{c}")).otherwise(pl.col(c)).alias(c)
+                    pl.when(changed).then(pl.col(f"_{c}")).otherwise(pl.col(c)).alias(c)
                     for c in ("queue", "sla_days", "sla_due")
                 ],
             )

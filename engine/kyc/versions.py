@@ -1,0 +1,112 @@
+"""Finding routing tables in published kyc_aml versions (for the operations view and overrides).
+
+Versions live in `versions/<jurisdiction>/kyc_aml/<version_id>/routing.parquet`; "latest" is
+the highest version id. Overrides recorded after a version was published are applied when it
+is read, so the view always shows the effective tier with the computed tier beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from engine.config import Purpose
+from engine.errors import BadInputError, UsageError
+from engine.kyc.io import ROUTING_FILE, load_routing
+from engine.kyc.model import KycRouting
+from engine.kyc.overrides import apply_overrides, load_overrides
+from engine.workspace import Workspace
+
+PURPOSE = Purpose.KYC_AML.value
+
+
+@dataclass(frozen=True)
+class RoutingVersion:
+    jurisdiction: str
+    version_id: str
+    path: Path
+
+
+def routing_versions(
+    ws: Workspace, jurisdiction: str | None = None, version: str | None = None
+) -> list[RoutingVersion]:
+    """The routing versions a command looks at: one per jurisdiction (latest unless named)."""
+    from engine.versions import latest_version, resolve_version, version_number
+
+    if version and "/" in version:
+        path = resolve_version(ws, version)
+        j = path.parent.parent.name
+        if jurisdiction and j != jurisdiction:
+            raise UsageError(f"--version {version} is not in jurisdiction {jurisdiction}")
+        return [_checked(RoutingVersion(j, path.name, path))]
+    if version and version != "latest" and version_number(version) is None:
+        raise UsageError(f"'{version}' is not a version id (v0001, ... or 'latest')")
+    wanted = [jurisdiction] if jurisdiction else list(ws.config.jurisdictions)
+    if jurisdiction and jurisdiction not in ws.config.jurisdictions:
+        raise UsageError(f"unknown jurisdiction '{jurisdiction}'")
+    found: list[RoutingVersion] = []
+    for j in wanted:
+        if version and version != "latest":
+            d = ws.versions_dir(j, PURPOSE) / version
+            if d.is_dir():
+                found.append(_checked(RoutingVersion(j, version, d)))
+            elif jurisdiction:
+                raise BadInputError(f"{j}/{PURPOSE}/{version}: no such version")
+            continue
+        latest = latest_version(ws, j, PURPOSE)
+        if latest is not None and (latest.path / ROUTING_FILE).is_file():
+            found.append(RoutingVersion(j, latest.path.name, latest.path))
+    if not found:
+        where = jurisdiction or "any jurisdiction"
+        raise BadInputError(f"no published {PURPOSE} routing for {where}")
+    return found
+
+
+def _checked(rv: RoutingVersion) -> RoutingVersion:
+    if not (rv.path / ROUTING_FILE).is_file():
+        raise BadInputError(f"{rv.path}: no KYC routing in this version")
+    return rv
+
+
+def effective_routing(ws: Workspace, rv: RoutingVersion, as_of: date) -> KycRouting:
+    """A stored routing with the overrides active on `as_of` applied."""
+    routing = load_routing(rv.path)
+    overrides = load_overrides(ws, rv.jurisdiction)
+    return apply_overrides(routing, overrides, as_of) if overrides else routing
+
+
+def queue_items(
+    ws: Workspace,
+    queue: str,
+    as_of: date,
+    jurisdiction: str | None = None,
+    version: str | None = None,
+) -> pl.DataFrame:
+    """One queue's items across the chosen versions, most urgent first."""
+    frames = []
+    for rv in routing_versions(ws, jurisdiction, version):
+        t = effective_routing(ws, rv, as_of).table
+        frames.append(
+            t.filter(pl.col("queue") == queue).with_columns(pl.lit(rv.version_id).alias("version"))
+        )
+    out = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    if out.height == 0:
+        return out
+    return out.sort("sla_due", "review_due", "customer_id")
+
+
+def find_customer(
+    ws: Workspace,
+    customer: str,
+    as_of: date,
+    jurisdiction: str | None = None,
+    version: str | None = None,
+) -> tuple[RoutingVersion, dict[str, object]]:
+    for rv in routing_versions(ws, jurisdiction, version):
+        t = effective_routing(ws, rv, as_of).table.filter(pl.col("customer_id") == customer)
+        if t.height:
+            return rv, t.row(0, named=True)
+    raise BadInputError("customer token not found in the chosen kyc_aml version(s)")
