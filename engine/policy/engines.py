@@ -33,6 +33,13 @@ def _check_path(path: str) -> list[str]:
     return parts
 
 
+def _first_lines(exc: Exception) -> str:
+    """regorus errors: location and message, without its Rust backtrace."""
+    text = str(exc).split("Stack backtrace")[0]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " ".join(lines[:4])[:400] or type(exc).__name__
+
+
 def _defined(path: str, reply: Any, reason_prefix: str) -> Any:
     """OPA's contract: no `result` key means undefined. Undefined and null are both a deny."""
     if not isinstance(reply, dict):
@@ -63,7 +70,7 @@ class EmbeddedEngine:
             engine.add_data_json(json.dumps(bundle.data))
         except Exception as exc:  # regorus raises plain exceptions on parse errors
             raise PolicyError(
-                f"policy bundle does not compile: {str(exc).splitlines()[0][:300]}",
+                f"policy bundle does not compile: {_first_lines(exc)}",
                 reasons=["bundle.compile_error"],
             ) from None
         self._engine = engine
@@ -82,7 +89,7 @@ class EmbeddedEngine:
             raw = engine.eval_query_as_json("data." + ".".join(parts))
         except Exception as exc:
             raise PolicyError(
-                f"{path}: policy evaluation failed: {str(exc).splitlines()[0][:300]}",
+                f"{path}: policy evaluation failed: {_first_lines(exc)}",
                 reasons=["policy.eval_error"],
             ) from None
         reply = json.loads(raw)

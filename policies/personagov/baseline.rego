@@ -81,7 +81,7 @@ retention_days := lib.purpose_spec.retention_days
 
 retention_article := object.get(data.pgov.retention_articles, lib.regime, "GDPR Art. 5(1)(e)")
 
-cutoff := sprintf("%04d-%02d-%02d", time.date(time.add_date(time.parse_ns("2006-01-02", input.as_of), 0, 0, 0 - retention_days)))
+cutoff := sprintf("%04d-%02d-%02d", time.date(time.add_date(time.parse_ns("2006-01-02", input.as_of), 0, 0, 0 - retention_days))) if lib.valid_as_of
 
 cutoff_value(src) := concat("", [cutoff, "T00:00:00"]) if {
 	src.record_date_type == "datetime"

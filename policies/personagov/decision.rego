@@ -26,7 +26,7 @@ deny contains "input.no_sources" if not is_object(input.sources)
 
 deny contains "input.no_crm_source" if not input.sources.crm
 
-deny contains "input.as_of_invalid" if not time.parse_ns("2006-01-02", input.as_of)
+deny contains "input.as_of_invalid" if not lib.valid_as_of
 
 subject_exclusions := (((((gdpr.subject_exclusions | uk_gdpr.subject_exclusions) | lgpd.subject_exclusions) | ccpa.subject_exclusions) | pdpa.subject_exclusions) | us_baseline.subject_exclusions) | baseline.subject_exclusions
 

@@ -43,6 +43,12 @@ default subject_domain := "marketing"
 
 subject_domain := "kyc" if input.purpose == "kyc_aml"
 
+# Checked before any time builtin sees it (regorus raises on an unparsable date).
+valid_as_of if {
+	is_string(input.as_of)
+	regex.match(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`, input.as_of)
+}
+
 marketing if input.purpose == "marketing_segmentation"
 
 kyc if input.purpose == "kyc_aml"
