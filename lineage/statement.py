@@ -18,7 +18,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from engine.errors import VerificationFailed
+from engine.errors import PgovError, VerificationFailed
 from lineage.canonical import canonical_json
 from lineage.dsse import IN_TOTO_PAYLOAD_TYPE, peek_payload, sign_envelope, verify_envelope
 from lineage.report import VerificationReport
@@ -87,7 +87,10 @@ class LineagePredicate(_Edge):
     @field_validator("started_at", "finished_at")
     @classmethod
     def _aware_time(cls, v: str) -> str:
-        parse_time(v)  # raises unless ISO-8601 with a zone: signed times must be unambiguous
+        try:
+            parse_time(v)  # ISO-8601 with a zone only: signed times must be unambiguous
+        except PgovError as exc:
+            raise ValueError(str(exc)) from None
         return v
 
     def signed_at(self) -> datetime:
@@ -234,7 +237,7 @@ def verify_version(
         claimed = load_statement(peek_payload(envelope)).predicate.signed_at()
         payload = verify_envelope(envelope, trust, claimed)
         statement = load_statement(payload)
-    except VerificationFailed as exc:
+    except PgovError as exc:
         rep.failed("signature", f"{STATEMENT_FILE}: {exc}")
         return rep
     rep.passed("signature", f"{STATEMENT_FILE} signed by a trusted key valid at {claimed}")
