@@ -42,7 +42,13 @@ class FakeResult:
     path: Path
 
 
-def publish(ws: Workspace, jurisdiction: str, purpose: str, actor: str = "tester") -> FakeResult:
+def publish(
+    ws: Workspace,
+    jurisdiction: str,
+    purpose: str,
+    actor: str = "tester",
+    hold_until: Path | None = None,
+) -> FakeResult:
     with refresh_lock(ws, jurisdiction, purpose, wait_seconds=60, actor=actor):
         chain = ws.versions_dir(jurisdiction, purpose)
         chain.mkdir(parents=True, exist_ok=True)
@@ -82,6 +88,8 @@ def publish(ws: Workspace, jurisdiction: str, purpose: str, actor: str = "tester
         stage.mkdir(parents=True)
         (stage / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
         (stage / "statement.dsse.json").write_text(json.dumps(envelope), encoding="utf-8")
+        if hold_until is not None:
+            _wait_for(hold_until)
         final = chain / vid
         os.rename(stage, final)
         return FakeResult(manifest=manifest, path=final)
@@ -101,12 +109,24 @@ def crashing_refresh(ws: Workspace, request: RefreshRequest) -> FakeResult:
     raise RuntimeError("boom")
 
 
-def blocking_refresh(ws: Workspace, request: RefreshRequest) -> FakeResult:
-    """Holds its worker until `<workspace>/release` appears (bounded, so a test never hangs)."""
+def _wait_for(flag: Path) -> None:
+    """Block until flag exists (bounded, so a test never hangs)."""
     import time
 
-    flag = ws.root / "release"
     deadline = time.monotonic() + 60
     while not flag.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def blocking_refresh(ws: Workspace, request: RefreshRequest) -> FakeResult:
+    """Holds its worker until `<workspace>/release` appears, before taking any lock."""
+    _wait_for(ws.root / "release")
     return fake_refresh(ws, request)
+
+
+def stalling_publish_refresh(ws: Workspace, request: RefreshRequest) -> FakeResult:
+    """Stalls mid-publish (lock held, version staged, not renamed) until `release` appears."""
+    (ws.root / f"staged-{request.jurisdiction}").touch()
+    return publish(
+        ws, request.jurisdiction, request.purpose.value, request.actor, ws.root / "release"
+    )
