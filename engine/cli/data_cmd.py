@@ -1,9 +1,118 @@
-"""CLI commands (placeholder until this group's capability lands)."""
+"""`pgov init` and `pgov sample`: create a workspace and fill it with sample data."""
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+
 import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from engine.cli._common import JsonOpt, console, emit_json, err_console, handle_errors
+from engine.errors import UsageError
+
+_FORMATS = ("parquet", "csv")
+
+
+def _format(value: str) -> str:
+    if value not in _FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(_FORMATS)}, not '{value}'")
+    return value
+
+
+def _generate(
+    customers: int, seed: int, out: Path, fmt: str, dirt_rate: float, as_of: date, quiet: bool
+) -> dict[str, object]:
+    from engine.sample import generate
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=quiet,
+    ) as progress:
+        task = progress.add_task("sample", total=None)
+        summary = generate(
+            customers,
+            seed,
+            out,
+            fmt,  # type: ignore[arg-type]  # checked by _format
+            dirt_rate=dirt_rate,
+            as_of=as_of,
+            progress=lambda msg: progress.update(task, description=msg),
+        )
+    data = summary.to_json()
+    # Row numbers of planted dirt live in the manifest; the command prints counts.
+    data["planted"] = [{k: v for k, v in p.items() if k != "rows"} for p in data["planted"]]
+    return data
+
+
+def _print_sample(data: dict[str, object]) -> None:
+    rows = data["rows"]
+    assert isinstance(rows, dict)
+    console.print(
+        f"sample: {data['customers']} customers (seed {data['seed']}, {data['format']}) "
+        f"written to {data['out']} in {data['seconds']} s"
+    )
+    for name, n in rows.items():
+        console.print(f"  {name:<18} {n:>12,} rows")
+    console.print(f"  planted dirt: {data['planted_by_kind']}")
+
+
+@handle_errors
+def init(
+    directory: Path = typer.Argument(..., help="Workspace directory to create."),
+    fmt: str = typer.Option("parquet", "--format", help="Source file format: parquet or csv."),
+    sample: int = typer.Option(0, "--sample", help="Also generate N sample customers."),
+    seed: int = typer.Option(7, "--seed", help="Sample seed."),
+    dirt_rate: float = typer.Option(0.002, "--dirt-rate", help="Share of planted faulty rows."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a workspace: pgov.toml and data/, versions/, audit/, outbox/, quarantine/,
+    logs/, keys/. Refuses to overwrite an existing pgov.toml."""
+    from engine.sample.workspace import DIRS, init_workspace
+
+    root = init_workspace(directory, _format(fmt))
+    out: dict[str, object] = {"workspace": str(root), "format": fmt, "dirs": list(DIRS)}
+    if sample:
+        out["sample"] = _generate(
+            sample, seed, root / "data", fmt, dirt_rate, date(2026, 11, 1), as_json
+        )
+    if as_json:
+        emit_json(out)
+        return
+    console.print(f"workspace created at {root} ({fmt})")
+    if sample:
+        sample_data = out["sample"]
+        assert isinstance(sample_data, dict)
+        _print_sample(sample_data)
+
+
+@handle_errors
+def sample(
+    customers: int = typer.Option(..., "--customers", help="Number of customers."),
+    seed: int = typer.Option(7, "--seed", help="Random seed: same seed, same bytes."),
+    out: Path = typer.Option(..., "--out", help="Output directory (usually WORKSPACE/data)."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
+    dirt_rate: float = typer.Option(0.002, "--dirt-rate", help="Share of planted faulty rows."),
+    as_of: str = typer.Option("2026-11-01", "--as-of", help="Reference date (YYYY-MM-DD)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write realistic sample sources, ground truth and a manifest of planted dirt."""
+    try:
+        ref = date.fromisoformat(as_of)
+    except ValueError:
+        raise UsageError(f"--as-of must be a date like 2026-11-01, not '{as_of}'") from None
+    data = _generate(customers, seed, out, _format(fmt), dirt_rate, ref, as_json)
+    if as_json:
+        emit_json(data)
+    else:
+        _print_sample(data)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands or sub-app to the root app."""
+    app.command("init")(init)
+    app.command("sample")(sample)
