@@ -79,3 +79,58 @@ def synthetic_facts(n: int, seed: int = 7, jurisdiction: str = "EU-DE") -> pl.Da
         "persona_id",
         "persona_name",
     )
+
+
+FACT_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.String(),
+    "jurisdiction": pl.String(),
+    "country": pl.String(),
+    "customer_type": pl.String(),
+    "employment_type": pl.String(),
+    "business_sector": pl.String(),
+    "tenure_days": pl.Int64(),
+    "screened": pl.Boolean(),
+    "pep": pl.Boolean(),
+    "sanctions_hit": pl.Boolean(),
+    "adverse_media": pl.Boolean(),
+    "has_crypto_wallet": pl.Boolean(),
+    "wallet_count": pl.Int64(),
+    "wallet_volume_90d": pl.Float64(),
+    "txn_count": pl.Int64(),
+    "txn_total_amount": pl.Float64(),
+    "max_txn_amount": pl.Float64(),
+    "cash_share": pl.Float64(),
+    "crypto_share": pl.Float64(),
+    "persona_id": pl.Int64(),
+    "persona_name": pl.String(),
+}
+
+# A screened, established, low-activity retail customer: matches no factor and no floor.
+LOW_RISK: dict[str, object] = {
+    "jurisdiction": "EU-DE",
+    "country": "DE",
+    "customer_type": "retail",
+    "employment_type": "salaried",
+    "business_sector": None,
+    "tenure_days": 2000,
+    "screened": True,
+    "pep": False,
+    "sanctions_hit": False,
+    "adverse_media": False,
+    "has_crypto_wallet": False,
+    "wallet_count": 0,
+    "wallet_volume_90d": 0.0,
+    "txn_count": 10,
+    "txn_total_amount": 5000.0,
+    "max_txn_amount": 900.0,
+    "cash_share": 0.05,
+    "crypto_share": 0.0,
+    "persona_id": 0,
+    "persona_name": "steady salaried saver",
+}
+
+
+def facts_from_rows(rows: dict[str, dict[str, object]]) -> pl.DataFrame:
+    """A facts frame from {token: {fact: value}}, every unnamed fact at its low-risk value."""
+    records = [{**LOW_RISK, **changes, "customer_id": token} for token, changes in rows.items()]
+    return pl.DataFrame(records, schema=FACT_SCHEMA).sort("customer_id")
