@@ -3,6 +3,7 @@ factor changes trigger an out-of-cycle review (AMLR Art. 26(2))."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ def ruleset() -> KycRuleset:
 
 def _run(
     ruleset: KycRuleset,
-    facts_by_token: dict[str, dict[str, object]],
+    facts_by_token: Mapping[str, Mapping[str, object]],
     previous: pl.DataFrame | None,
     as_of: date,
 ) -> pl.DataFrame:

@@ -3,6 +3,7 @@ customer, review dates by tier (AMLR Art. 26(2))."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -24,7 +25,9 @@ def ruleset() -> KycRuleset:
     return evaluate_ruleset()
 
 
-def _rows(ruleset: KycRuleset, rows: dict[str, dict[str, object]]) -> dict[str, dict[str, Any]]:
+def _rows(
+    ruleset: KycRuleset, rows: Mapping[str, Mapping[str, object]]
+) -> dict[str, dict[str, Any]]:
     table = route_facts(facts_from_rows(rows), ruleset, None, AS_OF, 90).table
     return {r["customer_id"]: r for r in table.iter_rows(named=True)}
 

@@ -5,6 +5,8 @@ Vectorised (numpy + Polars); tokens look like kyc-domain tokens but are made up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import polars as pl
 
@@ -130,7 +132,7 @@ LOW_RISK: dict[str, object] = {
 }
 
 
-def facts_from_rows(rows: dict[str, dict[str, object]]) -> pl.DataFrame:
+def facts_from_rows(rows: Mapping[str, Mapping[str, object]]) -> pl.DataFrame:
     """A facts frame from {token: {fact: value}}, every unnamed fact at its low-risk value."""
     records = [{**LOW_RISK, **changes, "customer_id": token} for token, changes in rows.items()]
     return pl.DataFrame(records, schema=FACT_SCHEMA).sort("customer_id")
