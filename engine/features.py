@@ -27,6 +27,8 @@ RECENCY_CAP_DAYS = 730
 # Relative cash-flow volatility above this is clipped: a near-empty account can otherwise
 # produce arbitrarily large ratios that would dominate clustering.
 CASHFLOW_CV_CAP = 10.0
+# Transactions at which the cash-flow shape features get half their raw value (see below).
+SHRINK_TXNS = 12
 # Value proxy weights (annual revenue-like quantities, documented in docs/segmentation.md).
 INTERCHANGE_RATE = 0.002
 CRYPTO_SPREAD_RATE = 0.001
@@ -175,14 +177,17 @@ class _Builder:
             mean_net = pl.col("_sum_net") / WINDOW_MONTHS
             std_net = (pl.col("_sumsq_net") / WINDOW_MONTHS - mean_net**2).clip(0.0).sqrt()
             mean_credit = pl.col("_sum_credit") / WINDOW_MONTHS
+            # With few transactions the monthly profile is mostly sampling noise (one large
+            # payment looks "seasonal" and "volatile"): both ratios are shrunk towards their
+            # neutral value by n / (n + SHRINK_TXNS), n = transactions in the window.
+            weight = pl.col("_n") / (pl.col("_n") + SHRINK_TXNS)
+            # Scale by mean monthly inflow, not by the mean net flow: balanced accounts
+            # have a net mean near zero, where a textbook CV explodes.
+            cv = (std_net / (mean_credit + 1.0)).clip(0.0, CASHFLOW_CV_CAP)
+            peak = pl.when(mean_credit > 0).then(pl.col("_max_credit") / mean_credit).otherwise(1.0)
             finals += [
-                # Scale by mean monthly inflow, not by the mean net flow: balanced accounts
-                # have a net mean near zero, where a textbook CV explodes.
-                (std_net / (mean_credit + 1.0)).clip(0.0, CASHFLOW_CV_CAP).alias("cashflow_cv"),
-                pl.when(mean_credit > 0)
-                .then(pl.col("_max_credit") / mean_credit)
-                .otherwise(1.0)
-                .alias("seasonality"),
+                (cv * weight).alias("cashflow_cv"),
+                (1.0 + (peak - 1.0) * weight).alias("seasonality"),
             ]
             per_customer = per_customer.join(monthly, on=KEY, how="left")
             feats["cashflow_cv"] = pl.lit(0.0)

@@ -1,0 +1,133 @@
+"""Strategies: each one finds the planted groups; fit/assign are deterministic."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from engine.config import SegmentationSpec
+from engine.features import FeatureFrame, build_features
+from engine.segment import segment
+from engine.segment.io import write_segmentation
+from engine.segment.strategies import (
+    GaussianMixtureStrategy,
+    KMeansStrategy,
+    RuleBased,
+    make_strategy,
+    sample_indices,
+)
+from engine.segment.synthetic import synthetic_governed
+
+AS_OF = date(2026, 10, 31)
+
+
+@pytest.fixture(scope="module")
+def planted() -> tuple[FeatureFrame, np.ndarray]:
+    g, truth = synthetic_governed(1200, seed=11)
+    ff = build_features(g, AS_OF)
+    assert truth["customer_id"].to_list() == ff.frame["customer_id"].to_list()
+    return ff, truth["group"].to_numpy()
+
+
+def test_kmeans_chooses_k_by_silhouette_and_recovers_groups(
+    planted: tuple[FeatureFrame, np.ndarray],
+) -> None:
+    ff, truth = planted
+    km = KMeansStrategy(k_min=3, k_max=6, seed=7).fit(ff)
+    labels = km.assign(ff)
+    assert km.k_ == 4
+    assert set(km.scores_) == {3, 4, 5, 6}
+    assert adjusted_rand_score(truth, labels) > 0.9
+
+
+def test_kmeans_fixed_k_is_respected(planted: tuple[FeatureFrame, np.ndarray]) -> None:
+    ff, _ = planted
+    km = KMeansStrategy(k=6, seed=7).fit(ff)
+    assert km.k_ == 6 and len(np.unique(km.assign(ff))) == 6
+
+
+def test_kmeans_fits_on_a_sample_and_assigns_every_row(
+    planted: tuple[FeatureFrame, np.ndarray],
+) -> None:
+    ff, truth = planted
+    km = KMeansStrategy(k=4, sample_size=300, seed=7).fit(ff)
+    labels = km.assign(ff)
+    assert labels.shape == (ff.frame.height,)
+    assert adjusted_rand_score(truth, labels) > 0.9
+
+
+def test_gaussian_mixture_recovers_groups(planted: tuple[FeatureFrame, np.ndarray]) -> None:
+    ff, truth = planted
+    gmm = GaussianMixtureStrategy(k=4, seed=7).fit(ff)
+    assert adjusted_rand_score(truth, gmm.assign(ff)) > 0.8
+
+
+def test_rules_band_by_score_and_value(planted: tuple[FeatureFrame, np.ndarray]) -> None:
+    ff, _ = planted
+    rules = RuleBased(seed=7)
+    rules.fit(ff)
+    labels = rules.assign(ff)
+    score = ff.frame["credit_score"].to_numpy()
+    risk = labels // 3
+    assert (risk[score >= 670] == 0).all()
+    assert (risk[(score >= 580) & (score < 670)] == 1).all()
+    assert (risk[score < 580] == 2).all()
+    value_bracket = labels % 3
+    assert sorted(np.unique(value_bracket).tolist()) == [0, 1, 2]  # tertiles
+
+
+def test_sample_indices_are_sorted_and_seeded() -> None:
+    a = sample_indices(1000, 100, seed=1)
+    assert (np.diff(a) > 0).all()
+    assert (a == sample_indices(1000, 100, seed=1)).all()
+    assert not (a == sample_indices(1000, 100, seed=2)).all()
+    assert (sample_indices(50, 100, seed=1) == np.arange(50)).all()
+
+
+@pytest.mark.parametrize("strategy", ["kmeans", "gmm", "rules"])
+def test_same_input_gives_identical_assignments_and_bytes(
+    planted: tuple[FeatureFrame, np.ndarray], strategy: str, tmp_path: Path
+) -> None:
+    ff, _ = planted
+    k = 4 if strategy == "gmm" else None
+    spec = SegmentationSpec(strategy=strategy, k=k, k_max=5, bootstrap_runs=2)
+    runs = [segment(ff, spec, 10, 7) for _ in range(2)]
+    assert runs[0].assignments.equals(runs[1].assignments)
+    files = [write_segmentation(s, tmp_path / str(i)) for i, s in enumerate(runs)]
+    for a, b in zip(files[0], files[1], strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_row_order_of_the_input_does_not_matter(
+    planted: tuple[FeatureFrame, np.ndarray],
+) -> None:
+    ff, _ = planted
+    spec = SegmentationSpec(k=4, bootstrap_runs=1)
+    shuffled = ff.frame.sample(fraction=1.0, shuffle=True, seed=5).sort("customer_id")
+    again = FeatureFrame(shuffled, ff.features, ff.descriptors, ff.indicators, as_of=ff.as_of)
+    a = segment(ff, spec, 10, 7).assignments
+    b = segment(again, spec, 10, 7).assignments
+    assert a.equals(b)
+
+
+def test_make_strategy_follows_the_spec() -> None:
+    assert isinstance(make_strategy(SegmentationSpec(strategy="gmm"), 1), GaussianMixtureStrategy)
+    assert isinstance(make_strategy(SegmentationSpec(strategy="rules"), 1), RuleBased)
+    km = make_strategy(SegmentationSpec(k=5, sample_size=123), 9)
+    assert isinstance(km, KMeansStrategy) and km.k == 5 and km.sample_size == 123 and km.seed == 9
+
+
+def test_assignments_table_shape(planted: tuple[FeatureFrame, np.ndarray]) -> None:
+    ff, _ = planted
+    seg = segment(ff, SegmentationSpec(k=4, bootstrap_runs=1), 10, 7)
+    a = seg.assignments
+    assert a.columns == ["customer_id", "persona_id", "persona_name"]
+    assert a["customer_id"].to_list() == ff.frame["customer_id"].to_list()
+    sizes = a.group_by("persona_id").len().sort("persona_id")["len"].to_list()
+    assert sizes == sorted(sizes, reverse=True)  # ids in size order
+    assert a.schema["persona_id"] == pl.Int64
