@@ -37,11 +37,18 @@ customer_id = { type = "str", classification = "direct_identifier" }
 jurisdiction = { type = "str", classification = "technical" }
 """
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+# An hour ago: entries written by the tests precede the ones the log stamps itself (checkpoints),
+# as they would in a real workspace, so the time-order check sees a plausible log.
+T0 = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
 
 
-def entry(i: int, actor: str = "analyst-uk", type_: str = "refresh_requested") -> bytes:
-    t = (T0 + timedelta(seconds=i)).isoformat(timespec="microseconds")
+def entry(
+    i: int,
+    actor: str = "analyst-uk",
+    type_: str = "refresh_requested",
+    at: datetime | None = None,
+) -> bytes:
+    t = (at or T0 + timedelta(seconds=i)).isoformat(timespec="microseconds")
     return canonical_json({"type": type_, "actor": actor, "time": t, "details": {"i": i}})
 
 
