@@ -248,8 +248,11 @@ def _run_local(
         if timed_out:
             # A refresh is crash-safe (atomic publish, lock freed by the kernel), so stopping
             # its process is the honest way to enforce the timeout.
-            for proc in list(getattr(pool, "_processes", {}).values()):
+            procs = list(getattr(pool, "_processes", {}).values())
+            for proc in procs:
                 proc.kill()
+            for proc in procs:
+                proc.join(10)  # reap, so nobody mistakes the dead for a live lock holder
         pool.shutdown(wait=not timed_out, cancel_futures=True)
 
 

@@ -63,7 +63,17 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    # A killed process nobody has reaped yet still answers kill(pid, 0), but it has exited:
+    # its files, and so its lock, are closed.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def check_name(kind: str, value: str) -> str:

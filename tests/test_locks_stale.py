@@ -47,3 +47,19 @@ def test_names_that_could_escape_the_locks_dir_are_refused(tmp_path: Path) -> No
     for bad in ["../x", "a/b", "", ".."]:
         with pytest.raises(UsageError), refresh_lock(ws, bad, "kyc_aml"):
             pass
+
+
+def test_an_unreaped_killed_holder_counts_as_dead(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from engine.locks import pid_alive
+
+    proc = subprocess.Popen(["sleep", "60"])
+    os.kill(proc.pid, signal.SIGKILL)
+    # not reaped yet: a zombie still answers kill(pid, 0)
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+    assert not pid_alive(proc.pid)
+    proc.wait()
+    assert pid_alive(os.getpid())
