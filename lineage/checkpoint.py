@@ -60,11 +60,17 @@ class VerifiedCheckpoint:
     text: bytes
 
 
-def sign_checkpoint(cp: Checkpoint, signer: Signer) -> bytes:
-    body = cp.body()
-    sig = signer.sign(body)
+def sign_note(text: bytes, signer: Signer) -> bytes:
+    """A signed note: text (ending in a newline), a blank line, one signature line."""
+    if not text.endswith(b"\n") or b"\n\n" in text:
+        raise ValueError("note text must end in a newline and hold no blank line")
+    sig = signer.sign(text)
     blob = base64.b64encode(note_key_hash(signer.key_id, signer.public_raw) + sig).decode("ascii")
-    return body + b"\n" + f"{_SIG_PREFIX}{signer.key_id} {blob}\n".encode()
+    return text + b"\n" + f"{_SIG_PREFIX}{signer.key_id} {blob}\n".encode()
+
+
+def sign_checkpoint(cp: Checkpoint, signer: Signer) -> bytes:
+    return sign_note(cp.body(), signer)
 
 
 def parse_checkpoint(text: bytes, where: str) -> tuple[Checkpoint, bytes, list[tuple[str, bytes]]]:
