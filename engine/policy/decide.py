@@ -8,6 +8,7 @@ column through: all are PolicyDenied / PolicyError with reason codes.
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,9 @@ def bundle_path_for(ws: Workspace) -> Path:
 
 
 @functools.lru_cache(maxsize=8)
-def _embedded(path: str, digest: str) -> EmbeddedEngine:
-    # Keyed by digest: an edited bundle is recompiled, an unchanged one is reused.
+def _embedded(path: str, digest: str, thread: int) -> EmbeddedEngine:
+    # Keyed by digest (an edited bundle is recompiled) and by thread (a regorus engine must
+    # be used and dropped on the thread that built it).
     return EmbeddedEngine(load_bundle(path))
 
 
@@ -103,7 +105,7 @@ def engine_for(ws: Workspace) -> PolicyEngine:
         return OpaEngine(cfg.opa_url, timeout_seconds=cfg.timeout_seconds)
     path = bundle_path_for(ws)
     bundle = load_bundle(path)
-    return _embedded(str(path), bundle.digest)
+    return _embedded(str(path), bundle.digest, threading.get_ident())
 
 
 def _bundle_for(ws: Workspace, engine: PolicyEngine) -> Bundle:

@@ -33,7 +33,7 @@ def _check_path(path: str) -> list[str]:
     return parts
 
 
-def _first_lines(exc: Exception) -> str:
+def _first_lines(exc: BaseException) -> str:
     """regorus errors: location and message, without its Rust backtrace."""
     text = str(exc).split("Stack backtrace")[0]
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -55,43 +55,63 @@ def _defined(path: str, reply: Any, reason_prefix: str) -> Any:
 
 
 class EmbeddedEngine:
-    """regorus in-process. The bundle is compiled once; each query runs on a clone so
-    concurrent queries never share an input."""
+    """regorus in-process, compiled once per thread.
+
+    A regorus Engine is "unsendable": pyo3 panics when another thread uses *or drops* it.
+    The compiled engine therefore belongs to the thread that built this object; a query from
+    any other thread compiles a private engine (about 30 ms) that lives and dies there.
+    Queries run on a clone, so no input is ever shared.
+    """
 
     def __init__(self, bundle: Bundle, *, include_tests: bool = False) -> None:
+        self.bundle = bundle
+        self._modules = bundle.modules if include_tests else bundle.policy_modules()
+        self._data_json = json.dumps(bundle.data)
+        self._owner = threading.get_ident()
+        self._engine = self._compile()  # compile now so a broken bundle fails at construction
+
+    def _compiled(self) -> Any:
+        return self._engine if threading.get_ident() == self._owner else self._compile()
+
+    def _compile(self) -> Any:
         import regorus
 
-        self.bundle = bundle
         engine = regorus.Engine()
-        modules = bundle.modules if include_tests else bundle.policy_modules()
         try:
-            for name, text in sorted(modules.items()):
+            for name, text in sorted(self._modules.items()):
                 engine.add_policy(name, text)
-            engine.add_data_json(json.dumps(bundle.data))
+            engine.add_data_json(self._data_json)
         except Exception as exc:  # regorus raises plain exceptions on parse errors
             raise PolicyError(
                 f"policy bundle does not compile: {_first_lines(exc)}",
                 reasons=["bundle.compile_error"],
             ) from None
-        self._engine = engine
-        self._lock = threading.Lock()
+        return engine
 
     def packages(self) -> list[str]:
-        return list(self._engine.get_packages())
+        return list(self._compiled().get_packages())
 
     def query(self, path: str, input: dict[str, Any]) -> Any:
         parts = _check_path(path)
-        with self._lock:
-            engine = self._engine.clone()
+        engine: Any = None
         try:
+            engine = self._compiled().clone()
             engine.set_input(input)
             # eval_query tells undefined (no result) from null; eval_rule maps both to None.
             raw = engine.eval_query_as_json("data." + ".".join(parts))
-        except Exception as exc:
+        except PolicyError:
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # includes pyo3 PanicException (a BaseException)
             raise PolicyError(
                 f"{path}: policy evaluation failed: {_first_lines(exc)}",
                 reasons=["policy.eval_error"],
             ) from None
+        finally:
+            # Drop the clone here, on this thread: a traceback keeping this frame alive
+            # would otherwise let the garbage collector drop it on another thread (panic).
+            engine = None
         reply = json.loads(raw)
         results = reply.get("result") if isinstance(reply, dict) else None
         if not results:
