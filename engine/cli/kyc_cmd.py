@@ -13,8 +13,16 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from engine.cli._common import JsonOpt, WorkspaceOpt, console, emit_json, handle_errors
+from engine.cli._common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    emit_json,
+    handle_errors,
+    open_workspace,
+)
 from engine.errors import UsageError
+from engine.workspace import Workspace
 
 kyc_app = typer.Typer(
     name="kyc",
@@ -28,6 +36,15 @@ VersionOpt = typer.Option(
     "--version",
     help="v0003, 'latest' (default) or a full reference EU-DE/kyc_aml/v0003.",
 )
+
+
+def _open(workspace: Path) -> Workspace:
+    from engine.logs import ensure_logging
+
+    ws = open_workspace(workspace)
+    # structlog's unconfigured default writes to stdout and would corrupt --json output.
+    ensure_logging(ws)
+    return ws
 
 
 def _today() -> date:
@@ -49,10 +66,9 @@ def queue_cmd(
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """List a queue's items, most urgent (earliest SLA due date) first."""
-    from engine.cli._common import open_workspace
     from engine.kyc.versions import queue_items
 
-    ws = open_workspace(workspace)
+    ws = _open(workspace)
     items = queue_items(ws, queue, _today(), jurisdiction, version)
     if limit > 0:
         items = items.head(limit)
@@ -74,22 +90,18 @@ def queue_cmd(
     if as_json:
         emit_json({"queue": queue, "count": len(rows), "items": rows})
         return
-    table = Table(title=f"{queue}: {len(rows)} item(s)")
-    for head in ("token", "jur.", "tier", "computed", "score", "reasons", "due", "review"):
-        table.add_column(head, overflow="fold")
+    # One block per item rather than a table: reasons stay readable on a narrow terminal.
+    console.print(f"[bold]{queue}[/]: {len(rows)} item(s), most urgent first", highlight=False)
     for r in rows:
-        tier = r["tier"] if not r.get("override_id") else f"{r['tier']} (override)"
-        table.add_row(
-            str(r["customer_id"]),
-            str(r.get("jurisdiction") or ""),
-            tier,
-            str(r["computed_tier"]),
-            str(r["score"]),
-            "; ".join(r["reasons"]),
-            str(r["sla_due"]),
-            str(r["review_due"]),
+        tier = f"{r['tier']} (override {r['override_id']})" if r.get("override_id") else r["tier"]
+        console.print(
+            f"{r['customer_id']}  {r.get('jurisdiction') or ''}  [bold]{tier}[/]  "
+            f"computed {r['computed_tier']}, score {r['score']}  due {r['sla_due']}  "
+            f"review {r['review_due']}",
+            highlight=False,
         )
-    console.print(table)
+        for reason in r["reasons"]:
+            console.print(f"    {reason}", highlight=False, markup=False)
     console.print("Re-identify a token (authorised, audited): pgov reidentify ...", style="dim")
 
 
@@ -103,11 +115,10 @@ def show_cmd(
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """One customer's tier, computed tier, reasons, queue, due dates and overrides."""
-    from engine.cli._common import open_workspace
     from engine.kyc.overrides import load_overrides
     from engine.kyc.versions import find_customer
 
-    ws = open_workspace(workspace)
+    ws = _open(workspace)
     today = _today()
     rv, row = find_customer(ws, customer, today, jurisdiction, version)
     overrides = [
@@ -166,11 +177,10 @@ def override_cmd(
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """Override a customer's tier. A downgrade out of EDD or above waits for `approve`."""
-    from engine.cli._common import open_workspace
     from engine.kyc.overrides import request_override
     from engine.kyc.versions import find_customer
 
-    ws = open_workspace(workspace)
+    ws = _open(workspace)
     tier = tier.upper()
     expiry = _parse_date(expires, "--expires") if expires else None
     if not reason.strip():
@@ -212,10 +222,9 @@ def approve_cmd(
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """Approve a pending override (four eyes: a different compliance officer)."""
-    from engine.cli._common import open_workspace
     from engine.kyc.overrides import approve_override
 
-    ws = open_workspace(workspace)
+    ws = _open(workspace)
     ovr = approve_override(ws, override, actor)
     out = ovr.to_json(_today())
     if as_json:
@@ -232,10 +241,9 @@ def overrides_cmd(
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """List overrides with their status (pending / active / expired)."""
-    from engine.cli._common import open_workspace
     from engine.kyc.overrides import load_overrides
 
-    ws = open_workspace(workspace)
+    ws = _open(workspace)
     rows = [o.to_json(_today()) for o in load_overrides(ws, jurisdiction)]
     if as_json:
         emit_json(rows)
@@ -269,12 +277,11 @@ def deliver_cmd(
 ) -> None:
     """(Re-)deliver a published version's routing to the configured sinks; idempotent."""
     from engine.audit import record
-    from engine.cli._common import open_workspace
     from engine.kyc.io import load_routing
     from engine.kyc.sinks import deliver
     from engine.kyc.versions import routing_versions
 
-    ws = open_workspace(workspace)
+    ws = _open(workspace)
     (rv,) = routing_versions(ws, jurisdiction, version)
     report = deliver(
         ws, f"{rv.jurisdiction}/{rv.version_id}", load_routing(rv.path), ws.config.sinks
@@ -311,7 +318,9 @@ def deliver_cmd(
 def ruleset_cmd(as_json: bool = JsonOpt) -> None:
     """Show the shipped KYC ruleset (evaluated from the Rego bundle)."""
     from engine.kyc.bundle import evaluate_ruleset
+    from engine.logs import ensure_logging
 
+    ensure_logging(None)
     rs = evaluate_ruleset()
     if as_json:
         emit_json(rs.to_json())
