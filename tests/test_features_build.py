@@ -83,8 +83,10 @@ def test_dropped_source_and_columns_degrade_gracefully(governed: GovernedFrames)
 
 
 def test_age_band_replaces_a_kept_date_of_birth(governed: GovernedFrames) -> None:
-    crm = governed.frames["crm"].drop("age_band").with_columns(
-        date_of_birth=pl.lit(date(1990, 12, 1)), annual_income=pl.lit(52_000.0)
+    crm = (
+        governed.frames["crm"]
+        .drop("age_band")
+        .with_columns(date_of_birth=pl.lit(date(1990, 12, 1)), annual_income=pl.lit(52_000.0))
     )
     ff = build_features(replace(governed, frames={**governed.frames, "crm": crm}), AS_OF)
     assert "date_of_birth" not in ff.frame.columns and "annual_income" not in ff.frame.columns
