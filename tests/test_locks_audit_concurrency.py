@@ -13,8 +13,8 @@ from test_locks_support import fake_workspace, support_env
 from lineage.auditlog import AuditLog
 from lineage.signing import SigningKeyring, TrustStore
 
-WRITERS = 4
-EACH = 40
+WRITERS = 3
+EACH = 30
 
 _WRITER = """
 import pathlib, sys, time
