@@ -264,6 +264,8 @@ def test_webhook_client_error_is_not_retried(
     result = _deliver_webhook(ws, routing, _sink(url))
     assert result.dead_lettered == 7  # the first batch, after one attempt
     assert result.delivered == routing.table.height - 7
+    batches = sum(-(-n // 7) for _, n in routing.table.group_by("queue").len().iter_rows())
+    assert state.requests == batches  # one request per batch: the 400 was not retried
 
 
 def test_webhook_secret_must_resolve(
