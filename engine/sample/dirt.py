@@ -140,7 +140,8 @@ def plant(
         mask = np.zeros(df.height, dtype=bool)
         mask[rows] = True
         hit = pl.lit(pl.Series(mask))
-        col = pl.col(field)
+        # Several kinds may hit one field (null and malformed e-mails): chain, never replace.
+        col = exprs.get(field, pl.col(field))
         if kind == "null_required":
             new = pl.when(hit).then(None).otherwise(col)
         elif kind == "malformed_email":
