@@ -101,6 +101,17 @@ def verify_envelope(
     ``at`` is the signed time of the payload (revoked keys verify only what they signed
     before revocation); ``None`` accepts only keys that were never revoked.
     """
+    return verify_envelope_keys(envelope, trust, at, payload_type=payload_type)[0]
+
+
+def verify_envelope_keys(
+    envelope: bytes,
+    trust: TrustStore,
+    at: datetime | None,
+    *,
+    payload_type: str | None = IN_TOTO_PAYLOAD_TYPE,
+) -> tuple[bytes, list[TrustedKey]]:
+    """``verify_envelope`` that also says which trusted keys verified (for revocation checks)."""
     ptype, payload, sigs = parse_envelope(envelope)
     if payload_type is not None and ptype != payload_type:
         raise VerificationFailed(f"envelope: payloadType {ptype!r}, expected {payload_type!r}")
@@ -130,7 +141,7 @@ def verify_envelope(
         verified_by.append(key)
     if not verified_by:
         raise VerificationFailed("envelope: no signature by a trusted key")
-    return payload
+    return payload, verified_by
 
 
 def peek_payload(envelope: bytes) -> bytes:

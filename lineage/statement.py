@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from engine.errors import PgovError, VerificationFailed
 from lineage.canonical import canonical_json
-from lineage.dsse import IN_TOTO_PAYLOAD_TYPE, peek_payload, sign_envelope, verify_envelope
+from lineage.dsse import IN_TOTO_PAYLOAD_TYPE, peek_payload, sign_envelope, verify_envelope_keys
 from lineage.report import VerificationReport
 from lineage.signing import Signer, TrustStore, atomic_write, parse_time
 
@@ -235,17 +235,20 @@ def verify_version(
     # those same bytes verifies below (revocation compares against it).
     try:
         claimed = load_statement(peek_payload(envelope)).predicate.signed_at()
-        payload = verify_envelope(envelope, trust, claimed)
+        payload, keys = verify_envelope_keys(envelope, trust, claimed)
         statement = load_statement(payload)
     except PgovError as exc:
         rep.failed("signature", f"{STATEMENT_FILE}: {exc}")
         return rep
-    rep.passed("signature", f"{STATEMENT_FILE} signed by a trusted key valid at {claimed}")
+    revoked = [k.revoked_at for k in keys if k.revoked_at is not None]
+    note = " (key since revoked)" if revoked else ""
+    rep.passed("signature", f"{STATEMENT_FILE} signed by a trusted key valid at {claimed}{note}")
     _check_subjects(version_dir, statement, rep)
     _check_inputs(statement.predicate, workspace_root, rep)
     _check_policy(version_dir, statement, rep)
     if audit is not None:
-        _check_audit(sha256_file(env_path), statement.predicate, audit, rep)
+        revoked_at = min(revoked) if revoked else None
+        _check_audit(sha256_file(env_path), statement.predicate, audit, trust, revoked_at, rep)
     return rep
 
 
@@ -348,24 +351,52 @@ def _check_policy(version_dir: Path, st: Statement, rep: VerificationReport) -> 
 
 
 def _check_audit(
-    envelope_sha: str, pred: LineagePredicate, audit: Any, rep: VerificationReport
+    envelope_sha: str,
+    pred: LineagePredicate,
+    audit: Any,
+    trust: TrustStore,
+    revoked_at: datetime | None,
+    rep: VerificationReport,
 ) -> None:
     try:
         hits = audit.query(type="version_published")
-    except VerificationFailed as exc:
+    except PgovError as exc:
         rep.failed("audit-log", f"audit log unreadable: {exc}")
         return
     for e in hits:
         d = e.get("details") or {}
-        if d.get("statement_sha256") == envelope_sha:
-            rep.passed(
+        if d.get("statement_sha256") != envelope_sha:
+            continue
+        idx = int(e["index"])
+        if revoked_at is not None and not _signed_before(audit, trust, idx, revoked_at):
+            # A revoked key's signed time could be back-dated by whoever stole it; only a
+            # checkpoint signed before the revocation shows the version existed by then.
+            rep.failed(
                 "audit-log",
-                f"statement digest logged as version_published at entry {e['index']}",
+                f"signing key revoked at {revoked_at.isoformat()}; the publication entry {idx} "
+                "is not covered by a checkpoint signed before that time (back-dating cannot "
+                "be excluded)",
             )
             return
+        rep.passed("audit-log", f"statement digest logged as version_published at entry {idx}")
+        return
     rep.failed(
         "audit-log",
         f"no version_published audit entry carries statement sha256 {envelope_sha[:16]}… "
         f"(version {pred.persona_version} was not published through the log, or the entry "
         "was removed)",
     )
+
+
+def _signed_before(audit: Any, trust: TrustStore, index: int, before: datetime) -> bool:
+    from lineage.checkpoint import verify_checkpoint
+
+    cdir = Path(audit.checkpoint_dir)
+    for p in sorted(cdir.glob("*.txt")) if cdir.is_dir() else []:
+        try:
+            vc = verify_checkpoint(p.read_bytes(), trust, f"checkpoints/{p.name}")
+        except PgovError:
+            continue
+        if vc.checkpoint.size > index and vc.checkpoint.time < before:
+            return True
+    return False

@@ -105,6 +105,7 @@ def test_a_wrong_key_fails_signature(env: Env, tmp_path: Path) -> None:
 
 def test_revoked_key_keeps_old_versions_and_refuses_later_signatures(env: Env) -> None:
     old = make_version(env, "v0001")
+    env.audit.checkpoint(env.keyring.signer(), "test")  # binds the publication entry
     stolen = env.keyring.signer()  # e.g. a copy of the key that leaked before revocation
     env.keyring.revoke(stolen.key_id, datetime.now(UTC) + timedelta(seconds=30))
     assert _failed(env, old) == {}
@@ -172,3 +173,34 @@ def test_cli_offline_verify_with_only_a_trust_file(env: Env, tmp_path: Path) -> 
 def test_cli_unknown_version_is_a_usage_error(env: Env) -> None:
     res = runner.invoke(app, ["lineage", "verify", "UK/x/v9", "-w", str(env.ws.root)])
     assert res.exit_code == ExitCode.USAGE
+
+
+def test_a_back_dated_statement_by_a_revoked_key_fails_the_audit_check(env: Env) -> None:
+    make_version(env, "v0001")
+    env.audit.checkpoint(env.keyring.signer(), "test")
+    stolen = env.keyring.signer()
+    env.keyring.revoke(stolen.key_id, datetime.now(UTC))
+    env.keyring.rotate()
+    # The thief signs a new version claiming it was finished before the revocation, and
+    # (having write access) logs it; the next checkpoint is honest and signed later.
+    vdir = env.ws.versions_dir("UK", "marketing_segmentation") / "v0002"
+    vdir.mkdir(parents=True)
+    (vdir / "personas.json").write_text("{}")
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    sign_version(vdir, predicate(env.ws.root, "v0002", finished_at=past), stolen)
+    from lineage.statement import statement_sha256
+
+    env.audit.append(
+        canonical_json(
+            {
+                "type": "version_published",
+                "actor": "thief",
+                "time": datetime.now(UTC).isoformat(),
+                "details": {"statement_sha256": statement_sha256(vdir)},
+            }
+        )
+    )
+    env.audit.checkpoint(env.keyring.signer(), "test")
+    failed = _failed(env, vdir)
+    assert set(failed) == {"audit-log"}
+    assert "back-dating" in failed["audit-log"]
