@@ -3,9 +3,9 @@
 Built only from governed frames, the FeatureFrame and the Segmentation, joined on
 `customer_id`. Two rules shape it:
 
-- Missing screening is not "clear". A customer with no screening row gets `screened =
-  False` and null pep / sanctions_hit / adverse_media; the ruleset turns that into a reason
-  code and a floor, never into a low tier.
+- Missing screening is not "clear". A customer with no screening row, or whose pep or
+  sanctions flag is null, gets `screened = False` (flags stay null); the ruleset turns that
+  into a reason code and a floor, never into a low tier.
 - A fact that cannot be built (its source was withheld by policy) is absent, so a rule
   naming it fails to compile and the refresh is refused, rather than silently not matching.
 """
@@ -161,7 +161,15 @@ def _fill_absence(lf: pl.LazyFrame, parts: list[pl.LazyFrame | None]) -> pl.Lazy
     names = set(lf.collect_schema().names())
     fills: list[pl.Expr] = []
     if "_screened" in names:
-        fills.append(pl.col("_screened").fill_null(False).alias("screened"))
+        # A screening row whose pep or sanctions flag is null did not screen this customer
+        # for it: unscreened, the same as no row.
+        fills.append(
+            (
+                pl.col("_screened").fill_null(False)
+                & pl.col("pep").is_not_null()
+                & pl.col("sanctions_hit").is_not_null()
+            ).alias("screened")
+        )
     if "has_crypto_wallet" in names:
         fills += [
             pl.col("has_crypto_wallet").fill_null(False),
