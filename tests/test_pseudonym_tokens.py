@@ -146,3 +146,16 @@ def test_kyc_batches_give_the_same_tokens_whether_values_repeat_or_not(ring: Key
     assert a[-1] is None and b[-1] is None
     assert a[:50] == b[:50] and b[50] == a[0]
     assert p.reveal([t for t in b[:50] if t], "customer_id") == distinct[:50]
+
+
+def test_serialised_plans_would_leak_the_hmac_key_so_we_never_serialise_them(
+    ring: Keyring,
+) -> None:
+    """A canary for docs/keys.md: polars-hash embeds the key as a literal. If this ever
+    stops holding, the warning can be relaxed; until then plans are never serialised."""
+    p = Pseudonymiser(ring)
+    marketing = pl.LazyFrame({"email": ["a@b.co"]}).with_columns(p.token_expr("email", "marketing"))
+    assert ring.derive("marketing", "email").hex().encode() in marketing.serialize()
+    kyc = pl.LazyFrame({"customer_id": ["C1"]}).with_columns(p.token_expr("customer_id", "kyc"))
+    with pytest.raises(Exception, match="pickle"):
+        kyc.serialize()  # the AES-SIV key object refuses to be pickled
