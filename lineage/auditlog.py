@@ -167,7 +167,10 @@ class AuditLog:
         self.log_path = self.directory / "log.bin"
         self.cache_path = self.directory / "leaves.bin"
         self.checkpoint_dir = self.directory / "checkpoints"
-        self._lock = FileLock(str(self.directory / ".lock"), timeout=LOCK_TIMEOUT_S)
+        # The lock file stays: unlinking it on release would let two processes lock two inodes.
+        self._lock = FileLock(
+            str(self.directory / ".lock"), timeout=LOCK_TIMEOUT_S, preserve_lock_file=True
+        )
 
     # ------------------------------------------------------------------ locking and state
 
