@@ -173,3 +173,21 @@ def test_real_policy_denies_an_analyst(ws: Workspace, audited: list[dict[str, An
     """Whatever state the bundle is in, an analyst never re-identifies (fail closed)."""
     with pytest.raises(PolicyDenied):
         reidentify(ws, "analyst-eu", _tokens(ws, ["C1"]), "customer_id")
+
+
+def test_real_policy_lets_kyc_operations_reidentify(
+    ws: Workspace, audited: list[dict[str, Any]]
+) -> None:
+    toks = _tokens(ws, ["CUST-000777"])
+    assert reidentify(ws, "kyc-ops", toks, "customer_id") == ["CUST-000777"]
+    assert audited[-1]["outcome"] == "revealed"
+
+
+def test_unknown_key_version_is_refused(
+    ws: Workspace, audited: list[dict[str, Any]], policy: list[Any]
+) -> None:
+    [tok] = _tokens(ws, ["C1"])
+    future = "k9." + tok.split(".", 1)[1]
+    with pytest.raises(KeyMaterialError, match="version 9 is unknown"):
+        reidentify(ws, ALLOWED, [future], "customer_id")
+    assert audited[-1]["outcome"] == "refused"
