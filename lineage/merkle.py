@@ -109,6 +109,35 @@ class MerkleTree:
         return [*self._subproof(m - k, lo + k, hi, False), self._hash(lo, lo + k)]
 
 
+class CompactRange:
+    """The right frontier of a growing tree: hashes of its perfect subtrees, left to right.
+
+    Appending costs one node hash amortised and the root is a fold of at most log2(n) hashes,
+    so a writer can take the roots of several prefix sizes in a single pass over the leaves.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._nodes: list[bytes] = []
+
+    def append(self, leaf: bytes) -> None:
+        self._nodes.append(leaf)
+        s = self.size
+        while s & 1:  # each trailing 1 bit of the old size is a perfect subtree to merge
+            right = self._nodes.pop()
+            self._nodes[-1] = node_hash(self._nodes[-1], right)
+            s >>= 1
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._nodes:
+            return EMPTY_ROOT
+        r = self._nodes[-1]
+        for h in reversed(self._nodes[:-1]):
+            r = node_hash(h, r)
+        return r
+
+
 def root_from_leaves(leaf_hashes: Sequence[bytes]) -> bytes:
     """Root without keeping the levels: what a verifier recomputing a whole log needs."""
     cur = list(leaf_hashes)

@@ -212,3 +212,12 @@ def test_cli_query_checkpoint_and_repair(env: Env) -> None:
     assert res.exit_code == 0 and "checkpoints/12.txt" in res.output.replace("\n", "")
     res = runner.invoke(app, ["audit", "repair", "-w", ws])
     assert res.exit_code == 0 and "nothing to repair" in res.output
+
+
+def test_no_new_checkpoint_is_signed_over_a_rewritten_history(env: Env) -> None:
+    entries = list(env.audit.entries())
+    entries[1], entries[2] = entries[2], entries[1]
+    _rewrite(env.audit, entries)
+    with pytest.raises(VerificationFailed, match="refusing to sign"):
+        env.audit.checkpoint(env.keyring.signer(), ORIGIN)
+    assert not (env.audit.checkpoint_dir / "12.txt").exists()

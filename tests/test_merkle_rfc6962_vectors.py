@@ -15,6 +15,7 @@ import pytest
 from engine.errors import VerificationFailed
 from lineage.merkle import (
     EMPTY_ROOT,
+    CompactRange,
     MerkleTree,
     leaf_hash,
     node_hash,
@@ -270,3 +271,16 @@ def test_every_proof_of_every_small_tree_verifies() -> None:
             assert len(pr) <= n.bit_length()
     for m, n in itertools.combinations(range(1, len(data) + 1), 2):
         verify_consistency(m, n, tree.root(m), tree.root(n), tree.consistency_proof(m, n))
+
+
+def test_compact_range_roots_match_the_vectors_and_the_full_tree() -> None:
+    cr = CompactRange()
+    assert cr.root() == EMPTY_ROOT
+    for i, leaf in enumerate(LEAVES):
+        cr.append(leaf_hash(leaf))
+        assert cr.root() == ROOTS[i]
+    data = [leaf_hash(bytes([i])) for i in range(70)]
+    tree, cr = MerkleTree(data), CompactRange()
+    for i, h_ in enumerate(data):
+        cr.append(h_)
+        assert cr.root() == tree.root(i + 1)
