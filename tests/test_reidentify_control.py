@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from engine import audit
 from engine.cli import app
-from engine.errors import KeyMaterialError, PolicyDenied, UsageError
+from engine.errors import BadInputError, KeyMaterialError, PolicyDenied, UsageError
 from engine.pseudonym import Keyring, Pseudonymiser
 from engine.pseudonym.reidentify import queue_tokens, reidentify
 from engine.workspace import Workspace
@@ -191,3 +191,14 @@ def test_unknown_key_version_is_refused(
     with pytest.raises(KeyMaterialError, match="version 9 is unknown"):
         reidentify(ws, ALLOWED, [future], "customer_id")
     assert audited[-1]["outcome"] == "refused"
+
+
+def test_queue_from_an_outbox_jsonl_file(ws: Workspace, tmp_path: Path) -> None:
+    toks = _tokens(ws, ["C1", "C2"])
+    outbox = tmp_path / "v0001.jsonl"
+    outbox.write_text("\n".join(json.dumps({"customer": t, "queue": "edd-review"}) for t in toks))
+    assert queue_tokens(str(outbox), None) == toks
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"customer": 5}\n')
+    with pytest.raises(BadInputError):
+        queue_tokens(str(bad), None)

@@ -27,9 +27,11 @@ def test_cmd(
     json_out: bool = JsonOpt,
 ) -> None:
     """Run every test_ rule in the bundle with the embedded engine (like `opa test`)."""
+    from engine.logs import ensure_logging
     from engine.policy.bundle import default_bundle_path, load_bundle
     from engine.policy.testing import run_tests
 
+    ensure_logging(None)  # structlog's default prints to stdout and would corrupt --json
     b = load_bundle(bundle or default_bundle_path())
     results = run_tests(b, run)
     failed = [r for r in results if not r.passed]
@@ -159,7 +161,10 @@ def explain_cmd(
             f"--purpose must be one of {', '.join(x.value for x in Purpose)}; "
             "--as-of must be YYYY-MM-DD"
         ) from None
+    from engine.logs import ensure_logging
+
     ws = open_workspace(workspace)
+    ensure_logging(ws)  # redacting stderr logs; stdout stays clean for --json
     plan = evaluate(
         ws, RefreshRequest(actor=actor, jurisdiction=jurisdiction, purpose=p, as_of=day)
     )
