@@ -90,7 +90,8 @@ def tokens_from_file(
 ) -> list[str]:
     """Tokens listed in a routed-queue file: parquet (column `column`, rows of `queue` when
     the file has a `queue` column and a queue is named), a JSON list of strings, a JSON
-    object {"tokens": [...]}, or a JSON list of objects carrying `column`."""
+    object {"tokens": [...]}, a JSON list of objects carrying `column`, or an outbox JSON
+    Lines file (objects with the token under `column` or "customer")."""
     if not path.is_file():
         raise BadInputError(f"{path}: no such queue file")
     if path.suffix == ".parquet":
@@ -104,7 +105,12 @@ def tokens_from_file(
             df = df.filter(pl.col("queue") == queue)
         return [t for t in df[column].cast(pl.String).to_list() if t is not None]
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if path.suffix in (".jsonl", ".ndjson"):
+            # An outbox delivery file: one routed customer per line, token under "customer".
+            doc = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            doc = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise BadInputError(f"{path}: not a JSON document") from None
     if isinstance(doc, dict):
@@ -116,7 +122,7 @@ def tokens_from_file(
         if isinstance(item, dict):
             if queue is not None and "queue" in item and item["queue"] != queue:
                 continue
-            item = item.get(column)
+            item = item.get(column, item.get("customer"))
         if not isinstance(item, str):
             raise BadInputError(f"{path}: every entry must be a token string")
         out.append(item)
