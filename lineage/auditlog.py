@@ -369,16 +369,40 @@ class AuditLog:
             raise VerificationFailed(f"audit log entry {index} does not match its leaf hash")
         return entry
 
-    def entries(self) -> Iterator[bytes]:
-        """Every entry, read straight from log.bin (not from the cache)."""
-        data = self.log_path.read_bytes() if self.log_path.exists() else MAGIC
+    def _read_entries(self) -> list[bytes]:
+        """Every entry from log.bin (never the cache), each checked against its stored hash."""
+        if not self.log_path.exists():
+            return []
+        data = self.log_path.read_bytes()
         if data[: len(MAGIC)] != MAGIC:
             raise VerificationFailed(f"{self.log_path}: not an audit log (header damaged)")
-        off = len(MAGIC)
-        while off < len(data):
-            (length,) = _LEN.unpack_from(data, off)
-            yield data[off + 4 : off + 4 + length]
-            off += 4 + length + HASH
+        scan = _scan(data, len(MAGIC), 0)
+        if scan.torn is not None:
+            raise TornTail(
+                f"{self.log_path}: torn final record ({scan.torn}); run 'pgov audit repair'"
+            )
+        out: list[bytes] = []
+        start = len(MAGIC)
+        for end, _ in scan.rows:
+            out.append(data[start + _LEN.size : end - HASH])
+            start = end
+        return out
+
+    def _read_consistent(self) -> list[bytes]:
+        """Read under the lock when we can (a concurrent append is never half seen); on a
+        read-only copy, where no lock can be taken, nobody is appending anyway."""
+        try:
+            self._acquire()
+        except OSError:
+            return self._read_entries()
+        try:
+            return self._read_entries()
+        finally:
+            self._lock.release()
+
+    def entries(self) -> Iterator[bytes]:
+        """Every entry, read straight from log.bin (not from the cache)."""
+        yield from self._read_consistent()
 
     def query(
         self,
@@ -386,9 +410,8 @@ class AuditLog:
         since: datetime | None = None,
         type: str | None = None,
     ) -> list[dict[str, Any]]:
-        self.size()  # surfaces a torn tail or an altered log before we read it
         out: list[dict[str, Any]] = []
-        for i, raw in enumerate(self.entries()):
+        for i, raw in enumerate(self._read_consistent()):
             obj = json.loads(raw)
             if actor is not None and obj.get("actor") != actor:
                 continue

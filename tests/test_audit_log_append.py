@@ -149,3 +149,17 @@ def test_query_filters_by_actor_type_and_time(tmp_path: Path) -> None:
     assert [r["index"] for r in log.query(since=T0 + timedelta(seconds=5))] == [1, 2]
     assert log.query(actor="a", type="refresh_denied") == []
     assert log.query(since=datetime.now(UTC) + timedelta(days=1)) == []
+
+
+def test_a_read_only_copy_can_be_queried_without_taking_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = AuditLog(tmp_path / "audit")
+    log.append_many([entry(i) for i in range(3)])
+
+    def read_only() -> None:
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(log, "_acquire", read_only)
+    assert [r["index"] for r in log.query()] == [0, 1, 2]
+    assert list(log.entries()) == [entry(i) for i in range(3)]
