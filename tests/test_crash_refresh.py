@@ -78,12 +78,16 @@ def _only_whole_versions(ws: Workspace) -> list[str]:
 @pytest.mark.slow
 def test_crash_at_each_stage_then_rerun(tmp_path: Path) -> None:
     ws = _sample_workspace(tmp_path / "ws", customers=1500)
-    versions: list[str] = []
+    # A completed refresh first: the chain has a predecessor and the log a signed checkpoint.
+    first = _refresh(ws, None)
+    assert first.returncode in PUBLISHED_RCS, first.stderr[-2000:]
+    versions = _only_whole_versions(ws)
+    assert versions == ["v0001"]
 
     for stage in STAGES:
         crashed = _refresh(ws, stage)
         assert crashed.returncode == 137, (stage, crashed.returncode, crashed.stderr[-2000:])
-        after = _only_whole_versions(ws) if ws.versions_dir(J, P).exists() else []
+        after = _only_whole_versions(ws)
         # Before the rename nothing new is visible; after it, the whole version is.
         expected = [*versions, format_version_id(len(versions) + 1)]
         assert after == (expected if stage == "store_after_rename" else versions), stage
