@@ -535,6 +535,30 @@ class AuditLog:
 
     # ------------------------------------------------------------------ verification
 
+    def _snapshot(self) -> _Snapshot:
+        """The log and checkpoint files as one consistent read (under the lock if we can:
+        a concurrent append or checkpoint must not look like a torn or forged log)."""
+
+        def read() -> _Snapshot:
+            cps: dict[str, bytes] = {}
+            if self.checkpoint_dir.is_dir():
+                for p in sorted(self.checkpoint_dir.glob("*.txt")):
+                    cps[p.name] = p.read_bytes()
+            return _Snapshot(
+                log=self.log_path.read_bytes() if self.log_path.exists() else None,
+                checkpoints=cps,
+                latest=self.latest_checkpoint_text(),
+            )
+
+        try:
+            self._acquire()
+        except OSError:
+            return read()  # a read-only copy: nobody appends to it
+        try:
+            return read()
+        finally:
+            self._lock.release()
+
     def verify(self, trust: TrustStore) -> VerificationReport:
         """Recompute everything from the stored bytes; never from the cache."""
         return verify_log(self, trust)
@@ -544,12 +568,20 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    log: bytes | None
+    checkpoints: dict[str, bytes]
+    latest: bytes | None
+
+
 def verify_log(audit: AuditLog, trust: TrustStore) -> VerificationReport:
     rep = VerificationReport(subject=f"audit log {audit.directory}")
-    if not audit.log_path.exists():
+    snap = audit._snapshot()
+    if snap.log is None:
         rep.failed("log-present", f"{audit.log_path} does not exist")
         return rep
-    data = audit.log_path.read_bytes()
+    data = snap.log
     if data[: len(MAGIC)] != MAGIC:
         rep.failed("log-format", "header damaged: not an audit log")
         return rep
@@ -617,31 +649,30 @@ def verify_log(audit: AuditLog, trust: TrustStore) -> VerificationReport:
         time_detail or f"entry times never go back by more than {TIME_SLACK_S:.0f}s",
     )
     tree = MerkleTree(leaves)
-    _verify_checkpoints(audit, trust, tree, cp_entries, rep)
+    _verify_checkpoints(snap, trust, tree, cp_entries, rep)
     return rep
 
 
 def _verify_checkpoints(
-    audit: AuditLog,
+    snap: _Snapshot,
     trust: TrustStore,
     tree: MerkleTree,
     cp_entries: list[tuple[int, int, str]],
     rep: VerificationReport,
 ) -> None:
-    cdir = audit.checkpoint_dir
-    files = sorted(cdir.glob("*.txt")) if cdir.exists() else []
+    files = sorted(snap.checkpoints)
     verified: dict[int, VerifiedCheckpoint] = {}
     all_ok = True
-    for p in files:
-        where = f"checkpoints/{p.name}"
+    for name in files:
+        where = f"checkpoints/{name}"
         try:
-            vc = verify_checkpoint(p.read_bytes(), trust, where)
+            vc = verify_checkpoint(snap.checkpoints[name], trust, where)
         except VerificationFailed as exc:
             rep.failed("checkpoint-signature", str(exc))
             all_ok = False
             continue
         cp = vc.checkpoint
-        if p.name != f"{cp.size}.txt":
+        if name != f"{cp.size}.txt":
             rep.failed("checkpoint-signature", f"{where} holds a checkpoint of size {cp.size}")
             all_ok = False
             continue
@@ -701,20 +732,20 @@ def _verify_checkpoints(
                     order_ok = False
     if sizes and order_ok:
         rep.passed("checkpoint-order", "checkpoint sizes and times only move forward")
-    _verify_latest(audit, trust, verified, cp_entries, rep)
+    _verify_latest(snap, trust, verified, cp_entries, rep)
     if verified and tree.size >= max(verified):
         tail = tree.size - max(verified)
         rep.passed("tail", f"{tail} entries after the latest checkpoint (not yet signed)")
 
 
 def _verify_latest(
-    audit: AuditLog,
+    snap: _Snapshot,
     trust: TrustStore,
     verified: dict[int, VerifiedCheckpoint],
     cp_entries: list[tuple[int, int, str]],
     rep: VerificationReport,
 ) -> None:
-    text = audit.latest_checkpoint_text()
+    text = snap.latest
     if text is None:
         if verified:
             rep.failed("latest-checkpoint", "checkpoints/latest is missing")
