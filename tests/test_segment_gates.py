@@ -49,7 +49,7 @@ def test_planted_groups_pass_every_gate(planted: FeatureFrame) -> None:
 
 
 def test_pure_noise_fails_stability_and_silhouette() -> None:
-    seg = segment(noise_features(), SegmentationSpec(bootstrap_runs=4), 10, 7)
+    seg = segment(noise_features(), SegmentationSpec(k=6, bootstrap_runs=3), 10, 7)
     gates = _gates(seg)
     assert not gates["silhouette"].passed  # type: ignore[attr-defined]
     assert not gates["stability"].passed  # type: ignore[attr-defined]
