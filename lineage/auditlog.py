@@ -117,6 +117,13 @@ def _read_entry(entry: bytes) -> tuple[dict[str, Any], datetime]:
     return obj, t
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
 def _record(entry: bytes) -> tuple[bytes, bytes]:
     h = leaf_hash(entry)
     return _LEN.pack(len(entry)) + entry + h, h
@@ -195,10 +202,12 @@ class AuditLog:
 
         Raises on a torn tail unless ``allow_torn`` (repair wants to see it).
         """
-        if not self.log_path.exists():
-            fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        if not self.log_path.exists() or self.log_path.stat().st_size == 0:
+            # Absent, or created by a process that crashed before writing the header: an
+            # empty file holds no entries, so writing the header loses nothing.
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                os.write(fd, MAGIC)
+                _write_all(fd, MAGIC)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -280,7 +289,7 @@ class AuditLog:
             blob = b"".join(r for r, _ in records)
             fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND)
             try:
-                os.write(fd, blob)
+                _write_all(fd, blob)
                 os.fsync(fd)
             finally:
                 os.close(fd)
