@@ -19,7 +19,7 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.metrics.cluster import contingency_matrix
 
 from engine.segment.model import GateResult
-from engine.segment.strategies import SILHOUETTE_ROWS, Strategy
+from engine.segment.strategies import SILHOUETTE_ROWS, Strategy, threads_for
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,10 @@ def silhouette_gate(
     if m < 2 or m >= len(labels_sample):
         return GateResult("silhouette", False, -1.0, threshold, "fewer than two personas")
     size = min(SILHOUETTE_ROWS, len(labels_sample))
-    value = float(silhouette_score(z_sample, labels_sample, sample_size=size, random_state=seed))
+    with threads_for(size):
+        value = float(
+            silhouette_score(z_sample, labels_sample, sample_size=size, random_state=seed)
+        )
     return GateResult(
         "silhouette", value >= threshold, round(value, 6), threshold, f"on {size} rows"
     )
