@@ -163,3 +163,31 @@ def test_a_read_only_copy_can_be_queried_without_taking_the_lock(
     monkeypatch.setattr(log, "_acquire", read_only)
     assert [r["index"] for r in log.query()] == [0, 1, 2]
     assert list(log.entries()) == [entry(i) for i in range(3)]
+
+
+def test_verifying_while_another_process_appends_never_reports_a_torn_log(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "audit"
+    kr = SigningKeyring(tmp_path / "k", tmp_path / "trust.json")
+    kr.init()
+    log = AuditLog(directory)
+    log.append(entry(0, at=datetime.now(UTC)))
+    log.checkpoint(kr.signer(), "test/log")
+    ctx = multiprocessing.get_context("fork")
+    writer = ctx.Process(target=_now_writer, args=(str(directory), 200))
+    writer.start()
+    try:
+        while writer.is_alive():
+            rep = log.verify(kr.trust())
+            assert "log-format" not in {c.name for c in rep.failures}, rep.to_dict()
+    finally:
+        writer.join(timeout=120)
+    assert writer.exitcode == 0
+    assert log.size() == 202
+
+
+def _now_writer(directory: str, n: int) -> None:
+    log = AuditLog(Path(directory))
+    for i in range(n):
+        log.append(entry(i, at=datetime.now(UTC)))
