@@ -88,7 +88,7 @@ def test_rotate_adds_a_version_keeps_old_ones_and_is_audited(
     hexes = _key_hexes(root)
     assert hexes[0] == v1 and len(hexes) == 2
     assert ((root / "keys" / "master.key").stat().st_mode & 0o777) == 0o600
-    assert audited == [
+    assert [e for e in audited if e["type"] == "key_rotation"] == [
         {
             "type": "key_rotation",
             "actor": "data-engineer",
@@ -106,7 +106,7 @@ def test_rotate_signing_adds_a_key(tmp_path: Path, audited: list[dict[str, Any]]
     res = runner.invoke(app, ["keys", "rotate", "--signing", "-w", str(root), "--json"])
     assert res.exit_code == 0, res.output
     kid = json.loads(res.stdout)["signing_key_id"]
-    assert audited[0]["kind"] == "signing" and audited[0]["new_key_id"] == kid
+    assert audited[-1]["kind"] == "signing" and audited[-1]["new_key_id"] == kid
     assert len(list((root / "keys" / "signing").glob("*.pem"))) == 2
 
 
@@ -119,7 +119,8 @@ def test_rotate_refuses_loose_permissions_and_writes_nothing(
     before = _files(root)
     res = runner.invoke(app, ["keys", "rotate", "-w", str(root)])
     assert res.exit_code == 6 and "chmod 600" in res.output
-    assert _files(root) == before and audited == []
+    assert _files(root) == before
+    assert [e["type"] for e in audited] == ["key_initialised"]
 
 
 def test_rotate_refuses_env_master(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,3 +156,21 @@ def test_rotation_lands_in_the_real_audit_log_without_material(tmp_path: Path) -
     blob = b"".join(p.read_bytes() for p in (root / "audit").rglob("*") if p.is_file())
     assert b"key_rotation" in blob
     assert not any(h.encode() in blob for h in _key_hexes(root))
+
+
+def test_init_is_audited_and_revoke_marks_a_signing_key(
+    tmp_path: Path, audited: list[dict[str, Any]]
+) -> None:
+    root = _ws(tmp_path)
+    assert runner.invoke(app, ["keys", "init", "-w", str(root), "--actor", "ops"]).exit_code == 0
+    assert audited[0]["type"] == "key_initialised" and audited[0]["master_version"] == 1
+    kid = audited[0]["signing_key_id"]
+    res = runner.invoke(app, ["keys", "revoke", kid, "-w", str(root), "--actor", "ops"])
+    assert res.exit_code == 0, res.output
+    assert audited[-1]["type"] == "key_revocation" and audited[-1]["key_id"] == kid
+    info = json.loads(runner.invoke(app, ["keys", "list", "-w", str(root), "--json"]).stdout)
+    assert info["signing"][0]["revoked_at"]
+    unknown = runner.invoke(app, ["keys", "revoke", "nope", "-w", str(root)])
+    assert unknown.exit_code == 6
+    bad_time = runner.invoke(app, ["keys", "revoke", kid, "--at", "yesterday", "-w", str(root)])
+    assert bad_time.exit_code == 2

@@ -24,6 +24,7 @@ from engine.logs import ensure_logging
 from engine.workspace import Workspace
 
 keys_app = typer.Typer(help="Pseudonymisation master keys and lineage signing keys.")
+ActorOpt = typer.Option(None, "--actor", help="Who performs this (audited); default: OS user.")
 
 
 def _open(workspace: Path) -> Workspace:
@@ -39,16 +40,15 @@ def _operator() -> str:
         return "unknown"
 
 
-ActorOpt = typer.Option(None, "--actor", help="Who performs this (audited); default: OS user.")
-
-
 @keys_app.command("init")
 @handle_errors
-def init_cmd(workspace: Path = WorkspaceOpt, as_json: bool = JsonOpt) -> None:
+def init_cmd(
+    workspace: Path = WorkspaceOpt, actor: str | None = ActorOpt, as_json: bool = JsonOpt
+) -> None:
     """Create keys/master.key (mode 0600) and the first Ed25519 signing key."""
     from engine.pseudonym.lifecycle import init_keys
 
-    result = init_keys(_open(workspace))
+    result = init_keys(_open(workspace), actor or _operator())
     if as_json:
         emit_json(result)
         return
@@ -88,6 +88,31 @@ def rotate_cmd(
             f"master key rotated to version {version}; new tokens carry v{version}. Tokens "
             "of older versions do not link to new ones: rerun refreshes to re-pseudonymise."
         )
+
+
+@keys_app.command("revoke")
+@handle_errors
+def revoke_cmd(
+    key_id: str = typer.Argument(..., help="Signing key id (see 'pgov keys list')."),
+    at: str | None = typer.Option(None, "--at", help="Revoked from (ISO time); default now."),
+    workspace: Path = WorkspaceOpt,
+    actor: str | None = ActorOpt,
+) -> None:
+    """Revoke a lineage signing key (e.g. compromised). Master key versions are never
+    revoked this way: dropping one makes its kyc tokens irreversible (see docs/keys.md)."""
+    from datetime import UTC, datetime
+
+    from engine.pseudonym.lifecycle import revoke_signing
+
+    when = None
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            raise UsageError(f"--at must be an ISO date-time, not '{at}'") from None
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    revoke_signing(_open(workspace), actor or _operator(), key_id, when)
+    console.print(f"signing key {key_id} revoked", highlight=False)
 
 
 @keys_app.command("list")

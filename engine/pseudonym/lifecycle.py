@@ -7,6 +7,7 @@ key ids and versions, never material. Nothing is written until every check has p
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def _signing(ws: Workspace) -> Any:
     return SigningKeyring(ws.path(ws.config.keys.signing_dir), ws.path(ws.config.keys.trust_file))
 
 
-def init_keys(ws: Workspace) -> dict[str, Any]:
+def init_keys(ws: Workspace, actor: str = "pgov") -> dict[str, Any]:
     """Create the master key file (if file-based) and the first Ed25519 signing key."""
     master = _master_file(ws)
     if master is not None and (master.exists() or master.is_symlink()):
@@ -61,6 +62,14 @@ def init_keys(ws: Workspace) -> dict[str, Any]:
         result["master"] = {"source": ws.config.keys.master, "versions": Keyring.load(ws).versions}
     if signing is not None:
         result["signing_key_id"] = signing.init()
+    audit.record(
+        ws,
+        "key_initialised",
+        actor,
+        master_source=ws.config.keys.master.split(":", 1)[0],
+        master_version=1 if master is not None else None,
+        signing_key_id=result["signing_key_id"],
+    )
     log.info("keys_initialised", master_version=1 if master is not None else None)
     return result
 
@@ -97,6 +106,17 @@ def rotate_signing(ws: Workspace, actor: str) -> str:
     kid: str = signing.rotate()
     audit.record(ws, "key_rotation", actor, kind="signing", new_key_id=kid)
     return kid
+
+
+def revoke_signing(ws: Workspace, actor: str, key_id: str, at: datetime | None = None) -> None:
+    """Mark a signing key revoked from `at` (default now): signatures made after that
+    instant stop verifying; earlier ones still do."""
+    signing = _signing(ws)
+    if signing is None:
+        raise KeyMaterialError("signing keys are not available in this installation")
+    when = at or datetime.now(UTC)
+    signing.revoke(key_id, when)
+    audit.record(ws, "key_revocation", actor, kind="signing", key_id=key_id, at=when.isoformat())
 
 
 def list_keys(ws: Workspace) -> dict[str, Any]:
