@@ -161,3 +161,11 @@ def test_every_placement_is_in_the_audit_log(tmp_path: Path, cluster: Any) -> No
     assert placed["EU-DE"]["worker"] == workers["EU"] and placed["EU-DE"]["ok"] is True
     assert placed["EU-DE"]["region"] == "EU" and placed["EU-DE"]["executor"] == "dask"
     assert placed["US-CA"]["ok"] is False and placed["US-CA"]["worker"] is None
+
+
+def test_unreachable_scheduler_is_a_clear_usage_error(tmp_path: Path) -> None:
+    from engine.errors import UsageError
+
+    root = write_workspace(tmp_path / "ws")
+    with pytest.raises(UsageError, match="cannot reach Dask scheduler at tcp://127.0.0.1:1"):
+        run_all(root, _requests(["UK"]), "dask", "tcp://127.0.0.1:1", 1.0, fake_refresh)
