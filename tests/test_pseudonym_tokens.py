@@ -159,3 +159,13 @@ def test_serialised_plans_would_leak_the_hmac_key_so_we_never_serialise_them(
     kyc = pl.LazyFrame({"customer_id": ["C1"]}).with_columns(p.token_expr("customer_id", "kyc"))
     with pytest.raises(Exception, match="pickle"):
         kyc.serialize()  # the AES-SIV key object refuses to be pickled
+
+
+def test_key_column_lets_differently_named_columns_link(ring: Keyring) -> None:
+    p = Pseudonymiser(ring)
+    for domain in ("marketing", "kyc"):
+        a = pl.DataFrame({"cust_ref": ["C1"]}).select(
+            p.token_expr("cust_ref", domain, key_column="customer_id")
+        )["cust_ref"]
+        b = p.tokenise(["C1"], "customer_id", domain)
+        assert a.to_list() == b

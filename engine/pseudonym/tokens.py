@@ -86,22 +86,33 @@ class Pseudonymiser:
         """The lineage name of a domain's tokenisation method."""
         return {MARKETING: "hmac_sha256_128", KYC: "aes_siv"}[_check_domain(domain)]
 
-    def token_expr(self, column: str, domain: str, normaliser: str | None = None) -> pl.Expr:
+    def token_expr(
+        self,
+        column: str,
+        domain: str,
+        normaliser: str | None = None,
+        *,
+        key_column: str | None = None,
+    ) -> pl.Expr:
         """Tokens for pl.col(column) (nulls stay null), named `column`.
 
+        `key_column` names the key-derivation context when it differs from the source
+        column (e.g. a source calls its subject column "cust_ref" but it must join with
+        "customer_id" tokens elsewhere); re-identification then uses that name too.
         The result embeds key material: never serialise or log it (see module docstring).
         """
         _check_domain(domain)
+        ctx = key_column or column
         value = normalise_expr(column, normaliser)
         prefix = f"{_PREFIX[domain]}{self.version}."
         if domain == MARKETING:
             # polars-hash uses the UTF-8 bytes of this string as the HMAC key.
-            key_hex = self._keyring.derive(MARKETING, column, self.version).hex()
+            key_hex = self._keyring.derive(MARKETING, ctx, self.version).hex()
             hashed: pl.Expr = value.chash.hmac_sha256(key=key_hex)  # type: ignore[attr-defined]
             digest = hashed.str.slice(0, HMAC_HEX_CHARS)
             return (pl.lit(prefix) + digest).alias(column)
-        siv = AESSIV(self._keyring.derive(KYC, column, self.version, length=64))
-        aad = [_aad(column, self.version)]
+        siv = AESSIV(self._keyring.derive(KYC, ctx, self.version, length=64))
+        aad = [_aad(ctx, self.version)]
 
         def encrypt(s: pl.Series) -> pl.Series:
             return _siv_tokens(s, siv, aad, prefix)
