@@ -243,6 +243,7 @@ def check_chain(ws: Workspace, jurisdiction: str, purpose: str) -> list[str]:
                 problems.append(f"{name}: manifest {key} is {manifest.get(key)!r}, not {want!r}")
         if info.statement_sha256 is None:
             problems.append(f"{name}: {STATEMENT} missing")
+        signed = _statement_predecessors(d / STATEMENT)
         if n == 1 and prev is None:
             if info.predecessor is not None or manifest.get("predecessor") is not None:
                 problems.append(f"{name}: first version names a predecessor")
@@ -254,16 +255,23 @@ def check_chain(ws: Workspace, jurisdiction: str, purpose: str) -> list[str]:
                 problems.append(
                     f"{name}: predecessor is {info.predecessor}, expected {prev.version_id}"
                 )
+            signed_shas = {s.get("statement_sha256") for s in signed if isinstance(s, dict)}
             if prev.statement_sha256 is None:
                 pass  # already reported on prev
             elif info.predecessor_statement_sha256 != prev.statement_sha256:
+                # Whose bytes changed: if the signed statement still holds the right digest,
+                # the manifest was edited; otherwise the predecessor itself changed.
+                blame = (
+                    f"{d.name}'s manifest was edited"
+                    if prev.statement_sha256 in signed_shas
+                    else f"{prev.version_id} was altered or replaced"
+                )
                 problems.append(
                     f"{name}: predecessor statement digest "
                     f"{(info.predecessor_statement_sha256 or 'absent')[:16]} does not match "
-                    f"{prev.version_id}'s statement ({prev.statement_sha256[:16]}); "
-                    f"{prev.version_id} was altered or replaced"
+                    f"{prev.version_id}'s statement ({prev.statement_sha256[:16]}); {blame}"
                 )
-        signed = _statement_predecessors(d / STATEMENT)
+
         if signed and any(s != manifest.get("predecessor") for s in signed):
             problems.append(f"{name}: signed statement names a different predecessor")
         prev = info

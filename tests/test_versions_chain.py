@@ -119,7 +119,7 @@ def test_manifest_disagreeing_with_signed_statement_is_reported(ws: Workspace) -
     data["predecessor"]["statement_sha256"] = "0" * 64
     m.write_text(json.dumps(data))
     problems = check_chain(ws, "BR", "kyc_aml")
-    assert any("does not match" in p for p in problems)
+    assert any("does not match" in p and "v0002's manifest was edited" in p for p in problems)
     assert any("signed statement names a different predecessor" in p for p in problems)
 
 

@@ -59,10 +59,10 @@ def list_cmd(
         table.add_row(
             i.purpose,
             i.version_id,
-            i.created,
+            i.created[:16].replace("T", " "),  # minutes are enough on screen; --json has all
             i.validity or "-",
             i.predecessor or "-",
-            (i.statement_sha256 or "missing")[:16],
+            (i.statement_sha256 or "missing")[:12],
         )
     console.print(table)
 
