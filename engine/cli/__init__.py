@@ -15,6 +15,7 @@ from engine.cli import (
     run_cmd,
     versions_cmd,
 )
+from engine.cli._common import set_verbose
 
 app = typer.Typer(
     name="pgov",
@@ -36,6 +37,16 @@ for _module in (
     versions_cmd,
 ):
     _module.register(app)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Structured logs to stderr instead of the workspace log."
+    ),
+) -> None:
+    """personagov: policy-governed customer personas, KYC tiers and signed lineage."""
+    set_verbose(verbose)
 
 
 def main() -> None:

@@ -15,8 +15,10 @@ from rich.console import Console
 from engine.errors import ExitCode, PgovError
 from engine.workspace import Workspace
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns,
+# so tables stay readable rather than truncated.
+console = Console(width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,8 +29,29 @@ WorkspaceOpt = typer.Option(
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 
 
+_verbose = False
+
+
+def set_verbose(verbose: bool) -> None:
+    global _verbose
+    _verbose = verbose
+    from engine.logs import configure_logging
+
+    # Before any workspace is known: redacting stderr logs, quiet unless asked.
+    configure_logging(None, None, "INFO" if verbose else "WARNING")
+
+
 def open_workspace(path: Path) -> Workspace:
-    return Workspace.open(path)
+    """Open the workspace and send this process's structured logs to its logs/ directory
+    (JSON lines, redacted); with --verbose they go to stderr instead."""
+    from engine.logs import configure_logging
+
+    ws = Workspace.open(path)
+    if _verbose:
+        configure_logging(ws, None, "INFO")
+    else:
+        configure_logging(ws, ws.logs_dir / "pgov.jsonl", "INFO")
+    return ws
 
 
 def emit_json(data: Any) -> None:

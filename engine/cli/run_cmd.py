@@ -127,36 +127,44 @@ def refresh(
         raise typer.Exit(int(ExitCode.POLICY_DENIED))
 
 
+_PURPOSE_SHORT = {
+    "marketing_segmentation": "marketing",
+    "credit_risk_segmentation": "credit",
+    "kyc_aml": "kyc_aml",
+}
+_TIER_SHORT = {"SDD": "S", "CDD": "C", "EDD": "E", "EDD_SENIOR": "ES", "PROHIBITED": "P"}
+
+
 def _print_summaries(summaries: list[dict[str, Any]]) -> None:
-    table = Table(title="persona versions published")
-    for col in (
-        "jurisdiction",
-        "purpose",
-        "version",
-        "validity",
-        "in",
-        "kept",
-        "excluded",
-        "quarantined",
-        "personas",
-        "tiers",
-    ):
-        table.add_column(col)
+    table = Table(title="persona versions published", caption=_CAPTION)
+    for col in ("jurisdiction", "purpose", "version", "valid", "in", "kept", "excl", "quar"):
+        table.add_column(col, justify="right" if col in ("in", "kept", "excl", "quar") else "left")
+    table.add_column("personas", justify="right")
+    table.add_column("tiers S/C/E/ES/P")
+    table.add_column("lineage")
     for s in summaries:
-        tiers = " ".join(f"{k}:{v}" for k, v in s["tiers"].items()) or "-"
+        tiers = "/".join(str(s["tiers"].get(t, 0)) for t in _TIER_SHORT) if s["tiers"] else "-"
+        verified = s.get("verified")
         table.add_row(
             s["jurisdiction"],
-            s["purpose"],
+            _PURPOSE_SHORT.get(s["purpose"], s["purpose"]),
             s["version_id"],
-            s["validity"],
+            "yes" if s["validity"] == "valid" else "[yellow]no[/]",
             str(s["customers_in"]),
             str(s["kept"]),
             str(s["excluded"]),
             str(s["quarantined"]),
             str(s["personas"]),
             tiers,
+            "-" if verified is None else ("verified" if verified else "[red]FAILED[/]"),
         )
     console.print(table)
+
+
+_CAPTION = (
+    "in = customers of the jurisdiction read; kept + excl + quar = in. "
+    "valid = all validation gates passed."
+)
 
 
 # Who runs which refresh in the demo: regional analysts build marketing personas for their
@@ -188,20 +196,19 @@ def demo(
     as_json: bool = JsonOpt,
 ) -> None:
     """Create a workspace with sample data, refresh every jurisdiction, verify, summarise."""
-    from engine.pseudonym.keyring import init_master_key
+    from engine.pseudonym.lifecycle import init_keys
     from engine.refresh import run_refresh
     from engine.sample import generate
     from engine.sample.workspace import init_workspace
-    from lineage.signing import SigningKeyring, TrustStore
+    from lineage.signing import TrustStore
     from lineage.statement import verify_version
 
     root = workspace or Path(tempfile.mkdtemp(prefix="pgov-demo-"))
     console.print(f"[bold]personagov demo[/] in {root}")
     init_workspace(root, "parquet")
     ws = open_workspace(root)
-    init_master_key(ws)
+    init_keys(ws)
     keys = ws.config.keys
-    SigningKeyring(ws.path(keys.signing_dir), ws.path(keys.trust_file)).init()
     console.print("keys: master pseudonymisation key and Ed25519 signing key created")
     as_of = date(2026, 11, 1)
     summary = generate(customers, seed, ws.data_dir, "parquet", as_of=as_of)
