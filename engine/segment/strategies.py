@@ -34,9 +34,11 @@ SILHOUETTE_ROWS = 5_000
 KMEANS_N_INIT = 4
 
 
-# Below this many rows, OpenMP threads cost more than they save; on a loaded machine (other
-# processes on every core) they made a 1,500-row KMeans fit 100x slower (11 s vs 0.08 s).
-SINGLE_THREAD_ROWS = 20_000
+# Below this many rows (so: every fit on the default 50k sample), OpenMP threads cost more than
+# they save when other processes share the cores: measured on a busy 2-core machine, a
+# 1,500-row KMeans fit took 11 s threaded vs 0.08 s single-threaded, a 50k x 20 fit 19 s vs
+# 3.1 s. Assigning millions of rows keeps the threads.
+SINGLE_THREAD_ROWS = 100_000
 
 
 def threads_for(n_rows: int) -> AbstractContextManager[Any]:

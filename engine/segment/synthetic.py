@@ -36,6 +36,7 @@ def synthetic_governed(
     seed: int = 0,
     as_of: date = date(2026, 10, 31),
     txns_per_customer: int = 24,
+    app_months: int = 12,
     noise: bool = False,
     purpose: str = "credit_risk_segmentation",
 ) -> tuple[GovernedFrames, pl.DataFrame]:
@@ -133,16 +134,16 @@ def synthetic_governed(
         }
     ).with_columns(default_flag=pl.col("status") == "defaulted")
 
-    months = 12
+    months = app_months
     ac = np.repeat(np.arange(n), months)
     am = np.tile(np.arange(months), n)
     app_events = pl.DataFrame(
         {
             "customer_id": tokens.gather(ac),
             "month": pl.Series(
-                (month_start.astype("datetime64[M]") - (11 - am).astype("timedelta64[M]")).astype(
-                    "datetime64[D]"
-                )
+                (
+                    month_start.astype("datetime64[M]") - (months - 1 - am).astype("timedelta64[M]")
+                ).astype("datetime64[D]")
             ).cast(pl.Date),
             "logins": rng.poisson(per_group((8.0, 15.0, 60.0, 4.0))[ac]),
             "sessions": rng.poisson(per_group((10.0, 20.0, 90.0, 5.0))[ac]),

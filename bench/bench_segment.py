@@ -1,0 +1,98 @@
+"""Segmentation benchmark: feature build and clustering time, peak RSS.
+
+    .venv/bin/python bench/bench_segment.py                 # 1M customers
+    .venv/bin/python bench/bench_segment.py --full          # also 10M customers
+    .venv/bin/python bench/bench_segment.py --customers 200000 --strategy gmm
+
+Synthetic governed frames (engine.segment.synthetic: tokens, four planted groups). Peak RSS is
+the process high-water mark (ru_maxrss) after each stage, so it includes the generated input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import sys
+import time
+from datetime import date
+
+from engine.config import SegmentationSpec
+from engine.features import build_features
+from engine.segment import segment
+from engine.segment.strategies import feature_matrix, make_strategy
+from engine.segment.synthetic import synthetic_governed
+
+AS_OF = date(2026, 10, 31)
+
+
+def peak_gib() -> float:
+    # ru_maxrss is KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def run(customers: int, txns: int, app_months: int, strategy: str) -> dict[str, float]:
+    t = time.perf_counter()
+    governed, _ = synthetic_governed(
+        customers, seed=1, as_of=AS_OF, txns_per_customer=txns, app_months=app_months
+    )
+    rows = {k: v.height for k, v in governed.frames.items()}
+    out: dict[str, float] = {
+        "generate_s": time.perf_counter() - t,
+        "peak_after_input_gib": peak_gib(),
+    }
+    print(f"  input rows: {rows}", flush=True)
+
+    t = time.perf_counter()
+    features = build_features(governed, AS_OF)
+    out["features_s"] = time.perf_counter() - t
+    out["peak_after_features_gib"] = peak_gib()
+    out["features"] = float(len(features.features))
+
+    spec = SegmentationSpec(strategy=strategy)  # shipped defaults: 50k sample, k in [4, 8]
+    x = feature_matrix(features)
+    t = time.perf_counter()
+    strat = make_strategy(spec, spec.seed)
+    strat.fit_matrix(x)
+    out["fit_sample_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    strat.predict_matrix(x)
+    out["assign_all_s"] = time.perf_counter() - t
+    del x
+    gc.collect()
+
+    t = time.perf_counter()
+    seg = segment(features, spec, 10, spec.seed, governed)
+    out["segment_total_s"] = time.perf_counter() - t
+    out["peak_after_segment_gib"] = peak_gib()
+    out["personas"] = float(len(seg.personas))
+    out["valid"] = float(seg.valid)
+    for g in seg.gates:
+        out[f"gate_{g.name}"] = g.value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--full", action="store_true", help="also run 10M customers")
+    ap.add_argument("--txns-per-customer", type=int, default=24)
+    ap.add_argument("--app-months", type=int, default=12)
+    ap.add_argument("--strategy", default="kmeans", choices=["kmeans", "gmm", "rules"])
+    args = ap.parse_args(argv)
+    sizes = [args.customers] + ([10_000_000] if args.full else [])
+    for n in sizes:
+        # At 10M the default 24 transactions and 12 app months per customer would be 240M +
+        # 120M rows of input; fewer per customer keep the input itself within memory.
+        txns = args.txns_per_customer if n < 5_000_000 else min(args.txns_per_customer, 8)
+        months = args.app_months if n < 5_000_000 else min(args.app_months, 3)
+        print(f"{n:,} customers, {txns} txns and {months} app months each, {args.strategy}")
+        res = run(n, txns, months, args.strategy)
+        for k, v in res.items():
+            print(f"  {k:26s} {v:10.3f}")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
