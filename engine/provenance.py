@@ -35,6 +35,7 @@ def lineage_predicate(
     row_accounting: dict[str, Any],
     git_commit: str | None,
     seconds: dict[str, float],
+    run_id: str,
 ) -> Any:
     from lineage.statement import LineagePredicate
 
@@ -61,6 +62,8 @@ def lineage_predicate(
                 "strategy": seg.strategy,
                 "k_anonymity_min": plan.k_anonymity_min,
                 "stage_seconds": seconds,
+                "run_id": run_id,
+                "quarantine_report": f"quarantine/{request.jurisdiction}/{run_id}/report.json",
             },
             "code": {"version": __version__, "git_commit": git_commit},
             "row_accounting": row_accounting,

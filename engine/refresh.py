@@ -134,6 +134,7 @@ def run_refresh(ws: Workspace, request: RefreshRequest) -> RefreshResult:
         plan_digest=plan.digest(),
         bundle_revision=plan.bundle_revision,
         bundle_digest=plan.bundle_digest,
+        input_digest=plan.input_digest,
         obligations=list(plan.obligations),
     )
 
@@ -232,6 +233,7 @@ def _run_locked(
         finished_at,
         signer,
         timer,
+        run_id,
     )
     crash_point("store_before_rename")
     final = chain / version_id
@@ -433,12 +435,9 @@ def _write_outputs(
 
 
 def _quarantine_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """Counts by source and reason only: the detailed report stays in quarantine/."""
-    return {
-        k: v
-        for k, v in report.items()
-        if k in ("run_id", "jurisdiction", "sources", "counts", "report_path")
-    }
+    """Row numbers, fields and reasons (no values). The run id and report path stay out so
+    the version's files are the same for the same inputs; the signed statement has them."""
+    return {k: v for k, v in report.items() if k in ("jurisdiction", "sources", "counts")}
 
 
 def _manifest(
@@ -515,6 +514,7 @@ def _sign(
     finished_at: datetime,
     signer: Any,
     timer: _Timer,
+    run_id: str,
 ) -> None:
     from engine.provenance import lineage_predicate
     from lineage.statement import sign_version
@@ -533,6 +533,7 @@ def _sign(
         _accounting_json(governed),
         git_commit=_git_commit(),
         seconds=timer.seconds,
+        run_id=run_id,
     )
     sign_version(stage, predicate, signer)
     assert (stage / STATEMENT).is_file()
