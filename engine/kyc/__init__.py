@@ -35,6 +35,7 @@ COLUMNS: tuple[str, ...] = (
     "reasons",
     "reason_codes",
     "factors",
+    "factors_key",
     "ruleset_version",
     "review_due",
     "queue",
@@ -73,9 +74,9 @@ def route_facts(
     """The same as `route`, from an already built facts frame (tests and benchmarks)."""
     scored = score_tiers(facts, ruleset)
     stable = apply_stability(scored, previous, ruleset, as_of, cooldown_days)
-    table = assign_queues(stable, ruleset, as_of)
-    table = table.select([c for c in COLUMNS if c in table.columns]).sort("customer_id")
-    summaries = summarise(table, ruleset)
+    routed = assign_queues(stable, ruleset, as_of)
+    summaries = summarise(routed, ruleset)
+    table = routed.select([c for c in COLUMNS if c in routed.columns]).sort("customer_id")
     log.info(
         "kyc_routed",
         customers=table.height,

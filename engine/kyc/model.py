@@ -18,7 +18,8 @@ class KycRouting:
     #   this run), system_tier (after downgrade cooldown), tier (effective: system_tier or
     #   an active override), reasons (list[str] "CODE(+points)" / "CODE(floor:TIER)" / engine
     #   notes), reason_codes (list[str], codes only), factors (list[str], matched factor and
-    #   floor ids), ruleset_version, review_due (date), queue, sla_days, sla_due (date),
+    #   floor ids), factors_key (the ids sorted and joined by "|": compared between versions),
+    #   ruleset_version, review_due (date), queue, sla_days, sla_due (date),
     #   tier_change ("new"/"upgrade"/"downgrade"/"downgrade_deferred"/"same"),
     #   out_of_cycle_review (bool), downgrade_pending_since (date, null unless deferred),
     #   override_id (null unless an override applies), persona_id, persona_name

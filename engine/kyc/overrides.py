@@ -343,20 +343,23 @@ def apply_overrides(
     table = routing.table
     if "system_tier" not in table.columns:
         table = table.with_columns(pl.col("tier").alias("system_tier"))
+    if "override_id" not in table.columns:
+        table = table.with_columns(pl.lit(None, pl.String).alias("override_id"))
     act = active_overrides(overrides, as_of)
-    was = pl.col("override_id").is_not_null() if "override_id" in table.columns else pl.lit(False)
+    # Only rows with an active override, or one applied earlier (it may have expired since),
+    # are touched; everyone else keeps exactly what their version published.
+    affected = pl.col(KEY).is_in(act[KEY].implode()) | pl.col("override_id").is_not_null()
+    touched = table.filter(affected)
+    if touched.height == 0:
+        return KycRouting(routing.ruleset_version, table, routing.summaries, routing.ruleset)
     # Start again from the system tier: an override that expired since must drop out.
-    base = table.with_columns(
-        was.alias("_was"),
+    base = touched.drop("override_id").with_columns(
         pl.col("system_tier").alias("tier"),
         pl.col("reasons").list.eval(
             pl.element().filter(~pl.element().str.starts_with("MANUAL_OVERRIDE"))
         ),
         pl.col("reason_codes").list.eval(pl.element().filter(pl.element() != "MANUAL_OVERRIDE")),
     )
-    if "override_id" in base.columns:
-        base = base.drop("override_id")
-    had_any = bool(base.get_column("_was").any())
     joined = base.join(act, on=KEY, how="left")
     hit = pl.col("override_id").is_not_null()
     joined = joined.with_columns(
@@ -378,32 +381,19 @@ def apply_overrides(
         .alias("reason_codes"),
     ).drop("override_tier")
     rs = ruleset or routing.ruleset
-    changed = hit | pl.col("_was")
-    if rs is not None and (act.height or had_any):
+    if rs is not None:
         due = review_dates(rs, as_of)
         new_due = pl.col("tier").replace_strict(list(due), list(due.values()), return_dtype=pl.Date)
-        # Queue rules re-run for every row, but only overridden rows take the new queue and
-        # SLA: the others keep what their version published.
-        rerouted = assign_queues(joined.drop("queue", "sla_days", "sla_due"), rs, as_of).select(
-            KEY,
-            pl.col("queue").alias("_queue"),
-            pl.col("sla_days").alias("_sla_days"),
-            pl.col("sla_due").alias("_sla_due"),
+        joined = assign_queues(joined.drop("queue", "sla_days", "sla_due"), rs, as_of)
+        joined = joined.with_columns(
+            pl.when(hit)
+            .then(pl.min_horizontal(pl.col("review_due"), new_due))
+            .otherwise(pl.col("review_due"))
+            .alias("review_due")
         )
-        joined = (
-            joined.join(rerouted, on=KEY, how="left")
-            .with_columns(
-                pl.when(hit)
-                .then(pl.min_horizontal(pl.col("review_due"), new_due))
-                .otherwise(pl.col("review_due"))
-                .alias("review_due"),
-                *[
-                    pl.when(changed).then(pl.col(f"_{c}")).otherwise(pl.col(c)).alias(c)
-                    for c in ("queue", "sla_days", "sla_due")
-                ],
-            )
-            .drop("_queue", "_sla_days", "_sla_due")
-        )
+    joined = pl.concat(
+        [table.filter(~affected), joined.select(table.columns)], how="vertical_relaxed"
+    )
     columns = [c for c in table.columns if c in joined.columns]
     out = joined.select(columns).sort(KEY)
     summaries = summarise(out, rs) if rs is not None else routing.summaries

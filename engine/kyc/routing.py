@@ -18,11 +18,31 @@ from engine.kyc.ruleset import TIERS, KycRuleset
 KEY = "customer_id"
 
 
-def routing_view(table: pl.DataFrame, ruleset: KycRuleset) -> pl.LazyFrame:
-    """The columns queue conditions are compiled against."""
-    return table.lazy().with_columns(
-        pl.col("reason_codes").list.contains(pl.lit(code)).alias(f"reason.{code}")
-        for code in ruleset.reason_codes()
+# Everything a queue rule can see; the queue is a function of these alone.
+ROUTE_KEY: tuple[str, ...] = (
+    "tier",
+    "computed_tier",
+    "system_tier",
+    "score",
+    "out_of_cycle_review",
+    "tier_change",
+    "_reason_key",
+)
+_SEP = "|"
+
+
+def with_reason_key(table: pl.DataFrame) -> pl.DataFrame:
+    """`_reason_key` (codes joined by "|"), computed only if the table does not carry it."""
+    if "_reason_key" in table.columns:
+        return table
+    return table.with_columns(pl.col("reason_codes").list.join(_SEP).alias("_reason_key"))
+
+
+def routing_view(combos: pl.DataFrame, ruleset: KycRuleset) -> pl.DataFrame:
+    """The columns queue conditions are compiled against, over distinct combinations."""
+    codes = pl.col("_reason_key").str.split(_SEP)
+    return combos.with_columns(
+        codes.list.contains(pl.lit(code)).alias(f"reason.{code}") for code in ruleset.reason_codes()
     )
 
 
@@ -37,21 +57,24 @@ def queue_expr(ruleset: KycRuleset, schema: pl.Schema) -> pl.Expr:
 
 
 def assign_queues(table: pl.DataFrame, ruleset: KycRuleset, as_of: date) -> pl.DataFrame:
-    """Adds queue, sla_days and sla_due (as_of + sla_days)."""
-    view = routing_view(table, ruleset)
-    expr = queue_expr(ruleset, view.collect_schema())
+    """Adds queue, sla_days and sla_due (as_of + sla_days). The rules are evaluated over the
+    distinct routing-relevant combinations (tens to hundreds) and joined back."""
+    keyed = with_reason_key(table)
+    if "system_tier" not in keyed.columns:
+        keyed = keyed.with_columns(pl.col("tier").alias("system_tier"))
+    combos = routing_view(keyed.select(ROUTE_KEY).unique(), ruleset)
     sla = ruleset.queue_sla()
-    return (
-        view.with_columns(expr.alias("queue"))
-        .with_columns(
-            pl.col("queue")
-            .replace_strict(list(sla), list(sla.values()), return_dtype=pl.Int64)
-            .alias("sla_days")
-        )
-        .with_columns((pl.lit(as_of) + pl.duration(days=pl.col("sla_days"))).alias("sla_due"))
-        .select([*table.columns, "queue", "sla_days", "sla_due"])
-        .collect()
+    routed = combos.with_columns(queue_expr(ruleset, combos.schema).alias("queue")).select(
+        *ROUTE_KEY,
+        "queue",
+        pl.col("queue")
+        .replace_strict(list(sla), list(sla.values()), return_dtype=pl.Int64)
+        .alias("sla_days"),
     )
+    out = keyed.join(routed, on=list(ROUTE_KEY), how="left", nulls_equal=True).with_columns(
+        (pl.lit(as_of) + pl.duration(days=pl.col("sla_days"))).alias("sla_due")
+    )
+    return out.select([*table.columns, "queue", "sla_days", "sla_due"])
 
 
 def summarise(table: pl.DataFrame, ruleset: KycRuleset) -> dict[str, dict[str, Any]]:
@@ -72,11 +95,13 @@ def summarise(table: pl.DataFrame, ruleset: KycRuleset) -> dict[str, dict[str, A
         k,
         "kyc.queue_tiers",
     )
+    # Count per distinct reason set first (small), then split the sets into codes.
+    by_set = with_reason_key(table).group_by("queue", "_reason_key").agg(pl.len().alias("n"))
     by_reason, reason_rec = suppress_small_cells(
-        table.select("queue", pl.col("reason_codes").alias("reason_code"))
+        by_set.select("queue", pl.col("_reason_key").str.split(_SEP).alias("reason_code"), "n")
         .explode("reason_code")
         .group_by("queue", "reason_code")
-        .agg(pl.len().alias("count"))
+        .agg(pl.col("n").sum().cast(pl.UInt32).alias("count"))
         .sort("queue", "reason_code"),
         "count",
         k,

@@ -58,8 +58,11 @@ def _condition(raw: Any, where: str) -> Condition:
     return raw if isinstance(raw, Condition) else parse_condition(raw, where)
 
 
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
 class FactorRule(_Edge):
-    id: str = Field(min_length=1)
+    id: str = Field(pattern=_ID)
     family: Family
     points: int = Field(ge=-1000, le=1000)
     reason_code: str = Field(pattern=_CODE)
@@ -72,7 +75,7 @@ class FactorRule(_Edge):
 
 
 class FloorRule(_Edge):
-    id: str = ""
+    id: str = Field(default="", pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9._-]*$")
     condition: Condition
     min_tier: Tier
     reason_code: str = Field(pattern=_CODE)

@@ -13,15 +13,18 @@ Order of operations (EBA GL 2021/02):
 from __future__ import annotations
 
 import calendar
-from collections.abc import Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 import polars as pl
 
 from engine.conditions import compile_condition
-from engine.kyc.ruleset import TIER_RANK, TIERS, KycRuleset
+from engine.errors import PolicyError
+from engine.kyc.ruleset import TIER_RANK, TIERS, FactorRule, FloorRule, KycRuleset
 
 KEY = "customer_id"
+# One bit per factor and floor; the pattern shares an Int64 with 26 bits of stability facts.
+MAX_RULES = 36
 
 
 def add_months(d: date, months: int) -> date:
@@ -43,98 +46,109 @@ def tier_to_rank(tier: pl.Expr) -> pl.Expr:
     return tier.cast(pl.String).replace_strict(TIER_RANK, default=None, return_dtype=pl.Int8)
 
 
-def score_tiers(facts: pl.DataFrame, ruleset: KycRuleset) -> pl.DataFrame:
-    """customer_id, jurisdiction, score, computed_tier, reasons, reason_codes, factors."""
+@dataclass(frozen=True)
+class Scored:
+    """Per customer: score, computed_tier, the pattern of matched rules (`_mask`) and its
+    `factors_key`; per distinct pattern: the reason lists (joined back at the end, once)."""
+
+    table: pl.DataFrame
+    patterns: pl.DataFrame  # _mask, reasons, reason_codes, factors
+
+
+def score_tiers(facts: pl.DataFrame, ruleset: KycRuleset) -> Scored:
+    """Score and computed tier for every customer.
+
+    Each customer's matched rules become one bit pattern (one vectorised pass over the
+    compiled conditions). Score, tier and reasons depend only on that pattern, so they are
+    worked out once per *distinct* pattern (a few hundred, however many customers) and
+    joined back: per-row list building in Polars is an order of magnitude slower.
+    """
     schema = facts.schema
-    factor_hits = [
-        (f, compile_condition(f.condition, schema).alias(f"_f{i}"))
-        for i, f in enumerate(ruleset.factors)
+    rules: list[FactorRule | FloorRule] = [*ruleset.factors, *ruleset.floors]
+    if len(rules) > MAX_RULES:
+        raise PolicyError(
+            f"kyc ruleset has {len(rules)} factors and floors; at most {MAX_RULES} supported",
+            reasons=["kyc.ruleset_too_large"],
+        )
+    hits = [compile_condition(rule.condition, schema) for rule in rules]
+    bits = [
+        pl.when(h).then(pl.lit(1 << i, pl.Int64)).otherwise(pl.lit(0, pl.Int64))
+        for i, h in enumerate(hits)
     ]
-    floor_hits = [
-        (f, compile_condition(f.condition, schema).alias(f"_l{i}"))
-        for i, f in enumerate(ruleset.floors)
-    ]
-    hit_cols = [e for _, e in factor_hits] + [e for _, e in floor_hits]
+    mask = (pl.sum_horizontal(bits) if bits else pl.lit(0, pl.Int64)).alias("_mask")
     keep = [c for c in (KEY, "jurisdiction", "persona_id", "persona_name") if c in facts.columns]
-    lf = facts.lazy().select(*keep, *hit_cols)
+    masked = facts.lazy().select(*keep, mask).collect()
+    explained = [_explain(int(m), rules, ruleset) for m in masked["_mask"].unique().sort()]
+    lookup = pl.DataFrame(
+        explained,
+        schema={
+            "_mask": pl.Int64,
+            "score": pl.Int64,
+            "computed_tier": pl.String,
+            "factors_key": pl.String,
+            "reasons": pl.List(pl.String),
+            "reason_codes": pl.List(pl.String),
+            "factors": pl.List(pl.String),
+        },
+        orient="row",
+    )
+    table = masked.join(
+        lookup.select("_mask", "score", "computed_tier", "factors_key"), on="_mask", how="left"
+    ).sort(KEY)
+    return Scored(
+        table=table, patterns=lookup.select("_mask", "reasons", "reason_codes", "factors")
+    )
 
-    f_cols = [(f, pl.col(f"_f{i}")) for i, (f, _) in enumerate(factor_hits)]
-    l_cols = [(f, pl.col(f"_l{i}")) for i, (f, _) in enumerate(floor_hits)]
-    score = (
-        pl.sum_horizontal([pl.when(c).then(pl.lit(f.points)).otherwise(0) for f, c in f_cols])
-        if f_cols
-        else pl.lit(0)
-    ).cast(pl.Int64)
+
+def _explain(
+    mask: int, rules: list[FactorRule | FloorRule], ruleset: KycRuleset
+) -> tuple[int, int, str, str, list[str], list[str], list[str]]:
+    """Score, tier and reasons for one pattern of matched rules (EBA GL 2021/02: points add
+    up; a floor raises the minimum tier, weighting never lowers it)."""
+    score, floor_rank = 0, 0
+    reasons: list[str] = []
+    codes: list[str] = []
+    ids: list[str] = []
+    for i, rule in enumerate(rules):
+        if not mask >> i & 1:
+            continue
+        if isinstance(rule, FactorRule):
+            score += rule.points
+            sign = "+" if rule.points >= 0 else ""
+            reasons.append(f"{rule.reason_code}({sign}{rule.points})")
+            ids.append(rule.id)
+        else:
+            floor_rank = max(floor_rank, TIER_RANK[rule.min_tier])
+            reasons.append(f"{rule.reason_code}(floor:{rule.min_tier})")
+            ids.append(rule.id or f"floor.{rule.reason_code.lower()}")
+        if rule.reason_code not in codes:
+            codes.append(rule.reason_code)
     th = ruleset.thresholds
-    score_rank = (
-        pl.when(pl.col("score") >= th["EDD"])
-        .then(pl.lit(TIER_RANK["EDD"]))
-        .when(pl.col("score") >= th["CDD"])
-        .then(pl.lit(TIER_RANK["CDD"]))
-        .otherwise(pl.lit(TIER_RANK["SDD"]))
-    )
-    floor_rank = [
-        pl.when(c).then(pl.lit(TIER_RANK[f.min_tier])).otherwise(pl.lit(0)) for f, c in l_cols
-    ]
-    rank = pl.max_horizontal(score_rank, *floor_rank).cast(pl.Int8)
-
-    reason_parts = [
-        pl.when(c).then(
-            pl.lit(
-                f"{f.reason_code}(+{f.points})" if f.points >= 0 else f"{f.reason_code}({f.points})"
-            )
-        )
-        for f, c in f_cols
-    ] + [pl.when(c).then(pl.lit(f"{f.reason_code}(floor:{f.min_tier})")) for f, c in l_cols]
-    code_parts = [pl.when(c).then(pl.lit(f.reason_code)) for f, c in f_cols + l_cols]
-    id_parts = [pl.when(c).then(pl.lit(f.id)) for f, c in f_cols] + [
-        pl.when(c).then(pl.lit(f.id or f"floor.{f.reason_code.lower()}")) for f, c in l_cols
-    ]
-    out = (
-        lf.with_columns(score.alias("score"))
-        .with_columns(
-            rank.alias("_rank"),
-            _list(reason_parts).alias("reasons"),
-            _list(code_parts).alias("reason_codes"),
-            _list(id_parts).alias("factors"),
-        )
-        .with_columns(
-            rank_to_tier(pl.col("_rank")).alias("computed_tier"),
-            # Every customer carries at least one reason: a bare tier is what analysts hate.
-            pl.when(pl.col("reasons").list.len() == 0)
-            .then(pl.lit(["NO_RISK_FACTORS(+0)"]))
-            .otherwise(pl.col("reasons"))
-            .alias("reasons"),
-            pl.when(pl.col("reason_codes").list.len() == 0)
-            .then(pl.lit(["NO_RISK_FACTORS"]))
-            .otherwise(pl.col("reason_codes").list.unique(maintain_order=True))
-            .alias("reason_codes"),
-        )
-        .drop([c.meta.output_name() for c in hit_cols] + ["_rank"])
-    )
-    return out.sort(KEY).collect()
+    score_tier = "EDD" if score >= th["EDD"] else "CDD" if score >= th["CDD"] else "SDD"
+    rank = max(TIER_RANK[score_tier], floor_rank)
+    if not reasons:
+        # Every customer carries at least one reason: a bare tier is what analysts hate.
+        reasons, codes = ["NO_RISK_FACTORS(+0)"], ["NO_RISK_FACTORS"]
+    return mask, score, TIERS[rank], _SEP.join(sorted(ids)), reasons, codes, ids
 
 
-def _list(parts: Sequence[pl.Expr]) -> pl.Expr:
-    if not parts:
-        return pl.lit([], dtype=pl.List(pl.String))
-    return pl.concat_list(parts).list.drop_nulls()
+_SEP = "|"  # never inside a code or id: both are validated without it
 
 
 def apply_stability(
-    scored: pl.DataFrame,
+    scored: Scored,
     previous: pl.DataFrame | None,
     ruleset: KycRuleset,
     as_of: date,
     cooldown_days: int,
 ) -> pl.DataFrame:
     """Adds system_tier, tier, tier_change, out_of_cycle_review, downgrade_pending_since,
-    review_due and ruleset_version. Upgrades apply at once; a downgrade waits until it has
-    been computed continuously for `cooldown_days`."""
+    review_due, ruleset_version and the reason lists. Upgrades apply at once; a downgrade
+    waits until it has been computed continuously for `cooldown_days`."""
     if cooldown_days < 0:
         raise ValueError("cooldown_days must be >= 0")
     prev = _previous(previous)
-    lf = scored.lazy().join(prev, on=KEY, how="left")
+    lf = scored.table.lazy().join(prev, on=KEY, how="left")
     new_rank = tier_to_rank(pl.col("computed_tier"))
     prev_rank = tier_to_rank(pl.col("_prev_tier"))
     is_new = pl.col("_prev_tier").is_null()
@@ -142,76 +156,134 @@ def apply_stability(
     down = new_rank < prev_rank
     pending_since = pl.coalesce(pl.col("_prev_pending"), pl.lit(as_of))
     waited = (pl.lit(as_of) - pending_since).dt.total_days() >= cooldown_days
-    lf = lf.with_columns(
-        pl.when(is_new)
-        .then(pl.lit("new"))
-        .when(up)
-        .then(pl.lit("upgrade"))
-        .when(down & waited)
-        .then(pl.lit("downgrade"))
-        .when(down)
-        .then(pl.lit("downgrade_deferred"))
-        .otherwise(pl.lit("same"))
-        .alias("tier_change"),
-        pl.when(down & ~waited)
-        .then(pending_since)
-        .otherwise(None)
-        .alias("downgrade_pending_since"),
-        # A change in the matched factors is a trigger event (AMLR Art. 26(2)).
-        (
-            ~is_new
-            & pl.col("_prev_factors").is_not_null()
-            & (pl.col("factors").list.sort().list.join("|") != pl.col("_prev_factors"))
-        )
-        .fill_null(False)
-        .alias("out_of_cycle_review"),
-    )
-    deferred = pl.col("tier_change") == "downgrade_deferred"
-    lf = lf.with_columns(
-        pl.when(deferred)
-        .then(pl.col("_prev_tier"))
-        .otherwise(pl.col("computed_tier"))
-        .alias("system_tier"),
-    ).with_columns(pl.col("system_tier").alias("tier"))
-    notes = [
-        pl.when(pl.col("tier_change") == "upgrade").then(
-            pl.format("TIER_UPGRADE(from {})", pl.col("_prev_tier"))
-        ),
-        pl.when(pl.col("tier_change") == "downgrade").then(
-            pl.format("DOWNGRADE_APPLIED(from {})", pl.col("_prev_tier"))
-        ),
-        pl.when(deferred).then(
-            pl.format(
-                "DOWNGRADE_DEFERRED(computed {}, until {})",
-                pl.col("computed_tier"),
-                (pl.col("downgrade_pending_since") + pl.duration(days=cooldown_days)).dt.to_string(
-                    "%Y-%m-%d"
-                ),
-            )
-        ),
-        pl.when(pl.col("out_of_cycle_review")).then(pl.lit("OUT_OF_CYCLE_REVIEW(factors changed)")),
-    ]
-    codes = [
-        pl.when(pl.col("tier_change") == "upgrade").then(pl.lit("TIER_UPGRADE")),
-        pl.when(pl.col("tier_change") == "downgrade").then(pl.lit("DOWNGRADE_APPLIED")),
-        pl.when(deferred).then(pl.lit("DOWNGRADE_DEFERRED")),
-        pl.when(pl.col("out_of_cycle_review")).then(pl.lit("OUT_OF_CYCLE_REVIEW")),
-    ]
     due = review_dates(ruleset, as_of)
-    lf = lf.with_columns(
-        pl.concat_list([pl.col("reasons"), pl.concat_list(notes).list.drop_nulls()]).alias(
-            "reasons"
-        ),
-        pl.concat_list([pl.col("reason_codes"), pl.concat_list(codes).list.drop_nulls()]).alias(
-            "reason_codes"
-        ),
-        pl.col("system_tier")
-        .replace_strict(list(due), list(due.values()), return_dtype=pl.Date)
-        .alias("review_due"),
-        pl.lit(ruleset.version).alias("ruleset_version"),
-        pl.lit(None, pl.String).alias("override_id"),
+    table = (
+        lf.with_columns(
+            pl.when(is_new)
+            .then(pl.lit("new"))
+            .when(up)
+            .then(pl.lit("upgrade"))
+            .when(down & waited)
+            .then(pl.lit("downgrade"))
+            .when(down)
+            .then(pl.lit("downgrade_deferred"))
+            .otherwise(pl.lit("same"))
+            .alias("tier_change"),
+            pl.when(down & ~waited)
+            .then(pending_since)
+            .otherwise(None)
+            .alias("downgrade_pending_since"),
+            # A change in the matched factors is a trigger event (AMLR Art. 26(2)).
+            (
+                ~is_new
+                & pl.col("_prev_fkey").is_not_null()
+                & (pl.col("factors_key") != pl.col("_prev_fkey"))
+            )
+            .fill_null(False)
+            .alias("out_of_cycle_review"),
+        )
+        .with_columns(
+            pl.when(pl.col("tier_change") == "downgrade_deferred")
+            .then(pl.col("_prev_tier"))
+            .otherwise(pl.col("computed_tier"))
+            .alias("system_tier"),
+        )
+        .with_columns(
+            pl.col("system_tier").alias("tier"),
+            pl.col("system_tier")
+            .replace_strict(list(due), list(due.values()), return_dtype=pl.Date)
+            .alias("review_due"),
+            pl.lit(ruleset.version).alias("ruleset_version"),
+            pl.lit(None, pl.String).alias("override_id"),
+        )
+        .collect()
     )
-    return lf.drop("_prev_tier", "_prev_factors", "_prev_pending").sort(KEY).collect()
+    return _attach_reasons(table, scored.patterns, cooldown_days).sort(KEY)
+
+
+# The reason lists of a customer depend only on their rule pattern (`_mask`) and a few
+# stability facts; both are packed into one Int64 so the lists are built once per distinct
+# combination and attached with a single integer join (multi-column joins and per-row list
+# concatenation are several times slower in Polars).
+_CHANGES: tuple[str, ...] = ("new", "upgrade", "downgrade", "downgrade_deferred", "same")
+_EPOCH = date(1970, 1, 1)
+_NOTE_BITS = 26  # change 3 | previous tier + 1: 3 | computed tier 3 | out-of-cycle 1 | days 16
+
+
+def _combo_key() -> pl.Expr:
+    change = pl.col("tier_change").replace_strict(
+        list(_CHANGES), list(range(len(_CHANGES))), return_dtype=pl.Int64
+    )
+    prev = (tier_to_rank(pl.col("_prev_tier")).cast(pl.Int64) + 1).fill_null(0)
+    comp = tier_to_rank(pl.col("computed_tier")).cast(pl.Int64)
+    ooc = pl.col("out_of_cycle_review").cast(pl.Int64)
+    days = (pl.col("downgrade_pending_since") - pl.lit(_EPOCH)).dt.total_days().fill_null(0)
+    # Bit fields as arithmetic (Polars expressions have no shift operator); none overlaps.
+    note = change + prev * 8 + comp * 64 + ooc * 512 + days.cast(pl.Int64) * 1024
+    return (pl.col("_mask") * (1 << _NOTE_BITS) + note).alias("_combo")
+
+
+def _decode(key: int) -> tuple[int, dict[str, object]]:
+    note = key & ((1 << _NOTE_BITS) - 1)
+    prev = note >> 3 & 7
+    days = note >> 10
+    return key >> _NOTE_BITS, {
+        "tier_change": _CHANGES[note & 7],
+        "_prev_tier": TIERS[prev - 1] if prev else None,
+        "computed_tier": TIERS[note >> 6 & 7],
+        "out_of_cycle_review": bool(note >> 9 & 1),
+        "downgrade_pending_since": _EPOCH + timedelta(days=days) if days else None,
+    }
+
+
+def _attach_reasons(
+    table: pl.DataFrame, patterns: pl.DataFrame, cooldown_days: int
+) -> pl.DataFrame:
+    by_mask = {int(r["_mask"]): r for r in patterns.iter_rows(named=True)}
+    keyed = table.with_columns(_combo_key())
+    rows = []
+    for key in keyed["_combo"].unique().sort():  # distinct combinations, not customers
+        mask, facts = _decode(int(key))
+        p = by_mask[mask]
+        notes, codes = _notes(facts, cooldown_days)
+        all_codes = [*p["reason_codes"], *codes]
+        rows.append((key, [*p["reasons"], *notes], all_codes, p["factors"], _SEP.join(all_codes)))
+    lookup = pl.DataFrame(
+        rows,
+        schema={
+            "_combo": pl.Int64,
+            "reasons": pl.List(pl.String),
+            "reason_codes": pl.List(pl.String),
+            "factors": pl.List(pl.String),
+            "_reason_key": pl.String,
+        },
+        orient="row",
+    )
+    return keyed.join(lookup, on="_combo", how="left").drop(
+        "_combo", "_mask", "_prev_tier", "_prev_fkey", "_prev_pending"
+    )
+
+
+def _notes(c: dict[str, object], cooldown_days: int) -> tuple[list[str], list[str]]:
+    notes: list[str] = []
+    codes: list[str] = []
+    change = c["tier_change"]
+    if change == "upgrade":
+        notes.append(f"TIER_UPGRADE(from {c['_prev_tier']})")
+        codes.append("TIER_UPGRADE")
+    elif change == "downgrade":
+        notes.append(f"DOWNGRADE_APPLIED(from {c['_prev_tier']})")
+        codes.append("DOWNGRADE_APPLIED")
+    elif change == "downgrade_deferred":
+        since = c["downgrade_pending_since"]
+        assert isinstance(since, date)
+        until = (since + timedelta(days=cooldown_days)).isoformat()
+        notes.append(f"DOWNGRADE_DEFERRED(computed {c['computed_tier']}, until {until})")
+        codes.append("DOWNGRADE_DEFERRED")
+    if c["out_of_cycle_review"]:
+        notes.append("OUT_OF_CYCLE_REVIEW(factors changed)")
+        codes.append("OUT_OF_CYCLE_REVIEW")
+    return notes, codes
 
 
 def _previous(previous: pl.DataFrame | None) -> pl.LazyFrame:
@@ -221,7 +293,7 @@ def _previous(previous: pl.DataFrame | None) -> pl.LazyFrame:
         schema={
             KEY: pl.String,
             "_prev_tier": pl.String,
-            "_prev_factors": pl.String,
+            "_prev_fkey": pl.String,
             "_prev_pending": pl.Date,
         }
     )
@@ -231,14 +303,16 @@ def _previous(previous: pl.DataFrame | None) -> pl.LazyFrame:
     tier_col = "system_tier" if "system_tier" in cols else "tier"
     if KEY not in cols or tier_col not in cols:
         return empty
+    if "factors_key" in cols:
+        fkey = pl.col("factors_key")
+    elif "factors" in cols:  # older tables: slower, same meaning
+        fkey = pl.col("factors").list.sort().list.join(_SEP)
+    else:
+        fkey = pl.lit(None, pl.String)
     return previous.lazy().select(
         pl.col(KEY).cast(pl.String),
         pl.col(tier_col).cast(pl.String).alias("_prev_tier"),
-        (
-            pl.col("factors").list.sort().list.join("|")
-            if "factors" in cols
-            else pl.lit(None, pl.String)
-        ).alias("_prev_factors"),
+        fkey.alias("_prev_fkey"),
         (
             pl.col("downgrade_pending_since").cast(pl.Date)
             if "downgrade_pending_since" in cols
