@@ -167,7 +167,7 @@ def customers(
             "postcode": people["postcode"],
             "country": country,
             "precise_geolocation": people["precise_geolocation"],
-            "customer_type": pl.Series(np.where(smb, "smb", "retail")),
+            "customer_type": pl.Series(["retail", "smb"]).gather(smb.astype(np.int64)),
             "employment_type": emp,
             "occupation": occupation,
             "business_sector": sector.set(pl.Series(~smb), None) if (~smb).any() else sector,
@@ -321,7 +321,8 @@ def transactions(rng: np.random.Generator, c: Customers, as_of: date) -> pl.Data
             "jurisdiction": c.jurisdiction.gather(idx),
             "ts": pl.Series(ts),
             "amount": np.round(amount, 2),
-            "direction": pl.Series(np.where(credit, "credit", "debit")),
+            # Gather from a two-value Series: numpy unicode arrays convert slowly.
+            "direction": pl.Series(["debit", "credit"]).gather(credit.astype(np.int64)),
             "merchant_category": merchant,
             "channel": channel,
         }

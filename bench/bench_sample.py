@@ -1,0 +1,85 @@
+"""Benchmark: sample generation and scan+validate, for one jurisdiction and for all.
+
+    .venv/bin/python bench/bench_sample.py                 # 1M customers
+    .venv/bin/python bench/bench_sample.py --customers 200000
+    .venv/bin/python bench/bench_sample.py --ten-million   # 10M customers (disk: ~8 GB)
+
+Prints figures; asserts nothing about time (speed is measured here, not tested).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import structlog
+
+from engine.sample import generate
+from engine.sample.workspace import init_workspace
+from engine.sources import load_sources
+from engine.workspace import Workspace
+
+AS_OF = date(2026, 11, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--ten-million", action="store_true", help="10M customers")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    ap.add_argument("--jurisdiction", default="EU-DE")
+    ap.add_argument("--skip-all", action="store_true", help="skip the all-jurisdictions pass")
+    ap.add_argument("--keep", type=Path, default=None, help="workspace dir to keep")
+    args = ap.parse_args()
+    n = 10_000_000 if args.ten_million else args.customers
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="pgov-bench-")) / "ws"
+    try:
+        init_workspace(root, args.format)
+        t = time.perf_counter()
+        summary = generate(n, args.seed, root / "data", args.format, as_of=AS_OF)
+        gen_s = time.perf_counter() - t
+        size = sum(p.stat().st_size for p in (root / "data").iterdir())
+        print(f"customers            {n:>14,}")
+        for name, rows in summary.rows.items():
+            print(f"  {name:<18} {rows:>14,} rows")
+        print(f"sample ({args.format})      {gen_s:>10.2f} s   {size / 1e9:.2f} GB on disk")
+        print(f"  transactions/s     {summary.rows['transactions'] / gen_s:>14,.0f}")
+
+        ws = Workspace.open(root)
+        t = time.perf_counter()
+        frames = load_sources(ws, args.jurisdiction, AS_OF)
+        one_s = time.perf_counter() - t
+        rows = sum(f.accounting.input_rows for f in frames.frames.values())
+        q = sum(f.accounting.quarantined_rows for f in frames.frames.values())
+        print(
+            f"scan+validate {args.jurisdiction:<6} {one_s:>10.2f} s   {rows:,} rows, "
+            f"{q:,} quarantined ({rows / one_s:,.0f} rows/s)"
+        )
+        del frames
+        if not args.skip_all:
+            t = time.perf_counter()
+            total = 0
+            for j in ws.config.jurisdictions:
+                fr = load_sources(ws, j, AS_OF)
+                total += sum(f.accounting.input_rows for f in fr.frames.values())
+                del fr
+            all_s = time.perf_counter() - t
+            print(
+                f"scan+validate all    {all_s:>10.2f} s   {total:,} rows "
+                f"({total / all_s:,.0f} rows/s, {len(ws.config.jurisdictions)} jurisdictions)"
+            )
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
