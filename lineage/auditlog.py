@@ -27,8 +27,10 @@ import binascii
 import hashlib
 import itertools
 import json
+import multiprocessing
 import os
 import struct
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -584,7 +586,104 @@ class _Snapshot:
     latest: bytes | None
 
 
-def verify_log(audit: AuditLog, trust: TrustStore) -> VerificationReport:
+# Below this many entries one process verifies faster than starting workers.
+PARALLEL_MIN_ENTRIES = 200_000
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """What one worker learns from a run of records (entries lo..hi-1)."""
+
+    leaves: bytes  # concatenated 32-byte leaf hashes
+    first_time: datetime | None
+    last_time: datetime | None
+    time_detail: str | None
+    checkpoints: list[tuple[int, int, str]]
+    error: tuple[int, str] | None  # (entry index, message) of the first bad entry
+
+
+_SHARED: tuple[bytes, array[int]] | None = None  # inherited by forked workers, never pickled
+
+
+def _boundaries(data: bytes) -> tuple[array[int], tuple[int, str] | None]:
+    """Record offsets from the length prefixes, and the first structural error if any."""
+    offsets: array[int] = array("Q")
+    off, n = len(MAGIC), len(data)
+    unpack = _LEN.unpack_from
+    while off < n:
+        idx = len(offsets)
+        if n - off < 4 + HASH:
+            return offsets, (idx, f"torn final record {idx} at byte {off}: file cut short")
+        end = off + 4 + unpack(data, off)[0] + HASH
+        if end > n:
+            msg = f"record {idx} at byte {off} runs past the end of the file: torn or truncated"
+            return offsets, (idx, msg)
+        offsets.append(off)
+        off = end
+    return offsets, None
+
+
+def _check_records(data: bytes, offsets: array[int], lo: int, hi: int) -> _Chunk:
+    sha256 = hashlib.sha256
+    slack = timedelta(seconds=TIME_SLACK_S)
+    leaves: list[bytes] = []
+    cps: list[tuple[int, int, str]] = []
+    first_t: datetime | None = None
+    prev_t: datetime | None = None
+    time_detail: str | None = None
+    for idx in range(lo, hi):
+        off = offsets[idx]
+        (length,) = _LEN.unpack_from(data, off)
+        end = off + 4 + length + HASH
+        entry = data[off + 4 : off + 4 + length]
+        h = sha256(b"\x00" + entry).digest()  # leaf_hash, inlined: this loop runs 1M times
+        if h != data[end - HASH : end]:
+            msg = (
+                f"entry {idx} at byte {off}: stored leaf hash does not match the entry bytes "
+                "(entry altered)"
+            )
+            return _Chunk(b"", first_t, prev_t, time_detail, cps, (idx, msg))
+        try:
+            obj, t = _read_entry(entry)
+        except Exception as exc:  # any malformed entry is a verification failure here
+            return _Chunk(b"", first_t, prev_t, time_detail, cps, (idx, f"entry {idx}: {exc}"))
+        if prev_t is not None and t < prev_t - slack and time_detail is None:
+            time_detail = f"entry {idx} is timed {t.isoformat()}, before entry {idx - 1}"
+        if first_t is None:
+            first_t = t
+        prev_t = t
+        if obj["type"] == "checkpoint_signed":
+            d = obj["details"]
+            if isinstance(d, dict) and isinstance(d.get("size"), int):
+                cps.append((idx, d["size"], str(d.get("root_sha256"))))
+        leaves.append(h)
+    return _Chunk(b"".join(leaves), first_t, prev_t, time_detail, cps, None)
+
+
+def _check_shared(bounds: tuple[int, int]) -> _Chunk:
+    assert _SHARED is not None
+    return _check_records(_SHARED[0], _SHARED[1], *bounds)
+
+
+def _check_all(data: bytes, offsets: array[int], workers: int) -> list[_Chunk]:
+    n = len(offsets)
+    if workers <= 1 or n < PARALLEL_MIN_ENTRIES:
+        return [_check_records(data, offsets, 0, n)]
+    global _SHARED
+    step = -(-n // (workers * 4))  # a few chunks per worker evens out uneven entries
+    bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+    _SHARED = (data, offsets)
+    try:
+        # fork: workers see the log bytes without copying or pickling them.
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_check_shared, bounds)
+    finally:
+        _SHARED = None
+
+
+def verify_log(
+    audit: AuditLog, trust: TrustStore, workers: int | None = None
+) -> VerificationReport:
     rep = VerificationReport(subject=f"audit log {audit.directory}")
     snap = audit._snapshot()
     if snap.log is None:
@@ -594,62 +693,42 @@ def verify_log(audit: AuditLog, trust: TrustStore) -> VerificationReport:
     if data[: len(MAGIC)] != MAGIC:
         rep.failed("log-format", "header damaged: not an audit log")
         return rep
-    leaves: list[bytes] = []
-    first_of: dict[bytes, int] = {}
-    off = len(MAGIC)
-    n = len(data)
-    format_ok = True
-    dup_detail: str | None = None
-    time_detail: str | None = None
-    prev_time: datetime | None = None
-    cp_entries: list[tuple[int, int, str]] = []
-    slack = timedelta(seconds=TIME_SLACK_S)
-    sha256 = hashlib.sha256
-    while off < n:
-        idx = len(leaves)
-        if n - off < 4 + HASH:
-            rep.failed("log-format", f"torn final record {idx} at byte {off}: file cut short")
-            format_ok = False
-            break
-        (length,) = _LEN.unpack_from(data, off)
-        end = off + 4 + length + HASH
-        if end > n:
-            rep.failed(
-                "log-format",
-                f"record {idx} at byte {off} runs past the end of the file: torn or truncated",
-            )
-            format_ok = False
-            break
-        entry = data[off + 4 : off + 4 + length]
-        h = sha256(b"\x00" + entry).digest()  # leaf_hash, inlined: this loop runs 1M times
-        if h != data[end - HASH : end]:
-            rep.failed(
-                "log-format",
-                f"entry {idx} at byte {off}: stored leaf hash does not match the entry bytes "
-                "(entry altered)",
-            )
-            format_ok = False
-            break
-        try:
-            obj, t = _read_entry(entry)
-        except Exception as exc:  # any malformed entry is a verification failure here
-            rep.failed("log-format", f"entry {idx}: {exc}")
-            format_ok = False
-            break
-        first = first_of.setdefault(h, idx)
-        if first != idx and dup_detail is None:
-            dup_detail = f"entry {idx} duplicates entry {first} byte for byte"
-        if prev_time is not None and t < prev_time - slack and time_detail is None:
-            time_detail = f"entry {idx} is timed {t.isoformat()}, before entry {idx - 1}"
-        prev_time = t
-        if obj["type"] == "checkpoint_signed":
-            d = obj["details"]
-            if isinstance(d, dict) and isinstance(d.get("size"), int):
-                cp_entries.append((idx, d["size"], str(d.get("root_sha256"))))
-        leaves.append(h)
-        off = end
-    if not format_ok:
+    offsets, structural = _boundaries(data)
+    n_workers = (os.cpu_count() or 1) if workers is None else workers
+    chunks = _check_all(data, offsets, n_workers)
+    errors = [c.error for c in chunks if c.error is not None]
+    # Report the earliest problem, as reading the log front to back would meet it.
+    first_error = min(errors) if errors else structural
+    if first_error is not None:
+        rep.failed("log-format", first_error[1])
         return rep
+    leaves: list[bytes] = []
+    cp_entries: list[tuple[int, int, str]] = []
+    time_detail: str | None = None
+    slack = timedelta(seconds=TIME_SLACK_S)
+    prev_last: datetime | None = None
+    for c in chunks:
+        blob = c.leaves
+        leaves.extend(blob[i : i + HASH] for i in range(0, len(blob), HASH))
+        cp_entries.extend(c.checkpoints)
+        if (
+            time_detail is None
+            and prev_last is not None
+            and c.first_time is not None
+            and c.first_time < prev_last - slack
+        ):
+            idx = len(leaves) - len(blob) // HASH
+            when = c.first_time.isoformat()
+            time_detail = f"entry {idx} is timed {when}, before entry {idx - 1}"
+        time_detail = time_detail or c.time_detail
+        prev_last = c.last_time or prev_last
+    first_of: dict[bytes, int] = {}
+    dup_detail: str | None = None
+    for idx, h in enumerate(leaves):
+        first = first_of.setdefault(h, idx)
+        if first != idx:
+            dup_detail = f"entry {idx} duplicates entry {first} byte for byte"
+            break
     rep.passed("log-format", f"{len(leaves)} entries, every stored leaf hash matches its bytes")
     rep.add("no-duplicates", dup_detail is None, dup_detail or "no entry appears twice")
     rep.add(
