@@ -54,7 +54,9 @@ def test_every_persona_in_every_jurisdiction(sample_workspace: Path, sample_ws: 
     assert combos.height == len(NAMES) * len(sample_ws.config.jurisdictions)
 
 
-def test_identifiers_unique_and_realistic(sample_ws: Workspace, sample_summary: SampleSummary) -> None:
+def test_identifiers_unique_and_realistic(
+    sample_ws: Workspace, sample_summary: SampleSummary
+) -> None:
     crm = _read(sample_ws, "crm")
     clean = crm.filter(~pl.col("customer_id").is_duplicated())
     for col in ("customer_id", "full_name", "email", "phone", "national_id"):
@@ -63,12 +65,16 @@ def test_identifiers_unique_and_realistic(sample_ws: Workspace, sample_summary: 
     emails = clean["email"].drop_nulls()
     assert emails.str.contains(r"^[a-z]+\.[a-z]+\d+@example\.(com|org|net)$").mean() > 0.99  # type: ignore[operator]
     assert clean["phone"].str.contains(r"^\+[1-9]\d{8,13}$").all()
-    assert clean.filter(pl.col("jurisdiction") == "EU-ES")["national_id"].str.contains(
-        r"^\d{8}[A-Z]$"
-    ).all()
-    assert clean.filter(pl.col("jurisdiction") == "US-NY")["national_id"].str.contains(
-        r"^\d{3}-\d{2}-\d{4}$"
-    ).all()
+    assert (
+        clean.filter(pl.col("jurisdiction") == "EU-ES")["national_id"]
+        .str.contains(r"^\d{8}[A-Z]$")
+        .all()
+    )
+    assert (
+        clean.filter(pl.col("jurisdiction") == "US-NY")["national_id"]
+        .str.contains(r"^\d{3}-\d{2}-\d{4}$")
+        .all()
+    )
     assert clean["full_name"].str.len_chars().min() >= 12  # type: ignore[operator]
 
 
@@ -86,9 +92,12 @@ def test_privacy_and_screening_signals_at_realistic_rates(
     assert 0.01 * n <= old <= 0.06 * n
     gpc = crm.group_by("jurisdiction").agg(pl.col("gpc_signal").mean()).sort("gpc_signal")
     assert gpc["jurisdiction"][-1] == "US-CA"
-    assert crm.filter(~pl.col("jurisdiction").str.starts_with("US"))[
-        "ccpa_do_not_sell_share"
-    ].null_count() == crm.filter(~pl.col("jurisdiction").str.starts_with("US")).height
+    assert (
+        crm.filter(~pl.col("jurisdiction").str.starts_with("US"))[
+            "ccpa_do_not_sell_share"
+        ].null_count()
+        == crm.filter(~pl.col("jurisdiction").str.starts_with("US")).height
+    )
     assert crm["religion"].drop_nulls().len() > 0 and crm["health_note"].drop_nulls().len() > 0
     pr = _read(sample_ws, "privacy_requests")
     assert 0.01 * n <= pr.height <= 0.03 * n
