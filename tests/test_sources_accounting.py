@@ -72,7 +72,7 @@ def test_csv_dirt_including_wrong_types_lands_in_quarantine(tmp_path: Path) -> N
 
 
 @settings(
-    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(rate=st.sampled_from([0.0, 0.001, 0.02, 0.1, 0.3]), seed=st.integers(0, 10_000))
 def test_accounting_identity_holds_across_dirt_rates(
