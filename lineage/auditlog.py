@@ -30,6 +30,7 @@ import json
 import multiprocessing
 import os
 import struct
+import threading
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -667,7 +668,9 @@ def _check_shared(bounds: tuple[int, int]) -> _Chunk:
 
 def _check_all(data: bytes, offsets: array[int], workers: int) -> list[_Chunk]:
     n = len(offsets)
-    if workers <= 1 or n < PARALLEL_MIN_ENTRIES:
+    # Forking a process that runs other threads can copy a held lock into the child and hang
+    # it; only the single-threaded case (the CLI) forks.
+    if workers <= 1 or n < PARALLEL_MIN_ENTRIES or threading.active_count() > 1:
         return [_check_records(data, offsets, 0, n)]
     global _SHARED
     step = -(-n // (workers * 4))  # a few chunks per worker evens out uneven entries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from lineage.signing import SigningKeyring, TrustStore
 @pytest.fixture()
 def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[AuditLog, TrustStore]:
     monkeypatch.setattr(auditlog, "PARALLEL_MIN_ENTRIES", 10)
+    # The parallel path only runs in a single-threaded process; make sure these tests take it.
+    assert threading.active_count() == 1
     kr = SigningKeyring(tmp_path / "k", tmp_path / "trust.json")
     kr.init()
     log = AuditLog(tmp_path / "audit")
