@@ -411,3 +411,27 @@ def load_sources(ws: Workspace, jurisdiction: str, as_of: date) -> SourceFrames:
             if src == name:
                 valid_refs[ref] = frames[name].frame[col]
     return SourceFrames(jurisdiction=jurisdiction, as_of=as_of, frames=frames)
+
+
+def unscoped_rows(ws: Workspace) -> dict[str, int]:
+    """Rows per source whose jurisdiction is null or undeclared: no scoped scan reads them.
+
+    Reads only the jurisdiction column; a data-engineer check, not part of a refresh.
+    """
+    declared = pl.Series(ws.config.jurisdictions, dtype=pl.String).implode()
+    out: dict[str, int] = {}
+    for name, spec in ws.config.sources.items():
+        path = ws.path(spec.path)
+        if not path.is_file():
+            raise BadInputError(f"{spec.path}: source '{name}' file not found")
+        jcol = pl.col(spec.jurisdiction_column)
+        lf = scan(path, spec.format).select(jcol.cast(pl.String))
+        try:
+            n = lf.filter(jcol.is_null() | ~jcol.is_in(declared)).select(pl.len()).collect().item()
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise BadInputError(
+                f"{spec.path}: source '{name}' is not readable as {spec.format} "
+                f"({type(exc).__name__})"
+            ) from None
+        out[name] = int(n)
+    return out

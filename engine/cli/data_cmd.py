@@ -7,8 +7,17 @@ from pathlib import Path
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from engine.cli._common import JsonOpt, console, emit_json, err_console, handle_errors
+from engine.cli._common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    emit_json,
+    err_console,
+    handle_errors,
+    open_workspace,
+)
 from engine.errors import UsageError
 
 _FORMATS = ("parquet", "csv")
@@ -112,7 +121,58 @@ def sample(
         _print_sample(data)
 
 
+@handle_errors
+def validate(
+    jurisdiction: str = typer.Option(..., "--jurisdiction", "-j", help="Jurisdiction to check."),
+    as_of: str = typer.Option("2026-11-01", "--as-of", help="Refresh date (YYYY-MM-DD)."),
+    workspace: Path = WorkspaceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check one jurisdiction's sources against their contracts: counts and reasons only
+    (no quarantine is written; a refresh does that, sealed)."""
+    from engine.sources import load_sources, unscoped_rows
+
+    try:
+        ref = date.fromisoformat(as_of)
+    except ValueError:
+        raise UsageError(f"--as-of must be a date like 2026-11-01, not '{as_of}'") from None
+    ws = open_workspace(workspace)
+    frames = load_sources(ws, jurisdiction, ref)
+    unscoped = unscoped_rows(ws)
+    data = {
+        "jurisdiction": jurisdiction,
+        "as_of": ref.isoformat(),
+        "sources": {
+            name: {
+                "input_rows": f.accounting.input_rows,
+                "valid_rows": f.accounting.valid_rows,
+                "quarantined_rows": f.accounting.quarantined_rows,
+                "reasons": f.accounting.quarantine_reasons,
+                "input_digest": f.input_digest,
+            }
+            for name, f in frames.frames.items()
+        },
+        "unscoped_rows": unscoped,
+    }
+    if as_json:
+        emit_json(data)
+        return
+    table = Table(title=f"contract check: {jurisdiction} as of {ref}")
+    for col in ("source", "input", "valid", "quarantined", "reasons"):
+        table.add_column(col)
+    for name, f in frames.frames.items():
+        a = f.accounting
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(a.quarantine_reasons.items()))
+        table.add_row(
+            name, f"{a.input_rows:,}", f"{a.valid_rows:,}", f"{a.quarantined_rows:,}", reasons
+        )
+    console.print(table)
+    if any(unscoped.values()):
+        console.print(f"rows with a null or undeclared jurisdiction: {unscoped}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands or sub-app to the root app."""
     app.command("init")(init)
     app.command("sample")(sample)
+    app.command("validate")(validate)
