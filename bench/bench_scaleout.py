@@ -95,6 +95,9 @@ def main() -> None:
     ap.add_argument("--workspace", type=Path)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    from engine.logs import ensure_logging
+
+    ensure_logging(None, "WARNING")  # figures on stdout, logs (if any) on stderr
 
     root = args.workspace or _build_workspace(args.customers, args.seed)
     results = [

@@ -105,8 +105,14 @@ def run_job(
             # Defence in depth: the scheduler should never place it here.
             raise PgovError(f"worker {where} does not serve region {region}; refusing to run")
         req = RefreshRequest.model_validate(request)
+        ws = Workspace.open(ws_root)
+        # Pool processes and Dask workers start with structlog unconfigured, which prints
+        # unredacted to stdout: give them the workspace's redacting stderr logging.
+        from engine.logs import ensure_logging
+
+        ensure_logging(ws)
         fn = refresh_fn or _default_refresh()
-        result = fn(Workspace.open(ws_root), req)
+        result = fn(ws, req)
         manifest = dict(result.manifest)
         return {
             "manifest": manifest,
