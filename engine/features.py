@@ -12,7 +12,7 @@ neutral fill values are documented in docs/segmentation.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -91,12 +91,27 @@ class _Builder:
         self.frames = governed.frames
         self.as_of = as_of
         self.as_of_month = as_of.year * 12 + as_of.month - 1
+        first = self.as_of_month - WINDOW_MONTHS + 1
+        self.window_start = date(first // 12, first % 12 + 1, 1)
+        self.window_end = as_of + timedelta(days=1)  # exclusive
         self.parts: list[pl.LazyFrame] = []
         self.features: list[str] = []
         self.indicators: list[str] = []
         self.unavailable: dict[str, str] = {}
         # column -> fill expression applied after the left joins
         self.fills: dict[str, pl.Expr] = {}
+
+    def until_as_of(self, source: str, col: str) -> pl.Expr:
+        # Plain comparisons against literals of the column's own type: no per-row date
+        # extraction (3-10x cheaper than .dt.date() on tens of millions of timestamps).
+        dtype = self.frames[source].schema[col]
+        return pl.col(col) < pl.lit(self.window_end).cast(dtype)
+
+    def in_window(self, source: str, col: str) -> pl.Expr:
+        dtype = self.frames[source].schema[col]
+        return (pl.col(col) >= pl.lit(self.window_start).cast(dtype)) & self.until_as_of(
+            source, col
+        )
 
     def cols(self, source: str) -> set[str]:
         frame = self.frames.get(source)
@@ -129,7 +144,7 @@ class _Builder:
                 self.unavailable[n] = self.unavailable["recency_days"]
             return
         cols = self.cols("transactions")
-        lf = self.frames["transactions"].lazy().filter(pl.col("ts").dt.date() <= self.as_of)
+        lf = self.frames["transactions"].lazy().filter(self.until_as_of("transactions", "ts"))
         recency = (
             (pl.lit(self.as_of) - pl.col("ts").max().dt.date())
             .dt.total_days()
@@ -137,8 +152,10 @@ class _Builder:
             .cast(pl.Float64)
             .alias("recency_days")
         )
-        windowed = lf.with_columns(_m=_month_index(pl.col("ts"))).filter(
-            pl.col("_m") > self.as_of_month - WINDOW_MONTHS
+        # The window is 12 consecutive months, so month-of-year identifies a month in it:
+        # a small integer group key instead of year*12+month.
+        windowed = lf.filter(self.in_window("transactions", "ts")).with_columns(
+            _m=pl.col("ts").dt.month()
         )
         feats: dict[str, pl.Expr] = {
             "recency_days": pl.lit(float(RECENCY_CAP_DAYS)),
@@ -282,10 +299,7 @@ class _Builder:
         cols = self.cols("app_events")
         lf = self.frames["app_events"].lazy()
         if "month" in cols:
-            lf = lf.with_columns(_m=_month_index(pl.col("month"))).filter(
-                (pl.col("_m") > self.as_of_month - WINDOW_MONTHS)
-                & (pl.col("_m") <= self.as_of_month)
-            )
+            lf = lf.filter(self.in_window("app_events", "month"))
         aggs: list[pl.Expr] = []
         fills: dict[str, pl.Expr] = {}
         for name, col in spec.items():
@@ -338,12 +352,10 @@ class _Builder:
             comps.append(self.frames["loans"].lazy().group_by(KEY).agg(e.alias("_v")))
         tx = self.cols("transactions")
         if {KEY, "amount", "ts"} <= tx:
-            start = self.as_of_month - WINDOW_MONTHS
             comps.append(
                 self.frames["transactions"]
                 .lazy()
-                .filter(pl.col("ts").dt.date() <= self.as_of)
-                .filter(_month_index(pl.col("ts")) > start)
+                .filter(self.in_window("transactions", "ts"))
                 .group_by(KEY)
                 .agg((pl.col("amount").sum() * INTERCHANGE_RATE).alias("_v"))
             )
