@@ -15,7 +15,7 @@ from engine.enforce import GovernedFrames
 from engine.features import FeatureFrame
 from engine.kyc.facts import build_facts
 from engine.kyc.model import KycRouting
-from engine.kyc.routing import assign_queues, summarise
+from engine.kyc.routing import summarise
 from engine.kyc.ruleset import KycRuleset
 from engine.kyc.tiering import apply_stability, score_tiers
 from engine.segment.model import Segmentation
@@ -73,8 +73,9 @@ def route_facts(
 ) -> KycRouting:
     """The same as `route`, from an already built facts frame (tests and benchmarks)."""
     scored = score_tiers(facts, ruleset)
-    stable = apply_stability(scored, previous, ruleset, as_of, cooldown_days)
-    routed = assign_queues(stable, ruleset, as_of)
+    # Queues are a function of the same combinations, so they are routed inside stability
+    # (over distinct combinations) rather than over every customer again.
+    routed = apply_stability(scored, previous, ruleset, as_of, cooldown_days, with_queues=True)
     summaries = summarise(routed, ruleset)
     table = routed.select([c for c in COLUMNS if c in routed.columns]).sort("customer_id")
     log.info(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -52,7 +53,8 @@ class Scored:
     `factors_key`; per distinct pattern: the reason lists (joined back at the end, once)."""
 
     table: pl.DataFrame
-    patterns: pl.DataFrame  # _mask, reasons, reason_codes, factors
+    # _mask, score, computed_tier, factors_key, reasons, reason_codes, factors
+    patterns: pl.DataFrame
 
 
 def score_tiers(facts: pl.DataFrame, ruleset: KycRuleset) -> Scored:
@@ -95,9 +97,7 @@ def score_tiers(facts: pl.DataFrame, ruleset: KycRuleset) -> Scored:
     table = masked.join(
         lookup.select("_mask", "score", "computed_tier", "factors_key"), on="_mask", how="left"
     ).sort(KEY)
-    return Scored(
-        table=table, patterns=lookup.select("_mask", "reasons", "reason_codes", "factors")
-    )
+    return Scored(table=table, patterns=lookup)
 
 
 def _explain(
@@ -141,14 +141,22 @@ def apply_stability(
     ruleset: KycRuleset,
     as_of: date,
     cooldown_days: int,
+    *,
+    with_queues: bool = False,
 ) -> pl.DataFrame:
     """Adds system_tier, tier, tier_change, out_of_cycle_review, downgrade_pending_since,
-    review_due, ruleset_version and the reason lists. Upgrades apply at once; a downgrade
-    waits until it has been computed continuously for `cooldown_days`."""
+    review_due, ruleset_version and the reason lists (and, with_queues, queue / sla_days /
+    sla_due). Upgrades apply at once; a downgrade waits until it has been computed
+    continuously for `cooldown_days`.
+
+    Everything but the customer's identity columns is a function of (rule pattern, previous
+    tier, tier change, pending-since date, factor change): those are packed into one Int64,
+    every output column is worked out once per distinct combination, and one integer join
+    attaches them. Per-row string and list work in Polars is several times slower.
+    """
     if cooldown_days < 0:
         raise ValueError("cooldown_days must be >= 0")
     prev = _previous(previous)
-    lf = scored.table.lazy().join(prev, on=KEY, how="left")
     new_rank = tier_to_rank(pl.col("computed_tier"))
     prev_rank = tier_to_rank(pl.col("_prev_tier"))
     is_new = pl.col("_prev_tier").is_null()
@@ -156,9 +164,13 @@ def apply_stability(
     down = new_rank < prev_rank
     pending_since = pl.coalesce(pl.col("_prev_pending"), pl.lit(as_of))
     waited = (pl.lit(as_of) - pending_since).dt.total_days() >= cooldown_days
-    due = review_dates(ruleset, as_of)
+    identity = [
+        c for c in scored.table.columns if c in (KEY, "jurisdiction", "persona_id", "persona_name")
+    ]
     table = (
-        lf.with_columns(
+        scored.table.lazy()
+        .join(prev, on=KEY, how="left")
+        .with_columns(
             pl.when(is_new)
             .then(pl.lit("new"))
             .when(up)
@@ -182,29 +194,19 @@ def apply_stability(
             .fill_null(False)
             .alias("out_of_cycle_review"),
         )
-        .with_columns(
-            pl.when(pl.col("tier_change") == "downgrade_deferred")
-            .then(pl.col("_prev_tier"))
-            .otherwise(pl.col("computed_tier"))
-            .alias("system_tier"),
-        )
-        .with_columns(
-            pl.col("system_tier").alias("tier"),
-            pl.col("system_tier")
-            .replace_strict(list(due), list(due.values()), return_dtype=pl.Date)
-            .alias("review_due"),
-            pl.lit(ruleset.version).alias("ruleset_version"),
-            pl.lit(None, pl.String).alias("override_id"),
-        )
+        .select(*identity, _combo_key())
         .collect()
     )
-    return _attach_reasons(table, scored.patterns, cooldown_days).sort(KEY)
+    lookup = _combo_lookup(table["_combo"].unique(), scored.patterns, ruleset, as_of, cooldown_days)
+    if with_queues:
+        from engine.kyc.routing import assign_queues
+
+        lookup = assign_queues(lookup, ruleset, as_of)
+    return (
+        table.sort(KEY).join(lookup, on="_combo", how="left", maintain_order="left").drop("_combo")
+    )
 
 
-# The reason lists of a customer depend only on their rule pattern (`_mask`) and a few
-# stability facts; both are packed into one Int64 so the lists are built once per distinct
-# combination and attached with a single integer join (multi-column joins and per-row list
-# concatenation are several times slower in Polars).
 _CHANGES: tuple[str, ...] = ("new", "upgrade", "downgrade", "downgrade_deferred", "same")
 _EPOCH = date(1970, 1, 1)
 _NOTE_BITS = 26  # change 3 | previous tier + 1: 3 | computed tier 3 | out-of-cycle 1 | days 16
@@ -236,32 +238,64 @@ def _decode(key: int) -> tuple[int, dict[str, object]]:
     }
 
 
-def _attach_reasons(
-    table: pl.DataFrame, patterns: pl.DataFrame, cooldown_days: int
+def _combo_lookup(
+    keys: pl.Series,
+    patterns: pl.DataFrame,
+    ruleset: KycRuleset,
+    as_of: date,
+    cooldown_days: int,
 ) -> pl.DataFrame:
+    """Every output column for each distinct combination (a loop over combinations, which
+    are few, never over customers)."""
     by_mask = {int(r["_mask"]): r for r in patterns.iter_rows(named=True)}
-    keyed = table.with_columns(_combo_key())
+    due = review_dates(ruleset, as_of)
     rows = []
-    for key in keyed["_combo"].unique().sort():  # distinct combinations, not customers
-        mask, facts = _decode(int(key))
+    for key in keys.sort():
+        mask, c = _decode(int(key))
         p = by_mask[mask]
-        notes, codes = _notes(facts, cooldown_days)
+        system = c["_prev_tier"] if c["tier_change"] == "downgrade_deferred" else p["computed_tier"]
+        assert isinstance(system, str)
+        notes, codes = _notes(c, cooldown_days)
         all_codes = [*p["reason_codes"], *codes]
-        rows.append((key, [*p["reasons"], *notes], all_codes, p["factors"], _SEP.join(all_codes)))
-    lookup = pl.DataFrame(
-        rows,
-        schema={
-            "_combo": pl.Int64,
-            "reasons": pl.List(pl.String),
-            "reason_codes": pl.List(pl.String),
-            "factors": pl.List(pl.String),
-            "_reason_key": pl.String,
-        },
-        orient="row",
-    )
-    return keyed.join(lookup, on="_combo", how="left").drop(
-        "_combo", "_mask", "_prev_tier", "_prev_fkey", "_prev_pending"
-    )
+        rows.append(
+            {
+                "_combo": int(key),
+                "score": p["score"],
+                "computed_tier": p["computed_tier"],
+                "system_tier": system,
+                "tier": system,
+                "reasons": [*p["reasons"], *notes],
+                "reason_codes": all_codes,
+                "factors": p["factors"],
+                "factors_key": p["factors_key"],
+                "ruleset_version": ruleset.version,
+                "review_due": due[system],
+                "tier_change": c["tier_change"],
+                "out_of_cycle_review": c["out_of_cycle_review"],
+                "downgrade_pending_since": c["downgrade_pending_since"],
+                "override_id": None,
+                "_reason_key": _SEP.join(all_codes),
+            }
+        )
+    schema: dict[str, Any] = {
+        "_combo": pl.Int64,
+        "score": pl.Int64,
+        "computed_tier": pl.String,
+        "system_tier": pl.String,
+        "tier": pl.String,
+        "reasons": pl.List(pl.String),
+        "reason_codes": pl.List(pl.String),
+        "factors": pl.List(pl.String),
+        "factors_key": pl.String,
+        "ruleset_version": pl.String,
+        "review_due": pl.Date,
+        "tier_change": pl.String,
+        "out_of_cycle_review": pl.Boolean,
+        "downgrade_pending_since": pl.Date,
+        "override_id": pl.String,
+        "_reason_key": pl.String,
+    }
+    return pl.DataFrame(rows, schema=schema)
 
 
 def _notes(c: dict[str, object], cooldown_days: int) -> tuple[list[str], list[str]]:
