@@ -18,6 +18,7 @@ from datetime import date
 
 import polars as pl
 
+from engine.logs import configure_logging
 from engine.pseudonym import Keyring, Pseudonymiser, generalise_expr, normalise_expr
 
 
@@ -109,6 +110,7 @@ def main() -> None:
     ap.add_argument("--phone-n", type=int, default=200_000, help="phone parsing is slow")
     ap.add_argument("--refresh-customers", type=int, default=200_000, help="0: skip")
     args = ap.parse_args()
+    configure_logging(None, None, "WARNING")  # figures on stdout, nothing else
     n = args.n
     unique = max(1, int(n * args.unique_share))
     df = _frame(n, unique)
