@@ -164,3 +164,24 @@ def test_type_mismatch_in_a_rule_refuses(ruleset: KycRuleset) -> None:
     bad = KycRuleset.from_policy(doc)
     with pytest.raises(PolicyError):
         route_facts(facts_from_rows({"a": {}}), bad, None, AS_OF, 90)
+
+
+def test_ruleset_too_large_for_the_pattern_key_refuses(ruleset: KycRuleset) -> None:
+    doc = ruleset.to_json()
+    base = doc["factors"][0]
+    doc["factors"] = [{**base, "id": f"f{i}"} for i in range(40)]
+    with pytest.raises(PolicyError):
+        route_facts(facts_from_rows({"a": {}}), KycRuleset.from_policy(doc), None, AS_OF, 90)
+
+
+def test_many_distinct_patterns_are_scored_like_one_at_a_time(ruleset: KycRuleset) -> None:
+    facts = synthetic_facts(3_000, seed=9)
+    whole = route_facts(facts, ruleset, None, AS_OF, 90).table
+    for row in facts.head(25).iter_rows(named=True):
+        alone = route_facts(
+            facts.filter(pl.col("customer_id") == row["customer_id"]), ruleset, None, AS_OF, 90
+        ).table
+        joined = whole.filter(pl.col("customer_id") == row["customer_id"])
+        assert alone.drop("queue", "sla_days", "sla_due").equals(
+            joined.drop("queue", "sla_days", "sla_due")
+        )

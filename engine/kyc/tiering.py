@@ -156,6 +156,8 @@ def apply_stability(
     """
     if cooldown_days < 0:
         raise ValueError("cooldown_days must be >= 0")
+    if (as_of - _EPOCH).days >= 1 << 16:
+        raise ValueError("as_of beyond 2149-06-06 does not fit the combination key")
     prev = _previous(previous)
     new_rank = tier_to_rank(pl.col("computed_tier"))
     prev_rank = tier_to_rank(pl.col("_prev_tier"))
