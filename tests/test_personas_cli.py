@@ -77,3 +77,9 @@ def test_unknown_version_is_an_error_not_a_traceback(workspace: Path) -> None:
     )
     assert res.exit_code == 5
     assert "Traceback" not in res.output and "no such version" in res.output
+
+
+def test_a_path_without_personas_is_bad_input(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["personas", "show", str(tmp_path)])
+    assert res.exit_code == 5
+    assert "not a persona version directory" in res.output

@@ -27,6 +27,10 @@ def resolve(workspace: Path, ref: str) -> Path:
     direct = Path(ref)
     if direct.is_dir() and (direct / PERSONAS).is_file():
         return direct
+    if direct.is_absolute() or ref.startswith(".") or direct.exists():
+        from engine.errors import BadInputError
+
+        raise BadInputError(f"{ref}: not a persona version directory (no {PERSONAS})")
     from engine.cli._common import open_workspace
     from engine.versions import resolve_version
 
