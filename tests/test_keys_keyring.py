@@ -217,3 +217,11 @@ def test_write_private_never_clobbers_and_is_0600(tmp_path: Path) -> None:
     assert path.read_bytes() == doc
     assert [p.name for p in path.parent.iterdir()] == ["master.key"]
     shutil.rmtree(path.parent)
+
+
+def test_env_may_hold_a_whole_key_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ring = Keyring.generate().with_new_version()
+    monkeypatch.setenv("PGOV_TEST_MK", ring.document().decode())
+    loaded = Keyring.load(_ws(tmp_path, "env:PGOV_TEST_MK"))
+    assert loaded.versions == [1, 2]
+    assert loaded.derive("kyc", "customer_id", 1) == ring.derive("kyc", "customer_id", 1)
