@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -43,39 +44,47 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="pgov-bench-")) / "ws"
     try:
         init_workspace(root, args.format)
-        t = time.perf_counter()
+        # Wall and CPU seconds (all threads): on a shared machine the CPU figure is the
+        # stable one; the load average says how shared it was.
+        print(f"load average         {os.getloadavg()[0]:>10.1f}")
+        t, c = time.perf_counter(), time.process_time()
         summary = generate(n, args.seed, root / "data", args.format, as_of=AS_OF)
-        gen_s = time.perf_counter() - t
+        gen_s, gen_cpu = time.perf_counter() - t, time.process_time() - c
         size = sum(p.stat().st_size for p in (root / "data").iterdir())
         print(f"customers            {n:>14,}")
         for name, rows in summary.rows.items():
             print(f"  {name:<18} {rows:>14,} rows")
-        print(f"sample ({args.format})      {gen_s:>10.2f} s   {size / 1e9:.2f} GB on disk")
+        print(
+            f"sample ({args.format})      {gen_s:>10.2f} s   cpu {gen_cpu:.2f} s   "
+            f"{size / 1e9:.2f} GB on disk"
+        )
         print(f"  transactions/s     {summary.rows['transactions'] / gen_s:>14,.0f}")
 
         ws = Workspace.open(root)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         frames = load_sources(ws, args.jurisdiction, AS_OF)
-        one_s = time.perf_counter() - t
+        one_s, one_cpu = time.perf_counter() - t, time.process_time() - c
         rows = sum(f.accounting.input_rows for f in frames.frames.values())
         q = sum(f.accounting.quarantined_rows for f in frames.frames.values())
         print(
-            f"scan+validate {args.jurisdiction:<6} {one_s:>10.2f} s   {rows:,} rows, "
+            f"scan+validate {args.jurisdiction:<6} {one_s:>10.2f} s   cpu {one_cpu:.2f} s   "
+            f"{rows:,} rows, "
             f"{q:,} quarantined ({rows / one_s:,.0f} rows/s)"
         )
         del frames
         if not args.skip_all:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             total = 0
             for j in ws.config.jurisdictions:
                 fr = load_sources(ws, j, AS_OF)
                 total += sum(f.accounting.input_rows for f in fr.frames.values())
                 del fr
-            all_s = time.perf_counter() - t
+            all_s, all_cpu = time.perf_counter() - t, time.process_time() - c
             print(
-                f"scan+validate all    {all_s:>10.2f} s   {total:,} rows "
+                f"scan+validate all    {all_s:>10.2f} s   cpu {all_cpu:.2f} s   {total:,} rows "
                 f"({total / all_s:,.0f} rows/s, {len(ws.config.jurisdictions)} jurisdictions)"
             )
+        print(f"load average         {os.getloadavg()[0]:>10.1f}")
     finally:
         if args.keep is None:
             shutil.rmtree(root.parent, ignore_errors=True)

@@ -96,7 +96,10 @@ def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
         # Modest row groups: with rows sorted by jurisdiction, min/max statistics let a
         # jurisdiction-scoped scan skip other jurisdictions' row groups entirely.
         group = int(min(100_000, max(256, df.height // 40)))
-        df.write_parquet(tmp, compression="zstd", statistics=True, row_group_size=group)
+        # zstd level 1: a third less CPU than the default level for ~5 % larger files.
+        df.write_parquet(
+            tmp, compression="zstd", compression_level=1, statistics=True, row_group_size=group
+        )
     os.replace(tmp, path)
 
 
