@@ -146,7 +146,7 @@ class _Builder:
         cols = self.cols("transactions")
         lf = self.frames["transactions"].lazy().filter(self.until_as_of("transactions", "ts"))
         recency = (
-            (pl.lit(self.as_of) - pl.col("ts").max().dt.date())
+            (pl.lit(self.as_of) - pl.col("ts").max().cast(pl.Date))
             .dt.total_days()
             .clip(0, RECENCY_CAP_DAYS)
             .cast(pl.Float64)
