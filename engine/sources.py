@@ -242,12 +242,12 @@ def _checks(
     as_of: date,
     rel: str,
     name: str,
-) -> list[pl.Expr]:
-    """One nullable string expression per check: the reason code where the row fails."""
-    out: list[pl.Expr] = []
+) -> list[tuple[str, pl.Expr]]:
+    """(reason code, boolean expression true where the row fails) per check."""
+    out: list[tuple[str, pl.Expr]] = []
 
     def reason(code: str, failed: pl.Expr) -> None:
-        out.append(pl.when(failed.fill_null(False)).then(pl.lit(f"{code}:{col}")))
+        out.append((f"{code}:{col}", failed))
 
     missing = raw.is_null()
     if spec.type == ColumnType.STR:
@@ -313,20 +313,26 @@ def _load_one(
         if col in cast_cols:
             lf = lf.with_columns(expr.alias(cast_cols[col]))
 
-    checks: list[pl.Expr] = []
+    checks: list[tuple[str, pl.Expr]] = []
     for col, cspec in spec.columns.items():
         checks += _checks(col, pl.col(col), typed[col], cspec, as_of, rel, name)
         if cspec.references:
             ref = valid_refs[cspec.references]
             orphan = typed[col].is_not_null() & ~typed[col].is_in(ref.implode())
-            checks.append(pl.when(orphan).then(pl.lit(f"orphan:{col}")))
+            checks.append((f"orphan:{col}", orphan))
     keys = [typed[k] for k in spec.key]
-    dup = pl.all_horizontal([k.is_not_null() for k in keys]) & (pl.len().over(keys) > 1)
-    checks.append(pl.when(dup).then(pl.lit(f"duplicate_key:{'+'.join(spec.key)}")))
+    key = keys[0] if len(keys) == 1 else pl.struct(keys)
+    dup = pl.all_horizontal([k.is_not_null() for k in keys]) & key.is_duplicated()
+    checks.append((f"duplicate_key:{'+'.join(spec.key)}", dup))
     for k in spec.key:  # a key is always required, declared so or not
         if not spec.columns[k].required:
-            checks.append(pl.when(typed[k].is_null()).then(pl.lit(f"required:{k}")))
-    lf = lf.with_columns(pl.concat_list(checks).list.drop_nulls().alias(REASONS))
+            checks.append((f"required:{k}", typed[k].is_null()))
+    # One boolean column per check: cheap for millions of valid rows; the list of reason
+    # codes is built only for the few rows that failed.
+    flags = [f"__check{i}" for i in range(len(checks))]
+    lf = lf.with_columns(
+        [failed.fill_null(False).alias(f) for f, (_, failed) in zip(flags, checks, strict=True)]
+    ).with_columns(pl.any_horizontal(flags).alias("__bad"))
 
     try:
         df = lf.collect()
@@ -337,16 +343,25 @@ def _load_one(
             f"({type(exc).__name__}); check the delimiter (','), the encoding (UTF-8) and "
             "that every row has the declared columns"
         ) from None
-    bad = df[REASONS].list.len() > 0
+    bad = df["__bad"]
     valid = df.filter(~bad).select(ROW, *[typed[c].alias(c) for c in spec.columns]).sort(ROW)
-    quarantine = df.filter(bad).select(ROW, *spec.columns, REASONS).sort(ROW)
-    reasons = quarantine.select(pl.col(REASONS).explode().alias("r")).group_by("r").len().sort("r")
+    failed = df.filter(bad)
+    codes = [code for code, _ in checks]
+    reason_list = pl.concat_list(
+        [pl.when(pl.col(f)).then(pl.lit(code)) for f, code in zip(flags, codes, strict=True)]
+    ).list.drop_nulls()
+    quarantine = failed.select(ROW, *spec.columns, reason_list.alias(REASONS)).sort(ROW)
+    sums = failed.select([pl.col(f).sum().alias(f) for f in flags]).row(0) if flags else ()
+    tally: dict[str, int] = {}
+    for code, n in zip(codes, sums, strict=True):
+        if n:
+            tally[code] = tally.get(code, 0) + int(n)
     accounting = SourceAccounting(
         source=name,
         input_rows=df.height,
         valid_rows=valid.height,
         quarantined_rows=quarantine.height,
-        quarantine_reasons={str(r): int(n) for r, n in reasons.iter_rows()},
+        quarantine_reasons=dict(sorted(tally.items())),
     )
     assert accounting.balanced()
     log.info(
