@@ -255,6 +255,8 @@ def test_cli_queue_human_output_and_unknown_version(ws: Workspace) -> None:
     assert bad.exit_code == 5
     unknown = _cli(ws, "show", "--customer", "tok-nobody")
     assert unknown.exit_code == 5
+    typo = _cli(ws, "queue", "edd-reveiw")
+    assert typo.exit_code == 2 and "edd-review" in typo.stderr
 
 
 def test_iso_dates_only(ws: Workspace) -> None:

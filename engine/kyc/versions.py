@@ -88,7 +88,14 @@ def queue_items(
     """One queue's items across the chosen versions, most urgent first."""
     frames = []
     for rv in routing_versions(ws, jurisdiction, version):
-        t = effective_routing(ws, rv, as_of).table
+        routing = effective_routing(ws, rv, as_of)
+        known = [q.queue for q in routing.ruleset.queues] if routing.ruleset else []
+        if known and queue not in known:
+            raise UsageError(
+                f"no queue '{queue}' in {rv.jurisdiction}/{rv.version_id}; "
+                f"queues: {', '.join(known)}"
+            )
+        t = routing.table
         frames.append(
             t.filter(pl.col("queue") == queue).with_columns(pl.lit(rv.version_id).alias("version"))
         )
