@@ -255,8 +255,12 @@ def _run_locked(
     )
 
     delivered: dict[str, int] = {}
-    if routing is not None and seg.valid:
-        delivered = _deliver(ws, request, version_id, routing)
+    if routing is not None:
+        # KYC routing is a legal obligation and does not wait on persona quality: a version
+        # whose persona gates failed still delivers its tiers (floors and factors other than
+        # the persona family do not depend on the clustering); the delivery records the
+        # persona validity so KYC operations and auditors can see it.
+        delivered = _deliver(ws, request, version_id, routing, manifest["validity"])
     return RefreshResult(
         request=request,
         version=version,
@@ -368,7 +372,11 @@ def _route(
 
 
 def _deliver(
-    ws: Workspace, request: RefreshRequest, version_id: str, routing: KycRouting
+    ws: Workspace,
+    request: RefreshRequest,
+    version_id: str,
+    routing: KycRouting,
+    persona_validity: str,
 ) -> dict[str, int]:
     from engine.kyc.sinks import deliver
 
@@ -381,6 +389,7 @@ def _deliver(
         purpose=request.purpose.value,
         version_id=version_id,
         queues=report.counts,
+        persona_validity=persona_validity,
     )
     return dict(report.counts)
 
