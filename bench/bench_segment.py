@@ -4,8 +4,10 @@
     .venv/bin/python bench/bench_segment.py --full          # also 10M customers
     .venv/bin/python bench/bench_segment.py --customers 200000 --strategy gmm
 
-Synthetic governed frames (engine.segment.synthetic: tokens, four planted groups). Peak RSS is
-the process high-water mark (ru_maxrss) after each stage, so it includes the generated input.
+Synthetic governed frames (engine.segment.synthetic: tokens, four planted groups).
+`peak_after_*` is the process high-water mark (ru_maxrss), which the input generator's numpy
+temporaries dominate; `rss_*_peak_gib` is sampled (psutil, every 50 ms) during each stage
+only, and `rss_*_delta_gib` is that stage's peak above the RSS it started from.
 """
 
 from __future__ import annotations
@@ -14,8 +16,13 @@ import argparse
 import gc
 import resource
 import sys
+import threading
 import time
+from collections.abc import Callable
 from datetime import date
+from typing import TypeVar
+
+import psutil
 
 from engine.config import SegmentationSpec
 from engine.features import build_features
@@ -24,6 +31,32 @@ from engine.segment.strategies import feature_matrix, make_strategy
 from engine.segment.synthetic import synthetic_governed
 
 AS_OF = date(2026, 10, 31)
+T = TypeVar("T")
+GIB = 1024**3
+
+
+def sampled(fn: Callable[[], T]) -> tuple[T, float, float, float]:
+    """(result, seconds, peak RSS GiB during the call, peak minus starting RSS GiB)."""
+    proc = psutil.Process()
+    start = proc.memory_info().rss
+    peak = [start]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], proc.memory_info().rss)
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    t = time.perf_counter()
+    try:
+        result = fn()
+    finally:
+        seconds = time.perf_counter() - t
+        done.set()
+        th.join()
+    peak[0] = max(peak[0], proc.memory_info().rss)
+    return result, seconds, peak[0] / GIB, (peak[0] - start) / GIB
 
 
 def peak_gib() -> float:
@@ -43,9 +76,11 @@ def run(customers: int, txns: int, app_months: int, strategy: str) -> dict[str, 
     }
     print(f"  input rows: {rows}", flush=True)
 
-    t = time.perf_counter()
-    features = build_features(governed, AS_OF)
-    out["features_s"] = time.perf_counter() - t
+    gc.collect()
+    features, secs, peak, delta = sampled(lambda: build_features(governed, AS_OF))
+    out["features_s"] = secs
+    out["rss_features_peak_gib"] = peak
+    out["rss_features_delta_gib"] = delta
     out["peak_after_features_gib"] = peak_gib()
     out["features"] = float(len(features.features))
 
@@ -61,9 +96,10 @@ def run(customers: int, txns: int, app_months: int, strategy: str) -> dict[str, 
     del x
     gc.collect()
 
-    t = time.perf_counter()
-    seg = segment(features, spec, 10, spec.seed, governed)
-    out["segment_total_s"] = time.perf_counter() - t
+    seg, secs, peak, delta = sampled(lambda: segment(features, spec, 10, spec.seed, governed))
+    out["segment_total_s"] = secs
+    out["rss_segment_peak_gib"] = peak
+    out["rss_segment_delta_gib"] = delta
     out["peak_after_segment_gib"] = peak_gib()
     out["personas"] = float(len(seg.personas))
     out["valid"] = float(seg.valid)
