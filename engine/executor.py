@@ -107,10 +107,13 @@ def run_job(
         req = RefreshRequest.model_validate(request)
         ws = Workspace.open(ws_root)
         # Pool processes and Dask workers start with structlog unconfigured, which prints
-        # unredacted to stdout: give them the workspace's redacting stderr logging.
-        from engine.logs import ensure_logging
+        # unredacted to stdout: give them the workspace's redacting JSON log, as the CLI does.
+        import structlog
 
-        ensure_logging(ws)
+        from engine.logs import configure_logging
+
+        if not structlog.is_configured():
+            configure_logging(ws, ws.logs_dir / "pgov.jsonl", "INFO")
         fn = refresh_fn or _default_refresh()
         result = fn(ws, req)
         manifest = dict(result.manifest)

@@ -86,7 +86,9 @@ class _Timer:
         self.seconds[stage] = round(time.perf_counter() - started, 3)
 
 
-def run_refresh(ws: Workspace, request: RefreshRequest) -> RefreshResult:
+def run_refresh(
+    ws: Workspace, request: RefreshRequest, *, wait_seconds: float = 0.0
+) -> RefreshResult:
     """Run one jurisdiction-scoped refresh and publish a signed version, or refuse."""
     import time
 
@@ -139,7 +141,7 @@ def run_refresh(ws: Workspace, request: RefreshRequest) -> RefreshResult:
     )
 
     signer = _signer(ws)  # fail before any work if the workspace cannot sign
-    with refresh_lock(ws, j, p):
+    with refresh_lock(ws, j, p, wait_seconds, actor=actor):
         chain = ws.versions_dir(j, p)
         chain.mkdir(parents=True, exist_ok=True)
         clear_stale_staging(chain)

@@ -66,6 +66,9 @@ def refresh(
     timeout: float = typer.Option(600.0, "--timeout", help="Per-jurisdiction timeout (s)."),
     as_of: str = typer.Option(None, "--as-of", help="Refresh date (ISO); default today."),
     seed: int = typer.Option(7, "--seed", help="Seed for sampling and clustering."),
+    wait: float = typer.Option(
+        0.0, "--wait", help="Seconds to wait for another refresh of the same chain to finish."
+    ),
     workspace: Path = WorkspaceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -85,7 +88,7 @@ def refresh(
         request = RefreshRequest(
             actor=actor, jurisdiction=jurisdiction, purpose=purpose, as_of=day, seed=seed
         )
-        result = run_refresh(ws, request)
+        result = run_refresh(ws, request, wait_seconds=wait)
         summary = _summary(result)
         if as_json:
             emit_json(summary)
@@ -105,6 +108,7 @@ def refresh(
     rows = [
         {
             "jurisdiction": o.jurisdiction,
+            "region": o.region,
             "ok": o.ok,
             "version_id": (o.manifest or {}).get("version_id"),
             "validity": (o.manifest or {}).get("validity"),
@@ -118,7 +122,7 @@ def refresh(
         emit_json(rows)
     else:
         table = Table(title=f"{purpose.value} refresh, all jurisdictions ({executor})")
-        for col in ("jurisdiction", "ok", "version_id", "validity", "worker", "seconds", "error"):
+        for col in rows[0] if rows else ():
             table.add_column(col)
         for r in rows:
             table.add_row(*("" if r[c] is None else str(r[c]) for c in r))
