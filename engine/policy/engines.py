@@ -54,12 +54,16 @@ def _defined(path: str, reply: Any, reason_prefix: str) -> Any:
     return reply["result"]
 
 
+_thread_engines = threading.local()
+
+
 class EmbeddedEngine:
     """regorus in-process, compiled once per thread.
 
     A regorus Engine is "unsendable": pyo3 panics when another thread uses *or drops* it.
-    The compiled engine therefore belongs to the thread that built this object; a query from
-    any other thread compiles a private engine (about 30 ms) that lives and dies there.
+    So this object never holds one: compiled engines live in thread-local storage, keyed by
+    bundle digest, and die with their thread, on that thread. The object itself can move
+    between threads freely (a query from a new thread compiles there, about 30 ms).
     Queries run on a clone, so no input is ever shared.
     """
 
@@ -67,11 +71,17 @@ class EmbeddedEngine:
         self.bundle = bundle
         self._modules = bundle.modules if include_tests else bundle.policy_modules()
         self._data_json = json.dumps(bundle.data)
-        self._owner = threading.get_ident()
-        self._engine = self._compile()  # compile now so a broken bundle fails at construction
+        self._key = (bundle.digest, include_tests)
+        self._compiled()  # compile now so a broken bundle fails at construction
 
     def _compiled(self) -> Any:
-        return self._engine if threading.get_ident() == self._owner else self._compile()
+        cache: dict[tuple[str, bool], Any] | None = getattr(_thread_engines, "cache", None)
+        if cache is None:
+            cache = _thread_engines.cache = {}
+        engine = cache.get(self._key)
+        if engine is None:
+            engine = cache[self._key] = self._compile()
+        return engine
 
     def _compile(self) -> Any:
         import regorus
