@@ -29,6 +29,20 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _verified(ws: Any, version_dir: Path) -> bool:
+    """Verify what was just published, as an auditor would: signature, subject digests,
+    inputs, bundle digest and the version's entry in the audit log."""
+    from lineage.auditlog import AuditLog
+    from lineage.signing import TrustStore
+    from lineage.statement import verify_version
+
+    trust = TrustStore.load(ws.path(ws.config.keys.trust_file))
+    report = verify_version(
+        version_dir, trust, workspace_root=ws.root, audit=AuditLog(ws.audit_dir)
+    )
+    return bool(report.ok)
+
+
 def _summary(result: Any) -> dict[str, Any]:
     crm = result.accounting.get("crm")
     return {
@@ -90,10 +104,13 @@ def refresh(
         )
         result = run_refresh(ws, request, wait_seconds=wait)
         summary = _summary(result)
+        summary["verified"] = _verified(ws, result.version.path)
         if as_json:
             emit_json(summary)
         else:
             _print_summaries([summary])
+        if not summary["verified"]:
+            raise typer.Exit(int(ExitCode.VERIFICATION_FAILED))
         if not result.valid:
             raise typer.Exit(int(ExitCode.GATE_FAILED))
         return
@@ -204,15 +221,12 @@ def demo(
     from engine.refresh import run_refresh
     from engine.sample import generate
     from engine.sample.workspace import init_workspace
-    from lineage.signing import TrustStore
-    from lineage.statement import verify_version
 
     root = workspace or Path(tempfile.mkdtemp(prefix="pgov-demo-"))
     console.print(f"[bold]personagov demo[/] in {root}")
     init_workspace(root, "parquet")
     ws = open_workspace(root)
     init_keys(ws)
-    keys = ws.config.keys
     console.print("keys: master pseudonymisation key and Ed25519 signing key created")
     as_of = date(2026, 11, 1)
     summary = generate(customers, seed, ws.data_dir, "parquet", as_of=as_of)
@@ -222,7 +236,6 @@ def demo(
     )
     del summary
     results: list[dict[str, Any]] = []
-    trust = TrustStore.load(ws.path(keys.trust_file))
     for j, purpose, actor in _demo_plan(ws):
         req = RefreshRequest(actor=actor, jurisdiction=j, purpose=purpose, as_of=as_of, seed=seed)
         try:
@@ -231,8 +244,7 @@ def demo(
             results.append({"jurisdiction": j, "purpose": purpose.value, "error": exc.message})
             continue
         s = _summary(res)
-        report = verify_version(res.version.path, trust, workspace_root=ws.root)
-        s["verified"] = report.ok
+        s["verified"] = _verified(ws, res.version.path)
         results.append(s)
     if as_json:
         emit_json(results)
