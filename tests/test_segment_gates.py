@@ -99,3 +99,14 @@ def test_jaccard_matches_best_cluster() -> None:
 def test_min_size_gate_threshold() -> None:
     g = min_size_gate(np.array([0, 0, 0, 1, 1]), 3, [])
     assert not g.passed and g.value == 2 and g.threshold == 3
+
+
+def test_merging_on_raw_centroids_mapped_affinely_equals_merging_standardised_rows() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 3)) * [1.0, 50.0, 0.01] + [0.0, 600.0, 0.3]
+    labels = rng.integers(0, 7, size=400)
+    labels[:6] = 7  # one tiny cluster
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    a, ma = merge_small(labels, (x - mean) / scale, 50)
+    b, mb = merge_small(labels, x, 50, to_space=lambda c: (c - mean) / scale)
+    assert (a == b).all() and ma == mb and ma

@@ -46,13 +46,13 @@ def segment(
     x = feature_matrix(features, columns)
     strategy.fit_matrix(x)
     raw = strategy.predict_matrix(x)
-    z = strategy.transform(x)
-    merged, merges = merge_small(raw, z, k_min)
+    merged, merges = merge_small(raw, x, k_min, to_space=strategy.transform)
     labels = canonical_labels(merged)
 
     idx = sample_indices(len(x), spec.sample_size, seed)
     gates: list[GateResult] = [min_size_gate(labels, k_min, merges)]
-    gates.append(silhouette_gate(z[idx], labels[idx], spec.min_silhouette, seed))
+    z_sample = strategy.transform(x[idx])
+    gates.append(silhouette_gate(z_sample, labels[idx], spec.min_silhouette, seed))
     stab, per_persona = stability_gates(
         strategy, x[idx], labels[idx], spec.bootstrap_runs, spec.stability_threshold, seed
     )

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,11 +38,18 @@ def centroids(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return uniq, sums / counts[:, None]
 
 
-def merge_small(labels: np.ndarray, z: np.ndarray, min_size: int) -> tuple[np.ndarray, list[Merge]]:
+def merge_small(
+    labels: np.ndarray,
+    z: np.ndarray,
+    min_size: int,
+    to_space: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[np.ndarray, list[Merge]]:
     """Merge every cluster smaller than min_size into the nearest other centroid.
 
     The smallest cluster goes first (ties: lowest label); centroids are recomputed after each
-    merge. Loops over clusters, never rows.
+    merge. Loops over clusters, never rows. `to_space` maps centroids of `z` into the space
+    distances are measured in: the strategies' standardisation is affine, so centroids of
+    the raw matrix can be mapped instead of standardising every row (1.6 GB at 10M x 20).
     """
     out = labels.copy()
     merges: list[Merge] = []
@@ -52,6 +60,8 @@ def merge_small(labels: np.ndarray, z: np.ndarray, min_size: int) -> tuple[np.nd
         order = np.lexsort((uniq, counts))
         small = int(uniq[order[0]])
         u, c = centroids(z, out)
+        if to_space is not None:
+            c = to_space(c)
         i = int(np.flatnonzero(u == small)[0])
         dist = np.linalg.norm(c - c[i], axis=1)
         dist[i] = np.inf
