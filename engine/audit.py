@@ -2,6 +2,11 @@
 
 Events carry actors, reason codes, digests and counts; never a raw identifier (customer
 references are tokens).
+
+Refreshes sign a checkpoint when they end. Actions that happen one at a time and matter on
+their own (re-identification, KYC overrides and approvals, key lifecycle) sign a checkpoint
+at once, so each is covered by a signature the moment it is recorded, not at the next
+refresh.
 """
 
 from __future__ import annotations
@@ -9,8 +14,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.errors import KeyMaterialError
 from engine.workspace import Workspace
 from lineage.canonical import canonical_json
+
+SIGNED_AT_ONCE: tuple[str, ...] = (
+    "reidentification",
+    "kyc_override_",
+    "key_rotation",
+    "key_revocation",
+    "key_initialised",
+)
 
 
 def record(ws: Workspace, event_type: str, actor: str, **details: Any) -> int:
@@ -23,4 +37,25 @@ def record(ws: Workspace, event_type: str, actor: str, **details: Any) -> int:
         "time": datetime.now(UTC).isoformat(timespec="microseconds"),
         "details": details,
     }
-    return AuditLog(ws.audit_dir).append(canonical_json(entry))
+    index = AuditLog(ws.audit_dir).append(canonical_json(entry))
+    if event_type.startswith(SIGNED_AT_ONCE):
+        checkpoint(ws)
+    return index
+
+
+def checkpoint(ws: Workspace) -> bool:
+    """Sign a checkpoint over the whole log; False when the workspace has no signing key yet
+    (the entries stay in the log and the next checkpoint covers them)."""
+    from lineage.auditlog import AuditLog
+    from lineage.signing import SigningKeyring
+
+    keys = ws.config.keys
+    trust_file = ws.path(keys.trust_file)
+    if not trust_file.is_file():
+        return False
+    try:
+        signer = SigningKeyring(ws.path(keys.signing_dir), trust_file).signer()
+    except KeyMaterialError:
+        return False
+    AuditLog(ws.audit_dir).checkpoint(signer, origin=f"personagov/{ws.config.name}")
+    return True

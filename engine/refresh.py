@@ -288,13 +288,9 @@ def _signer(ws: Workspace) -> Any:
 
 
 def _checkpoint(ws: Workspace) -> None:
-    from lineage.auditlog import AuditLog
+    from engine.audit import checkpoint
 
-    try:
-        signer = _signer(ws)
-    except KeyMaterialError:
-        return  # nothing to sign with yet: the entries are still in the log
-    AuditLog(ws.audit_dir).checkpoint(signer, origin=f"personagov/{ws.config.name}")
+    checkpoint(ws)
 
 
 def _audit_exclusions(
