@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The demo workspace is rebuilt each time and left in demo-workspace/ to explore afterwards
+# (e.g. .venv/bin/pgov lineage verify --all -w demo-workspace).
 demo: $(STAMP)
-	$(BIN)/pgov demo
+	rm -rf demo-workspace
+	$(BIN)/pgov demo -w demo-workspace
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine lineage tests bench
