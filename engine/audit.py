@@ -24,6 +24,7 @@ SIGNED_AT_ONCE: tuple[str, ...] = (
     "key_rotation",
     "key_revocation",
     "key_initialised",
+    "version_approved",
 )
 
 

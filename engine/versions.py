@@ -25,6 +25,7 @@ from engine.workspace import Workspace
 MANIFEST = "manifest.json"
 STATEMENT = "statement.dsse.json"
 LATEST = "latest"
+CURRENT_REF = "current"  # the version a compliance officer approved (engine/approval.py)
 _VERSION_DIR = re.compile(r"^v(\d{4,})$")
 
 
@@ -155,7 +156,7 @@ def next_version_id(ws: Workspace, jurisdiction: str, purpose: str) -> str:
 
 
 def resolve_version(ws: Workspace, ref: str | Path) -> Path:
-    """A version directory from a path, `J/P/VERSION_ID` or `J/P/latest`."""
+    """A version directory from a path, `J/P/VERSION_ID`, `J/P/latest` or `J/P/current`."""
     as_path = ws.path(str(ref)) if not isinstance(ref, Path) else ref
     if as_path.is_dir() and (as_path / MANIFEST).is_file():
         return as_path
@@ -165,18 +166,26 @@ def resolve_version(ws: Workspace, ref: str | Path) -> Path:
     if len(parts) != 3:
         raise UsageError(
             f"'{ref}' is neither a version directory nor a reference "
-            "JURISDICTION/PURPOSE/VERSION (e.g. EU-DE/kyc_aml/v0003 or EU-DE/kyc_aml/latest)"
+            "JURISDICTION/PURPOSE/VERSION (e.g. EU-DE/kyc_aml/v0003, EU-DE/kyc_aml/latest "
+            "or EU-DE/kyc_aml/current)"
         )
     j, p, v = parts
     check_name("jurisdiction", j)
     check_name("purpose", p)
+    if v == CURRENT_REF:
+        from engine.approval import current_version
+
+        approved = current_version(ws, j, p)
+        if approved is None:
+            raise BadInputError(f"{j}/{p}: no version has been approved as current yet")
+        return ws.versions_dir(j, p) / approved.version_id
     if v == LATEST:
         latest = latest_version(ws, j, p)
         if latest is None:
             raise BadInputError(f"{j}/{p}: no published versions yet")
         return latest.path
     if version_number(v) is None:
-        raise UsageError(f"'{v}' is not a version id (v0001, v0002, ... or 'latest')")
+        raise UsageError(f"'{v}' is not a version id (v0001, v0002, ..., 'latest' or 'current')")
     d = ws.versions_dir(j, p) / v
     if not (d / MANIFEST).is_file():
         have = [x.version_id for x in list_versions(ws, j, p)]

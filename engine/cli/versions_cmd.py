@@ -67,6 +67,54 @@ def list_cmd(
     console.print(table)
 
 
+@versions_app.command("approve")
+@handle_errors
+def approve_cmd(
+    version: str = typer.Argument(..., help="J/P/VERSION_ID, J/P/latest or a version directory"),
+    actor: str = typer.Option(..., "--actor", "-a", help="Approving compliance officer."),
+    workspace: Path = WorkspaceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Approve a valid, verified version as its chain's current one (four eyes; audited)."""
+    from engine.approval import approve_version
+
+    ws = open_workspace(workspace)
+    approval = approve_version(ws, version, actor)
+    if as_json:
+        emit_json(approval.to_json())
+        return
+    console.print(
+        f"{approval.jurisdiction}/{approval.purpose}/{approval.version_id} is now current "
+        f"(approved by {approval.approved_by}, statement {approval.statement_sha256[:12]})"
+    )
+
+
+@versions_app.command("current")
+@handle_errors
+def current_cmd(
+    jurisdiction: str = typer.Option(..., "--jurisdiction", "-j"),
+    purpose: str = typer.Option(..., "--purpose", "-p"),
+    workspace: Path = WorkspaceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show the approved current version, checked against the audit log and the statement."""
+    from engine.approval import current_version
+
+    ws = open_workspace(workspace)
+    _known_jurisdiction(ws.config.jurisdictions, jurisdiction)
+    approval = current_version(ws, jurisdiction, purpose)
+    if as_json:
+        emit_json(approval.to_json() if approval else None)
+        return
+    if approval is None:
+        console.print(f"{jurisdiction}/{purpose}: no version approved yet")
+        return
+    console.print(
+        f"{jurisdiction}/{purpose}: current {approval.version_id}, approved by "
+        f"{approval.approved_by} at {approval.approved_at} (checked against the audit log)"
+    )
+
+
 @versions_app.command("check")
 @handle_errors
 def check_cmd(
