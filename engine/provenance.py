@@ -7,38 +7,27 @@ values. Only digests, counts, parameters and column names: never a customer valu
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import __version__
-from engine.enforce import GovernedFrames
-from engine.request import RefreshRequest
-from engine.segment.model import Segmentation
-from engine.sources import SourceFrames
-from engine.store import PersonaVersion
+from engine.store import predecessor_ref
 from engine.workspace import Workspace
+
+if TYPE_CHECKING:
+    from engine.refresh import BuiltVersion
 
 PRODUCER = f"https://github.com/personagov/personagov/tree/v{__version__}"
 
 
 def lineage_predicate(
-    ws: Workspace,
-    request: RefreshRequest,
-    version_id: str,
-    plan: Any,
-    sources: SourceFrames,
-    governed: GovernedFrames,
-    seg: Segmentation,
-    predecessor: PersonaVersion | None,
-    started_at: datetime,
+    built: BuiltVersion,
     finished_at: datetime,
-    row_accounting: dict[str, Any],
     git_commit: str | None,
     seconds: dict[str, float],
-    run_id: str,
 ) -> Any:
     from lineage.statement import LineagePredicate
 
+    request, plan, seg = built.request, built.plan, built.seg
     return LineagePredicate.model_validate(
         {
             "inputs": [
@@ -48,7 +37,7 @@ def lineage_predicate(
                     "sha256": frame.input_digest,
                     "rows": frame.accounting.input_rows,
                 }
-                for name, frame in sorted(sources.frames.items())
+                for name, frame in sorted(built.sources.frames.items())
             ],
             "policy": {
                 "bundle_revision": plan.bundle_revision,
@@ -62,21 +51,18 @@ def lineage_predicate(
                 "strategy": seg.strategy,
                 "k_anonymity_min": plan.k_anonymity_min,
                 "stage_seconds": seconds,
-                "run_id": run_id,
-                "quarantine_report": f"quarantine/{request.jurisdiction}/{run_id}/report.json",
+                "run_id": built.run_id,
+                "quarantine_report": (
+                    f"quarantine/{request.jurisdiction}/{built.run_id}/report.json"
+                ),
             },
             "code": {"version": __version__, "git_commit": git_commit},
-            "row_accounting": row_accounting,
+            "row_accounting": built.accounting_json(),
             "actor": request.actor,
             "jurisdiction": request.jurisdiction,
             "purpose": request.purpose.value,
-            "persona_version": version_id,
-            "predecessor": None
-            if predecessor is None
-            else {
-                "version": predecessor.version_id,
-                "statement_sha256": predecessor.statement_sha256,
-            },
+            "persona_version": built.version_id,
+            "predecessor": predecessor_ref(built.predecessor),
             "gates": [
                 {
                     "name": g.name,
@@ -88,8 +74,8 @@ def lineage_predicate(
                 for g in seg.gates
             ],
             "suppression": seg.suppressed,
-            "validity": "valid" if seg.valid else "invalid",
-            "started_at": started_at.isoformat(),
+            "validity": built.validity,
+            "started_at": built.started_at.isoformat(),
             "finished_at": finished_at.isoformat(),
         }
     )
@@ -103,21 +89,14 @@ _TRANSFORM = {
 }
 
 
-def openlineage_event(
-    ws: Workspace,
-    request: RefreshRequest,
-    run_id: str,
-    version_id: str,
-    sources: SourceFrames,
-    governed: GovernedFrames,
-    stage: Path,
-    event_time: datetime,
-) -> dict[str, Any]:
+def openlineage_event(ws: Workspace, built: BuiltVersion, event_time: datetime) -> dict[str, Any]:
     """A COMPLETE RunEvent: inputs with schemas, outputs with column lineage."""
     import uuid
 
     from lineage.openlineage import run_event
 
+    request, run_id, version_id = built.request, built.run_id, built.version_id
+    sources, governed = built.sources, built.governed
     namespace = f"personagov://{ws.config.name}"
     inputs = [
         {

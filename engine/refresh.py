@@ -35,6 +35,7 @@ from engine.store import (
     commit,
     load_version,
     output_digests,
+    predecessor_ref,
     staging_dir,
     write_json,
 )
@@ -57,6 +58,41 @@ class RefreshResult:
     @property
     def manifest(self) -> dict[str, Any]:
         return self.version.manifest
+
+
+@dataclass(frozen=True)
+class BuiltVersion:
+    """Everything a refresh computed for one version, before it is written and signed."""
+
+    request: RefreshRequest
+    run_id: str
+    started_at: datetime
+    version_id: str
+    plan: Any
+    sources: SourceFrames
+    governed: GovernedFrames
+    features: FeatureFrame
+    seg: Segmentation
+    routing: KycRouting | None
+    predecessor: PersonaVersion | None
+    quarantine_report: dict[str, Any]
+
+    @property
+    def validity(self) -> str:
+        return "valid" if self.seg.valid else "invalid"
+
+    def accounting_json(self) -> dict[str, Any]:
+        return {
+            name: {
+                "input_rows": a.input_rows,
+                "kept": a.kept,
+                "excluded": a.excluded,
+                "quarantined": a.quarantined,
+                "excluded_by_reason": dict(sorted(a.excluded_by_reason.items())),
+                "quarantined_by_reason": dict(sorted(a.quarantined_by_reason.items())),
+            }
+            for name, a in sorted(self.governed.accounting.items())
+        }
 
 
 def crash_point(stage: str) -> None:
@@ -208,35 +244,29 @@ def _run_locked(
     if request.purpose is Purpose.KYC_AML:
         routing = _route(ws, request, plan, features, governed, seg, predecessor)
 
+    built = BuiltVersion(
+        request=request,
+        run_id=run_id,
+        started_at=started_at,
+        version_id=version_id,
+        plan=plan,
+        sources=sources,
+        governed=governed,
+        features=features,
+        seg=seg,
+        routing=routing,
+        predecessor=predecessor,
+        quarantine_report=quarantine_report,
+    )
     stage = staging_dir(chain, run_id)
     t = time.perf_counter()
-    _write_outputs(stage, plan, governed, features, seg, routing, quarantine_report)
-    outputs = output_digests(stage)
-    manifest = _manifest(
-        request, version_id, plan, sources, governed, seg, routing, outputs, predecessor
-    )
+    _write_outputs(stage, built)
+    manifest = _manifest(built, output_digests(stage))
     write_json(stage / MANIFEST, manifest)
     finished_at = datetime.now(UTC)
-    _write_openlineage(
-        stage, ws, request, run_id, version_id, sources, governed, seg, started_at, finished_at
-    )
+    _write_openlineage(stage, ws, built, finished_at)
     crash_point("store_before_sign")
-    _sign(
-        stage,
-        ws,
-        request,
-        version_id,
-        plan,
-        sources,
-        governed,
-        seg,
-        predecessor,
-        started_at,
-        finished_at,
-        signer,
-        timer,
-        run_id,
-    )
+    _sign(stage, ws, built, finished_at, signer, timer.seconds)
     crash_point("store_before_rename")
     final = chain / version_id
     commit(stage, final)
@@ -399,37 +429,16 @@ def _tier_counts(routing: KycRouting | None) -> dict[str, int]:
     return {str(t): int(n) for t, n in counts.iter_rows()}
 
 
-def _accounting_json(governed: GovernedFrames) -> dict[str, Any]:
-    return {
-        name: {
-            "input_rows": a.input_rows,
-            "kept": a.kept,
-            "excluded": a.excluded,
-            "quarantined": a.quarantined,
-            "excluded_by_reason": dict(sorted(a.excluded_by_reason.items())),
-            "quarantined_by_reason": dict(sorted(a.quarantined_by_reason.items())),
-        }
-        for name, a in sorted(governed.accounting.items())
-    }
-
-
-def _write_outputs(
-    stage: Path,
-    plan: Any,
-    governed: GovernedFrames,
-    features: FeatureFrame,
-    seg: Segmentation,
-    routing: KycRouting | None,
-    quarantine_report: dict[str, Any],
-) -> None:
+def _write_outputs(stage: Path, built: BuiltVersion) -> None:
     from engine.kyc.io import write_routing
     from engine.segment.io import write_segmentation
 
-    write_segmentation(seg, stage)
-    if routing is not None:
-        write_routing(routing, stage)
-    (stage / "plan.json").write_bytes(plan.canonical_json() + b"\n")
-    write_json(stage / "accounting.json", _accounting_json(governed))
+    write_segmentation(built.seg, stage)
+    if built.routing is not None:
+        write_routing(built.routing, stage)
+    (stage / "plan.json").write_bytes(built.plan.canonical_json() + b"\n")
+    write_json(stage / "accounting.json", built.accounting_json())
+    features = built.features
     write_json(
         stage / "features.json",
         {
@@ -438,43 +447,27 @@ def _write_outputs(
             "rows": features.frame.height,
         },
     )
-    write_json(stage / "quarantine.json", _quarantine_summary(quarantine_report))
+    # Row numbers, fields and reasons (no values). The run id and report path stay out so
+    # the version's files are the same for the same inputs; the signed statement has them.
+    report = built.quarantine_report
+    summary = {k: v for k, v in report.items() if k in ("jurisdiction", "sources", "counts")}
+    write_json(stage / "quarantine.json", summary)
 
 
-def _quarantine_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """Row numbers, fields and reasons (no values). The run id and report path stay out so
-    the version's files are the same for the same inputs; the signed statement has them."""
-    return {k: v for k, v in report.items() if k in ("jurisdiction", "sources", "counts")}
-
-
-def _manifest(
-    request: RefreshRequest,
-    version_id: str,
-    plan: Any,
-    sources: SourceFrames,
-    governed: GovernedFrames,
-    seg: Segmentation,
-    routing: KycRouting | None,
-    outputs: dict[str, str],
-    predecessor: PersonaVersion | None,
-) -> dict[str, Any]:
+def _manifest(built: BuiltVersion, outputs: dict[str, str]) -> dict[str, Any]:
     # No timestamps here: same inputs, keys and seed give the same manifest bytes.
+    request, plan, seg, routing = built.request, built.plan, built.seg, built.routing
     return {
-        "version_id": version_id,
+        "version_id": built.version_id,
         "jurisdiction": request.jurisdiction,
         "purpose": request.purpose.value,
         "actor": request.actor,
         "as_of": request.as_of.isoformat(),
         "seed": request.seed,
-        "validity": "valid" if seg.valid else "invalid",
+        "validity": built.validity,
         "invalid_reasons": [f"{g.name}: {g.detail or g.value}" for g in seg.gates if not g.passed],
-        "predecessor": None
-        if predecessor is None
-        else {
-            "version": predecessor.version_id,
-            "statement_sha256": predecessor.statement_sha256,
-        },
-        "inputs": {n: f.input_digest for n, f in sorted(sources.frames.items())},
+        "predecessor": predecessor_ref(built.predecessor),
+        "inputs": {n: f.input_digest for n, f in sorted(built.sources.frames.items())},
         "outputs": outputs,
         "plan_digest": plan.digest(),
         "bundle_revision": plan.bundle_revision,
@@ -488,59 +481,24 @@ def _manifest(
 
 
 def _write_openlineage(
-    stage: Path,
-    ws: Workspace,
-    request: RefreshRequest,
-    run_id: str,
-    version_id: str,
-    sources: SourceFrames,
-    governed: GovernedFrames,
-    seg: Segmentation,
-    started_at: datetime,
-    finished_at: datetime,
+    stage: Path, ws: Workspace, built: BuiltVersion, finished_at: datetime
 ) -> None:
     from engine.provenance import openlineage_event
 
-    event = openlineage_event(
-        ws, request, run_id, version_id, sources, governed, stage, finished_at
-    )
-    write_json(stage / "openlineage.json", event)
+    write_json(stage / "openlineage.json", openlineage_event(ws, built, finished_at))
 
 
 def _sign(
     stage: Path,
     ws: Workspace,
-    request: RefreshRequest,
-    version_id: str,
-    plan: Any,
-    sources: SourceFrames,
-    governed: GovernedFrames,
-    seg: Segmentation,
-    predecessor: PersonaVersion | None,
-    started_at: datetime,
+    built: BuiltVersion,
     finished_at: datetime,
     signer: Any,
-    timer: _Timer,
-    run_id: str,
+    seconds: dict[str, float],
 ) -> None:
     from engine.provenance import lineage_predicate
     from lineage.statement import sign_version
 
-    predicate = lineage_predicate(
-        ws,
-        request,
-        version_id,
-        plan,
-        sources,
-        governed,
-        seg,
-        predecessor,
-        started_at,
-        finished_at,
-        _accounting_json(governed),
-        git_commit=_git_commit(),
-        seconds=timer.seconds,
-        run_id=run_id,
-    )
+    predicate = lineage_predicate(built, finished_at, _git_commit(), seconds)
     sign_version(stage, predicate, signer)
     assert (stage / STATEMENT).is_file()

@@ -34,6 +34,13 @@ class PersonaVersion:
     statement_sha256: str
 
 
+def predecessor_ref(predecessor: PersonaVersion | None) -> dict[str, str] | None:
+    """How a version names the one before it: its id and its statement's digest."""
+    if predecessor is None:
+        return None
+    return {"version": predecessor.version_id, "statement_sha256": predecessor.statement_sha256}
+
+
 def file_sha256(path: Path) -> str:
     import hashlib
 
