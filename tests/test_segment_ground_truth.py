@@ -35,7 +35,7 @@ def test_default_kmeans_recovers_planted_personas(tmp_path: Path) -> None:
         subject_domain="raw",
     )
     features = build_features(governed, summary.as_of)
-    # The shipped defaults (kmeans, k in [4, 8] by silhouette), fewer bootstrap refits:
+    # The shipped defaults (kmeans, k in [4, 8] by silhouette and stability), fewer refits:
     # recovery is what this test is about, and the refits dominate its run time.
     spec = SegmentationSpec(bootstrap_runs=2)
     seg = segment(features, spec, 10, spec.seed, governed)
@@ -46,3 +46,5 @@ def test_default_kmeans_recovers_planted_personas(tmp_path: Path) -> None:
     assert ari >= 0.6, f"adjusted Rand {ari:.3f}"
     gates = {g.name: g for g in seg.gates}
     assert gates["stability"].passed and gates["silhouette"].passed, seg.gates
+    # Stability-aware k selection: the chosen k's personas are all stable (clusterboot).
+    assert gates["jaccard"].passed, seg.params["k_stability"]

@@ -53,8 +53,19 @@ def segment(
     gates: list[GateResult] = [min_size_gate(labels, k_min, merges)]
     z_sample = strategy.transform(x[idx])
     gates.append(silhouette_gate(z_sample, labels[idx], spec.min_silhouette, seed))
+    # Model selection already refitted the chosen k on this very sample (same resamples and
+    # seeds): those refits are reused, so checking stability while choosing k costs nothing
+    # extra unless the best-silhouette k turns out unstable.
+    chosen = strategy.params()
+    same_sample = chosen.get("sample_size") == spec.sample_size and chosen.get("seed") == seed
     stab, per_persona = stability_gates(
-        strategy, x[idx], labels[idx], spec.bootstrap_runs, spec.stability_threshold, seed
+        strategy,
+        x[idx],
+        labels[idx],
+        spec.bootstrap_runs,
+        spec.stability_threshold,
+        seed,
+        cached=strategy.boot_labels_ if same_sample else None,
     )
     gates += stab
 

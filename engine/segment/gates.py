@@ -8,6 +8,7 @@
   `runs` bootstrap resamples of the fitting sample and each refit labels the sample again;
   the mean adjusted Rand index against the reference assignment is the `stability` gate,
   the smallest per-persona mean Jaccard (best-matching refit cluster) is the `jaccard` gate.
+  Refits already made during model selection (same resamples and seeds) are reused.
 """
 
 from __future__ import annotations
@@ -17,10 +18,21 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, silhouette_score
-from sklearn.metrics.cluster import contingency_matrix
 
 from engine.segment.model import GateResult
+from engine.segment.stability import bootstrap_refits, jaccard_per_cluster
 from engine.segment.strategies import SILHOUETTE_ROWS, Strategy, threads_for
+
+__all__ = [
+    "Merge",
+    "canonical_labels",
+    "centroids",
+    "jaccard_per_cluster",
+    "merge_small",
+    "min_size_gate",
+    "silhouette_gate",
+    "stability_gates",
+]
 
 
 @dataclass(frozen=True)
@@ -102,15 +114,6 @@ def silhouette_gate(
     )
 
 
-def jaccard_per_cluster(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """For each reference cluster (in sorted label order): best Jaccard over `other`."""
-    inter = contingency_matrix(reference, other).astype(np.float64)
-    size_ref = inter.sum(axis=1, keepdims=True)
-    size_other = inter.sum(axis=0, keepdims=True)
-    union = size_ref + size_other - inter
-    return np.asarray((inter / union).max(axis=1))
-
-
 def stability_gates(
     strategy: Strategy,
     x_sample: np.ndarray,
@@ -118,21 +121,22 @@ def stability_gates(
     runs: int,
     threshold: float,
     seed: int,
+    cached: list[np.ndarray] | None = None,
 ) -> tuple[list[GateResult], dict[int, float]]:
-    """Bootstrap refits; returns the gates and per-persona mean Jaccard."""
+    """Bootstrap refits; returns the gates and per-persona mean Jaccard.
+
+    `cached`: labels of `x_sample` from the first refits of this same protocol (same sample,
+    seed and refit k, as model selection makes them); only the remaining runs are fitted.
+    """
     if runs <= 0:
         skipped = GateResult("stability", False, 0.0, threshold, "no bootstrap runs configured")
         return [skipped], {}
-    rng = np.random.default_rng(seed)
-    aris: list[float] = []
-    jaccards: list[np.ndarray] = []
-    n = len(x_sample)
-    for b in range(runs):
-        boot = np.sort(rng.integers(0, n, size=n))
-        refit = strategy.refit_clone(seed + 1 + b).fit_matrix(x_sample[boot])
-        labels = refit.predict_matrix(x_sample)
-        aris.append(float(adjusted_rand_score(reference, labels)))
-        jaccards.append(jaccard_per_cluster(reference, labels))
+    reuse = [c for c in (cached or [])[:runs] if len(c) == len(x_sample)]
+    if len(reuse) != len((cached or [])[:runs]):
+        reuse = []
+    refits = reuse + bootstrap_refits(strategy.refit_clone, x_sample, runs, seed, skip=len(reuse))
+    aris = [float(adjusted_rand_score(reference, r)) for r in refits]
+    jaccards = [jaccard_per_cluster(reference, r) for r in refits]
     ari = float(np.mean(aris))
     per = np.mean(np.vstack(jaccards), axis=0)
     uniq = np.unique(reference)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Protocol, Self
 
 import numpy as np
@@ -27,11 +28,16 @@ from threadpoolctl import threadpool_limits
 from engine.config import SegmentationSpec
 from engine.errors import BadInputError
 from engine.features import FeatureFrame
+from engine.segment.stability import bootstrap_refits, mean_jaccard
 
 # Silhouette is O(n^2): k selection scores it on at most this many rows of the sample.
 SILHOUETTE_ROWS = 5_000
 # KMeans restarts: fixed so the result depends on the seed only.
-KMEANS_N_INIT = 4
+KMEANS_N_INIT = 8
+# Stability-aware k selection: the best candidates by the strategy's own score (silhouette,
+# BIC) are checked in that order with bootstrap refits, and the first whose every cluster
+# has mean Jaccard >= the stability threshold wins. At most this many are checked.
+STABILITY_CANDIDATES = 3
 
 
 # Below this many rows (so: every fit on the default 50k sample), OpenMP threads cost more than
@@ -96,13 +102,25 @@ class Strategy(Protocol):
 
     def params(self) -> dict[str, Any]: ...
 
+    # Bootstrap refit labels of the fitting sample at the chosen k, from model selection
+    # (see engine.segment.stability); the gates reuse them. Empty when k was not checked.
+    boot_labels_: list[np.ndarray]
+
 
 @dataclass
 class _Base:
     sample_size: int = 50_000
     seed: int = 7
+    # Bootstrap refits per checked candidate k (0: choose by score alone) and the per-cluster
+    # mean Jaccard every cluster must reach (the `jaccard` gate's threshold).
+    stability_runs: int = 0
+    stability_threshold: float = 0.75
+    stability_candidates: int = STABILITY_CANDIDATES
     mean_: np.ndarray | None = field(default=None, repr=False)
     scale_: np.ndarray | None = field(default=None, repr=False)
+    stability_: dict[int, float] = field(default_factory=dict)
+    k_choice_: str = ""
+    boot_labels_: list[np.ndarray] = field(default_factory=list, repr=False)
 
     def columns(self, features: FeatureFrame) -> list[str]:
         return list(features.features)
@@ -124,17 +142,54 @@ class _Base:
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _sample(self, x: np.ndarray) -> np.ndarray:
-        s = x[sample_indices(len(x), self.sample_size, self.seed)]
-        self.mean_, self.scale_ = _scale(s)
-        return self.transform(s)
-
     def _k_range(self, k: int | None, k_min: int, k_max: int, n: int) -> list[int]:
         if k is not None:
             return [max(1, min(k, n))]
         hi = max(2, min(k_max, n - 1))
         lo = max(2, min(k_min, hi))
         return list(range(lo, hi + 1))
+
+    def _clone_at(self, k: int, seed: int) -> Strategy:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _choose(self, order: list[int], labels: dict[int, np.ndarray], xs: np.ndarray) -> int:
+        """The first k in `order` (best score first) whose clusters are all stable.
+
+        Each checked k gets `stability_runs` bootstrap refits of the fitting sample `xs`;
+        its stability is the smallest per-cluster mean Jaccard. If none of the first
+        `stability_candidates` passes, the most stable of them is returned (and the
+        jaccard gate will say so). The chosen k's refits are kept for the gates.
+        """
+        self.stability_ = {}
+        self.boot_labels_ = []
+        if self.stability_runs <= 0 or len(order) == 1:
+            self.k_choice_ = "fixed k" if len(order) == 1 else "best score"
+            return order[0]
+        best: tuple[float, int, list[np.ndarray]] | None = None
+        for k in order[: max(1, self.stability_candidates)]:
+            refits = bootstrap_refits(
+                partial(self._clone_at, k), xs, self.stability_runs, self.seed
+            )
+            worst = float(mean_jaccard(labels[k], refits).min())
+            self.stability_[k] = worst
+            if worst >= self.stability_threshold:
+                self.boot_labels_ = refits
+                self.k_choice_ = "best score with every cluster stable"
+                return k
+            if best is None or worst > best[0]:
+                best = (worst, k, refits)
+        assert best is not None
+        self.boot_labels_ = best[2]
+        self.k_choice_ = "no candidate stable: the most stable one"
+        return best[1]
+
+    def _selection_params(self) -> dict[str, Any]:
+        return {
+            "k_choice": self.k_choice_,
+            "k_stability": {str(k): round(v, 6) for k, v in sorted(self.stability_.items())},
+            "stability_runs": self.stability_runs,
+            "stability_candidates": self.stability_candidates,
+        }
 
 
 @dataclass
@@ -154,8 +209,10 @@ class KMeansStrategy(_Base):
     scores_: dict[int, float] = field(default_factory=dict)
 
     def fit_matrix(self, x: np.ndarray) -> Self:
-        z = self._sample(x)
-        best: tuple[float, int, KMeans] | None = None
+        xs = x[sample_indices(len(x), self.sample_size, self.seed)]
+        self.mean_, self.scale_ = _scale(xs)
+        z = self.transform(xs)
+        models: dict[int, KMeans] = {}
         self.scores_ = {}
         ks = self._k_range(self.k, self.k_min, self.k_max, len(z))
         for k in ks:
@@ -163,11 +220,12 @@ class KMeansStrategy(_Base):
                 model = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.seed).fit(z)
                 score = _silhouette(z, model.labels_, self.seed) if len(ks) > 1 else 0.0
             self.scores_[k] = score
-            # Strictly better only: ties keep the smaller k (simpler model).
-            if best is None or score > best[0]:
-                best = (score, k, model)
-        assert best is not None
-        _, self.k_, self.model_ = best
+            models[k] = model
+        # Best silhouette first; ties keep the smaller k (simpler model).
+        order = sorted(ks, key=lambda k: (-self.scores_[k], k))
+        labels = {k: np.asarray(m.labels_, dtype=np.int64) for k, m in models.items()}
+        self.k_ = self._choose(order, labels, xs)
+        self.model_ = models[self.k_]
         return self
 
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:
@@ -177,9 +235,10 @@ class KMeansStrategy(_Base):
             return np.asarray(self.model_.predict(self.transform(x)), dtype=np.int64)
 
     def refit_clone(self, seed: int) -> KMeansStrategy:
-        return KMeansStrategy(
-            sample_size=self.sample_size, seed=seed, k=self.k_, n_init=self.n_init
-        )
+        return self._clone_at(self.k_, seed)
+
+    def _clone_at(self, k: int, seed: int) -> KMeansStrategy:
+        return KMeansStrategy(sample_size=self.sample_size, seed=seed, k=k, n_init=self.n_init)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -188,6 +247,7 @@ class KMeansStrategy(_Base):
             "k_fixed": self.k,
             "k_range": [self.k_min, self.k_max],
             "k_scores": {str(k): round(v, 6) for k, v in sorted(self.scores_.items())},
+            **self._selection_params(),
             "n_init": self.n_init,
             "sample_size": self.sample_size,
             "seed": self.seed,
@@ -213,10 +273,13 @@ class GaussianMixtureStrategy(_Base):
     scores_: dict[int, float] = field(default_factory=dict)
 
     def fit_matrix(self, x: np.ndarray) -> Self:
-        z = self._sample(x)
-        best: tuple[float, int, GaussianMixture] | None = None
+        xs = x[sample_indices(len(x), self.sample_size, self.seed)]
+        self.mean_, self.scale_ = _scale(xs)
+        z = self.transform(xs)
+        models: dict[int, GaussianMixture] = {}
         self.scores_ = {}
-        for k in self._k_range(self.k, self.k_min, self.k_max, len(z)):
+        ks = self._k_range(self.k, self.k_min, self.k_max, len(z))
+        for k in ks:
             with threads_for(len(z)):
                 model = GaussianMixture(
                     n_components=k,
@@ -227,10 +290,15 @@ class GaussianMixtureStrategy(_Base):
                 ).fit(z)
                 bic = float(model.bic(z))
             self.scores_[k] = bic
-            if best is None or bic < best[0]:
-                best = (bic, k, model)
-        assert best is not None
-        _, self.k_, self.model_ = best
+            models[k] = model
+        order = sorted(ks, key=lambda k: (self.scores_[k], k))  # lowest BIC first
+        labels: dict[int, np.ndarray] = {}
+        if len(order) > 1 and self.stability_runs > 0:
+            with threads_for(len(z)):
+                for k in order[: self.stability_candidates]:
+                    labels[k] = np.asarray(models[k].predict(z), dtype=np.int64)
+        self.k_ = self._choose(order, labels, xs)
+        self.model_ = models[self.k_]
         return self
 
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:
@@ -240,7 +308,21 @@ class GaussianMixtureStrategy(_Base):
             return np.asarray(self.model_.predict(self.transform(x)), dtype=np.int64)
 
     def refit_clone(self, seed: int) -> GaussianMixtureStrategy:
-        return replace(self, seed=seed, k=self.k_, model_=None, mean_=None, scale_=None)
+        return self._clone_at(self.k_, seed)
+
+    def _clone_at(self, k: int, seed: int) -> GaussianMixtureStrategy:
+        return replace(
+            self,
+            seed=seed,
+            k=k,
+            stability_runs=0,
+            model_=None,
+            mean_=None,
+            scale_=None,
+            scores_={},
+            stability_={},
+            boot_labels_=[],
+        )
 
     def params(self) -> dict[str, Any]:
         return {
@@ -249,6 +331,7 @@ class GaussianMixtureStrategy(_Base):
             "k_fixed": self.k,
             "k_range": [self.k_min, self.k_max],
             "bic": {str(k): round(v, 3) for k, v in sorted(self.scores_.items())},
+            **self._selection_params(),
             "covariance_type": self.covariance_type,
             "reg_covar": self.reg_covar,
             "sample_size": self.sample_size,
@@ -336,12 +419,26 @@ class RuleBased(_Base):
 
 
 def make_strategy(spec: SegmentationSpec, seed: int) -> Strategy:
+    # Selection checks candidates with as many refits as the gates run, so the chosen k's
+    # refits are the gates' refits (reused, not repeated).
     if spec.strategy == "kmeans":
         return KMeansStrategy(
-            sample_size=spec.sample_size, seed=seed, k=spec.k, k_min=spec.k_min, k_max=spec.k_max
+            sample_size=spec.sample_size,
+            seed=seed,
+            k=spec.k,
+            k_min=spec.k_min,
+            k_max=spec.k_max,
+            stability_runs=spec.bootstrap_runs,
+            stability_threshold=spec.stability_threshold,
         )
     if spec.strategy == "gmm":
         return GaussianMixtureStrategy(
-            sample_size=spec.sample_size, seed=seed, k=spec.k, k_min=spec.k_min, k_max=spec.k_max
+            sample_size=spec.sample_size,
+            seed=seed,
+            k=spec.k,
+            k_min=spec.k_min,
+            k_max=spec.k_max,
+            stability_runs=spec.bootstrap_runs,
+            stability_threshold=spec.stability_threshold,
         )
     return RuleBased(sample_size=spec.sample_size, seed=seed)
