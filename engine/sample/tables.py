@@ -20,6 +20,7 @@ from engine.sample.people import _digits, _perm, identities
 
 _US = np.array([r.jurisdiction.startswith("US-") for r in REGIONS])
 _DAY_US = 86_400_000_000
+_SEASONAL = P.NAMES.index("seasonal_microbusiness")
 
 
 @dataclass
@@ -35,16 +36,19 @@ class Customers:
 
 
 def _cat(rng: np.random.Generator, group: np.ndarray, dists: list[dict[str, float]]) -> pl.Series:
-    """Draw a category per row from the distribution of the row's group (persona/region)."""
+    """Draw a category per row from the distribution of the row's group (persona/region).
+
+    One uniform per row and one search over every group's CDF, each shifted to [g, g + 1):
+    no per-group masks over tens of millions of rows.
+    """
     labels = sorted({k for d in dists for k in d})
-    out = np.zeros(len(group), dtype=np.int64)
-    for g, dist in enumerate(dists):
-        mask = group == g
-        count = int(mask.sum())
-        if count:
-            p = np.array([dist.get(label, 0.0) for label in labels])
-            out[mask] = rng.choice(len(labels), size=count, p=p / p.sum())
-    return pl.Series(labels).gather(out)
+    weights = np.array([[d.get(label, 0.0) for label in labels] for d in dists])
+    cdf = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+    cdf[:, -1] = 1.0
+    flat = (cdf + np.arange(len(dists))[:, None]).ravel()
+    g = group.astype(np.int64, copy=False)
+    pick = np.searchsorted(flat, rng.random(len(g)) + g, side="right") - len(labels) * g
+    return pl.Series(labels).gather(np.minimum(pick, len(labels) - 1))
 
 
 def _ids(prefix: str, count: int, width: int) -> pl.Series:
@@ -224,7 +228,8 @@ def bureau(rng: np.random.Generator, c: Customers, as_of: date) -> pl.DataFrame:
 
 
 def loans(rng: np.random.Generator, c: Customers, as_of: date) -> pl.DataFrame:
-    counts = np.where(c.minor, 0, rng.poisson(P.table("loan_rate")[c.persona]))
+    at_least = P.table("loan_min").astype(np.int64)[c.persona]
+    counts = np.where(c.minor, 0, at_least + rng.poisson(P.table("loan_rate")[c.persona]))
     idx = np.repeat(np.arange(len(c.persona)), counts)
     p = c.persona[idx]
     k = len(idx)
@@ -273,20 +278,22 @@ def transactions(rng: np.random.Generator, c: Customers, as_of: date) -> pl.Data
     idx = np.repeat(np.arange(n), counts)
     p = c.persona[idx]
     t = len(idx)
-    u = rng.random(t)
-    month = np.zeros(t, dtype=np.int64)
-    for k, persona in enumerate(P.PERSONAS):  # six searches, one per persona
-        mask = p == k
-        w = np.cumsum(persona.month_weights)
-        month[mask] = np.minimum(np.searchsorted(w / w[-1], u[mask], side="right"), 11)
+    weights = P.table("month_weights")  # (personas, 12): relative activity per month
+    cdf = np.cumsum(weights, axis=1)
+    cdf /= cdf[:, -1:]
+    flat = (cdf + np.arange(len(P.PERSONAS))[:, None]).ravel()  # persona k in [k, k + 1)
+    month = np.searchsorted(flat, rng.random(t) + p, side="right") - 12 * p
+    month = np.minimum(month, 11)
+    # In-season (or later-in-the-year, for growth) tickets are larger as well as more frequent.
+    follows = P.table("amount_follows_month")[:, None]
+    factor = ((weights / weights.mean(axis=1, keepdims=True)) ** follows).ravel()
+    amount = np.exp(_norm(rng, P.table("txn_mu"), P.table("txn_sigma"), p)) * factor[p * 12 + month]
     phase = rng.integers(0, 12, n)  # seasonal businesses peak in different months
-    month = np.where(p == 0, (month + phase[idx]) % 12, month)
+    month = np.where(p == _SEASONAL, (month + phase[idx]) % 12, month)
     within = rng.random(t)
     offset_days = (month + within) * (365.0 / 12.0)
     start = np.datetime64(as_of, "us") - np.timedelta64(365, "D")
     ts = start + (offset_days * _DAY_US).astype("timedelta64[us]")
-    amount = np.exp(_norm(rng, P.table("txn_mu"), P.table("txn_sigma"), p))
-    amount = np.where(p == 1, amount * (0.5 + 0.1 * month), amount)  # rising volumes
     credit = rng.random(t) < P.table("credit_share")[p]
     merchant = _cat(
         rng,
@@ -314,9 +321,9 @@ def transactions(rng: np.random.Generator, c: Customers, as_of: date) -> pl.Data
     )
     return pl.DataFrame(
         {
-            # 12-digit numeric ids (leading 5): fixed width keeps string order = row order,
-            # and skipping a prefix concat saves seconds at tens of millions of rows.
-            "txn_id": _digits(np.arange(1, t + 1) + 5 * 10**11, 12),
+            # 12-digit numeric ids (leading 5): fixed width keeps string order = row order;
+            # already 12 digits, so a plain cast (no padding, prefix or slice) makes them.
+            "txn_id": pl.Series(np.arange(1, t + 1, dtype=np.int64) + 5 * 10**11).cast(pl.String),
             "customer_id": c.ids.gather(idx),
             "jurisdiction": c.jurisdiction.gather(idx),
             "ts": pl.Series(ts),
@@ -356,7 +363,7 @@ def app_events(
 
 def wallets(rng: np.random.Generator, c: Customers) -> pl.DataFrame:
     has = rng.random(len(c.persona)) < P.table("wallet_share")[c.persona]
-    counts = np.where(has, 1 + np.where(c.persona == 3, rng.poisson(1.0, len(has)), 0), 0)
+    counts = np.where(has, 1 + rng.poisson(P.table("extra_wallets")[c.persona]), 0)
     idx = np.repeat(np.arange(len(has)), counts)
     p = c.persona[idx]
     k = len(idx)
@@ -366,7 +373,7 @@ def wallets(rng: np.random.Generator, c: Customers) -> pl.DataFrame:
             "customer_id": c.ids.gather(idx),
             "jurisdiction": c.jurisdiction.gather(idx),
             "trading_volume_90d": np.round(
-                np.exp(_norm(rng, P.table("crypto_mu"), np.full(6, 0.6), p)), 2
+                np.exp(_norm(rng, P.table("crypto_mu"), P.table("crypto_sigma"), p)), 2
             ),
             "asset_count": np.minimum(1 + rng.poisson(P.table("assets")[p]), 10_000),
             "active_days_90d": np.minimum(rng.poisson(np.where(p == 3, 60, 8)), 90),
