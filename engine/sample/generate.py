@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -103,6 +104,11 @@ def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
     os.replace(tmp, path)
 
 
+def _write_and_hash(df: pl.DataFrame, path: Path, fmt: str) -> str:
+    _write(df, path, fmt)
+    return _sha256(path)
+
+
 def generate(
     customers: int,
     seed: int,
@@ -147,35 +153,40 @@ def generate(
     planted: list[PlantedDirt] = []
     screening_clean: pl.DataFrame | None = None
     orphan_base = customers
-    for name in SOURCES:
-        note(f"building {name}")
-        df = crm if name == "crm" else builders[name]()
-        if name == "screening":
-            screening_clean = df
-        df, applied = plant(df, name, dirt_rng, dirt_rate, fmt, as_of, orphan_base)
-        orphan_base += df.height
-        key = KEYS[name]
-        if key == "customer_id":  # orphans and duplicates change the key: restore the order
-            df = df.sort(["jurisdiction", key], maintain_order=True)
-        marks = (
-            df.select(pl.col("_dirt"))
-            .with_row_index("_r", offset=1)
-            .filter(pl.col("_dirt").is_not_null())
-            .group_by("_dirt")
-            .agg(pl.col("_r").sort())
-        )
-        found = {int(d): [int(r) for r in rs] for d, rs in marks.iter_rows()}
-        for i, kind, fld in applied:
-            planted.append(
-                PlantedDirt(kind, name, fld, f"{REASON[kind]}:{fld}", tuple(found.get(i, [])))
+    # Encoding a Parquet file is mostly single-threaded: one writer thread encodes source i
+    # while the main thread draws source i + 1. Draws stay in order, so bytes do not change.
+    writes: list[tuple[str, Future[str]]] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sample-write") as writer:
+        for name in SOURCES:
+            note(f"building {name}")
+            df = crm if name == "crm" else builders[name]()
+            if name == "screening":
+                screening_clean = df
+            df, applied = plant(df, name, dirt_rng, dirt_rate, fmt, as_of, orphan_base)
+            orphan_base += df.height
+            key = KEYS[name]
+            if key == "customer_id":  # orphans and duplicates change the key: restore the order
+                df = df.sort(["jurisdiction", key], maintain_order=True)
+            marks = (
+                df.select(pl.col("_dirt"))
+                .with_row_index("_r", offset=1)
+                .filter(pl.col("_dirt").is_not_null())
+                .group_by("_dirt")
+                .agg(pl.col("_r").sort())
             )
-        df = df.drop("_dirt")
-        path = out / f"{name}.{ext}"
-        note(f"writing {path.name}")
-        _write(df, path, fmt)
-        rows[name] = df.height
-        files[path.name] = _sha256(path)
-        del df
+            found = {int(d): [int(r) for r in rs] for d, rs in marks.iter_rows()}
+            for i, kind, fld in applied:
+                planted.append(
+                    PlantedDirt(kind, name, fld, f"{REASON[kind]}:{fld}", tuple(found.get(i, [])))
+                )
+            df = df.drop("_dirt")
+            path = out / f"{name}.{ext}"
+            note(f"writing {path.name}")
+            writes.append((path.name, writer.submit(_write_and_hash, df, path, fmt)))
+            rows[name] = df.height
+            del df
+        for file_name, done in writes:
+            files[file_name] = done.result()
 
     assert screening_clean is not None
     truth = pl.DataFrame(

@@ -21,6 +21,8 @@ from engine.sample.people import _digits, _perm, identities
 _US = np.array([r.jurisdiction.startswith("US-") for r in REGIONS])
 _DAY_US = 86_400_000_000
 _SEASONAL = P.NAMES.index("seasonal_microbusiness")
+_RES = 1 << 16  # resolution of categorical draws (uint16)
+_MONTH_US = 365 * _DAY_US // 12  # a twelfth of the year, in microseconds (exact)
 
 
 @dataclass
@@ -35,20 +37,38 @@ class Customers:
     score: np.ndarray
 
 
-def _cat(rng: np.random.Generator, group: np.ndarray, dists: list[dict[str, float]]) -> pl.Series:
-    """Draw a category per row from the distribution of the row's group (persona/region).
+def _table(cdf: np.ndarray) -> np.ndarray:
+    """Inverse-CDF lookup table: row g of `cdf` -> the category of each of the _RES draws."""
+    mid = (np.arange(_RES) + 0.5) / _RES
+    cdf = np.array(cdf, dtype=np.float64)
+    cdf[:, -1] = 1.0  # rounding must never leave a draw past the last category
+    return np.concatenate([np.searchsorted(row, mid, side="right") for row in cdf]).astype(np.uint8)
 
-    One uniform per row and one search over every group's CDF, each shifted to [g, g + 1):
-    no per-group masks over tens of millions of rows.
+
+def _draw(rng: np.random.Generator, table: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """One category per row from its group's lookup table: a uint16 draw and one gather."""
+    r = rng.integers(0, _RES, len(group), dtype=np.uint16)
+    return table[(group.astype(np.int64, copy=False) << 16) | r]
+
+
+def _codes(
+    rng: np.random.Generator, group: np.ndarray, dists: list[dict[str, float]]
+) -> tuple[list[str], np.ndarray]:
+    """Sorted labels and one drawn label code per row, from the row's group's distribution.
+
+    Probabilities are quantised to 2**-16; drawing is a table lookup, with no per-group
+    masks or binary searches over tens of millions of rows.
     """
     labels = sorted({k for d in dists for k in d})
     weights = np.array([[d.get(label, 0.0) for label in labels] for d in dists])
     cdf = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
-    cdf[:, -1] = 1.0
-    flat = (cdf + np.arange(len(dists))[:, None]).ravel()
-    g = group.astype(np.int64, copy=False)
-    pick = np.searchsorted(flat, rng.random(len(g)) + g, side="right") - len(labels) * g
-    return pl.Series(labels).gather(np.minimum(pick, len(labels) - 1))
+    return labels, _draw(rng, _table(cdf), group)
+
+
+def _cat(rng: np.random.Generator, group: np.ndarray, dists: list[dict[str, float]]) -> pl.Series:
+    """Draw a category per row from the distribution of the row's group (persona/region)."""
+    labels, codes = _codes(rng, group, dists)
+    return pl.Series(labels).gather(codes.astype(np.uint32))
 
 
 def _ids(prefix: str, count: int, width: int) -> pl.Series:
@@ -279,23 +299,21 @@ def transactions(rng: np.random.Generator, c: Customers, as_of: date) -> pl.Data
     p = c.persona[idx]
     t = len(idx)
     weights = P.table("month_weights")  # (personas, 12): relative activity per month
-    cdf = np.cumsum(weights, axis=1)
-    cdf /= cdf[:, -1:]
-    flat = (cdf + np.arange(len(P.PERSONAS))[:, None]).ravel()  # persona k in [k, k + 1)
-    month = np.searchsorted(flat, rng.random(t) + p, side="right") - 12 * p
-    month = np.minimum(month, 11)
+    cdf = np.cumsum(weights, axis=1) / weights.sum(axis=1, keepdims=True)
+    month = _draw(rng, _table(cdf), p).astype(np.int64)
     # In-season (or later-in-the-year, for growth) tickets are larger as well as more frequent.
     follows = P.table("amount_follows_month")[:, None]
     factor = ((weights / weights.mean(axis=1, keepdims=True)) ** follows).ravel()
-    amount = np.exp(_norm(rng, P.table("txn_mu"), P.table("txn_sigma"), p)) * factor[p * 12 + month]
+    z = rng.standard_normal(t, dtype=np.float32)
+    amount = np.exp(P.table("txn_mu")[p] + P.table("txn_sigma")[p] * z) * factor[p * 12 + month]
     phase = rng.integers(0, 12, n)  # seasonal businesses peak in different months
     month = np.where(p == _SEASONAL, (month + phase[idx]) % 12, month)
-    within = rng.random(t)
-    offset_days = (month + within) * (365.0 / 12.0)
-    start = np.datetime64(as_of, "us") - np.timedelta64(365, "D")
-    ts = start + (offset_days * _DAY_US).astype("timedelta64[us]")
-    credit = rng.random(t) < P.table("credit_share")[p]
-    merchant = _cat(
+    # Integer microseconds: a month's start plus a uniform offset within it.
+    offset = month * _MONTH_US + rng.integers(0, _MONTH_US, t)
+    ts = np.datetime64(as_of, "us") - np.timedelta64(365, "D") + offset.astype("timedelta64[us]")
+    share = np.round(P.table("credit_share") * _RES).astype(np.int64)
+    credit = rng.integers(0, _RES, t, dtype=np.uint16) < share[p]
+    merchants, merchant = _codes(
         rng,
         p,
         [
@@ -307,7 +325,7 @@ def transactions(rng: np.random.Generator, c: Customers, as_of: date) -> pl.Data
             {"groceries": 2, "cash_withdrawal": 2, "payday_lender": 1, "utilities": 1},
         ],
     )
-    channel = _cat(
+    channels, channel = _codes(
         rng,
         p,
         [
@@ -319,20 +337,29 @@ def transactions(rng: np.random.Generator, c: Customers, as_of: date) -> pl.Data
             {"card": 4, "cash": 4, "direct_debit": 1},
         ],
     )
-    return pl.DataFrame(
+    # Numbers and codes first; the string columns are made in one select, where Polars
+    # builds them in parallel (five gathers of tens of millions of short strings).
+    codes = pl.DataFrame(
         {
-            # 12-digit numeric ids (leading 5): fixed width keeps string order = row order;
-            # already 12 digits, so a plain cast (no padding, prefix or slice) makes them.
-            "txn_id": pl.Series(np.arange(1, t + 1, dtype=np.int64) + 5 * 10**11).cast(pl.String),
-            "customer_id": c.ids.gather(idx),
-            "jurisdiction": c.jurisdiction.gather(idx),
+            "_i": idx.astype(np.uint32 if n < 2**32 else np.int64),
             "ts": pl.Series(ts),
-            "amount": np.round(amount, 2),
-            # Gather from a two-value Series: numpy unicode arrays convert slowly.
-            "direction": pl.Series(["debit", "credit"]).gather(credit.astype(np.int64)),
-            "merchant_category": merchant,
-            "channel": channel,
+            "amount": amount,
+            "_d": credit.astype(np.uint8),
+            "_m": merchant,
+            "_c": channel,
         }
+    )
+    return codes.select(
+        # 12-digit numeric ids (leading 5): fixed width keeps string order = row order;
+        # already 12 digits, so a plain cast (no padding, prefix or slice) makes them.
+        txn_id=(pl.int_range(1, t + 1, dtype=pl.Int64) + 5 * 10**11).cast(pl.String),
+        customer_id=pl.lit(c.ids).gather("_i"),
+        jurisdiction=pl.lit(c.jurisdiction).gather("_i"),
+        ts="ts",
+        amount=pl.col("amount").round(2),
+        direction=pl.lit(pl.Series(["debit", "credit"])).gather("_d"),
+        merchant_category=pl.lit(pl.Series(merchants)).gather("_m"),
+        channel=pl.lit(pl.Series(channels)).gather("_c"),
     )
 
 
