@@ -242,7 +242,9 @@ def _run_locked(
 
     routing: KycRouting | None = None
     if request.purpose is Purpose.KYC_AML:
+        t = time.perf_counter()
         routing = _route(ws, request, plan, features, governed, seg, predecessor)
+        timer.lap("kyc", t)
 
     built = BuiltVersion(
         request=request,
