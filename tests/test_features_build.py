@@ -104,3 +104,49 @@ def test_no_crm_is_bad_input(governed: GovernedFrames) -> None:
     frames = {k: v for k, v in governed.frames.items() if k != "crm"}
     with pytest.raises(BadInputError):
         build_features(replace(governed, frames=frames), AS_OF)
+
+
+def test_transaction_features_by_hand() -> None:
+    """One customer with a known month, one with only pre-window activity (single pass)."""
+    from datetime import datetime
+    from math import log1p, sqrt
+
+    crm = pl.DataFrame({"customer_id": ["a", "b", "c"]})
+    tx = pl.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b", "a"],
+            "ts": [
+                datetime(2026, 10, 5),
+                datetime(2026, 10, 20),
+                datetime(2024, 1, 3),  # before the window: recency only
+                datetime(2025, 6, 1),  # before the window
+                datetime(2026, 11, 2),  # after as_of: ignored
+            ],
+            "amount": [100.0, 40.0, 50.0, 75.0, 999.0],
+            "direction": ["credit", "debit", "credit", "credit", "credit"],
+        }
+    )
+    governed = GovernedFrames(
+        jurisdiction="EU-DE",
+        purpose="marketing_segmentation",
+        frames={"crm": crm, "transactions": tx},
+        accounting={},
+        plan_digest="0" * 64,
+        subject_domain="kyc",
+    )
+    ff = build_features(governed, AS_OF)
+    rows = {r["customer_id"]: r for r in ff.frame.iter_rows(named=True)}
+    a, b, c = rows["a"], rows["b"], rows["c"]
+    w = 2 / (2 + 12)
+    mean_net, mean_credit = 60 / 12, 100 / 12
+    std_net = sqrt(60**2 / 12 - mean_net**2)
+    assert a["recency_days"] == 11.0
+    assert a["frequency_log"] == pytest.approx(log1p(2 / 12))
+    assert a["monetary_log"] == pytest.approx(log1p(140 / 12))
+    assert a["cashflow_cv"] == pytest.approx(std_net / (mean_credit + 1) * w)
+    assert a["seasonality"] == pytest.approx(1 + (100 / mean_credit - 1) * w)
+    assert a["value_proxy_log"] == pytest.approx(log1p(140 * 0.002))
+    assert b["recency_days"] == 517.0 and b["has_transactions"] == 1
+    assert (b["frequency_log"], b["cashflow_cv"], b["seasonality"]) == (0.0, 0.0, 1.0)
+    assert b["value_proxy_log"] == 0.0
+    assert c["recency_days"] == 730.0 and c["has_transactions"] == 0
