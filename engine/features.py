@@ -165,6 +165,11 @@ class _Builder:
             .with_columns(month.alias("_m"))
         )
         routed: list[pl.Expr] = []
+        # Amounts are summed as integer cents: exact, so the result does not depend on how
+        # the parallel group_by splits a customer's rows (float sums did, in the last bits,
+        # which made persona files differ between identical runs). Converted back below.
+        cents = (pl.col("amount").cast(pl.Float64) * 100).round().cast(pl.Int64)
+        in_cents: list[str] = []
         aggs = [
             (pl.lit(self.as_of) - pl.col("ts").max().cast(pl.Date))
             .dt.total_days()
@@ -180,8 +185,9 @@ class _Builder:
         finals = [(pl.col("_n") / WINDOW_MONTHS).log1p().alias("frequency_log")]
         hidden: list[str] = []
         if "amount" in cols:
-            routed.append(pl.when(pl.col("_m").is_not_null()).then(pl.col("amount")).alias("_a"))
+            routed.append(pl.when(pl.col("_m").is_not_null()).then(cents).alias("_a"))
             aggs.append(pl.col("_a").sum().alias("_gross"))
+            in_cents.append("_gross")
             finals += [
                 (pl.col("_gross") / WINDOW_MONTHS).log1p().alias("monetary_log"),
                 # Value proxy term: interchange on the window's transaction volume.
@@ -193,8 +199,8 @@ class _Builder:
             self.unavailable["monetary_log"] = "column(s) transactions.amount not available"
         if {"amount", "direction"} <= cols:
             is_credit = pl.col("direction") == "credit"
-            credit = pl.when(is_credit).then(pl.col("amount")).otherwise(0.0)
-            net = pl.col("amount") * pl.when(is_credit).then(1.0).otherwise(-1.0)
+            credit = pl.when(is_credit).then(cents).otherwise(0)
+            net = cents * pl.when(is_credit).then(1).otherwise(-1)
             months = range(1, WINDOW_MONTHS + 1)
             for i in months:
                 in_month = pl.col("_m") == i
@@ -204,6 +210,7 @@ class _Builder:
                 ]
                 # A month without transactions sums to 0: zero flow, as defined.
                 aggs += [pl.col(f"_c{i}").sum(), pl.col(f"_n{i}").sum()]
+                in_cents += [f"_c{i}", f"_n{i}"]
             credits = [pl.col(f"_c{i}") for i in months]
             nets = [pl.col(f"_n{i}") for i in months]
             mean_net = pl.sum_horizontal(nets) / WINDOW_MONTHS
@@ -238,6 +245,7 @@ class _Builder:
             lf.with_columns(routed)
             .group_by(KEY)
             .agg(aggs)
+            .with_columns(pl.col(c).cast(pl.Float64) / 100.0 for c in in_cents)
             .with_columns(finals)
             .select(KEY, *[n for n in names if n in feats], *hidden)
         )
