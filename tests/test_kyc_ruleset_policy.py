@@ -71,6 +71,7 @@ def test_undefined_ruleset_is_a_deny(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     (bundle / "kyc").mkdir(parents=True)
     shutil.copy(KYC_DIR / "ruleset.rego", bundle / "kyc" / "ruleset.rego")  # no data.json
+    shutil.copy(KYC_DIR.parent / ".manifest", bundle / ".manifest")
     with pytest.raises(PolicyError) as err:
         evaluate_ruleset(bundle)
     assert "kyc.ruleset_undefined" in err.value.reasons

@@ -1,46 +1,48 @@
-"""Evaluate the shipped KYC ruleset module directly (CLI checks, tests, benchmarks).
+"""Evaluate the shipped KYC ruleset directly (CLI checks, tests, benchmarks).
 
-A refresh gets the ruleset inside the policy decision (`plan.kyc_ruleset`); this reads the
-same Rego module and data with regorus, once, for tools that have no decision at hand.
-Fail closed: undefined or an engine error is a PolicyError.
+A refresh gets the ruleset inside the policy decision (`plan.kyc_ruleset`); this asks the
+same bundle for the same document, through the policy layer's embedded engine, for tools
+that have no decision at hand. Fail closed: undefined, null or an engine error is a
+PolicyError.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from engine.errors import PolicyError
 from engine.kyc.ruleset import KycRuleset
 
-QUERY = "data.personagov.kyc_ruleset.ruleset"
+QUERY = "personagov.kyc_ruleset.ruleset"
 
 
 def default_bundle_dir() -> Path:
-    pkg = Path(__file__).resolve().parent.parent
-    for candidate in (pkg / "_bundle", pkg.parent / "policies"):
-        if (candidate / "kyc" / "ruleset.rego").is_file():
-            return candidate
-    raise PolicyError("kyc ruleset module not found in the bundle", reasons=["kyc.no_bundle"])
+    from engine.policy.bundle import default_bundle_path
+
+    bundle = default_bundle_path()
+    if not (bundle / "kyc" / "ruleset.rego").is_file():
+        raise PolicyError("kyc ruleset module not found in the bundle", reasons=["kyc.no_bundle"])
+    return bundle
 
 
 def evaluate_ruleset(bundle_dir: Path | None = None) -> KycRuleset:
-    import regorus
+    from engine.policy.bundle import load_bundle
+    from engine.policy.engines import EmbeddedEngine
 
-    kyc_dir = (bundle_dir or default_bundle_dir()) / "kyc"
     try:
-        engine = regorus.Engine()
-        engine.add_policy("kyc/ruleset.rego", (kyc_dir / "ruleset.rego").read_text("utf-8"))
-        data_file = kyc_dir / "data.json"
-        if data_file.is_file():
-            engine.add_data_json(json.dumps({"kyc": json.loads(data_file.read_text("utf-8"))}))
-        answer = engine.eval_query(QUERY)
-    except (OSError, ValueError, RuntimeError) as exc:
+        bundle = load_bundle(bundle_dir or default_bundle_dir())
+    except (OSError, ValueError) as exc:
         raise PolicyError(
-            f"kyc ruleset evaluation failed ({type(exc).__name__}); refusing",
+            f"kyc ruleset bundle unreadable ({type(exc).__name__}); refusing",
             reasons=["kyc.ruleset_eval_failed"],
         ) from None
-    results = answer.get("result") if isinstance(answer, dict) else None
-    if not results:
-        raise PolicyError("kyc ruleset is undefined; refusing", reasons=["kyc.ruleset_undefined"])
-    return KycRuleset.from_policy(results[0]["expressions"][0]["value"])
+    try:
+        document = EmbeddedEngine(bundle).query(QUERY, {})
+    except PolicyError as exc:
+        if "policy.undefined" in exc.reasons or "policy.null" in exc.reasons:
+            raise PolicyError(
+                "kyc ruleset is undefined; refusing",
+                reasons=["kyc.ruleset_undefined", *exc.reasons],
+            ) from None
+        raise
+    return KycRuleset.from_policy(document)
