@@ -129,8 +129,11 @@ def _transaction_facts(txns: pl.DataFrame | None) -> pl.LazyFrame | None:
     if txns is None or "amount" not in txns.columns:
         return None
     amount = pl.col("amount").cast(pl.Float64).fill_null(0.0)
+    # Sums in integer cents: exact, so a parallel group_by cannot change the last bits of a
+    # customer's total (and with it a share near a rule threshold) between identical runs.
+    cents = (amount * 100).round().cast(pl.Int64)
     channel = pl.col("channel") if "channel" in txns.columns else pl.lit(None, pl.String)
-    total = amount.sum()
+    total = cents.sum() / 100.0
     return (
         txns.lazy()
         .group_by(KEY)
@@ -138,8 +141,8 @@ def _transaction_facts(txns: pl.DataFrame | None) -> pl.LazyFrame | None:
             pl.len().alias("txn_count"),
             total.alias("txn_total_amount"),
             amount.max().alias("max_txn_amount"),
-            amount.filter(channel == "cash").sum().alias("_cash"),
-            amount.filter(channel == "crypto").sum().alias("_crypto"),
+            (cents.filter(channel == "cash").sum() / 100.0).alias("_cash"),
+            (cents.filter(channel == "crypto").sum() / 100.0).alias("_crypto"),
         )
         .with_columns(
             pl.when(pl.col("txn_total_amount") > 0)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
+from engine.segment.grouped import group_means
 from engine.segment.model import GateResult
 from engine.segment.stability import bootstrap_refits, jaccard_per_cluster
 from engine.segment.strategies import SILHOUETTE_ROWS, Strategy, threads_for
@@ -43,11 +44,8 @@ class Merge:
 
 def centroids(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unique labels, centroid matrix) computed with vectorised sums, no row loop."""
-    uniq, inv = np.unique(labels, return_inverse=True)
-    sums = np.zeros((len(uniq), z.shape[1]))
-    np.add.at(sums, inv, z)
-    counts = np.bincount(inv, minlength=len(uniq)).astype(np.float64)
-    return uniq, sums / counts[:, None]
+    grouped = group_means(labels, z)
+    return grouped.labels, grouped.means
 
 
 def merge_small(

@@ -20,6 +20,7 @@ import polars as pl
 from engine.enforce import GovernedFrames
 from engine.features import KEY, FeatureFrame
 from engine.pseudonym.kanon import suppress_small_cells
+from engine.segment.grouped import group_means
 from engine.segment.model import PersonaProfile
 
 TRAIT_Z = 0.5
@@ -98,14 +99,19 @@ def _r(x: float | None, digits: int = 6) -> float:
 
 
 def population(features: FeatureFrame) -> Population:
-    stats = features.frame.select(
-        *[pl.col(f).mean().alias(f"m_{f}") for f in features.features],
-        *[pl.col(f).std(ddof=0).alias(f"s_{f}") for f in features.features],
-    ).row(0, named=True)
+    # numpy's pairwise sum over one contiguous column is fixed-order; see grouped.py.
+    matrix = features.frame.select(features.features).to_numpy().astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(matrix, axis=0) if matrix.size else np.zeros(len(features.features))
+        std = np.nanstd(matrix, axis=0) if matrix.size else np.zeros(len(features.features))
     return Population(
-        mean={f: float(stats[f"m_{f}"] or 0.0) for f in features.features},
-        std={f: float(stats[f"s_{f}"] or 0.0) for f in features.features},
+        mean={f: _finite(mean[i]) for i, f in enumerate(features.features)},
+        std={f: _finite(std[i]) for i, f in enumerate(features.features)},
     )
+
+
+def _finite(x: float) -> float:
+    return float(x) if math.isfinite(x) else 0.0
 
 
 def _zscores(centroid: dict[str, float], pop: Population) -> dict[str, float]:
@@ -267,14 +273,21 @@ def persona_kpis(
     per_customer, kpis = _customer_outcomes(assignments, features, governed)
     if not kpis:
         return {}, []
-    long = (
-        per_customer.lazy()
-        .unpivot(index=["persona_id"], on=kpis, variable_name="kpi", value_name="v")
-        .group_by("persona_id", "kpi")
-        .agg(pl.col("v").mean().alias("value"), pl.col("v").count().alias("n"))
-        .sort("persona_id", "kpi")
-        .collect()
-        .with_columns(pl.col("persona_id").cast(pl.String))
+    grouped = group_means(
+        per_customer["persona_id"].to_numpy(),
+        per_customer.select(pl.col(kpis).cast(pl.Float64).fill_null(float("nan"))).to_numpy(),
+    )
+    g, m = grouped.means.shape
+    long = pl.DataFrame(
+        {
+            "persona_id": np.repeat(grouped.labels, m).astype(np.int64),
+            "kpi": kpis * g,
+            "value": grouped.means.reshape(-1),
+            "n": grouped.observed.reshape(-1).astype(np.uint32),
+        }
+    ).with_columns(
+        pl.col("persona_id").cast(pl.String),
+        pl.col("value").fill_nan(None),
     )
     table, records = suppress_small_cells(long, "n", k, "persona_kpis")
     out: dict[int, dict[str, float | None]] = {}
@@ -319,12 +332,13 @@ def build_profiles(
     pop = population(features)
     frame = features.frame.with_columns(pl.Series("persona_id", labels, dtype=pl.Int64))
     total = frame.height
-    stats = (
-        frame.lazy()
-        .group_by("persona_id")
-        .agg(pl.len().alias("size"), *[pl.col(f).mean() for f in features.features])
-        .sort("persona_id")
-        .collect()
+    grouped = group_means(labels, frame.select(features.features).to_numpy())
+    stats = pl.DataFrame(
+        {
+            "persona_id": grouped.labels.astype(np.int64),
+            "size": grouped.sizes.astype(np.int64),
+            **{f: grouped.means[:, i] for i, f in enumerate(features.features)},
+        }
     )
     modes = _modes(frame, features.descriptors, k)
     assignments = frame.select(KEY, "persona_id")
