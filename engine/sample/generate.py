@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -109,6 +110,57 @@ def _write_and_hash(df: pl.DataFrame, path: Path, fmt: str) -> str:
     return _sha256(path)
 
 
+def _write_part(df: pl.DataFrame, path: Path, fmt: str, header: bool) -> None:
+    if fmt == "csv":
+        df.write_csv(path, include_header=header)
+    else:  # a scratch file, re-encoded by _join_parts: fast compression
+        df.write_parquet(path, compression="lz4", statistics=False)
+
+
+def _join_parts(parts: list[Path], path: Path, fmt: str, height: int) -> str:
+    """One source file from its block files, streamed so memory stays at one row group."""
+    tmp = path.with_name(path.name + ".tmp")
+    if fmt == "csv":
+        with tmp.open("wb") as out:
+            for part in parts:  # the first part carries the header
+                with part.open("rb") as fh:
+                    shutil.copyfileobj(fh, out, 1 << 22)
+    else:
+        pl.scan_parquet(parts).sink_parquet(
+            tmp,
+            compression="zstd",
+            compression_level=1,
+            statistics=True,
+            row_group_size=int(min(100_000, max(256, height // 40))),
+        )
+    os.replace(tmp, path)
+    shutil.rmtree(parts[0].parent, ignore_errors=True)
+    return _sha256(path)
+
+
+def _dirt_rows(df: pl.DataFrame, before: int) -> dict[int, list[int]]:
+    """Plan index -> 1-based row numbers in the written file of the rows dirt was planted in."""
+    marks = (
+        df.select(pl.col("_dirt"))
+        .with_row_index("_r", offset=before + 1)
+        .filter(pl.col("_dirt").is_not_null())
+        .group_by("_dirt")
+        .agg(pl.col("_r").sort())
+    )
+    return {int(d): [int(r) for r in rs] for d, rs in marks.iter_rows()}
+
+
+# Sources with many rows per customer are drawn, planted and written per block of customers,
+# so memory follows the block, not the sample (10M customers make ~235M transactions, about
+# 45 GiB as one frame). One block reproduces the unblocked draws exactly.
+BLOCK_CUSTOMERS = 1_000_000
+BlockBuilder = Callable[[np.random.Generator, T.Customers, date, int], pl.DataFrame]
+BLOCKED: dict[str, BlockBuilder] = {
+    "transactions": lambda rng, c, as_of, first: T.transactions(rng, c, as_of, first_id=first),
+    "app_events": lambda rng, c, as_of, first: T.app_events(rng, c, as_of, first_id=first),
+}
+
+
 def generate(
     customers: int,
     seed: int,
@@ -117,6 +169,7 @@ def generate(
     dirt_rate: float = 0.002,
     as_of: date = date(2026, 11, 1),
     progress: Callable[[str], None] | None = None,
+    block_customers: int = BLOCK_CUSTOMERS,
 ) -> SampleSummary:
     """Write one file per declared source plus ground truth and manifest into `out`.
 
@@ -128,6 +181,8 @@ def generate(
         raise UsageError(f"sample: format must be parquet or csv, not '{fmt}'")
     if not 0 <= dirt_rate <= 0.5:
         raise UsageError("sample: --dirt-rate must be between 0 and 0.5")
+    if block_customers < 1:
+        raise UsageError("sample: the block size must be at least 1 customer")
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,14 +195,15 @@ def generate(
     builders: dict[str, Callable[[], pl.DataFrame]] = {
         "bureau": lambda: T.bureau(rng, cust, as_of),  # before loans: loans price on score
         "loans": lambda: T.loans(rng, cust, as_of),
-        "transactions": lambda: T.transactions(rng, cust, as_of),
-        "app_events": lambda: T.app_events(rng, cust, as_of),
         "wallets": lambda: T.wallets(rng, cust),
         "screening": lambda: T.screening(rng, cust, as_of),
         "surveys": lambda: T.surveys(rng, cust),
         "privacy_requests": lambda: T.privacy_requests(rng, cust, as_of),
         "outcomes": lambda: T.outcomes(rng, cust, as_of),
     }
+    blocks = [
+        (lo, min(customers, lo + block_customers)) for lo in range(0, customers, block_customers)
+    ]
     rows: dict[str, int] = {}
     files: dict[str, str] = {}
     planted: list[PlantedDirt] = []
@@ -159,34 +215,53 @@ def generate(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sample-write") as writer:
         for name in SOURCES:
             note(f"building {name}")
-            df = crm if name == "crm" else builders[name]()
-            if name == "screening":
-                screening_clean = df
-            df, applied = plant(df, name, dirt_rng, dirt_rate, fmt, as_of, orphan_base)
-            orphan_base += df.height
-            key = KEYS[name]
-            if key == "customer_id":  # orphans and duplicates change the key: restore the order
-                df = df.sort(["jurisdiction", key], maintain_order=True)
-            marks = (
-                df.select(pl.col("_dirt"))
-                .with_row_index("_r", offset=1)
-                .filter(pl.col("_dirt").is_not_null())
-                .group_by("_dirt")
-                .agg(pl.col("_r").sort())
-            )
-            found = {int(d): [int(r) for r in rs] for d, rs in marks.iter_rows()}
-            for i, kind, fld in applied:
+            path = out / f"{name}.{ext}"
+            found: dict[int, list[int]] = {}
+            applied: dict[int, tuple[str, str]] = {}
+            height = generated = 0
+            parts: list[Path] = []
+            pending: Future[None] | None = None
+            for lo, hi in blocks if name in BLOCKED else [(0, customers)]:
+                if name in BLOCKED:
+                    df = BLOCKED[name](rng, cust.block(lo, hi), as_of, generated + 1)
+                else:
+                    df = crm if name == "crm" else builders[name]()
+                generated += df.height
+                if name == "screening":
+                    screening_clean = df
+                df, done = plant(df, name, dirt_rng, dirt_rate, fmt, as_of, orphan_base)
+                orphan_base += df.height
+                if KEYS[name] == "customer_id":  # orphans and duplicates change the key
+                    df = df.sort(["jurisdiction", KEYS[name]], maintain_order=True)
+                for i, found_rows in _dirt_rows(df, height).items():
+                    found.setdefault(i, []).extend(found_rows)
+                applied.update({i: (kind, fld) for i, kind, fld in done})
+                df = df.drop("_dirt")
+                height += df.height
+                if len(blocks) == 1 or name not in BLOCKED:
+                    note(f"writing {path.name}")
+                    writes.append((path.name, writer.submit(_write_and_hash, df, path, fmt)))
+                else:
+                    # One block in flight at most: the writer never queues the whole table.
+                    if pending is not None:
+                        pending.result()
+                    part = out / f".{name}.parts" / f"{len(parts):05d}.{ext}"
+                    part.parent.mkdir(exist_ok=True)
+                    parts.append(part)
+                    pending = writer.submit(_write_part, df, part, fmt, not parts[:-1])
+                del df
+            if parts:
+                assert pending is not None
+                pending.result()  # a failed block write surfaces here, not as a missing part
+                note(f"writing {path.name}")
+                writes.append((path.name, writer.submit(_join_parts, parts, path, fmt, height)))
+            for i, (kind, fld) in sorted(applied.items()):
                 planted.append(
                     PlantedDirt(kind, name, fld, f"{REASON[kind]}:{fld}", tuple(found.get(i, [])))
                 )
-            df = df.drop("_dirt")
-            path = out / f"{name}.{ext}"
-            note(f"writing {path.name}")
-            writes.append((path.name, writer.submit(_write_and_hash, df, path, fmt)))
-            rows[name] = df.height
-            del df
-        for file_name, done in writes:
-            files[file_name] = done.result()
+            rows[name] = height
+        for file_name, written in writes:
+            files[file_name] = written.result()
 
     assert screening_clean is not None
     truth = pl.DataFrame(

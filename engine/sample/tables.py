@@ -36,6 +36,20 @@ class Customers:
     minor: np.ndarray
     score: np.ndarray
 
+    def __len__(self) -> int:
+        return len(self.persona)
+
+    def block(self, start: int, stop: int) -> Customers:
+        """Customers [start, stop): child tables of a large sample are drawn block by block."""
+        return Customers(
+            ids=self.ids.slice(start, stop - start),
+            jurisdiction=self.jurisdiction.slice(start, stop - start),
+            region=self.region[start:stop],
+            persona=self.persona[start:stop],
+            minor=self.minor[start:stop],
+            score=self.score[start:stop],
+        )
+
 
 def _table(cdf: np.ndarray) -> np.ndarray:
     """Inverse-CDF lookup table: row g of `cdf` -> the category of each of the _RES draws."""
@@ -71,12 +85,11 @@ def _cat(rng: np.random.Generator, group: np.ndarray, dists: list[dict[str, floa
     return pl.Series(labels).gather(codes.astype(np.uint32))
 
 
-def _ids(prefix: str, count: int, width: int) -> pl.Series:
+def _ids(prefix: str, count: int, width: int, first: int = 1) -> pl.Series:
     """Sequential fixed-width ids ("LN0000000001"): string order equals generation order."""
+    numbers = np.arange(first, first + count)
     return (
-        pl.select(pl.concat_str(pl.lit(prefix), pl.lit(_digits(np.arange(1, count + 1), width))))[
-            "literal"
-        ]
+        pl.select(pl.concat_str(pl.lit(prefix), pl.lit(_digits(numbers, width))))["literal"]
         if count
         else pl.Series([], dtype=pl.String)
     )
@@ -291,7 +304,9 @@ def loans(rng: np.random.Generator, c: Customers, as_of: date) -> pl.DataFrame:
     )
 
 
-def transactions(rng: np.random.Generator, c: Customers, as_of: date) -> pl.DataFrame:
+def transactions(
+    rng: np.random.Generator, c: Customers, as_of: date, first_id: int = 1
+) -> pl.DataFrame:
     n = len(c.persona)
     noise = np.exp(rng.normal(0, 0.15, n))
     counts = rng.poisson(P.table("txn_rate")[c.persona] * noise * np.where(c.minor, 0.5, 1.0))
@@ -352,7 +367,7 @@ def transactions(rng: np.random.Generator, c: Customers, as_of: date) -> pl.Data
     return codes.select(
         # 12-digit numeric ids (leading 5): fixed width keeps string order = row order;
         # already 12 digits, so a plain cast (no padding, prefix or slice) makes them.
-        txn_id=(pl.int_range(1, t + 1, dtype=pl.Int64) + 5 * 10**11).cast(pl.String),
+        txn_id=(pl.int_range(first_id, first_id + t, dtype=pl.Int64) + 5 * 10**11).cast(pl.String),
         customer_id=pl.lit(c.ids).gather("_i"),
         jurisdiction=pl.lit(c.jurisdiction).gather("_i"),
         ts="ts",
@@ -364,7 +379,7 @@ def transactions(rng: np.random.Generator, c: Customers, as_of: date) -> pl.Data
 
 
 def app_events(
-    rng: np.random.Generator, c: Customers, as_of: date, months: int = 6
+    rng: np.random.Generator, c: Customers, as_of: date, months: int = 6, first_id: int = 1
 ) -> pl.DataFrame:
     users = np.flatnonzero(rng.random(len(c.persona)) < 0.95)
     idx = np.repeat(users, months)
@@ -376,7 +391,7 @@ def app_events(
     logins = rng.poisson(P.table("logins")[p] * level)
     return pl.DataFrame(
         {
-            "event_id": _ids("EV", k, 11),
+            "event_id": _ids("EV", k, 11, first_id),
             "customer_id": c.ids.gather(idx),
             "jurisdiction": c.jurisdiction.gather(idx),
             "month": pl.Series(month),
