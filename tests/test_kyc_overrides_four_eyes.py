@@ -22,6 +22,7 @@ from engine.kyc.io import write_routing
 from engine.kyc.overrides import apply_overrides, approve_override, load_overrides, request_override
 from engine.kyc.synthetic import facts_from_rows
 from engine.workspace import Workspace
+from lineage.auditlog import AuditLog
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "engine" / "defaults" / "pgov.toml"
 TODAY = datetime.now(UTC).date()
@@ -188,6 +189,9 @@ def _stored(ws: Workspace) -> Any:
 # ---------------------------------------------------------------- CLI
 
 
+OPS = ("--actor", "kyc-ops")
+
+
 def _cli(ws: Workspace, *args: str) -> Any:
     return CliRunner().invoke(app, ["kyc", *args, "-w", str(ws.root)])
 
@@ -213,7 +217,7 @@ def test_cli_override_approve_and_queue(ws: Workspace) -> None:
     assert same.exit_code == 3  # policy denied: same person
     ok = _cli(ws, "approve", "--override", ovr["id"], "--actor", "compliance-lead", "--json")
     assert ok.exit_code == 0, ok.output
-    queue = _cli(ws, "queue", "standard-review", "--jurisdiction", "EU-DE", "--json")
+    queue = _cli(ws, "queue", "standard-review", "--jurisdiction", "EU-DE", "--json", *OPS)
     assert queue.exit_code == 0, queue.output
     items = json.loads(queue.stdout)["items"]
     # Same SLA date; the overridden customer keeps the earlier (EDD) review date, so first.
@@ -222,7 +226,7 @@ def test_cli_override_approve_and_queue(ws: Workspace) -> None:
     assert (edd["tier"], edd["computed_tier"]) == ("CDD", "EDD")
     keys = [(i["sla_due"], i["review_due"]) for i in items]
     assert keys == sorted(keys)
-    show = _cli(ws, "show", "--customer", "tok-edd", "--json")
+    show = _cli(ws, "show", "--customer", "tok-edd", "--json", *OPS)
     shown = json.loads(show.stdout)
     assert shown["overrides"][0]["approved_by"] == "compliance-lead"
     assert shown["version"] == "v0001"
@@ -248,14 +252,14 @@ def test_cli_missing_reason_is_refused(ws: Workspace) -> None:
 
 
 def test_cli_queue_human_output_and_unknown_version(ws: Workspace) -> None:
-    res = _cli(ws, "queue", "edd-senior-approval")
+    res = _cli(ws, "queue", "edd-senior-approval", *OPS)
     assert res.exit_code == 0
     assert "tok-pep" in res.stdout and "PEP(floor:EDD_SENIOR)" in res.stdout
-    bad = _cli(ws, "queue", "edd-review", "--jurisdiction", "EU-DE", "--version", "v0009")
+    bad = _cli(ws, "queue", "edd-review", "--jurisdiction", "EU-DE", "--version", "v0009", *OPS)
     assert bad.exit_code == 5
-    unknown = _cli(ws, "show", "--customer", "tok-nobody")
+    unknown = _cli(ws, "show", "--customer", "tok-nobody", *OPS)
     assert unknown.exit_code == 5
-    typo = _cli(ws, "queue", "edd-reveiw")
+    typo = _cli(ws, "queue", "edd-reveiw", *OPS)
     assert typo.exit_code == 2 and "edd-review" in typo.stderr
 
 
@@ -276,3 +280,22 @@ def test_iso_dates_only(ws: Workspace) -> None:
     )
     assert res.exit_code == 2
     assert date.fromisoformat(TODAY.isoformat()) == TODAY
+
+
+def test_kyc_views_are_policy_decisions_per_jurisdiction(ws: Workspace) -> None:
+    # Analysts and engineers have no KYC view; compliance reads everywhere.
+    for actor in ("analyst-eu", "data-engineer", "nobody"):
+        for args in (("queue", "edd-review"), ("show", "--customer", "tok-edd"), ("overrides",)):
+            res = _cli(ws, *args, "--actor", actor)
+            assert res.exit_code == 3, (actor, args, res.output)
+    assert _cli(ws, "queue", "edd-review", "--actor", "compliance-lead").exit_code == 0
+    assert _cli(ws, "overrides", "--actor", "kyc-ops", "-j", "EU-DE").exit_code == 0
+    # --actor is required: a view is never anonymous.
+    assert _cli(ws, "queue", "edd-review").exit_code == 2
+    log = AuditLog(ws.audit_dir)
+    viewed = [
+        e for e in (json.loads(log.entry(i)) for i in range(log.size()))
+        if e["type"] == "kyc_queue_viewed"
+    ]  # fmt: skip
+    assert [e["actor"] for e in viewed] == ["compliance-lead"]
+    assert viewed[0]["details"]["queue"] == "edd-review"

@@ -69,7 +69,7 @@ def run(sample_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     pgov("lineage", "verify", "--all", "-w", str(root))
     pgov("audit", "query", "-w", str(root), "--json")
     pgov("personas", "show", "UK/kyc_aml/v0001", "-w", str(root))
-    pgov("kyc", "queue", "edd-review", "-w", str(root), "--json")
+    pgov("kyc", "queue", "edd-review", "-w", str(root), "--json", "--actor", "kyc-ops")
     return root, "\n".join(outputs)
 
 

@@ -31,6 +31,9 @@ kyc_app = typer.Typer(
 )
 
 JurisdictionOpt = typer.Option(None, "--jurisdiction", "-j", help="Only this jurisdiction.")
+ReaderOpt = typer.Option(
+    ..., "--actor", help="Who is reading (policy decides per jurisdiction; audited)."
+)
 VersionOpt = typer.Option(
     None,
     "--version",
@@ -61,17 +64,27 @@ def queue_cmd(
     queue: str = typer.Argument(..., help="Queue name, e.g. edd-review."),
     jurisdiction: str | None = JurisdictionOpt,
     version: str | None = VersionOpt,
+    actor: str = ReaderOpt,
     limit: int = typer.Option(0, "--limit", help="Show at most N items (0 = all)."),
     as_json: bool = JsonOpt,
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """List a queue's items, most urgent (earliest SLA due date) first."""
+    from engine.audit import record
     from engine.kyc.versions import queue_items
 
     ws = _open(workspace)
-    items = queue_items(ws, queue, _today(), jurisdiction, version)
+    items = queue_items(ws, queue, _today(), actor, jurisdiction, version)
     if limit > 0:
         items = items.head(limit)
+    record(
+        ws,
+        "kyc_queue_viewed",
+        actor,
+        queue=queue,
+        jurisdictions=sorted(set(items["jurisdiction"])) if "jurisdiction" in items.columns else [],
+        items=items.height,
+    )
     cols = [
         "customer_id",
         "jurisdiction",
@@ -111,16 +124,26 @@ def show_cmd(
     customer: str = typer.Option(..., "--customer", help="kyc-domain token."),
     jurisdiction: str | None = JurisdictionOpt,
     version: str | None = VersionOpt,
+    actor: str = ReaderOpt,
     as_json: bool = JsonOpt,
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """One customer's tier, computed tier, reasons, queue, due dates and overrides."""
+    from engine.audit import record
     from engine.kyc.overrides import load_overrides
     from engine.kyc.versions import find_customer
 
     ws = _open(workspace)
     today = _today()
-    rv, row = find_customer(ws, customer, today, jurisdiction, version)
+    rv, row = find_customer(ws, customer, today, actor, jurisdiction, version)
+    record(
+        ws,
+        "kyc_customer_viewed",
+        actor,
+        customer=customer,
+        jurisdiction=rv.jurisdiction,
+        version_id=rv.version_id,
+    )
     overrides = [
         o.to_json(today)
         for o in load_overrides(ws, rv.jurisdiction)
@@ -185,7 +208,7 @@ def override_cmd(
     expiry = _parse_date(expires, "--expires") if expires else None
     if not reason.strip():
         raise UsageError("--reason is mandatory: an override without a documented reason is void")
-    rv, row = find_customer(ws, customer, _today(), jurisdiction, version)
+    rv, row = find_customer(ws, customer, _today(), actor, jurisdiction, version)
     ovr = request_override(
         ws,
         customer=customer,
@@ -237,13 +260,18 @@ def approve_cmd(
 @handle_errors
 def overrides_cmd(
     jurisdiction: str | None = JurisdictionOpt,
+    actor: str = ReaderOpt,
     as_json: bool = JsonOpt,
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """List overrides with their status (pending / active / expired)."""
     from engine.kyc.overrides import load_overrides
+    from engine.kyc.versions import authorize_read
 
     ws = _open(workspace)
+    if jurisdiction and jurisdiction not in ws.config.jurisdictions:
+        raise UsageError(f"unknown jurisdiction '{jurisdiction}'")
+    authorize_read(ws, actor, [jurisdiction] if jurisdiction else list(ws.config.jurisdictions))
     rows = [o.to_json(_today()) for o in load_overrides(ws, jurisdiction)]
     if as_json:
         emit_json(rows)
@@ -280,9 +308,11 @@ def deliver_cmd(
     from engine.kyc.io import load_routing
     from engine.kyc.sinks import deliver
     from engine.kyc.versions import routing_versions
+    from engine.policy import authorize
 
     ws = _open(workspace)
     (rv,) = routing_versions(ws, jurisdiction, version)
+    authorize(ws, actor, "kyc_deliver", {"jurisdiction": rv.jurisdiction, "purpose": "kyc_aml"})
     report = deliver(
         ws, f"{rv.jurisdiction}/{rv.version_id}", load_routing(rv.path), ws.config.sinks
     )

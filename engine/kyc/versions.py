@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from engine.config import Purpose
-from engine.errors import BadInputError, UsageError
+from engine.errors import BadInputError, PolicyDenied, UsageError
 from engine.kyc.io import ROUTING_FILE, load_routing
 from engine.kyc.model import KycRouting
 from engine.kyc.overrides import apply_overrides, load_overrides
@@ -65,6 +65,21 @@ def routing_versions(
     return found
 
 
+def authorize_read(ws: Workspace, actor: str, jurisdictions: list[str]) -> None:
+    """KYC queues, customer views and overrides are personal data (pseudonymised): each
+    jurisdiction read is a `kyc_read` decision of the policy, refused as a whole if any is
+    denied, so a view is never silently partial."""
+    from engine.policy import authorize
+
+    for j in sorted(set(jurisdictions)):
+        try:
+            authorize(ws, actor, "kyc_read", {"jurisdiction": j, "purpose": PURPOSE})
+        except PolicyDenied as exc:
+            raise PolicyDenied(
+                f"{exc} (reading {j}; narrow the view with --jurisdiction)", reasons=exc.reasons
+            ) from exc
+
+
 def _checked(rv: RoutingVersion) -> RoutingVersion:
     if not (rv.path / ROUTING_FILE).is_file():
         raise BadInputError(f"{rv.path}: no KYC routing in this version")
@@ -82,12 +97,16 @@ def queue_items(
     ws: Workspace,
     queue: str,
     as_of: date,
+    actor: str,
     jurisdiction: str | None = None,
     version: str | None = None,
 ) -> pl.DataFrame:
-    """One queue's items across the chosen versions, most urgent first."""
+    """One queue's items across the chosen versions, most urgent first, if `actor` may read
+    every one of them."""
     frames = []
-    for rv in routing_versions(ws, jurisdiction, version):
+    chosen = routing_versions(ws, jurisdiction, version)
+    authorize_read(ws, actor, [rv.jurisdiction for rv in chosen])
+    for rv in chosen:
         routing = effective_routing(ws, rv, as_of)
         known = [q.queue for q in routing.ruleset.queues] if routing.ruleset else []
         if known and queue not in known:
@@ -109,10 +128,13 @@ def find_customer(
     ws: Workspace,
     customer: str,
     as_of: date,
+    actor: str,
     jurisdiction: str | None = None,
     version: str | None = None,
 ) -> tuple[RoutingVersion, dict[str, object]]:
-    for rv in routing_versions(ws, jurisdiction, version):
+    chosen = routing_versions(ws, jurisdiction, version)
+    authorize_read(ws, actor, [rv.jurisdiction for rv in chosen])
+    for rv in chosen:
         t = effective_routing(ws, rv, as_of).table.filter(pl.col("customer_id") == customer)
         if t.height:
             return rv, t.row(0, named=True)

@@ -78,3 +78,24 @@ test_action_across_a_border_needs_a_mechanism if {
 	who := f.actor("kyc-us", ["kyc_operations"], "US", ["BR"])
 	"transfer.no_adequacy_or_mechanism" in authz(who, "reidentify", {"domain": "kyc", "jurisdiction": "BR"}).deny
 }
+
+# KYC queues and customer views: KYC operations in their assigned jurisdictions, compliance
+# everywhere; analysts and engineers never (pseudonymised KYC data is still personal data).
+test_kyc_read_roles_and_jurisdictions if {
+	authz(f.kyc_ops, "kyc_read", {"jurisdiction": "EU-DE", "purpose": "kyc_aml"}).allow
+	every j in f.all_jurisdictions {
+		authz(f.compliance, "kyc_read", {"jurisdiction": j, "purpose": "kyc_aml"}).allow
+	}
+	d := authz(f.analyst_eu, "kyc_read", {"jurisdiction": "EU-DE", "purpose": "kyc_aml"})
+	"access.role_not_permitted" in d.deny
+	not authz(f.engineer, "kyc_read", {"jurisdiction": "EU-DE"}).allow
+	ops_uk := f.actor("kyc-uk", ["kyc_operations"], "UK", ["UK"])
+	authz(ops_uk, "kyc_read", {"jurisdiction": "UK"}).allow
+	"access.jurisdiction_not_assigned" in authz(ops_uk, "kyc_read", {"jurisdiction": "EU-DE"}).deny
+}
+
+test_kyc_deliver_roles if {
+	authz(f.kyc_ops, "kyc_deliver", {"jurisdiction": "SG", "purpose": "kyc_aml"}).allow
+	not authz(f.analyst_sg, "kyc_deliver", {"jurisdiction": "SG"}).allow
+	not authz(f.engineer, "kyc_deliver", {"jurisdiction": "SG"}).allow
+}
