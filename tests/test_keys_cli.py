@@ -17,6 +17,7 @@ from engine.workspace import Workspace
 
 DEFAULTS = Path(__file__).resolve().parents[1] / "engine" / "defaults" / "pgov.toml"
 runner = CliRunner()
+ENGINEER = ["--actor", "data-engineer"]  # the role the default policy lets change keys
 
 
 def _ws(tmp_path: Path, master: str = "file:keys/master.key") -> Path:
@@ -26,7 +27,12 @@ def _ws(tmp_path: Path, master: str = "file:keys/master.key") -> Path:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    """Every file but the operational log (which records the policy decision itself)."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and p.parent.name != "logs"
+    }
 
 
 def _key_hexes(root: Path) -> list[str]:
@@ -103,7 +109,7 @@ def test_rotate_adds_a_version_keeps_old_ones_and_is_audited(
 def test_rotate_signing_adds_a_key(tmp_path: Path, audited: list[dict[str, Any]]) -> None:
     root = _ws(tmp_path)
     runner.invoke(app, ["keys", "init", "-w", str(root)])
-    res = runner.invoke(app, ["keys", "rotate", "--signing", "-w", str(root), "--json"])
+    res = runner.invoke(app, ["keys", "rotate", "--signing", "-w", str(root), "--json", *ENGINEER])
     assert res.exit_code == 0, res.output
     kid = json.loads(res.stdout)["signing_key_id"]
     assert audited[-1]["kind"] == "signing" and audited[-1]["new_key_id"] == kid
@@ -117,7 +123,7 @@ def test_rotate_refuses_loose_permissions_and_writes_nothing(
     runner.invoke(app, ["keys", "init", "-w", str(root)])
     os.chmod(root / "keys" / "master.key", 0o644)
     before = _files(root)
-    res = runner.invoke(app, ["keys", "rotate", "-w", str(root)])
+    res = runner.invoke(app, ["keys", "rotate", "-w", str(root), *ENGINEER])
     assert res.exit_code == 6 and "chmod 600" in res.output
     assert _files(root) == before
     assert [e["type"] for e in audited] == ["key_initialised"]
@@ -126,14 +132,14 @@ def test_rotate_refuses_loose_permissions_and_writes_nothing(
 def test_rotate_refuses_env_master(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGOV_TEST_MK", "cd" * 32)
     root = _ws(tmp_path, "env:PGOV_TEST_MK")
-    res = runner.invoke(app, ["keys", "rotate", "-w", str(root)])
+    res = runner.invoke(app, ["keys", "rotate", "-w", str(root), *ENGINEER])
     assert res.exit_code == 6 and "rotate it in that key store" in res.output
 
 
 def test_list_shows_versions_and_ids_never_material(tmp_path: Path) -> None:
     root = _ws(tmp_path)
     runner.invoke(app, ["keys", "init", "-w", str(root)])
-    runner.invoke(app, ["keys", "rotate", "-w", str(root)])
+    runner.invoke(app, ["keys", "rotate", "-w", str(root), *ENGINEER])
     res = runner.invoke(app, ["keys", "list", "-w", str(root), "--json"])
     assert res.exit_code == 0, res.output
     info = json.loads(res.stdout)
@@ -165,12 +171,34 @@ def test_init_is_audited_and_revoke_marks_a_signing_key(
     assert runner.invoke(app, ["keys", "init", "-w", str(root), "--actor", "ops"]).exit_code == 0
     assert audited[0]["type"] == "key_initialised" and audited[0]["master_version"] == 1
     kid = audited[0]["signing_key_id"]
-    res = runner.invoke(app, ["keys", "revoke", kid, "-w", str(root), "--actor", "ops"])
+    res = runner.invoke(app, ["keys", "revoke", kid, "-w", str(root), *ENGINEER])
     assert res.exit_code == 0, res.output
     assert audited[-1]["type"] == "key_revocation" and audited[-1]["key_id"] == kid
     info = json.loads(runner.invoke(app, ["keys", "list", "-w", str(root), "--json"]).stdout)
     assert info["signing"][0]["revoked_at"]
-    unknown = runner.invoke(app, ["keys", "revoke", "nope", "-w", str(root)])
+    unknown = runner.invoke(app, ["keys", "revoke", "nope", "-w", str(root), *ENGINEER])
     assert unknown.exit_code == 6
-    bad_time = runner.invoke(app, ["keys", "revoke", kid, "--at", "yesterday", "-w", str(root)])
+    bad_time = runner.invoke(
+        app, ["keys", "revoke", kid, "--at", "yesterday", "-w", str(root), *ENGINEER]
+    )
     assert bad_time.exit_code == 2
+
+
+@pytest.mark.parametrize("args", [["rotate"], ["rotate", "--signing"], ["revoke", "KID"]])
+def test_key_changes_by_an_actor_the_policy_does_not_allow_are_refused_and_audited(
+    tmp_path: Path, audited: list[dict[str, Any]], args: list[str]
+) -> None:
+    root = _ws(tmp_path)
+    runner.invoke(app, ["keys", "init", "-w", str(root)])
+    kid = audited[0]["signing_key_id"]
+    args = [kid if a == "KID" else a for a in args]
+    before = _files(root)
+    for actor, reason in (("analyst-eu", "access.role_not_permitted"), ("nobody", "not declared")):
+        res = runner.invoke(app, ["keys", *args, "-w", str(root), "--actor", actor])
+        assert res.exit_code == 3, res.output
+        assert reason in res.output
+    assert _files(root) == before  # no key written, none revoked
+    refused = [e for e in audited if e["type"] == "key_change_refused"]
+    assert [e["actor"] for e in refused] == ["analyst-eu", "nobody"]
+    without = runner.invoke(app, ["keys", *args, "-w", str(root)])
+    assert without.exit_code == 2  # --actor is required: no default OS user for changes

@@ -25,6 +25,10 @@ from engine.workspace import Workspace
 
 keys_app = typer.Typer(help="Pseudonymisation master keys and lineage signing keys.")
 ActorOpt = typer.Option(None, "--actor", help="Who performs this (audited); default: OS user.")
+# Changing keys is a policy decision (`rotate_keys`), so the actor must be a configured one.
+ChangerOpt = typer.Option(
+    ..., "--actor", help="Configured actor allowed to change keys by policy (audited)."
+)
 
 
 def _open(workspace: Path) -> Workspace:
@@ -66,14 +70,14 @@ def init_cmd(
 def rotate_cmd(
     workspace: Path = WorkspaceOpt,
     signing: bool = typer.Option(False, "--signing", help="Rotate the lineage signing key."),
-    actor: str | None = ActorOpt,
+    actor: str = ChangerOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Add a new key version; old versions stay for verification and re-identification."""
     from engine.pseudonym.lifecycle import rotate_master, rotate_signing
 
     ws = _open(workspace)
-    who = actor or _operator()
+    who = actor
     if signing:
         kid = rotate_signing(ws, who)
         emit_json({"signing_key_id": kid}) if as_json else console.print(
@@ -96,7 +100,7 @@ def revoke_cmd(
     key_id: str = typer.Argument(..., help="Signing key id (see 'pgov keys list')."),
     at: str | None = typer.Option(None, "--at", help="Revoked from (ISO time); default now."),
     workspace: Path = WorkspaceOpt,
-    actor: str | None = ActorOpt,
+    actor: str = ChangerOpt,
 ) -> None:
     """Revoke a lineage signing key (e.g. compromised). Master key versions are never
     revoked this way: dropping one makes its kyc tokens irreversible (see docs/keys.md)."""
@@ -111,7 +115,7 @@ def revoke_cmd(
         except ValueError:
             raise UsageError(f"--at must be an ISO date-time, not '{at}'") from None
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    revoke_signing(_open(workspace), actor or _operator(), key_id, when)
+    revoke_signing(_open(workspace), actor, key_id, when)
     console.print(f"signing key {key_id} revoked", highlight=False)
 
 

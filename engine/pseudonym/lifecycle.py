@@ -1,8 +1,10 @@
 """Key lifecycle: create, rotate and list the workspace's keys (master pseudonym + signing).
 
 Only a `file:` master key is managed here; env and KMS keys are created and rotated in their
-own system (pgov refuses rather than pretending). Every rotation is an audit event with the
-key ids and versions, never material. Nothing is written until every check has passed.
+own system (pgov refuses rather than pretending). Rotation and revocation are `rotate_keys`
+decisions of the policy (data engineers, by default), refused and audited otherwise. Every
+rotation is an audit event with the key ids and versions, never material. Nothing is
+written until every check has passed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import structlog
 
 from engine import audit
-from engine.errors import KeyMaterialError
+from engine.errors import KeyMaterialError, PolicyDenied
 from engine.pseudonym.keyring import (
     FileProvider,
     Keyring,
@@ -30,6 +32,17 @@ log = structlog.get_logger(__name__)
 def _master_file(ws: Workspace) -> Path | None:
     spec = MasterSpec.parse(ws.config.keys.master)
     return FileProvider(ws.root).resolve(spec.ref) if spec.provider == "file" else None
+
+
+def _authorize(ws: Workspace, actor: str, operation: str) -> None:
+    """Fail closed: no key changes unless the policy allows this actor `rotate_keys`."""
+    from engine.policy import authorize
+
+    try:
+        authorize(ws, actor, "rotate_keys", {"operation": operation})
+    except PolicyDenied as exc:
+        audit.record(ws, "key_change_refused", actor, operation=operation, reasons=exc.reasons)
+        raise
 
 
 def _signing(ws: Workspace) -> Any:
@@ -76,6 +89,7 @@ def init_keys(ws: Workspace, actor: str = "pgov") -> dict[str, Any]:
 
 def rotate_master(ws: Workspace, actor: str) -> int:
     """Add a master key version; old versions stay for verification and re-identification."""
+    _authorize(ws, actor, "rotate_master")
     master = _master_file(ws)
     if master is None:
         raise KeyMaterialError(
@@ -100,6 +114,7 @@ def rotate_master(ws: Workspace, actor: str) -> int:
 
 
 def rotate_signing(ws: Workspace, actor: str) -> str:
+    _authorize(ws, actor, "rotate_signing")
     signing = _signing(ws)
     if signing is None:
         raise KeyMaterialError("signing keys are not available in this installation")
@@ -111,6 +126,7 @@ def rotate_signing(ws: Workspace, actor: str) -> str:
 def revoke_signing(ws: Workspace, actor: str, key_id: str, at: datetime | None = None) -> None:
     """Mark a signing key revoked from `at` (default now): signatures made after that
     instant stop verifying; earlier ones still do."""
+    _authorize(ws, actor, "revoke_signing")
     signing = _signing(ws)
     if signing is None:
         raise KeyMaterialError("signing keys are not available in this installation")
