@@ -119,3 +119,24 @@ def test_previous_without_new_columns_is_tolerated(ruleset: KycRuleset) -> None:
     v1 = _run(ruleset, {"c": EDD_FACTS}, None, D0).select("customer_id", "tier")
     r = _row(_run(ruleset, {"c": {}}, v1, D0))
     assert r["tier_change"] == "downgrade_deferred" and r["out_of_cycle_review"] is False
+
+
+def test_unchanged_customers_keep_their_review_date_across_refreshes(ruleset: KycRuleset) -> None:
+    v1 = _run(ruleset, {"c": CDD_FACTS, "up": {}}, None, D0)
+    first = _row(v1)["review_due"]
+    assert first == date(2029, 1, 1)  # CDD: 36 months
+    # Refreshed monthly for a year with nothing changed: the review is not pushed back.
+    v = v1
+    for month in range(1, 13):
+        v = _run(ruleset, {"c": CDD_FACTS, "up": {}}, v, D0 + timedelta(days=30 * month))
+        assert _row(v)["review_due"] == first
+    # An upgrade brings the review forward to the shorter cycle (EDD: 12 months)...
+    later = D0 + timedelta(days=400)
+    r = _row(_run(ruleset, {"c": CDD_FACTS, "up": EDD_FACTS}, v, later), "up")
+    assert r["tier_change"] == "upgrade" and r["review_due"] == date(2028, 2, 5)
+    assert r["review_due"] < _row(v, "up")["review_due"]
+    # ...and a factor change (a trigger event) starts a new cycle from the refresh date.
+    changed = {"customer_type": "smb", "has_crypto_wallet": True}  # still CDD, new factors
+    r2 = _row(_run(ruleset, {"c": changed, "up": {}}, v, later))
+    assert (r2["tier"], r2["tier_change"], r2["out_of_cycle_review"]) == ("CDD", "same", True)
+    assert r2["review_due"] == date(2030, 2, 5)

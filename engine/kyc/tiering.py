@@ -196,7 +196,7 @@ def apply_stability(
             .fill_null(False)
             .alias("out_of_cycle_review"),
         )
-        .select(*identity, _combo_key())
+        .select(*identity, _combo_key(), "_prev_review")
         .collect()
     )
     lookup = _combo_lookup(table["_combo"].unique(), scored.patterns, ruleset, as_of, cooldown_days)
@@ -204,8 +204,29 @@ def apply_stability(
         from engine.kyc.routing import assign_queues
 
         lookup = assign_queues(lookup, ruleset, as_of)
+    joined = table.sort(KEY).join(lookup, on="_combo", how="left", maintain_order="left")
+    return joined.with_columns(_anchored_review()).drop("_combo", "_prev_review")
+
+
+def _anchored_review() -> pl.Expr:
+    """Periodic reviews run on their own calendar (AMLR Art. 26: at least every 1 / 5 years
+    by risk), not from each refresh: an unchanged customer keeps the previous version's
+    review date, so a refresh never postpones a review. A trigger event (new customer,
+    changed factors, applied downgrade) starts a new cycle from the refresh date; an
+    upgrade brings the review forward to the shorter interval, never pushes it back."""
+    prev = pl.col("_prev_review")
+    keep = pl.col("tier_change").is_in(["same", "downgrade_deferred"]) & ~pl.col(
+        "out_of_cycle_review"
+    )
     return (
-        table.sort(KEY).join(lookup, on="_combo", how="left", maintain_order="left").drop("_combo")
+        pl.when(prev.is_null())
+        .then(pl.col("review_due"))
+        .when(keep)
+        .then(prev)
+        .when(pl.col("tier_change") == "upgrade")
+        .then(pl.min_horizontal(prev, pl.col("review_due")))
+        .otherwise(pl.col("review_due"))
+        .alias("review_due")
     )
 
 
@@ -331,6 +352,7 @@ def _previous(previous: pl.DataFrame | None) -> pl.LazyFrame:
             "_prev_tier": pl.String,
             "_prev_fkey": pl.String,
             "_prev_pending": pl.Date,
+            "_prev_review": pl.Date,
         }
     )
     if previous is None or previous.height == 0:
@@ -354,4 +376,9 @@ def _previous(previous: pl.DataFrame | None) -> pl.LazyFrame:
             if "downgrade_pending_since" in cols
             else pl.lit(None, pl.Date)
         ).alias("_prev_pending"),
+        (
+            pl.col("review_due").cast(pl.Date)
+            if "review_due" in cols
+            else pl.lit(None, pl.Date)
+        ).alias("_prev_review"),
     )
