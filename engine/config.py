@@ -6,6 +6,7 @@ expected, so a data engineer can fix a declaration without reading code.
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -133,14 +134,32 @@ class PolicySpec(_Strict):
 
 class SegmentationSpec(_Strict):
     strategy: Literal["kmeans", "gmm", "rules"] = "kmeans"
-    k: int | None = None
-    k_min: int = 4
-    k_max: int = 8
-    sample_size: int = 50_000
-    bootstrap_runs: int = 5
-    stability_threshold: float = 0.75
-    min_silhouette: float = 0.1
+    k: int | None = Field(default=None, ge=2)
+    k_min: int = Field(default=4, ge=2)
+    k_max: int = Field(default=8, ge=2)
+    sample_size: int = Field(default=50_000, ge=100)
+    bootstrap_runs: int = Field(default=5, ge=1)
+    stability_threshold: float = Field(default=0.75, ge=0.0, le=1.0)
+    min_silhouette: float = Field(default=0.1, ge=-1.0, le=1.0)
     seed: int = 7
+    # KMeans restarts per fit (more: steadier centroids, proportionally slower fits).
+    n_init: int = Field(default=8, ge=1, le=100)
+    # rules strategy: credit-score cut points (ascending; FICO-style 580 / 670 by default)
+    # and value-proxy quantiles learnt on the sample (ascending, inside (0, 1)).
+    score_thresholds: list[float] = Field(default_factory=lambda: [580.0, 670.0])
+    value_quantiles: list[float] = Field(default_factory=lambda: [1 / 3, 2 / 3])
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SegmentationSpec:
+        if self.k_min > self.k_max:
+            raise ValueError(f"k_min ({self.k_min}) must not exceed k_max ({self.k_max})")
+        for name in ("score_thresholds", "value_quantiles"):
+            cuts = getattr(self, name)
+            if any(b <= a for a, b in itertools.pairwise(cuts)):
+                raise ValueError(f"{name} must be strictly ascending")
+        if any(not 0.0 < q < 1.0 for q in self.value_quantiles):
+            raise ValueError("value_quantiles must lie strictly between 0 and 1")
+        return self
 
 
 class KycSpec(_Strict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from datetime import date
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from engine.segment.strategies import (
 from engine.segment.synthetic import synthetic_governed
 
 AS_OF = date(2026, 10, 31)
+DEFAULTS = Path(__file__).resolve().parents[1] / "engine" / "defaults" / "pgov.toml"
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +121,43 @@ def test_row_order_of_the_input_does_not_matter(
 def test_make_strategy_follows_the_spec() -> None:
     assert isinstance(make_strategy(SegmentationSpec(strategy="gmm"), 1), GaussianMixtureStrategy)
     assert isinstance(make_strategy(SegmentationSpec(strategy="rules"), 1), RuleBased)
-    km = make_strategy(SegmentationSpec(k=5, sample_size=123), 9)
+    km = make_strategy(SegmentationSpec(k=5, sample_size=123, n_init=3), 9)
     assert isinstance(km, KMeansStrategy) and km.k == 5 and km.sample_size == 123 and km.seed == 9
+    assert km.n_init == 3
+
+
+def test_rule_bands_come_from_the_config(planted: tuple[FeatureFrame, np.ndarray]) -> None:
+    ff, _ = planted
+    default = segment(ff, SegmentationSpec(strategy="rules", bootstrap_runs=1), 10, 7)
+    spec = SegmentationSpec(
+        strategy="rules", bootstrap_runs=1, score_thresholds=[650.0], value_quantiles=[0.5]
+    )
+    two_by_two = segment(ff, spec, 10, 7)
+    assert two_by_two.params["score_thresholds"] == [650.0]
+    assert two_by_two.params["value_quantiles"] == [0.5]
+    assert two_by_two.assignments["persona_id"].n_unique() <= 4
+    assert default.assignments["persona_id"].n_unique() > 4
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"score_thresholds": [670, 580]}, "score_thresholds must be strictly ascending"),
+        ({"value_quantiles": [0.5, 1.2]}, "value_quantiles must lie strictly between 0 and 1"),
+        ({"k_min": 9, "k_max": 5}, "k_min (9) must not exceed k_max (5)"),
+        ({"n_init": 0}, "segmentation.n_init"),
+    ],
+)
+def test_bad_segmentation_settings_are_refused_naming_the_key(
+    override: dict[str, object], message: str
+) -> None:
+    from engine.config import parse_config
+    from engine.errors import ConfigError
+
+    data = tomllib.loads(DEFAULTS.read_text())
+    data["segmentation"].update(override)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(data, "pgov.toml")
 
 
 def test_assignments_table_shape(planted: tuple[FeatureFrame, np.ndarray]) -> None:

@@ -430,6 +430,7 @@ def make_strategy(spec: SegmentationSpec, seed: int) -> Strategy:
             k_max=spec.k_max,
             stability_runs=spec.bootstrap_runs,
             stability_threshold=spec.stability_threshold,
+            n_init=spec.n_init,
         )
     if spec.strategy == "gmm":
         return GaussianMixtureStrategy(
@@ -441,4 +442,9 @@ def make_strategy(spec: SegmentationSpec, seed: int) -> Strategy:
             stability_runs=spec.bootstrap_runs,
             stability_threshold=spec.stability_threshold,
         )
-    return RuleBased(sample_size=spec.sample_size, seed=seed)
+    return RuleBased(
+        sample_size=spec.sample_size,
+        seed=seed,
+        score_thresholds=tuple(spec.score_thresholds),
+        value_quantiles=tuple(spec.value_quantiles),
+    )
