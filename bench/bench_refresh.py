@@ -11,13 +11,18 @@ RSS printed is that of the largest jurisdiction's refresh plus the sample genera
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import platform
 import resource
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from engine.config import Purpose
 from engine.logs import configure_logging
@@ -34,6 +39,51 @@ ACTORS = {"kyc_aml": "compliance-lead", "credit_risk_segmentation": "compliance-
 
 def _peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024)
+
+
+class StageMemory:
+    """Peak RSS per refresh stage: a thread samples /proc/self/status every 20 ms while the
+    stage functions (wrapped, not changed) mark which stage is running."""
+
+    STAGES = (
+        ("engine.sources", "load_sources", "sources"),
+        ("engine.enforce", "enforce", "enforce"),
+        ("engine.features", "build_features", "features"),
+        ("engine.segment", "segment", "segment"),
+        ("engine.refresh", "_route", "kyc"),
+        ("engine.refresh", "_write_outputs", "write"),
+    )
+
+    def __init__(self) -> None:
+        self.stage = "policy"
+        self.peak: dict[str, float] = {}
+        for module, name, label in self.STAGES:
+            mod = importlib.import_module(module)
+            setattr(mod, name, self._wrap(getattr(mod, name), label))
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _wrap(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            self.stage = label
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.stage = f"after {label}"
+
+        return run
+
+    def _sample(self) -> None:
+        while True:
+            with open("/proc/self/status") as fh:
+                rss = next(int(x.split()[1]) for x in fh if x.startswith("VmRSS")) / 2**20
+            self.peak[self.stage] = max(self.peak.get(self.stage, 0.0), rss)
+            time.sleep(0.02)
+
+    def report(self) -> str:
+        out = " ".join(f"{k}={v:.2f}" for k, v in self.peak.items() if not k.startswith("after"))
+        self.peak.clear()
+        return out
 
 
 def _analyst(ws: Workspace, jurisdiction: str) -> str:
@@ -69,6 +119,7 @@ def main() -> None:
             generate(args.customers, args.seed, root / "data", "parquet", as_of=AS_OF)
             print(f"sample: {args.customers:,} customers in {time.perf_counter() - t:.1f} s")
         ws = Workspace.open(root)
+        memory = StageMemory()
         purpose = Purpose(args.purpose)
         jurisdictions = ws.config.jurisdictions if args.all else [args.jurisdiction]
         total = 0.0
@@ -86,6 +137,7 @@ def main() -> None:
                 f"({crm.input_rows / seconds:,.0f}/s), valid={result.valid}, "
                 f"personas={result.personas}; stages: {stages}"
             )
+            print(f"  peak RSS GiB by stage: {memory.report()}")
         print(f"total refresh time: {total:.1f} s; peak RSS: {_peak_rss_gib():.2f} GiB")
     finally:
         if args.workspace is None:

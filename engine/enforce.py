@@ -246,7 +246,10 @@ def _govern_source(
     reasons: dict[str, pl.Expr] = {}
     if name == "crm":
         lf = lf.join(
-            table.select(subject, *flags.crm_reasons, *keep_flag_cols), on=subject, how="left"
+            table.select(subject, *flags.crm_reasons, *keep_flag_cols),
+            on=subject,
+            how="left",
+            maintain_order="left",
         )
         for c, reason in flags.crm_reasons.items():
             reasons[reason] = pl.col(c).fill_null(True)
@@ -262,7 +265,7 @@ def _govern_source(
             pl.lit(True).alias("_known"),
             *keep_flag_cols,
         )
-        lf = lf.join(table, on=subject, how="left")
+        lf = lf.join(table, on=subject, how="left", maintain_order="left")
         known = pl.col("_known").fill_null(False)
         # Child rows of an excluded subject go with it; rows whose subject is not a valid
         # crm customer cannot be checked against subject rules, so they go too.
@@ -299,7 +302,12 @@ def _govern_source(
         quarantined_by_reason=dict(src.accounting.quarantine_reasons),
     )
 
-    kept = df.filter(~pl.col("_excluded")).sort("_row")
+    # Only the columns the plan acts on (and the nulling flags) go on: at 10M customers a
+    # jurisdiction's transactions are tens of millions of rows, and every full copy counts.
+    acted = [c for c in src.spec.columns if c in sp.columns and sp.columns[c].action != "drop"]
+    carried = ["_row", *dict.fromkeys([*acted, *keep_flag_cols])]
+    kept = df.lazy().filter(~pl.col("_excluded")).select(carried).sort("_row").collect()
+    del df
     # Per-customer nulling before column actions, so a nulled value is never tokenised.
     nulls: dict[str, pl.Expr] = {}
     for k, n in enumerate(sp.nullings):

@@ -223,6 +223,8 @@ def _run_locked(
     for name, acc in governed.accounting.items():
         if not acc.balanced():
             raise RuntimeError(f"row accounting does not balance for source '{name}'")
+    # From here on only the governed frames carry rows; lineage keeps the sources' metadata.
+    sources = sources.released()
     _audit_exclusions(ws, request, run_id, governed)
 
     t = time.perf_counter()

@@ -24,7 +24,7 @@ rows of the referenced source: a child row of a quarantined customer is an orpha
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -96,6 +96,21 @@ class SourceFrames:
     jurisdiction: str
     as_of: date
     frames: dict[str, SourceFrame]
+
+    def released(self) -> SourceFrames:
+        """The same sources with their rows dropped (schemas, digests and accounting kept).
+
+        Once enforcement has produced the governed frames and the quarantine is sealed,
+        lineage needs only this metadata; holding the raw rows for the rest of the refresh
+        would double its memory at scale.
+        """
+        return replace(
+            self,
+            frames={
+                n: replace(f, frame=f.frame.clear(), quarantine=f.quarantine.clear())
+                for n, f in self.frames.items()
+            },
+        )
 
 
 # ------------------------------------------------------------------ reading

@@ -168,10 +168,6 @@ def _siv_tokens(s: pl.Series, siv: AESSIV, aad: list[bytes], prefix: str) -> pl.
     dedup = uniq.len() < 0.5 * s.len()
     values = uniq if dedup else s
     encrypt = siv.encrypt
-    blobs = pl.Series(
-        [None if v is None else encrypt(v, aad) for v in values.cast(pl.Binary).to_list()],
-        dtype=pl.Binary,
-    )
     toks = pl.lit(prefix) + (
         pl.col("b")
         .bin.encode("base64")
@@ -179,10 +175,20 @@ def _siv_tokens(s: pl.Series, siv: AESSIV, aad: list[bytes], prefix: str) -> pl.
         .str.replace_all("/", "_", literal=True)
         .str.strip_chars_end("=")
     )
-    tokens = pl.DataFrame({"b": blobs}).select(toks.alias("t"))["t"]
+    # Slices bound the Python objects alive at once (a str and a bytes per value): a whole
+    # column of 38M transaction ids as Python objects is several GiB.
+    parts = []
+    for start in range(0, max(values.len(), 1), _SIV_SLICE):
+        chunk = values.slice(start, _SIV_SLICE).cast(pl.Binary).to_list()
+        blobs = pl.Series([None if v is None else encrypt(v, aad) for v in chunk], dtype=pl.Binary)
+        parts.append(pl.DataFrame({"b": blobs}).select(toks.alias("t"))["t"])
+    tokens = pl.concat(parts, rechunk=True)
     if not dedup:
         return tokens.rename(s.name)
     return s.replace_strict(values, tokens, return_dtype=pl.String)
+
+
+_SIV_SLICE = 262_144
 
 
 def _check_domain(domain: str) -> str:
