@@ -283,9 +283,17 @@ def _govern_source(
     names = {reason: f"_r{i}" for i, reason in enumerate(sorted(reasons))}
     lf = lf.with_columns(reasons[r].alias(c) for r, c in names.items())
     excluded = pl.any_horizontal(pl.col(c) for c in names.values()) if names else pl.lit(False)
-    df = lf.with_columns(excluded.alias("_excluded")).collect()
+    # Only the boolean marks are materialised here, never a second copy of the rows: at 10M
+    # customers one jurisdiction's transactions are tens of millions of rows. The left joins
+    # keep the frame's row order and the flags table has one row per subject, so row i of
+    # `marks` belongs to row i of `frame`.
+    marks = lf.select(
+        *dict.fromkeys([*names.values(), *keep_flag_cols]), excluded.alias("_excluded")
+    ).collect()
+    if marks.height != frame.height:
+        raise RuntimeError(f"enforce: subject flags misaligned for source '{name}'")
 
-    sums = df.select(
+    sums = marks.select(
         pl.len().alias("_n"),
         pl.col("_excluded").sum().alias("_excluded"),
         *(pl.col(c).sum().alias(c) for c in names.values()),
@@ -302,12 +310,14 @@ def _govern_source(
         quarantined_by_reason=dict(src.accounting.quarantine_reasons),
     )
 
-    # Only the columns the plan acts on (and the nulling flags) go on: at 10M customers a
-    # jurisdiction's transactions are tens of millions of rows, and every full copy counts.
+    # Only the columns the plan acts on (and the nulling flags) go on.
     acted = [c for c in src.spec.columns if c in sp.columns and sp.columns[c].action != "drop"]
-    carried = ["_row", *dict.fromkeys([*acted, *keep_flag_cols])]
-    kept = df.lazy().filter(~pl.col("_excluded")).select(carried).sort("_row").collect()
-    del df
+    kept = pl.concat(
+        [frame.select("_row", *acted), marks.select(keep_flag_cols)], how="horizontal"
+    ).filter(~marks["_excluded"])
+    del marks
+    if not kept["_row"].is_sorted():
+        kept = kept.sort("_row")
     # Per-customer nulling before column actions, so a nulled value is never tokenised.
     nulls: dict[str, pl.Expr] = {}
     for k, n in enumerate(sp.nullings):
