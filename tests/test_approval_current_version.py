@@ -20,13 +20,15 @@ from engine.versions import resolve_version
 from engine.workspace import Workspace
 
 
-def _workspace(sample: Path, dest: Path, stability_threshold: float) -> Workspace:
+def _workspace(
+    sample: Path, dest: Path, stability_threshold: float, min_silhouette: float = -1.0
+) -> Workspace:
     """The gate thresholds are configuration: pin them so validity is known in advance."""
     shutil.copytree(sample, dest)
     config = dest / "pgov.toml"
     text = re.sub(
         r"stability_threshold = [0-9.]+",
-        f"stability_threshold = {stability_threshold}\nmin_silhouette = -1.0",
+        f"stability_threshold = {stability_threshold}\nmin_silhouette = {min_silhouette}",
         config.read_text(),
     )
     config.write_text(text)
@@ -69,7 +71,8 @@ def test_an_analyst_cannot_approve(valid_ws: Workspace) -> None:
 def test_a_version_that_failed_its_gates_cannot_become_current(
     sample_workspace: Path, tmp_path: Path
 ) -> None:
-    ws = _workspace(sample_workspace, tmp_path / "ws", 1.01)  # no clustering can pass this
+    # A silhouette of 1 needs every customer on its centroid: no real clustering passes.
+    ws = _workspace(sample_workspace, tmp_path / "ws", 0.0, min_silhouette=1.0)
     _refresh(ws)
     with pytest.raises(GateFailed, match="cannot be current"):
         approve_version(ws, "UK/kyc_aml/latest", "compliance-deputy")
