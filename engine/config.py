@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from engine.conditions import Condition
 from engine.errors import ConfigError
 
 
@@ -80,6 +81,10 @@ class SourceSpec(_Strict):
     subject_column: str = "customer_id"
     # Date column whose age the retention rules measure, if any.
     record_date_column: str | None = None
+    # Rows matching this condition are live records (an active loan is a running contract):
+    # retention does not expire them however old their record date. Condition language of
+    # engine.conditions, e.g. {field = "status", op = "in", value = ["active"]}.
+    open_when: Condition | None = None
     columns: dict[str, ColumnSpec]
 
     @model_validator(mode="after")
@@ -91,6 +96,12 @@ class SourceSpec(_Strict):
                 )
         if self.record_date_column and self.record_date_column not in self.columns:
             raise ValueError(f"record_date_column '{self.record_date_column}' is not declared")
+        if self.open_when is not None:
+            if not self.record_date_column:
+                raise ValueError("open_when needs a record_date_column to exempt from")
+            unknown = sorted(self.open_when.fields() - set(self.columns))
+            if unknown:
+                raise ValueError(f"open_when names undeclared column(s): {', '.join(unknown)}")
         return self
 
 

@@ -58,6 +58,12 @@ def test_input_document_shape(ws: Workspace) -> None:
         "subject_column": "customer_id",
         "record_date_column": "ts",
         "record_date_type": "datetime",
+        "open_condition": None,
+    }
+    assert doc["sources"]["loans"]["open_condition"] == {
+        "field": "status",
+        "op": "in",
+        "value": ["active", "defaulted"],
     }
     assert {"age_years", "erasure_requested", "marketing_consent"} <= set(doc["subject_fields"])
 

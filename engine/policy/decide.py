@@ -65,6 +65,7 @@ def _source_doc(spec: SourceSpec) -> dict[str, Any]:
         "subject_column": spec.subject_column,
         "record_date_column": date_col,
         "record_date_type": spec.columns[date_col].type.value if date_col else None,
+        "open_condition": spec.open_when.to_json() if spec.open_when else None,
     }
 
 

@@ -87,9 +87,17 @@ cutoff_value(src) := concat("", [cutoff, "T00:00:00"]) if {
 	src.record_date_type == "datetime"
 } else := cutoff
 
+expired(src) := {"field": src.record_date_column, "op": "lt", "value": cutoff_value(src)}
+
+# A live record (an active loan: a running contract) is not expired by the age of its
+# record date; storage limitation runs from the end of the relationship it documents.
+retention_condition(src) := {"all": [expired(src), {"not": src.open_condition}]} if {
+	is_object(src.open_condition)
+} else := expired(src)
+
 row_rules := {name: rules |
 	some name, src in input.sources
-	rules := {lib.rule("retention.expired", retention_article, {"field": src.record_date_column, "op": "lt", "value": cutoff_value(src)}) |
+	rules := {lib.rule("retention.expired", retention_article, retention_condition(src)) |
 		is_string(src.record_date_column)
 		cutoff
 	}

@@ -115,6 +115,23 @@ test_retention_by_purpose if {
 	rk.condition.value == "2021-11-24"
 }
 
+test_retention_spares_live_records if {
+	live := {"field": "status", "op": "in", "value": ["active"]}
+	loans := {"loans": {
+		"columns": {"loan_id": "technical", "customer_id": "direct_identifier", "status": "financial", "originated_at": "financial"},
+		"subject_column": "customer_id",
+		"record_date_column": "originated_at",
+		"record_date_type": "date",
+		"open_condition": live,
+	}}
+	rules := baseline.row_rules.loans with input as object.union(f.marketing("EU-DE", f.analyst_eu), {"sources": loans})
+	some r in rules
+	r.condition == {"all": [
+		{"field": "originated_at", "op": "lt", "value": "2024-11-23"},
+		{"not": live},
+	]}
+}
+
 test_retention_on_datetime_and_dateless_sources if {
 	t := baseline.row_rules.transactions with input as f.marketing("EU-DE", f.analyst_eu)
 	some r in t
