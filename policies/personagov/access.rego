@@ -93,4 +93,11 @@ authz_deny contains "access.reidentify_domain_not_kyc" if {
 	not input.resource.domain == "kyc"
 }
 
+# Four eyes on KYC overrides (EBA GL 2021/02 4.74, senior approval of higher-risk
+# decisions): the approver is never the requester.
+authz_deny contains "kyc.four_eyes_same_person" if {
+	action == "kyc_approve"
+	input.resource.requested_by == input.actor.id
+}
+
 authz := {"allow": count(authz_deny) == 0, "deny": sort(authz_deny)}

@@ -66,8 +66,15 @@ test_others_cannot_reidentify if {
 
 test_kyc_override_and_approval_roles if {
 	authz(f.kyc_ops, "kyc_override", {"jurisdiction": "SG"}).allow
-	authz(f.compliance, "kyc_approve", {"jurisdiction": "SG"}).allow
+	authz(f.compliance, "kyc_approve", {"jurisdiction": "SG", "requested_by": "kyc-ops"}).allow
 	not authz(f.analyst_sg, "kyc_override", {"jurisdiction": "SG"}).allow
+	# Approving is the compliance officer's alone: operations request, compliance approves.
+	"access.role_not_permitted" in authz(f.kyc_ops, "kyc_approve", {"jurisdiction": "SG", "requested_by": "someone"}).deny
+}
+
+test_kyc_approver_is_never_the_requester if {
+	d := authz(f.compliance, "kyc_approve", {"jurisdiction": "SG", "requested_by": f.compliance.id})
+	"kyc.four_eyes_same_person" in d.deny
 }
 
 test_unknown_action_denied if {
