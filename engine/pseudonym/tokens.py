@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,7 @@ class Pseudonymiser:
         # Fail now, not mid-plan, on an unknown version.
         keyring.derive("probe", "probe", version)
         self.version = keyring.current_version if version is None else version
+        self._memo = _SivMemo()
 
     def __repr__(self) -> str:
         return f"Pseudonymiser(version={self.version})"
@@ -115,7 +117,7 @@ class Pseudonymiser:
         aad = [_aad(ctx, self.version)]
 
         def encrypt(s: pl.Series) -> pl.Series:
-            return _siv_tokens(s, siv, aad, prefix)
+            return _siv_tokens(s, siv, aad, prefix, self._memo, ctx)
 
         return value.map_batches(encrypt, return_dtype=pl.String).alias(column)
 
@@ -157,16 +159,54 @@ class Pseudonymiser:
         return out
 
 
-def _siv_tokens(s: pl.Series, siv: AESSIV, aad: list[bytes], prefix: str) -> pl.Series:
-    """AES-SIV over a whole Series: one Python call per distinct value (or per value), with
-    base64url and the prefix applied as vectorised string operations."""
+class _SivMemo:
+    """Tokens already computed in this refresh, per key context, for identifiers that repeat
+    across sources (the customer id is in every source: without this each source pays the
+    same AES-SIV calls again). Only contexts that repeat are kept: a column whose values are
+    all distinct and seen in one source (an e-mail) is never stored."""
+
+    def __init__(self) -> None:
+        self._tables: dict[str, pl.DataFrame] = {}
+        self._lock = threading.Lock()
+
+    def get(self, ctx: str) -> pl.DataFrame | None:
+        with self._lock:
+            return self._tables.get(ctx)
+
+    def add(self, ctx: str, table: pl.DataFrame) -> None:
+        with self._lock:
+            known = self._tables.get(ctx)
+            self._tables[ctx] = table if known is None else pl.concat([known, table])
+
+
+def _siv_tokens(
+    s: pl.Series,
+    siv: AESSIV,
+    aad: list[bytes],
+    prefix: str,
+    memo: _SivMemo | None = None,
+    ctx: str = "",
+) -> pl.Series:
+    """AES-SIV over a whole Series: one Python call per distinct value not already known,
+    with base64url and the prefix applied as vectorised string operations."""
     s = s.cast(pl.String)
     uniq = s.drop_nulls().unique()
+    known = memo.get(ctx) if memo is not None else None
     # Repeated ids (transactions, events) cost one encryption per distinct value. Mostly
-    # distinct columns (crm) skip the remap, which would cost more than it saves; the
-    # unique() spent deciding is small next to one AES-SIV call per row.
+    # distinct columns (crm) with nothing known skip the remap, which would cost more than
+    # it saves; the unique() spent deciding is small next to one AES-SIV call per row.
     dedup = uniq.len() < 0.5 * s.len()
-    values = uniq if dedup else s
+    if known is None and not dedup:
+        return _encrypt(s, siv, aad, prefix).rename(s.name)
+    todo = uniq if known is None else uniq.filter(~uniq.is_in(known["v"].implode()))
+    fresh = pl.DataFrame({"v": todo, "t": _encrypt(todo, siv, aad, prefix)})
+    if memo is not None and fresh.height:
+        memo.add(ctx, fresh)
+    table = fresh if known is None else pl.concat([known, fresh])
+    return s.replace_strict(table["v"], table["t"], return_dtype=pl.String)
+
+
+def _encrypt(values: pl.Series, siv: AESSIV, aad: list[bytes], prefix: str) -> pl.Series:
     encrypt = siv.encrypt
     toks = pl.lit(prefix) + (
         pl.col("b")
@@ -176,16 +216,13 @@ def _siv_tokens(s: pl.Series, siv: AESSIV, aad: list[bytes], prefix: str) -> pl.
         .str.strip_chars_end("=")
     )
     # Slices bound the Python objects alive at once (a str and a bytes per value): a whole
-    # column of 38M transaction ids as Python objects is several GiB.
+    # column of tens of millions of ids as Python objects is several GiB.
     parts = []
     for start in range(0, max(values.len(), 1), _SIV_SLICE):
         chunk = values.slice(start, _SIV_SLICE).cast(pl.Binary).to_list()
         blobs = pl.Series([None if v is None else encrypt(v, aad) for v in chunk], dtype=pl.Binary)
         parts.append(pl.DataFrame({"b": blobs}).select(toks.alias("t"))["t"])
-    tokens = pl.concat(parts, rechunk=True)
-    if not dedup:
-        return tokens.rename(s.name)
-    return s.replace_strict(values, tokens, return_dtype=pl.String)
+    return pl.concat(parts, rechunk=True)
 
 
 _SIV_SLICE = 262_144
