@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_sample.py                 # 1M customers
     .venv/bin/python bench/bench_sample.py --customers 200000
-    .venv/bin/python bench/bench_sample.py --ten-million   # 10M (4.3 GB disk, 11.5 GiB peak, ~5 min)
+    .venv/bin/python bench/bench_sample.py --ten-million   # 10M: 4.3 GB disk, 11.5 GiB peak
 
 Prints figures; asserts nothing about time (speed is measured here, not tested).
 """
