@@ -377,8 +377,6 @@ def _previous(previous: pl.DataFrame | None) -> pl.LazyFrame:
             else pl.lit(None, pl.Date)
         ).alias("_prev_pending"),
         (
-            pl.col("review_due").cast(pl.Date)
-            if "review_due" in cols
-            else pl.lit(None, pl.Date)
+            pl.col("review_due").cast(pl.Date) if "review_due" in cols else pl.lit(None, pl.Date)
         ).alias("_prev_review"),
     )
