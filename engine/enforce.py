@@ -284,14 +284,17 @@ def _govern_source(
     lf = lf.with_columns(reasons[r].alias(c) for r, c in names.items())
     excluded = pl.any_horizontal(pl.col(c) for c in names.values()) if names else pl.lit(False)
     # Only the boolean marks are materialised here, never a second copy of the rows: at 10M
-    # customers one jurisdiction's transactions are tens of millions of rows. The left joins
-    # keep the frame's row order and the flags table has one row per subject, so row i of
-    # `marks` belongs to row i of `frame`.
+    # customers one jurisdiction's transactions are tens of millions of rows. The flags table
+    # has one row per subject, so `marks` is one row per frame row; it carries `_row` so the
+    # alignment is checked, never assumed (a streaming collect need not keep row order).
     marks = lf.select(
-        *dict.fromkeys([*names.values(), *keep_flag_cols]), excluded.alias("_excluded")
+        "_row", *dict.fromkeys([*names.values(), *keep_flag_cols]), excluded.alias("_excluded")
     ).collect()
-    if marks.height != frame.height:
-        raise RuntimeError(f"enforce: subject flags misaligned for source '{name}'")
+    if not marks["_row"].equals(frame["_row"]):
+        marks = marks.sort("_row")
+        if not marks["_row"].equals(frame["_row"].sort()):
+            raise RuntimeError(f"enforce: exclusion marks do not cover source '{name}' row for row")
+        frame = frame.sort("_row")
 
     sums = marks.select(
         pl.len().alias("_n"),
