@@ -58,6 +58,13 @@ INCOME_BANDS: tuple[tuple[float, str], ...] = (
 )
 
 
+def _cents(col: str | pl.Expr) -> pl.Expr:
+    """A money column as integer cents: sums and means of it do not depend on the order in
+    which a threaded aggregation adds them."""
+    expr = pl.col(col) if isinstance(col, str) else col
+    return (expr.cast(pl.Float64) * 100).round().cast(pl.Int64)
+
+
 @dataclass(frozen=True)
 class FeatureFrame:
     # One row per kept customer, sorted by `customer_id` (the token), numeric feature
@@ -168,7 +175,7 @@ class _Builder:
         # Amounts are summed as integer cents: exact, so the result does not depend on how
         # the parallel group_by splits a customer's rows (float sums did, in the last bits,
         # which made persona files differ between identical runs). Converted back below.
-        cents = (pl.col("amount").cast(pl.Float64) * 100).round().cast(pl.Int64)
+        cents = _cents("amount")
         in_cents: list[str] = []
         aggs = [
             (pl.lit(self.as_of) - pl.col("ts").max().cast(pl.Date))
@@ -303,8 +310,10 @@ class _Builder:
         cols = self.cols("loans")
         aggs: list[pl.Expr] = []
         fills: dict[str, pl.Expr] = {}
+        # Money in integer cents (exact sums: no order-dependent last bits, see
+        # engine/segment/grouped.py); an Int64 mean sums exactly below 2**53.
         spec = {
-            "loan_amount_log": ("amount", pl.col("amount").mean().log1p()),
+            "loan_amount_log": ("amount", (_cents("amount").mean() / 100).log1p()),
             "loan_tenure_months": ("tenure_months", pl.col("tenure_months").mean()),
             "loan_dpd_log": ("days_past_due", pl.col("days_past_due").max().log1p()),
         }
@@ -318,9 +327,10 @@ class _Builder:
         value: pl.Expr | None = None
         if {"amount", "rate"} <= cols:
             active = pl.col("status") != "defaulted" if "status" in cols else pl.lit(True)
-            value = pl.when(active).then(pl.col("amount") * pl.col("rate")).otherwise(0.0).sum()
+            interest = _cents(pl.col("amount") * pl.col("rate"))
+            value = pl.when(active).then(interest).otherwise(0).sum() / 100
         if "fees_paid" in cols:
-            fees = pl.col("fees_paid").fill_null(0.0).sum()
+            fees = _cents(pl.col("fees_paid").fill_null(0.0)).sum() / 100
             value = fees if value is None else value + fees
         terms = ["_v_loans"] if value is not None else []
         if value is not None:
@@ -365,7 +375,7 @@ class _Builder:
 
     def wallets(self) -> None:
         spec = {
-            "crypto_volume_log": ("trading_volume_90d", pl.col("trading_volume_90d").sum()),
+            "crypto_volume_log": ("trading_volume_90d", _cents("trading_volume_90d").sum() / 100),
             "crypto_assets_log": ("asset_count", pl.col("asset_count").sum()),
             "crypto_active_days": ("active_days_90d", pl.col("active_days_90d").max()),
         }
@@ -385,7 +395,7 @@ class _Builder:
                 self.unavailable[name] = f"column(s) wallets.{col} not available"
         if "trading_volume_90d" in cols:
             # Value proxy term: spread on the 90-day volume annualised (x4).
-            volume = pl.col("trading_volume_90d").cast(pl.Float64).sum()
+            volume = _cents("trading_volume_90d").sum() / 100
             aggs.append((volume * 4 * CRYPTO_SPREAD_RATE).alias("_v_wallets"))
             self.value_terms.append("_v_wallets")
         if aggs:

@@ -113,7 +113,7 @@ def _wallet_facts(wallets: pl.DataFrame | None) -> pl.LazyFrame | None:
     if wallets is None:
         return None
     vol = (
-        pl.col("trading_volume_90d").fill_null(0.0).sum().cast(pl.Float64)
+        ((pl.col("trading_volume_90d").fill_null(0.0) * 100).round().cast(pl.Int64).sum() / 100)
         if "trading_volume_90d" in wallets.columns
         else pl.lit(None, pl.Float64)
     )

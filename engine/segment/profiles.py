@@ -210,7 +210,9 @@ def _customer_outcomes(
     per_loan: list[pl.Expr] = []
     if KEY in loan_cols:
         if "amount" in loan_cols:
-            per_loan.append(pl.col("amount").cast(pl.Float64).mean().alias("avg_loan_amount"))
+            # In cents: an exact, order-independent mean (see grouped.py).
+            cents = (pl.col("amount").cast(pl.Float64) * 100).round().cast(pl.Int64)
+            per_loan.append((cents.mean() / 100).alias("avg_loan_amount"))
         if "tenure_months" in loan_cols:
             per_loan.append(
                 pl.col("tenure_months").cast(pl.Float64).mean().alias("avg_loan_tenure_months")
