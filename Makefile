@@ -32,7 +32,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Report tests load pages in a real browser: Debian's chromium, installed once if missing
+# (the tests skip with a message only when it cannot be installed).
 test: lint typecheck
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || \
+		echo "chromium could not be installed: browser tests will skip"
 	$(BIN)/pgov policy test
 	$(BIN)/python -m pytest
 

@@ -177,6 +177,12 @@ class KycSpec(_Strict):
     downgrade_cooldown_days: int = 90
 
 
+class ReportSpec(_Strict):
+    # `pgov report --trend` flags a change between consecutive versions larger than this:
+    # relative for KPIs, absolute (in share points) for persona sizes and the tier mix.
+    drift_threshold: float = Field(default=0.1, gt=0.0, le=1.0)
+
+
 class WorkspaceConfig(_Strict):
     name: str = "personagov"
     jurisdictions: list[str]
@@ -186,6 +192,7 @@ class WorkspaceConfig(_Strict):
     policy: PolicySpec = PolicySpec()
     segmentation: SegmentationSpec = SegmentationSpec()
     kyc: KycSpec = KycSpec()
+    report: ReportSpec = ReportSpec()
     sinks: list[Sink] = Field(default_factory=lambda: list[Sink]([OutboxSink()]))
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from engine.cli import (
     lineage_cmd,
     personas_cmd,
     policy_cmd,
+    report_cmd,
     run_cmd,
     versions_cmd,
 )
@@ -35,6 +36,7 @@ for _module in (
     personas_cmd,
     kyc_cmd,
     versions_cmd,
+    report_cmd,
 ):
     _module.register(app)
 
