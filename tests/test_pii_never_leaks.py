@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from engine.cli import app
 from engine.pseudonym.lifecycle import init_keys
+from engine.report.browser import find_chromium
 from engine.workspace import Workspace
 
 IDENTIFIER_COLUMNS = ("email", "phone", "national_id", "full_name", "address")
@@ -37,6 +38,11 @@ def _texts(path: Path) -> list[str]:
     texts = [raw.decode("utf-8", errors="replace")]
     if path.suffix == ".parquet":
         texts.append(pl.read_parquet(io.BytesIO(raw)).write_ndjson())
+    if path.suffix == ".pdf":
+        # PDF text streams are compressed: search the text a reader would see.
+        from pypdf import PdfReader
+
+        texts.append("".join(p.extract_text() for p in PdfReader(io.BytesIO(raw)).pages))
     return texts
 
 
@@ -70,6 +76,16 @@ def run(sample_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     pgov("audit", "query", "-w", str(root), "--json")
     pgov("personas", "show", "UK/kyc_aml/v0001", "-w", str(root))
     pgov("kyc", "queue", "edd-review", "-w", str(root), "--json", "--actor", "kyc-ops")
+    # Reports land inside the workspace so the file scan below covers them (HTML and PDF).
+    reports = root / "reports"
+    reports.mkdir()
+    pgov("report", "US-CA/kyc_aml/latest", "-o", str(reports / "us-ca-kyc.html"), "-w", str(root))
+    pgov("report", "UK/marketing_segmentation/v0001", "-o", str(reports / "uk-mkt.html"),
+         "-w", str(root))  # fmt: skip
+    pgov("report", "--trend", "UK/kyc_aml", "-o", str(reports / "uk-trend.html"), "-w", str(root))
+    if find_chromium() is not None:
+        pgov("report", "UK/kyc_aml/latest", "--pdf", "-o", str(reports / "uk-kyc.pdf"),
+             "-w", str(root))  # fmt: skip
     return root, "\n".join(outputs)
 
 
@@ -102,6 +118,22 @@ def test_no_written_file_contains_a_raw_identifier(run: tuple[Path, str]) -> Non
         "quarantine",
     }
     assert leaks == []
+
+
+def test_reports_are_written_and_searched(run: tuple[Path, str]) -> None:
+    """The scan above covers the reports: they exist, and the detector finds an identifier
+    planted in a copy of one (so a leak would show)."""
+    root, _ = run
+    reports = sorted((root / "reports").iterdir())
+    assert {p.name for p in reports} >= {"us-ca-kyc.html", "uk-mkt.html", "uk-trend.html"}
+    identifiers = _identifiers(root)
+    html = (root / "reports" / "us-ca-kyc.html").read_text()
+    assert "Persona version US-CA/kyc_aml" in html
+    assert _hits([html], identifiers) == 0
+    assert _hits([html.replace("</body>", identifiers[0] + "</body>")], identifiers) == 1
+    pdf = root / "reports" / "uk-kyc.pdf"
+    if find_chromium() is not None:
+        assert "Persona version UK/kyc_aml" in _texts(pdf)[-1]
 
 
 def test_no_log_or_console_output_contains_a_raw_identifier(run: tuple[Path, str]) -> None:
