@@ -24,6 +24,7 @@ from engine.enforce import GovernedFrames, SourceRowAccounting
 from engine.errors import KeyMaterialError, PolicyDenied
 from engine.features import FeatureFrame
 from engine.kyc.model import KycRouting
+from engine.progress import ProgressEvent, ProgressHook
 from engine.request import RefreshRequest
 from engine.segment.model import Segmentation
 from engine.sources import SourceFrames
@@ -113,17 +114,27 @@ def _git_commit() -> str | None:
 
 
 class _Timer:
-    def __init__(self) -> None:
+    """Stage durations for lineage; each lap is also a progress event (engine/progress.py)."""
+
+    def __init__(self, progress: ProgressHook | None = None, task: str = "") -> None:
         self.seconds: dict[str, float] = {}
+        self.progress = progress
+        self.task = task
 
     def lap(self, stage: str, started: float) -> None:
         import time
 
         self.seconds[stage] = round(time.perf_counter() - started, 3)
+        if self.progress is not None:
+            self.progress(ProgressEvent(self.task, stage, self.seconds[stage]))
 
 
 def run_refresh(
-    ws: Workspace, request: RefreshRequest, *, wait_seconds: float = 0.0
+    ws: Workspace,
+    request: RefreshRequest,
+    *,
+    wait_seconds: float = 0.0,
+    progress: ProgressHook | None = None,
 ) -> RefreshResult:
     """Run one jurisdiction-scoped refresh and publish a signed version, or refuse."""
     import time
@@ -131,7 +142,7 @@ def run_refresh(
     from engine.locks import refresh_lock
     from engine.policy.decide import decide, engine_for
 
-    timer = _Timer()
+    timer = _Timer(progress, f"{request.jurisdiction}/{request.purpose.value}")
     run_id = uuid.uuid4().hex
     started_at = datetime.now(UTC)
     j, p, actor = request.jurisdiction, request.purpose.value, request.actor

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from engine.cli import (
@@ -16,7 +18,7 @@ from engine.cli import (
     run_cmd,
     versions_cmd,
 )
-from engine.cli._common import set_verbose
+from engine.cli._common import set_quiet, set_verbose, silence_stdout
 
 app = typer.Typer(
     name="pgov",
@@ -41,15 +43,55 @@ for _module in (
     _module.register(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from engine import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="Structured logs to stderr instead of the workspace log."
     ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress display or progress log events."
+    ),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the personagov version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
 ) -> None:
     """personagov: policy-governed customer personas, KYC tiers and signed lineage."""
+    del version  # handled eagerly by _print_version
     set_verbose(verbose)
+    set_quiet(quiet)
+
+
+def _stdout_is_devnull() -> bool:
+    import os
+
+    try:
+        a, b = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def main() -> None:
-    app()
+    was_devnull = _stdout_is_devnull()
+    try:
+        app()
+    except SystemExit as exc:
+        # A closed stdout pipe (`pgov ... | head -1`) is not a failure: click/typer wrap
+        # stdout and exit 1, rich points stdout at /dev/null and exits 1; exit 0 quietly.
+        wrapped = type(sys.stdout).__name__.endswith("PacifyFlushWrapper")
+        if exc.code == 1 and (wrapped or (_stdout_is_devnull() and not was_devnull)):
+            silence_stdout()
+            raise SystemExit(0) from None
+        raise

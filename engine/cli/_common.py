@@ -15,10 +15,19 @@ from rich.console import Console
 from engine.errors import ExitCode, PgovError
 from engine.workspace import Workspace
 
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich exits 1 here; a reader that closed the pipe (`| head -1`) is not a failure.
+        self.quiet = True
+        silence_stdout()
+        raise SystemExit(0)
+
+
 # Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns,
 # so tables stay readable rather than truncated.
-console = Console(width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+console = _Console(width=None if sys.stdout.isatty() else 140)
+err_console = _Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,6 +39,24 @@ JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 
 
 _verbose = False
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    global _quiet
+    _quiet = quiet
+
+
+def is_quiet() -> bool:
+    return _quiet
+
+
+def progress(title: str) -> Any:
+    """Per-stage progress for long work: rich on a terminal, log events otherwise, nothing
+    with --quiet (see engine/progress.py)."""
+    from engine.progress import progress_reporter
+
+    return progress_reporter(title, quiet=_quiet, console=err_console)
 
 
 def set_verbose(verbose: bool) -> None:
@@ -71,8 +98,23 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]")
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # `pgov ... | head -1`: the reader has what it wanted; that is not a failure.
+            silence_stdout()
+            raise typer.Exit(0) from None
 
     return wrapper
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def fail(message: str, code: ExitCode) -> typer.Exit:

@@ -8,6 +8,7 @@ workspace.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from engine.cli._common import (
     emit_json,
     handle_errors,
     open_workspace,
+    progress,
 )
 from engine.errors import BadInputError, UsageError, VerificationFailed
+from engine.progress import ProgressEvent
 from engine.workspace import Workspace
 from lineage.report import VerificationReport
 
@@ -71,7 +74,13 @@ def verify_cmd(
     from lineage.auditlog import AuditLog
 
     ws = open_workspace(workspace)
-    rep = AuditLog(ws.audit_dir).verify(_trust(ws, trust))
+    with progress("audit verify") as hook:
+        hook.describe("loading the trust store")
+        store = _trust(ws, trust)
+        hook.describe("recomputing the Merkle tree and checking every signed checkpoint")
+        started = time.perf_counter()
+        rep = AuditLog(ws.audit_dir).verify(store)
+        hook(ProgressEvent("audit log", "verify", time.perf_counter() - started))
     finish(rep, as_json)
     if not as_json:
         console.print("[bold green]audit log verified[/]")

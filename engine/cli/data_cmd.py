@@ -6,7 +6,6 @@ from datetime import date
 from pathlib import Path
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from engine.cli._common import (
@@ -16,6 +15,7 @@ from engine.cli._common import (
     emit_json,
     err_console,
     handle_errors,
+    is_quiet,
     open_workspace,
 )
 from engine.errors import UsageError
@@ -32,17 +32,11 @@ def _format(value: str) -> str:
 def _generate(
     customers: int, seed: int, out: Path, fmt: str, dirt_rate: float, as_of: date, quiet: bool
 ) -> dict[str, object]:
+    from engine.progress import progress_reporter
     from engine.sample import generate
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=quiet,
-    ) as progress:
-        task = progress.add_task("sample", total=None)
+    # Its own --quiet, or the global one (`pgov --quiet sample ...`).
+    with progress_reporter("sample", quiet=quiet or is_quiet(), console=err_console) as hook:
         summary = generate(
             customers,
             seed,
@@ -50,7 +44,7 @@ def _generate(
             fmt,  # type: ignore[arg-type]  # checked by _format
             dirt_rate=dirt_rate,
             as_of=as_of,
-            progress=lambda msg: progress.update(task, description=msg),
+            progress=hook.describe,
         )
     data = summary.to_json()
     # Row numbers of planted dirt live in the manifest; the command prints counts.

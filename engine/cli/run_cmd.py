@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -18,6 +19,7 @@ from engine.cli._common import (
     emit_json,
     handle_errors,
     open_workspace,
+    progress,
 )
 from engine.config import Purpose
 from engine.errors import ExitCode, PgovError, UsageError
@@ -109,9 +111,11 @@ def refresh(
         request = RefreshRequest(
             actor=actor, jurisdiction=jurisdiction, purpose=purpose, as_of=day, seed=seed
         )
-        result = run_refresh(ws, request, wait_seconds=wait)
-        summary = _summary(result)
-        summary["verified"] = _verified(ws, result.version.path)
+        with progress(f"refresh {jurisdiction}/{purpose.value}") as hook:
+            result = run_refresh(ws, request, wait_seconds=wait, progress=hook)
+            hook.describe("verifying the published version")
+            summary = _summary(result)
+            summary["verified"] = _verified(ws, result.version.path)
         if as_json:
             emit_json(summary)
         else:
@@ -128,14 +132,22 @@ def refresh(
         RefreshRequest(actor=actor, jurisdiction=j, purpose=purpose, as_of=day, seed=seed)
         for j in ws.config.jurisdictions
     ]
-    outcomes = run_all(
-        ws.root,
-        requests,
-        executor,  # type: ignore[arg-type]
-        scheduler,
-        timeout,
-        max_workers=workers or None,
-    )
+    with progress(f"refresh {purpose.value}, {len(requests)} jurisdictions ({executor})") as hook:
+        # In-process jobs report each stage; pool and Dask jobs run elsewhere, so the display
+        # shows the fan-out with its elapsed time and the table below has each job's seconds.
+        refresh_fn = (
+            functools.partial(run_refresh, progress=hook) if executor == "sequential" else None
+        )
+        hook.describe(f"{len(requests)} jurisdiction refreshes on the {executor} executor")
+        outcomes = run_all(
+            ws.root,
+            requests,
+            executor,  # type: ignore[arg-type]
+            scheduler,
+            timeout,
+            refresh_fn,
+            max_workers=workers or None,
+        )
     rows = [
         {
             "jurisdiction": o.jurisdiction,
@@ -243,23 +255,30 @@ def demo(
     init_keys(ws)
     console.print("keys: master pseudonymisation key and Ed25519 signing key created")
     as_of = date(2026, 11, 1)
-    summary = generate(customers, seed, ws.data_dir, "parquet", as_of=as_of)
+    with progress("demo: sample data") as hook:
+        summary = generate(
+            customers, seed, ws.data_dir, "parquet", as_of=as_of, progress=hook.describe
+        )
     console.print(
         f"sample: {customers} customers across {len(ws.config.jurisdictions)} "
         f"jurisdictions written to {ws.data_dir}"
     )
     del summary
     results: list[dict[str, Any]] = []
-    for j, purpose, actor in _demo_plan(ws):
-        req = RefreshRequest(actor=actor, jurisdiction=j, purpose=purpose, as_of=as_of, seed=seed)
-        try:
-            res = run_refresh(ws, req)
-        except PgovError as exc:
-            results.append({"jurisdiction": j, "purpose": purpose.value, "error": exc.message})
-            continue
-        s = _summary(res)
-        s["verified"] = _verified(ws, res.version.path)
-        results.append(s)
+    plan = _demo_plan(ws)
+    with progress(f"demo: {len(plan)} refreshes") as hook:
+        for j, purpose, actor in plan:
+            req = RefreshRequest(
+                actor=actor, jurisdiction=j, purpose=purpose, as_of=as_of, seed=seed
+            )
+            try:
+                res = run_refresh(ws, req, progress=hook)
+            except PgovError as exc:
+                results.append({"jurisdiction": j, "purpose": purpose.value, "error": exc.message})
+                continue
+            s = _summary(res)
+            s["verified"] = _verified(ws, res.version.path)
+            results.append(s)
     if as_json:
         emit_json(results)
     else:

@@ -71,7 +71,9 @@ class VersionEvidence:
 
     @property
     def k(self) -> int:
-        return int(self.plan.get("k_anonymity_min") or self.personas["params"].get("k_anonymity", 1))
+        return int(
+            self.plan.get("k_anonymity_min") or self.personas["params"].get("k_anonymity", 1)
+        )
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -163,7 +165,9 @@ def _version_entries(
     for e in events:
         d = e.get("details") or {}
         same_run = d.get("run_id") in run_ids
-        approval = e.get("type") == "version_approved" and d.get("statement_sha256") == statement_sha
+        approval = (
+            e.get("type") == "version_approved" and d.get("statement_sha256") == statement_sha
+        )
         delivery = (
             e.get("type", "").startswith("kyc_routing")
             and d.get("jurisdiction") == j
@@ -192,7 +196,9 @@ def _proofs(ws: Workspace, entries: list[dict[str, Any]]) -> list[AuditProof]:
         except PgovError as exc:
             ok, detail, size, leaf, n = False, exc.message, 0, "", 0
         out.append(
-            AuditProof(idx, str(e["type"]), str(e["actor"]), str(e["time"]), size, leaf, n, ok, detail)
+            AuditProof(
+                idx, str(e["type"]), str(e["actor"]), str(e["time"]), size, leaf, n, ok, detail
+            )
         )
     return out
 

@@ -22,7 +22,7 @@ VL_VERSION = "6.4"
 def js_bundle() -> str:
     import vl_convert as vlc
 
-    bundle: str = vlc.javascript_bundle(vl_version=VL_VERSION)
+    bundle: str = vlc.javascript_bundle(None, vl_version=VL_VERSION)
     # Inside <script>, only "</script" ends the element; escaping the slash is harmless JS.
     return bundle.replace("</script", "<\\/script")
 
@@ -165,7 +165,9 @@ def _personas(doc: dict[str, Any], kpi_names: list[str], units: dict[str, str]) 
                 "share": f"{p['share']:.1%}",
                 "stability": "-" if stab is None else f"{stab:.2f}",
                 "top": top.get(label, []),
-                "descriptors": [f"{k}: {v}" for k, v in sorted((p.get("descriptors") or {}).items())],
+                "descriptors": [
+                    f"{k}: {v}" for k, v in sorted((p.get("descriptors") or {}).items())
+                ],
                 "kpis": [fmt_kpi(kpis.get(k), units[k]) if k in kpis else "-" for k in kpi_names],
             }
         )
@@ -219,7 +221,9 @@ def version_html(ev: VersionEvidence) -> str:
     plan = ev.plan
     kpi_names = sorted({k for p in doc["personas"] for k in (p.get("kpis") or {})})
     units = {k: kpi_unit(k, doc.get("kpi_units")) for k in kpi_names}
-    columns, row_rules, treatments = [], [], {}
+    columns: list[dict[str, Any]] = []
+    row_rules: list[dict[str, Any]] = []
+    treatments: dict[str, list[str]] = {}
     for source, sp in sorted((plan.get("sources") or {}).items()):
         for col, a in sorted((sp.get("columns") or {}).items()):
             plain = action_text(a)
