@@ -18,11 +18,15 @@ from engine.report.units import fmt_kpi, kpi_unit, unit_label
 VL_VERSION = "6.4"
 
 
+# The bundle's module scope holds the three libraries; the page's script reads them here.
+_GLOBALS = "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = vegaLite;"
+
+
 @functools.lru_cache(maxsize=1)
 def js_bundle() -> str:
     import vl_convert as vlc
 
-    bundle: str = vlc.javascript_bundle(None, vl_version=VL_VERSION)
+    bundle: str = vlc.javascript_bundle(_GLOBALS, vl_version=VL_VERSION)
     # Inside <script>, only "</script" ends the element; escaping the slash is harmless JS.
     return bundle.replace("</script", "<\\/script")
 
