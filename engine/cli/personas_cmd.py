@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
+from rich.padding import Padding
 from rich.table import Table
 
 from engine.cli._common import JsonOpt, WorkspaceOpt, console, emit_json, handle_errors
@@ -37,12 +39,35 @@ def resolve(workspace: Path, ref: str) -> Path:
     return resolve_version(open_workspace(workspace), ref)
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "suppressed"
-    if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) < 100 else f"{v:,.0f}"
-    return str(v)
+def _print_kpis(doc: dict[str, Any]) -> None:
+    """KPIs as rows and personas as columns: the unit goes with the KPI, each value is
+    formatted by its unit, and the table stays narrow however many KPIs there are."""
+    from engine.report.units import fmt_kpi, kpi_unit, unit_label
+
+    names = sorted({k for p in doc["personas"] for k in (p.get("kpis") or {})})
+    if not names:
+        return
+    declared = doc.get("kpi_units")
+    table = Table(
+        title="KPIs per persona (columns: persona id; <k = suppressed)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("KPI (unit)", overflow="fold", min_width=18)
+    for p in doc["personas"]:
+        table.add_column(str(p["persona_id"]), justify="right", no_wrap=True)
+    for k in names:
+        unit = kpi_unit(k, declared)
+        table.add_row(
+            f"{k} ({unit_label(unit, short=True)})",
+            *(
+                fmt_kpi((p.get("kpis") or {}).get(k), unit, bare=True)
+                if k in (p.get("kpis") or {})
+                else "-"
+                for p in doc["personas"]
+            ),
+        )
+    console.print(table)
 
 
 @personas_app.command("show")
@@ -59,30 +84,53 @@ def show_cmd(
     if as_json:
         emit_json(doc)
         return
+    from engine.report.profile import top_features
+
     console.print(
         f"[bold]{doc['strategy']}[/] · {doc['customers']} customers · "
         f"{len(doc['personas'])} personas · [bold]{doc['validity']}[/]",
         highlight=False,
     )
-    table = Table(title="personas")
-    for col in ("id", "name", "size", "share", "stability", "traits", "kpis"):
-        table.add_column(col, overflow="fold")
+    # Narrow columns only; the long text (features, descriptors, KPIs) goes in a block per
+    # persona below, which wraps at any width. Full values: --json.
+    table = Table(title="personas", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("id", justify="right")
+    table.add_column("name", overflow="fold")
+    table.add_column("size", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("stability", justify="right")
     for p in doc["personas"]:
-        kpis = "\n".join(f"{k}: {_fmt(v)}" for k, v in sorted(p.get("kpis", {}).items()))
         stab = p.get("stability")
         table.add_row(
             str(p["persona_id"]),
             p["name"],
-            str(p["size"]),
+            f"{p['size']:,}",
             f"{p['share']:.1%}",
             "-" if stab is None else f"{stab:.2f}",
-            "\n".join(p.get("traits", [])),
-            kpis or "-",
         )
     console.print(table)
-    gates = Table(title="validation gates")
-    for col in ("gate", "passed", "value", "threshold", "detail"):
-        gates.add_column(col)
+    top = top_features(doc)
+    for p in doc["personas"]:
+        # A grid per persona: the label column stays put and long values wrap inside theirs.
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True, style="dim")
+        grid.add_column(overflow="fold")
+        grid.add_row("distinguishing", ", ".join(top.get(p["persona_id"]) or []) or "-")
+        if p.get("traits"):
+            grid.add_row("traits", ", ".join(p["traits"]))
+        descriptors = p.get("descriptors") or {}
+        if descriptors:
+            grid.add_row(
+                "descriptors", "; ".join(f"{k} {v}" for k, v in sorted(descriptors.items()))
+            )
+        console.print(f"[bold]{p['persona_id']} {p['name']}[/]", highlight=False)
+        console.print(Padding(grid, (0, 0, 0, 2)))
+    console.print("[dim]distinguishing = centroid vs population, in standard deviations (σ)[/]")
+    _print_kpis(doc)
+    gates = Table(title="validation gates", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("gate", "passed", "value", "threshold"):
+        gates.add_column(col, justify="left" if col in ("gate", "passed") else "right")
+    gates.add_column("detail", overflow="fold")
     for g in doc["gates"]:
         gates.add_row(
             g["name"],

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from engine import __version__
@@ -183,18 +184,28 @@ _TIER_SHORT = {"SDD": "S", "CDD": "C", "EDD": "E", "EDD_SENIOR": "ES", "PROHIBIT
 
 
 def _print_summaries(summaries: list[dict[str, Any]]) -> None:
-    table = Table(title="persona versions published", caption=_CAPTION)
-    for col in ("jurisdiction", "purpose", "version", "valid", "in", "kept", "excl", "quar"):
-        table.add_column(col, justify="right" if col in ("in", "kept", "excl", "quar") else "left")
-    table.add_column("personas", justify="right")
-    table.add_column("tiers S/C/E/ES/P")
-    table.add_column("lineage")
+    # Fits 80 columns without cutting an id: the chain takes two lines, no vertical rules,
+    # one space between columns; full values are in --json.
+    table = Table(
+        title="persona versions published",
+        caption=_CAPTION,
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
+    table.add_column("chain", no_wrap=True)
+    table.add_column("version", no_wrap=True)
+    table.add_column("valid")
+    for col in ("in", "kept", "excl", "quar"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("pers", justify="right")
+    table.add_column("tiers\nS/C/E/ES/P", no_wrap=True)
+    table.add_column("lineage", no_wrap=True)
     for s in summaries:
         tiers = "/".join(str(s["tiers"].get(t, 0)) for t in _TIER_SHORT) if s["tiers"] else "-"
         verified = s.get("verified")
         table.add_row(
-            s["jurisdiction"],
-            _PURPOSE_SHORT.get(s["purpose"], s["purpose"]),
+            f"{s['jurisdiction']}\n{_PURPOSE_SHORT.get(s['purpose'], s['purpose'])}",
             s["version_id"],
             "yes" if s["validity"] == "valid" else "[yellow]no[/]",
             str(s["customers_in"]),

@@ -11,6 +11,8 @@ from typing import Any
 
 import altair as alt
 
+from engine.report.profile import persona_label, standardised
+
 Spec = dict[str, Any]
 WIDTH = 560
 
@@ -20,10 +22,6 @@ TIER_ORDER = ["SDD", "CDD", "EDD", "EDD_SENIOR", "PROHIBITED"]
 def _spec(chart: Any) -> Spec:
     spec: Spec = chart.to_dict()
     return spec
-
-
-def persona_label(pid: Any, name: Any) -> str:
-    return f"{'-' if pid is None else pid} {name}"
 
 
 def accounting(acc: dict[str, Any]) -> Spec:
@@ -64,27 +62,6 @@ def persona_sizes(personas: list[dict[str, Any]]) -> Spec:
         .properties(width=WIDTH - 200, title="Persona sizes")
     )
     return _spec(chart)
-
-
-def standardised(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Centroids in population standard deviations: comparable across features."""
-    pop = doc.get("population") or {}
-    rows = []
-    for p in doc["personas"]:
-        for feature, value in sorted((p.get("centroid") or {}).items()):
-            stats = pop.get(feature) or {}
-            std = float(stats.get("std") or 0.0)
-            if value is None or std <= 0:
-                continue
-            z = (float(value) - float(stats.get("mean", 0.0))) / std
-            rows.append(
-                {
-                    "persona": persona_label(p["persona_id"], p["name"]),
-                    "feature": feature,
-                    "z": round(z, 3),
-                }
-            )
-    return rows
 
 
 def profile_heatmap(doc: dict[str, Any]) -> Spec:

@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.report import charts
 from engine.report.evidence import VersionEvidence
+from engine.report.profile import top_features
 from engine.report.units import fmt_kpi, kpi_unit, unit_label
 
 # Altair 6 writes Vega-Lite 6.4 specs; the inlined library must be the same version.
@@ -147,18 +148,10 @@ def _params(ev: VersionEvidence) -> list[tuple[str, str]]:
     return out
 
 
-def _top_features(doc: dict[str, Any], n: int = 3) -> dict[Any, list[str]]:
-    by: dict[Any, list[tuple[float, str]]] = {}
-    for r in charts.standardised(doc):
-        by.setdefault(r["persona"], []).append((abs(r["z"]), f"{r['feature']} {r['z']:+.1f}σ"))
-    return {k: [s for _, s in sorted(v, key=lambda t: (-t[0], t[1]))[:n]] for k, v in by.items()}
-
-
 def _personas(doc: dict[str, Any], kpi_names: list[str], units: dict[str, str]) -> list[Any]:
-    top = _top_features(doc)
+    top = top_features(doc)
     rows = []
     for p in doc["personas"]:
-        label = charts.persona_label(p["persona_id"], p["name"])
         stab = p.get("stability")
         kpis = p.get("kpis") or {}
         rows.append(
@@ -168,7 +161,7 @@ def _personas(doc: dict[str, Any], kpi_names: list[str], units: dict[str, str]) 
                 "size": p["size"],
                 "share": f"{p['share']:.1%}",
                 "stability": "-" if stab is None else f"{stab:.2f}",
-                "top": top.get(label, []),
+                "top": top.get(p["persona_id"], []),
                 "descriptors": [
                     f"{k}: {v}" for k, v in sorted((p.get("descriptors") or {}).items())
                 ],

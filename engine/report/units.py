@@ -30,21 +30,24 @@ def kpi_unit(name: str, declared: dict[str, str] | None = None) -> str:
     return "units"
 
 
-def fmt_kpi(value: Any, unit: str) -> str:
-    """One format per unit so a table never mixes `4.031` with `1,518`."""
+def fmt_kpi(value: Any, unit: str, *, bare: bool = False) -> str:
+    """One format per unit so a table never mixes `4.031` with `1,518`; ``bare`` leaves
+    out a trailing unit word (for tables whose row label carries the unit)."""
     if value is None:
-        return "suppressed"
+        return "<k" if bare else "suppressed"
     v = float(value)
     if unit == SHARE:
         return f"{v:.1%}"
     if unit == MONEY:
         return f"{v:,.0f}"
     if unit in ("months", "days", "years"):
-        return f"{v:,.1f} {unit[:-1] if v == 1 else unit}"
+        return f"{v:,.1f}" if bare else f"{v:,.1f} {unit[:-1] if v == 1 else unit}"
     if unit == "count":
         return f"{v:,.0f}"
     return f"{v:,.2f}"
 
 
-def unit_label(unit: str) -> str:
+def unit_label(unit: str, *, short: bool = False) -> str:
+    if short:
+        return {SHARE: "%", MONEY: "money"}.get(unit, unit)
     return {SHARE: "% of customers", MONEY: "money, mean per customer"}.get(unit, unit)
