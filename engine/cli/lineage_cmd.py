@@ -7,10 +7,14 @@ re-hashes inputs that still exist, and finds the statement's digest in the audit
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
+from rich.padding import Padding
+from rich.table import Table
 
 from engine.cli._common import (
     JsonOpt,
@@ -80,6 +84,49 @@ def _print(rep: VerificationReport) -> None:
         console.print(f"  {mark} {c.name}: {c.detail}", highlight=False)
 
 
+def _print_request(params: dict[str, Any], started_at: str) -> None:
+    """As-of date first (a back-dated run shows), then every parameter, wrapped."""
+    from datetime import date
+
+    as_of = str(params.get("as_of", "?"))
+    note = ""
+    try:
+        days = (date.fromisoformat(started_at[:10]) - date.fromisoformat(as_of)).days
+        if days > 0:
+            note = f"  [yellow](built {days} day(s) later: back-dated)[/]"
+        elif days < 0:
+            note = f"  [yellow]({-days} day(s) after the build date)[/]"
+    except ValueError:
+        pass
+    console.print(f"  as of      {as_of}{note}", highlight=False)
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    flat = {k: v for k, v in params.items() if k not in ("as_of", "segmentation")}
+    flat.update({f"segmentation.{k}": v for k, v in (params.get("segmentation") or {}).items()})
+    for k, v in sorted(flat.items()):
+        grid.add_row(k, json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else str(v))
+    console.print("  parameters")
+    console.print(Padding(grid, (0, 0, 0, 4)))
+
+
+def _print_accounting(accounting: dict[str, Any]) -> None:
+    table = Table(title=None, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("source", no_wrap=True)
+    for col in ("in", "kept", "excl", "quar"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("reasons", overflow="fold")
+    for source, a in sorted(accounting.items()):
+        reasons = {**(a.get("excluded_by_reason") or {}), **(a.get("quarantined_by_reason") or {})}
+        table.add_row(
+            source,
+            *(str(a.get(k, 0)) for k in ("input_rows", "kept", "excluded", "quarantined")),
+            ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())) or "-",
+        )
+    console.print("  row accounting (kept + excl + quar = in)")
+    console.print(Padding(table, (0, 0, 0, 4)))
+
+
 @lineage_app.command("show")
 @handle_errors
 def show_cmd(
@@ -106,9 +153,11 @@ def show_cmd(
         return
     p = st.predicate
     console.print(f"[bold]{p.persona_version}[/] {p.jurisdiction}/{p.purpose}  ({vdir})")
-    console.print(f"  statement  {STATEMENT_FILE} sha256 {statement_sha256(vdir)}")
+    # Digests abbreviated to fit 80 columns; --json has them in full.
+    console.print(f"  statement  {STATEMENT_FILE} sha256 {statement_sha256(vdir)[:32]}…")
     console.print(f"  validity   {p.validity}   actor {p.actor}")
-    console.print(f"  built      {p.started_at} -> {p.finished_at}")
+    console.print(f"  built      {p.started_at[:19]} -> {p.finished_at[:19]} (UTC)")
+    _print_request(p.parameters, p.started_at)
     console.print(
         f"  code       {p.code.version}" + (f" @ {p.code.git_commit}" if p.code.git_commit else "")
     )
@@ -127,6 +176,7 @@ def show_cmd(
         console.print(f"    {s.name:<32} {s.digest.get('sha256', '')[:16]}…")
     failed = [g for g in p.gates if isinstance(g, dict) and g.get("passed") is False]
     console.print(f"  gates      {len(p.gates)} ({len(failed)} failed)")
+    _print_accounting(p.row_accounting)
     console.print("[dim]not verified: run 'pgov lineage verify' to check signature and files[/]")
 
 
