@@ -58,6 +58,27 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in row.items()}
 
 
+_SORTS = {
+    "sla": "SLA due date, then score",
+    "score": "score (highest first), then SLA due date",
+    "tier": "tier (highest first), then SLA due date",
+}
+_TIER_RANK = {"PROHIBITED": 0, "EDD_SENIOR": 1, "EDD": 2, "CDD": 3, "SDD": 4}
+
+
+def _sorted(items: Any, sort: str) -> Any:
+    """A total order: the token is the last key, so equal items never come out shuffled."""
+    import polars as pl
+
+    rank = pl.col("tier").replace_strict(_TIER_RANK, default=9, return_dtype=pl.Int64)
+    keys = {
+        "sla": [pl.col("sla_due"), -pl.col("score"), rank],
+        "score": [-pl.col("score"), pl.col("sla_due"), rank],
+        "tier": [rank, pl.col("sla_due"), -pl.col("score")],
+    }[sort]
+    return items.sort([*keys, pl.col("customer_id")], nulls_last=True)
+
+
 @kyc_app.command("queue")
 @handle_errors
 def queue_cmd(
@@ -65,18 +86,24 @@ def queue_cmd(
     jurisdiction: str | None = JurisdictionOpt,
     version: str | None = VersionOpt,
     actor: str = ReaderOpt,
-    limit: int = typer.Option(0, "--limit", help="Show at most N items (0 = all)."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Show at most N items (0 = all)."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip the first N items (paging)."),
+    sort: str = typer.Option(
+        "sla", "--sort", help="sla (earliest due first), score (highest first) or tier."
+    ),
     as_json: bool = JsonOpt,
     workspace: Path = WorkspaceOpt,
 ) -> None:
-    """List a queue's items, most urgent (earliest SLA due date) first."""
+    """List a queue's items, most urgent first; shows the queue's total and pages."""
     from engine.audit import record
     from engine.kyc.versions import queue_items
 
+    if sort not in _SORTS:
+        raise UsageError(f"--sort must be one of {', '.join(_SORTS)}, not '{sort}'")
     ws = _open(workspace)
-    items = queue_items(ws, queue, _today(), actor, jurisdiction, version)
-    if limit > 0:
-        items = items.head(limit)
+    items = _sorted(queue_items(ws, queue, _today(), actor, jurisdiction, version), sort)
+    total = items.height
+    items = items.slice(offset, limit if limit > 0 else None)
     record(
         ws,
         "kyc_queue_viewed",
@@ -84,6 +111,7 @@ def queue_cmd(
         queue=queue,
         jurisdictions=sorted(set(items["jurisdiction"])) if "jurisdiction" in items.columns else [],
         items=items.height,
+        total=total,
     )
     cols = [
         "customer_id",
@@ -101,10 +129,24 @@ def queue_cmd(
     ]
     rows = [_row_json(r) for r in items.select([c for c in cols if c in items.columns]).to_dicts()]
     if as_json:
-        emit_json({"queue": queue, "count": len(rows), "items": rows})
+        emit_json(
+            {
+                "queue": queue,
+                "count": len(rows),
+                "total": total,
+                "offset": offset,
+                "sort": sort,
+                "items": rows,
+            }
+        )
         return
     # One block per item rather than a table: reasons stay readable on a narrow terminal.
-    console.print(f"[bold]{queue}[/]: {len(rows)} item(s), most urgent first", highlight=False)
+    shown = f"{offset + 1}-{offset + len(rows)}" if rows else "none"
+    console.print(
+        f"[bold]{queue}[/]: {total} item(s) in the queue, showing {shown}, "
+        f"sorted by {_SORTS[sort]}",
+        highlight=False,
+    )
     for r in rows:
         tier = f"{r['tier']} (override {r['override_id']})" if r.get("override_id") else r["tier"]
         console.print(
