@@ -189,3 +189,26 @@ def test_personas_and_lineage_show_fit_80_columns_with_units_and_as_of(ws: Path)
     assert "as of      2026-12-01" in out
     assert "segmentation.seed" in out and "row accounting" in out
     assert re.search(r"crm\s+\d+\s+\d+\s+\d+\s+\d+", out)
+
+
+def _with_threshold(ws: Path, tmp_path: Path, value: str) -> Path:
+    root = tmp_path / f"t{value}"
+    shutil.copytree(ws, root)
+    with (root / "pgov.toml").open("a") as f:
+        f.write(f"\n[report]\ndrift_threshold = {value}\n")
+    return root
+
+
+def test_trend_flags_changes_beyond_the_declared_threshold_only(ws: Path, tmp_path: Path) -> None:
+    from engine.report.trend import build_trend
+
+    strict = build_trend(Workspace.open(_with_threshold(ws, tmp_path, "1e-9")), "EU-DE", "kyc_aml")
+    assert strict.versions == ["v0001", "v0002"]
+    assert strict.flags and all(f["version"] == "v0002" for f in strict.flags)
+    assert all(abs(f["change"]) > 1e-9 for f in strict.flags)
+    lax = build_trend(Workspace.open(_with_threshold(ws, tmp_path, "1.0")), "EU-DE", "kyc_aml")
+    assert lax.flags == []
+    out = tmp_path / "trend.html"
+    bad = _with_threshold(ws, tmp_path, "0")
+    pgov("report", "--trend", "EU-DE/kyc_aml", "-o", str(out), "-w", str(bad), code=2)
+    assert not out.exists()

@@ -188,19 +188,34 @@ def queue_load(queues: list[dict[str, Any]], k: int) -> Spec:
     return _spec((bars + text).properties(width=WIDTH - 250, title="Queue load against SLA"))
 
 
-def trend_lines(rows: list[dict[str, Any]], field: str, series: str, title: str) -> Spec:
-    """One line per series across versions; flagged points drawn in red."""
-    base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("version:N", sort=None, title=None),
+def trend_lines(
+    rows: list[dict[str, Any]], field: str, series: str, title: str, *, facet: bool = False
+) -> Spec:
+    """One line per series across versions; flagged points drawn in red. ``facet`` gives
+    each series its own panel and y scale (KPIs have unrelated units and magnitudes)."""
+    base = alt.Chart().encode(
+        x=alt.X("version:N", sort=None, title=None, axis=alt.Axis(labelAngle=0)),
         y=alt.Y(f"{field}:Q", title=None),
         color=alt.Color(f"{series}:N", legend=alt.Legend(orient="bottom", columns=2)),
     )
     lines = base.mark_line(point=True).encode(tooltip=["version:N", f"{series}:N", f"{field}:Q"])
-    if not any(r.get("drift") for r in rows):
-        return _spec(lines.properties(width=WIDTH, title=title))
-    flags = (
-        base.transform_filter("datum.drift")
-        .mark_point(shape="diamond", size=120, filled=True)
-        .encode(color=alt.value("red"))
-    )
-    return _spec((lines + flags).properties(width=WIDTH, title=title + " (red: drift)"))
+    layers = [lines]
+    if any(r.get("drift") for r in rows):
+        title += " (red: drift)"
+        # Opacity rather than a filter: a filtered-out panel would draw an empty layer.
+        layers.append(
+            base.mark_point(shape="diamond", size=140, filled=True).encode(
+                color=alt.value("red"),
+                opacity=alt.condition("datum.drift", alt.value(1.0), alt.value(0.0)),
+            )
+        )
+    chart = alt.layer(*layers, data=alt.Data(values=rows))
+    if facet:
+        faceted = (
+            chart.properties(width=240, height=120)
+            .facet(facet=alt.Facet(f"{series}:N", title=None), columns=2)
+            .resolve_scale(y="independent")
+            .properties(title=title)
+        )
+        return _spec(faceted)
+    return _spec(chart.properties(width=WIDTH, title=title))

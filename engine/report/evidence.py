@@ -104,7 +104,7 @@ def _predicate(version_dir: Path) -> dict[str, Any]:
     return read_statement_unverified(version_dir).predicate.model_dump(mode="json")
 
 
-def _kyc(version_dir: Path, k: int) -> KycSummary | None:
+def kyc_summary(version_dir: Path, k: int) -> KycSummary | None:
     from engine.kyc.io import QUEUES_FILE, ROUTING_FILE
 
     routing_path = version_dir / ROUTING_FILE
@@ -315,7 +315,7 @@ def load_evidence(ws: Workspace, version_dir: Path, *, with_diff: bool = True) -
         plan=plan,
         accounting=accounting,
         personas=personas,
-        kyc=_kyc(version_dir, k),
+        kyc=kyc_summary(version_dir, k),
         diff=diff,
         previous=None if prev is None else prev.name,
         governance=_governance(ws, manifest, statement_sha, verification),

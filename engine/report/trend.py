@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.errors import UsageError
 from engine.report import charts
-from engine.report.evidence import _kyc, verify_or_refuse
+from engine.report.evidence import kyc_summary, verify_or_refuse
 from engine.report.units import fmt_kpi, kpi_unit
 from engine.workspace import Workspace
 
@@ -92,7 +92,7 @@ def build_trend(ws: Workspace, jurisdiction: str, purpose: str) -> Trend:
         for p in doc["personas"]:
             sizes.append({"version": info.version_id, "persona": p["name"], "share": p["share"]})
         k_min = int(doc["params"].get("k_anonymity", 1))
-        kyc = _kyc(vdir, k_min)
+        kyc = kyc_summary(vdir, k_min)
         if kyc is not None:
             known = sum(n for n in kyc.tiers.values() if n is not None)
             total = int(doc.get("customers") or known) or 1
@@ -118,7 +118,7 @@ def trend_html(trend: Trend) -> str:
     specs: dict[str, charts.Spec] = {}
     if trend.kpis:
         specs["chart-kpis"] = charts.trend_lines(
-            trend.kpis, "value", "kpi", "KPIs (customer-weighted mean over personas)"
+            trend.kpis, "value", "kpi", "KPIs (customer-weighted mean over personas)", facet=True
         )
     specs["chart-sizes"] = charts.trend_lines(
         trend.sizes, "share", "persona", "Persona sizes (share of customers)"
