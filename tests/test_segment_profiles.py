@@ -129,3 +129,25 @@ def test_kpis_absent_without_outcome_data(
         assert set(p.kpis) == {"value_proxy"}
     seg_no_gov = segment(build_features(g2, AS_OF), SegmentationSpec(k=4, bootstrap_runs=1), 10, 7)
     assert all(set(p.kpis) <= {"value_proxy"} for p in seg_no_gov.personas)
+
+
+def test_kpi_intervals_bracket_the_mean_and_follow_suppression(
+    run: tuple[GovernedFrames, pl.DataFrame, Segmentation],
+) -> None:
+    """Each published KPI has a 95% interval around its value; a suppressed KPI has none."""
+    _, _, seg = run
+    seen = 0
+    for p in seg.personas:
+        assert set(p.kpi_intervals) == set(p.kpis)
+        for kpi, value in p.kpis.items():
+            bounds = p.kpi_intervals[kpi]
+            if value is None:
+                assert bounds is None
+                continue
+            assert bounds is not None
+            low, high = bounds
+            assert low <= value <= high
+            seen += 1
+            if kpi.endswith("_rate") and 0 < value < 1:
+                assert low < value < high  # a share strictly inside (0, 1) has spread
+    assert seen > 0

@@ -305,7 +305,8 @@ def version_html(ev: VersionEvidence) -> str:
         personas=_personas(doc, kpi_names, units),
         kpi_names=[(k, unit_label(units[k])) for k in kpi_names],
         interval_note=(
-            "Intervals as stored with the version."
+            "Bars carry the 95% interval of each KPI's mean, as stored with the version "
+            "(normal approximation: mean ± 1.96 s/√n over the persona's customers)."
             if has_intervals
             else "This version stores point values only, so the KPI bars carry no interval."
         ),

@@ -26,6 +26,8 @@ class PersonaProfile:
     traits: list[str]  # plain-words distinguishing traits
     centroid: dict[str, float]
     kpis: dict[str, float | None] = field(default_factory=dict)
+    # 95% interval [low, high] of each KPI's mean; None where the KPI is suppressed.
+    kpi_intervals: dict[str, list[float] | None] = field(default_factory=dict)
     # Most common value of each descriptor (customer_type, age_band, ...) and its share;
     # only published when that value's count is at least the k-anonymity minimum.
     descriptors: dict[str, str] = field(default_factory=dict)

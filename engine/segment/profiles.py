@@ -11,6 +11,7 @@ through; every reported cell with fewer than k customers behind it is suppressed
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,42 +262,64 @@ def _customer_outcomes(
     return lf.collect(), sorted(kpis)
 
 
+KpiIntervals = dict[int, dict[str, list[float] | None]]
+
+
 def persona_kpis(
     assignments: pl.DataFrame,
     features: FeatureFrame,
     governed: GovernedFrames | None,
     k: int,
-) -> tuple[dict[int, dict[str, float | None]], list[dict[str, Any]]]:
-    """persona_id -> {kpi: value | None}; plus the k-anonymity suppression records.
+) -> tuple[dict[int, dict[str, float | None]], KpiIntervals, list[dict[str, Any]]]:
+    """persona_id -> {kpi: value | None}, persona_id -> {kpi: [low, high] | None}, and the
+    k-anonymity suppression records.
 
     Each KPI cell is the mean over the persona's customers for whom it is observed; the
-    number of those customers is the cell's count, and a count below k suppresses the cell.
+    number of those customers is the cell's count, and a count below k suppresses the cell
+    and its interval. The interval is the 95% normal-approximation interval of that mean
+    (mean ± 1.96 s/√n, s the sample standard deviation), computed from per-persona sums of
+    values and of squares in a fixed order (np.bincount), so it is reproducible.
     """
     per_customer, kpis = _customer_outcomes(assignments, features, governed)
     if not kpis:
-        return {}, []
-    grouped = group_means(
-        per_customer["persona_id"].to_numpy(),
-        per_customer.select(pl.col(kpis).cast(pl.Float64).fill_null(float("nan"))).to_numpy(),
-    )
+        return {}, {}, []
+    labels = per_customer["persona_id"].to_numpy()
+    values = per_customer.select(pl.col(kpis).cast(pl.Float64).fill_null(float("nan"))).to_numpy()
+    grouped = group_means(labels, values)
+    squares = group_means(labels, values * values).means
+    n = grouped.observed.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.maximum(squares - grouped.means**2, 0.0) * n / np.maximum(n - 1.0, 1.0)
+        half = np.where(n > 1, 1.96 * np.sqrt(var / np.maximum(n, 1.0)), 0.0)
     g, m = grouped.means.shape
+    # A mean cannot leave the range of the values it averages (a rate stays within 0..1).
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing KPI column
+        lo_obs, hi_obs = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    low = np.maximum(grouped.means - half, lo_obs)
+    high = np.minimum(grouped.means + half, hi_obs)
     long = pl.DataFrame(
         {
             "persona_id": np.repeat(grouped.labels, m).astype(np.int64),
             "kpi": kpis * g,
             "value": grouped.means.reshape(-1),
+            "low": low.reshape(-1),
+            "high": high.reshape(-1),
             "n": grouped.observed.reshape(-1).astype(np.uint32),
         }
     ).with_columns(
         pl.col("persona_id").cast(pl.String),
-        pl.col("value").fill_nan(None),
+        pl.col("value", "low", "high").fill_nan(None),
     )
     table, records = suppress_small_cells(long, "n", k, "persona_kpis")
     out: dict[int, dict[str, float | None]] = {}
+    intervals: KpiIntervals = {}
     for row in table.iter_rows(named=True):  # one row per persona x KPI, not per customer
-        v = row["value"]
-        out.setdefault(int(row["persona_id"]), {})[row["kpi"]] = None if v is None else _r(v)
-    return out, records
+        pid, v = int(row["persona_id"]), row["value"]
+        out.setdefault(pid, {})[row["kpi"]] = None if v is None else _r(v)
+        bounds = None if v is None else [_r(row["low"]), _r(row["high"])]
+        intervals.setdefault(pid, {})[row["kpi"]] = bounds
+    return out, intervals, records
 
 
 def _modes(
@@ -344,7 +367,7 @@ def build_profiles(
     )
     modes = _modes(frame, features.descriptors, k)
     assignments = frame.select(KEY, "persona_id")
-    kpis, suppressed = persona_kpis(assignments, features, governed, k)
+    kpis, kpi_intervals, suppressed = persona_kpis(assignments, features, governed, k)
 
     rows = stats.to_dicts()
     z_by: dict[int, dict[str, float]] = {}
@@ -381,6 +404,7 @@ def build_profiles(
                 traits=[] if small else traits(z_by[pid]),
                 centroid={} if small else {f: _r(float(row[f])) for f in features.features},
                 kpis={} if small else kpis.get(pid, {}),
+                kpi_intervals={} if small else kpi_intervals.get(pid, {}),
                 descriptors={}
                 if small
                 else {
