@@ -135,6 +135,39 @@ class WebhookSink(_Strict):
 Sink = Annotated[OutboxSink | WebhookSink, Field(discriminator="type")]
 
 
+class _DestinationBase(_Strict):
+    # Where the destination processes data (a region of the policy data, e.g. "EU", "US"):
+    # outside the data's region, activation needs adequacy or a transfer mechanism.
+    region: str
+    # Transfer mechanism relied on when the region differs (e.g. "scc", "bcr", "dpf").
+    transfer_mechanism: str | None = None
+    # The contact channel the destination acts through ("email", "phone", "sms", "push",
+    # "web", "content"): channels the policy suppresses stay suppressed.
+    channel: str = "content"
+    # Purposes whose personas may go here (empty: any).
+    purposes: list[str] = Field(default_factory=list)
+    # Only versions validated by an experiment may go here.
+    require_validated: bool = False
+
+
+class FileDestination(_DestinationBase):
+    type: Literal["file"] = "file"
+    path: str
+    format: Literal["parquet", "csv"] = "parquet"
+
+
+class HttpDestination(_DestinationBase):
+    type: Literal["http"] = "http"
+    url: str
+    # env:VAR or file:PATH holding the HMAC secret that signs each request (optional).
+    secret: str | None = None
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+
+
+Destination = Annotated[FileDestination | HttpDestination, Field(discriminator="type")]
+
+
 class PolicySpec(_Strict):
     engine: Literal["embedded", "opa"] = "embedded"
     # Empty = the bundle that ships with the package.
@@ -143,8 +176,51 @@ class PolicySpec(_Strict):
     timeout_seconds: float = 5.0
 
 
+class PredictiveSpec(_Strict):
+    """The supervised strategy: risk bands from a calibrated model of a declared outcome."""
+
+    # The declared outcome: a feature with role "outcome", or "source.column" of a boolean
+    # column in the governed frames (a customer's label is 1 if any of their rows is true).
+    outcome: str
+    # Calibrated-probability cut points (ascending, in (0, 1)); empty = band_quantiles.
+    band_cuts: list[float] = Field(default_factory=list)
+    # Quantiles of the calibrated score that separate the risk bands (ascending, in (0, 1)).
+    band_quantiles: list[float] = Field(default_factory=lambda: [0.3, 0.5, 0.7, 0.85])
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    # Gate: the chosen model's out-of-fold ROC AUC must reach this.
+    min_auc: float = Field(default=0.6, ge=0.5, le=1.0)
+    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    # 0: personas are the risk bands; n > 1: each band is crossed with an n-cluster k-means of
+    # the behavioural features (cells below k are merged back into their band's largest cell).
+    behaviour_clusters: int = Field(default=0, ge=0, le=6)
+    # feature -> +1 (a higher value means a higher outcome rate) or -1: monotone constraints
+    # for the gradient-boosting candidate and a sign check for the logistic one.
+    monotone: dict[str, Literal[-1, 1]] = Field(default_factory=dict)
+    # Features never given to the model (e.g. ones that encode the outcome itself).
+    exclude_features: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cuts(self) -> PredictiveSpec:
+        for name in ("band_cuts", "band_quantiles"):
+            cuts = getattr(self, name)
+            if any(b <= a for a, b in itertools.pairwise(cuts)):
+                raise ValueError(f"{name} must be strictly ascending")
+            if any(not 0.0 < q < 1.0 for q in cuts):
+                raise ValueError(f"{name} must lie strictly between 0 and 1")
+        if not self.band_cuts and not self.band_quantiles:
+            raise ValueError("declare band_cuts or band_quantiles (at least two bands)")
+        return self
+
+
+class PurposeSegmentation(_Strict):
+    """Per-purpose override of the strategy (e.g. predictive for credit risk only)."""
+
+    strategy: Literal["kmeans", "gmm", "rules", "predictive"]
+    predictive: PredictiveSpec | None = None
+
+
 class SegmentationSpec(_Strict):
-    strategy: Literal["kmeans", "gmm", "rules"] = "kmeans"
+    strategy: Literal["kmeans", "gmm", "rules", "predictive"] = "kmeans"
     k: int | None = Field(default=None, ge=2)
     k_min: int = Field(default=4, ge=2)
     k_max: int = Field(default=8, ge=2)
@@ -159,6 +235,22 @@ class SegmentationSpec(_Strict):
     # and value-proxy quantiles learnt on the sample (ascending, inside (0, 1)).
     score_thresholds: list[float] = Field(default_factory=lambda: [580.0, 670.0])
     value_quantiles: list[float] = Field(default_factory=lambda: [1 / 3, 2 / 3])
+    predictive: PredictiveSpec | None = None
+    # purpose -> strategy override: [segmentation.purposes.credit_risk_segmentation]
+    purposes: dict[str, PurposeSegmentation] = Field(default_factory=dict)
+
+    def for_purpose(self, purpose: str) -> SegmentationSpec:
+        """The spec a refresh of `purpose` uses: the purpose's override, if declared."""
+        over = self.purposes.get(purpose)
+        if over is None:
+            return self
+        return self.model_copy(
+            update={
+                "strategy": over.strategy,
+                "predictive": over.predictive or self.predictive,
+                "purposes": {},
+            }
+        )
 
     @model_validator(mode="after")
     def _ordered(self) -> SegmentationSpec:
@@ -170,6 +262,14 @@ class SegmentationSpec(_Strict):
                 raise ValueError(f"{name} must be strictly ascending")
         if any(not 0.0 < q < 1.0 for q in self.value_quantiles):
             raise ValueError("value_quantiles must lie strictly between 0 and 1")
+        if self.strategy == "predictive" and self.predictive is None:
+            raise ValueError("strategy 'predictive' needs a [segmentation.predictive] table")
+        for purpose, over in self.purposes.items():
+            if over.strategy == "predictive" and (over.predictive or self.predictive) is None:
+                raise ValueError(
+                    f"purposes.{purpose}: strategy 'predictive' needs a predictive table "
+                    "(its outcome)"
+                )
         return self
 
 
@@ -194,6 +294,8 @@ class WorkspaceConfig(_Strict):
     kyc: KycSpec = KycSpec()
     report: ReportSpec = ReportSpec()
     sinks: list[Sink] = Field(default_factory=lambda: list[Sink]([OutboxSink()]))
+    # Activation destinations (pgov activate VERSION --destination NAME).
+    destinations: dict[str, Destination] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _crm_first(self) -> WorkspaceConfig:

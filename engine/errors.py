@@ -19,6 +19,8 @@ class ExitCode(IntEnum):
     KEY_ERROR = 6
     GATE_FAILED = 7
     LOCKED = 8
+    STORAGE = 9
+    DELIVERY = 10
 
 
 class PgovError(Exception):
@@ -83,3 +85,9 @@ class LockedError(PgovError):
     """Another refresh of the same jurisdiction and purpose holds the lock."""
 
     exit_code = ExitCode.LOCKED
+
+
+class DeliveryFailed(PgovError):
+    """A destination refused or could not be reached: visible, audited, never silent."""
+
+    exit_code = ExitCode.DELIVERY

@@ -244,7 +244,11 @@ def _run_locked(
 
     t = time.perf_counter()
     seg: Segmentation = segment(
-        features, ws.config.segmentation, plan.k_anonymity_min, request.seed, governed
+        features,
+        ws.config.segmentation.for_purpose(p),
+        plan.k_anonymity_min,
+        request.seed,
+        governed,
     )
     timer.lap("segment", t)
     crash_point("segment")

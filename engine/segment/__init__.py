@@ -41,6 +41,10 @@ def segment(
     governed: GovernedFrames | None = None,
 ) -> Segmentation:
     """Fit the configured strategy, merge personas below k, run the gates, profile."""
+    if spec.strategy == "predictive":
+        from engine.segment.predictive import segment_predictive
+
+        return segment_predictive(features, spec, k_min, seed, governed)
     strategy = make_strategy(spec, seed)
     columns = strategy.columns(features)
     x = feature_matrix(features, columns)

@@ -68,7 +68,14 @@ def write_segmentation(seg: Segmentation, directory: Path) -> list[Path]:
     )
     personas = directory / PERSONAS
     personas.write_bytes(canonical_json(personas_document(seg)))
-    return [assignments, personas]
+    written = [assignments, personas]
+    for name, doc in sorted(seg.artifacts.items()):
+        if "/" in name or not name.endswith(".json") or name in (PERSONAS,):
+            raise ValueError(f"segmentation artifact name not allowed: {name}")
+        path = directory / name
+        path.write_bytes(canonical_json(_finite(doc)))
+        written.append(path)
+    return written
 
 
 def read_personas(directory: Path) -> dict[str, Any]:

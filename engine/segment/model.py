@@ -46,6 +46,9 @@ class Segmentation:
     # Population mean and std per clustering feature: the yardstick for trait z-scores and
     # for centroid shift between versions.
     population: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Extra JSON documents written beside personas.json (file name -> document), e.g. the
+    # predictive strategy's model_card.json; signed with the version like every output.
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:
