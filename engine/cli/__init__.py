@@ -7,8 +7,10 @@ import sys
 import typer
 
 from engine.cli import (
+    activate_cmd,
     audit_cmd,
     data_cmd,
+    experiment_cmd,
     keys_cmd,
     kyc_cmd,
     lineage_cmd,
@@ -39,6 +41,8 @@ for _module in (
     kyc_cmd,
     versions_cmd,
     report_cmd,
+    experiment_cmd,
+    activate_cmd,
 ):
     _module.register(app)
 

@@ -96,7 +96,7 @@ def model_card(
         "cv_folds": spec.cv_folds,
         "fitting_rows": len(fit.oof),
         "fitting_events": int(ys.sum()),
-        "labelled_customers": int(len(fit_y)),
+        "labelled_customers": len(fit_y),
         "base_rate": _r(float(fit_y.mean())) if len(fit_y) else None,
         "candidates": {
             name: {

@@ -166,10 +166,29 @@ suppress_channel if {
 
 default suppress_channel := false
 
+# Which of the refresh plan's per-customer nullings flag a customer for each channel: the
+# engine removes customers matching these rules from the audience. PDPA Part IX covers
+# voice calls, SMS and fax to numbers on the Do Not Call register.
+channel_suppression := {
+	"phone": ["pdpa.do_not_call"],
+	"sms": ["pdpa.do_not_call"],
+}
+
+suppress_reasons := object.get(channel_suppression, channel, []) if suppress_channel
+
+default suppress_reasons := []
+
+# A suppression the policy cannot map to customers is a refusal, never a silent pass.
+deny contains "activation.channel_suppression_unmapped" if {
+	suppress_channel
+	count(suppress_reasons) == 0
+}
+
 authz := {"allow": count(deny) == 0, "deny": sort(deny)}
 
 decision := {
 	"allow": count(deny) == 0,
 	"deny": sort(deny),
 	"suppress_channel": suppress_channel,
+	"suppress_reasons": suppress_reasons,
 }

@@ -81,6 +81,14 @@ test_suppressed_channel_stays_suppressed if {
 	d := activation.decision with input as object.union(inp, {"resource": object.union(inp.resource, {"obligations": ["suppress_channel:phone"]})})
 	d.allow
 	d.suppress_channel
+	d.suppress_reasons == ["pdpa.do_not_call"]
+}
+
+test_unmapped_channel_suppression_denied if {
+	dest := object.union(cms_eu, {"channel": "fax"})
+	inp := activation_input(dest, good_version)
+	d := activation.decision with input as object.union(inp, {"resource": object.union(inp.resource, {"obligations": ["suppress_channel:fax"]})})
+	"activation.channel_suppression_unmapped" in d.deny
 }
 
 test_kyc_results_never_activated if {
