@@ -16,11 +16,14 @@ from datetime import date
 from typing import Any
 
 import polars as pl
+from pydantic import ValidationError
 
 from engine.errors import PolicyError
 from engine.features import KEY
 from engine.policy.plan import EnforcementPlan, RowRule
 from engine.workspace import Workspace
+
+NULLINGS_PATH = "personagov.decision.nullings"
 
 
 def subjects_source(ws: Workspace) -> str:
@@ -39,33 +42,55 @@ class Recheck:
     excluded_by_reason: dict[str, int]
 
 
-def marketing_plan(ws: Workspace, actor: str, jurisdiction: str, as_of: date) -> EnforcementPlan:
+def _request(actor: str, jurisdiction: str, as_of: date) -> Any:
     from engine.config import Purpose
-    from engine.policy.decide import decide, engine_for
     from engine.request import RefreshRequest
 
-    request = RefreshRequest(
+    return RefreshRequest(
         actor=actor, jurisdiction=jurisdiction, purpose=Purpose.MARKETING, as_of=as_of
     )
-    return decide(ws, request, engine_for(ws))
+
+
+def marketing_plan(ws: Workspace, actor: str, jurisdiction: str, as_of: date) -> EnforcementPlan:
+    from engine.policy.decide import decide, engine_for
+
+    return decide(ws, _request(actor, jurisdiction, as_of), engine_for(ws))
 
 
 def _with_channel_exclusions(
-    plan: EnforcementPlan, subjects: str, reasons: list[str]
+    ws: Workspace, plan: EnforcementPlan, reasons: list[str]
 ) -> EnforcementPlan:
-    sp = plan.sources.get(subjects)
-    nullings = [n for n in (sp.nullings if sp else []) if n.reason in reasons]
-    if not nullings:
+    """The plan plus, as subject exclusions, the policy's per-customer rules named by the
+    activation decision. They are read from the marketing decision's full set of nullings:
+    the plan itself lists a nulling only where a column survives to be nulled, and for a
+    channel like phone the numbers are dropped outright, so the rule would be invisible."""
+    from engine.policy.decide import build_input, engine_for
+
+    request = _request(plan.actor, plan.jurisdiction, plan.as_of)
+    raw = engine_for(ws).query(NULLINGS_PATH, build_input(ws, request))
+    rules: list[RowRule] = []
+    for n in raw if isinstance(raw, list) else []:
+        if isinstance(n, dict) and n.get("reason") in reasons:
+            try:
+                rules.append(
+                    RowRule(
+                        reason=f"channel.{n['reason']}",
+                        article=str(n.get("article", "")),
+                        condition=n["condition"],
+                    )
+                )
+            except (KeyError, ValidationError):
+                raise PolicyError(
+                    "a channel suppression rule from policy is malformed; refusing",
+                    reasons=["policy.malformed_decision"],
+                ) from None
+    if not rules:
         raise PolicyError(
             f"the policy suppresses this channel by {', '.join(reasons)} but the marketing "
-            "plan has no such per-customer rule; refusing",
+            "decision has no such per-customer rule; refusing",
             reasons=["activation.channel_suppression_unmapped"],
         )
-    extra = [
-        RowRule(reason=f"channel.{n.reason}", article=n.article, condition=n.condition)
-        for n in nullings
-    ]
-    return plan.model_copy(update={"subject_exclusions": [*plan.subject_exclusions, *extra]})
+    return plan.model_copy(update={"subject_exclusions": [*plan.subject_exclusions, *rules]})
 
 
 def recheck(
@@ -87,7 +112,7 @@ def recheck(
     suppressed = 0
     by_reason = dict(sorted(governed.accounting[subjects].excluded_by_reason.items()))
     if suppress_reasons:
-        narrowed = _with_channel_exclusions(plan, subjects, suppress_reasons)
+        narrowed = _with_channel_exclusions(ws, plan, suppress_reasons)
         kept = enforce(sources, narrowed, pseudo, as_of).frames[subjects].select(KEY).unique()
         suppressed = eligible.height - kept.height
         eligible = kept.sort(KEY)
