@@ -212,6 +212,27 @@ class PredictiveSpec(_Strict):
         return self
 
 
+class ValueSpec(_Strict):
+    """Customer lifetime value from a declared loan-like source, in integer cents.
+
+    Per row: interest (amount x annual rate x tenure / 12) + fees - loss (amount x
+    loss_given_default when `loss_when` holds); per customer: the sum. Columns are named by
+    the workspace: nothing in the engine knows the sample's names.
+    """
+
+    source: str
+    amount: str
+    rate: str | None = None
+    tenure_months: str | None = None
+    fees: str | None = None
+    loss_when: Condition | None = None
+    loss_given_default: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Optional applications: a source with one row per application and a boolean column
+    # saying whether it was approved -> application and approval rates per persona.
+    applications_source: str | None = None
+    approved_column: str | None = None
+
+
 class PurposeSegmentation(_Strict):
     """Per-purpose override of the strategy (e.g. predictive for credit risk only)."""
 
@@ -236,6 +257,8 @@ class SegmentationSpec(_Strict):
     score_thresholds: list[float] = Field(default_factory=lambda: [580.0, 670.0])
     value_quantiles: list[float] = Field(default_factory=lambda: [1 / 3, 2 / 3])
     predictive: PredictiveSpec | None = None
+    # Value KPIs (CLTV distribution, application/approval rates) per persona, if declared.
+    value: ValueSpec | None = None
     # purpose -> strategy override: [segmentation.purposes.credit_risk_segmentation]
     purposes: dict[str, PurposeSegmentation] = Field(default_factory=dict)
 

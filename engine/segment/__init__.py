@@ -14,6 +14,7 @@ import polars as pl
 
 from engine.config import SegmentationSpec
 from engine.enforce import GovernedFrames
+from engine.errors import BadInputError
 from engine.features import KEY, FeatureFrame
 from engine.segment.gates import (
     canonical_labels,
@@ -44,7 +45,41 @@ def segment(
     if spec.strategy == "predictive":
         from engine.segment.predictive import segment_predictive
 
-        return segment_predictive(features, spec, k_min, seed, governed)
+        return with_value(
+            segment_predictive(features, spec, k_min, seed, governed), spec, governed, k_min
+        )
+    return with_value(_segment(features, spec, k_min, seed, governed), spec, governed, k_min)
+
+
+def with_value(
+    seg: Segmentation, spec: SegmentationSpec, governed: GovernedFrames | None, k_min: int
+) -> Segmentation:
+    """Add the declared value KPIs (CLTV distribution, approval rates) as value.json."""
+    if spec.value is None or governed is None:
+        return seg
+    from dataclasses import replace
+
+    from engine.segment.value import value_kpis
+
+    try:
+        doc, suppressed = value_kpis(seg.assignments, governed, spec.value, k_min)
+    except BadInputError as exc:
+        # The purpose's policy withheld a declared column: say so, publish without value.
+        doc, suppressed = {"format": "pgov.value/1", "unavailable": exc.message}, []
+    return replace(
+        seg,
+        artifacts={**seg.artifacts, "value.json": doc},
+        suppressed=[*seg.suppressed, *suppressed],
+    )
+
+
+def _segment(
+    features: FeatureFrame,
+    spec: SegmentationSpec,
+    k_min: int,
+    seed: int,
+    governed: GovernedFrames | None = None,
+) -> Segmentation:
     strategy = make_strategy(spec, seed)
     columns = strategy.columns(features)
     x = feature_matrix(features, columns)
