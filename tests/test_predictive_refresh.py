@@ -52,6 +52,8 @@ def test_credit_risk_refresh_publishes_signed_risk_bands(
     assert "model_card.json" in result.manifest["outputs"]
     trust = TrustStore.load(ws.path(ws.config.keys.trust_file))
     assert verify_version(vdir, trust, workspace_root=ws.root).ok
+    value = json.loads((vdir / "value.json").read_bytes())
+    assert value["personas"] and "unavailable" not in value
     # No token or raw id in the card: aggregates only.
     assert "customer_id" not in (vdir / "model_card.json").read_text()
 
