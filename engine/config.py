@@ -185,7 +185,7 @@ class PredictiveSpec(_Strict):
     # Calibrated-probability cut points (ascending, in (0, 1)); empty = band_quantiles.
     band_cuts: list[float] = Field(default_factory=list)
     # Quantiles of the calibrated score that separate the risk bands (ascending, in (0, 1)).
-    band_quantiles: list[float] = Field(default_factory=lambda: [0.3, 0.5, 0.7, 0.85])
+    band_quantiles: list[float] = Field(default_factory=lambda: [0.4, 0.7, 0.85])
     cv_folds: int = Field(default=5, ge=2, le=20)
     # Gate: the chosen model's out-of-fold ROC AUC must reach this.
     min_auc: float = Field(default=0.6, ge=0.5, le=1.0)
