@@ -54,6 +54,8 @@ def test_planted_lift_is_recovered_within_its_interval_and_promotes(flow_ws: Wor
     # Stratified 50/50: every persona split exactly (within one customer).
     for arms in design["counts"].values():
         assert abs(arms["control"] - arms["treatment"]) <= 1
+    pooled_power = design["power"]["pooled"]
+    assert pooled_power["required_per_arm"] and pooled_power["smallest_arm"] > 0
     plant_outcomes(flow_ws, "planted", J, {"control": 0.10, "treatment": 0.35})
     doc = analyse_experiment(flow_ws, "planted", "campaign_results", "analyst-eu", AS_OF)
     pooled = doc["pooled"]["treatment"]

@@ -94,6 +94,12 @@ def design_cmd(
             "yes" if row["powered"] else "no",
         )
     console.print(table)
+    pooled = doc["power"]["pooled"]
+    console.print(
+        f"pooled: smallest arm {pooled['smallest_arm']}, needed per arm "
+        f"{pooled['required_per_arm'] or '-'}: {'powered' if pooled['powered'] else 'NOT powered'}",
+        highlight=False,
+    )
 
 
 @experiment_app.command("analyse")

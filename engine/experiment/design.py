@@ -132,12 +132,29 @@ def power_table(
             "smallest_arm": smallest,
             "powered": need is not None and smallest >= need,
         }
+    # The pooled comparison (what the criteria judge) at the unadjusted alpha.
+    sizes = {pid: sum(arms.values()) for pid, arms in counts.items()}
+    known = {pid: b for pid, b in baselines.items() if b is not None and pid in sizes}
+    total = sum(sizes[p] for p in known)
+    base = sum(b * sizes[p] for p, b in known.items()) / total if total else None
+    smallest = min(sum(arms.get(a, 0) for arms in counts.values()) for a in req.arms)
+    need = (
+        sample_size_per_arm(base, req.mde, req.alpha, req.power)
+        if base is not None and 0 < base < 1 and base + req.mde <= 1
+        else None
+    )
     return {
         "mde": req.mde,
         "alpha": req.alpha,
         "planning_alpha": round(planning_alpha, 8),
         "power": req.power,
         "personas": rows,
+        "pooled": {
+            "baseline": None if base is None else round(base, 6),
+            "required_per_arm": need,
+            "smallest_arm": smallest,
+            "powered": need is not None and smallest >= need,
+        },
     }
 
 
