@@ -161,5 +161,11 @@ def test_cli_design_and_analyse_with_roi(flow_ws: Workspace) -> None:
     conversions = doc["arms"]["treatment"]["conversions"]
     assert roi["cost_cents"] == 25_000 and roi["revenue_cents"] == conversions * 4000
     assert roi["roi"] == pytest.approx((conversions * 4000 - 25_000) / 25_000, abs=1e-6)
+    arms = doc["arms"]
+    extra = conversions - arms["control"]["conversions"] * (
+        arms["treatment"]["customers"] / arms["control"]["customers"]
+    )
+    assert roi["incremental_conversions"] == pytest.approx(extra, abs=1e-6)
+    assert roi["incremental_roi"] == pytest.approx((extra * 4000 - 25_000) / 25_000, abs=1e-6)
     signed = flow_ws.root / "experiments" / "cli-run" / "analysis-0001.dsse.json"
     assert signed.is_file()

@@ -161,7 +161,9 @@ def _print_analysis(doc: dict[str, Any]) -> None:
             highlight=False,
         )
     for arm, r in doc["roi"].items():
-        console.print(f"ROI {arm}: {r['roi']}", highlight=False)
+        extra = r.get("incremental_roi")
+        more = "" if extra is None else f", incremental ROI over control {extra}"
+        console.print(f"ROI {arm}: {r['roi']}{more}", highlight=False)
     crit = doc["criteria"]
     verdict = "[green]met[/]" if crit["met"] else "[red]not met[/]: " + "; ".join(crit["reasons"])
     console.print(f"criteria {verdict}", highlight=False)

@@ -106,18 +106,34 @@ def governed_outcomes(
     return frame.group_by(KEY).agg(pl.col(column).cast(pl.Boolean).any().alias("converted"))
 
 
-def _roi(costs: dict[str, int], value_cents: int | None, arms: dict[str, Any]) -> dict[str, Any]:
+def _roi(
+    costs: dict[str, int], value_cents: int | None, arms: dict[str, Any], control: str
+) -> dict[str, Any]:
+    """Per arm: cost, revenue, ROI; per treatment arm also the incremental ROI over control
+    (control's conversions and cost scaled to the treatment arm's size)."""
     if not costs:
         return {}
     out: dict[str, Any] = {}
+    n_c = arms[control]["customers"]
     for arm, cents in costs.items():
-        conv = arms[arm]["conversions"]
+        conv, n = arms[arm]["conversions"], arms[arm]["customers"]
         revenue = conv * value_cents if value_cents is not None else None
-        out[arm] = {
+        row: dict[str, Any] = {
             "cost_cents": cents,
             "revenue_cents": revenue,
             "roi": round((revenue - cents) / cents, 6) if revenue is not None and cents else None,
         }
+        if arm != control and n_c and value_cents is not None:
+            scale = n / n_c
+            extra_conv = conv - arms[control]["conversions"] * scale
+            extra_cost = cents - costs[control] * scale
+            row["incremental_conversions"] = round(extra_conv, 6)
+            row["incremental_roi"] = (
+                round((extra_conv * value_cents - extra_cost) / extra_cost, 6)
+                if extra_cost > 0
+                else None
+            )
+        out[arm] = row
     return out
 
 
@@ -203,7 +219,7 @@ def analyse_experiment(
         "pooled": pooled,
         "personas": per_persona,
         "criteria": {**criteria, "met": met, "reasons": reasons},
-        "roi": _roi(cost_cents, value_cents, arm_totals),
+        "roi": _roi(cost_cents, value_cents, arm_totals, control),
         "value_per_conversion_cents": value_cents,
         "analysed_by": actor,
     }
