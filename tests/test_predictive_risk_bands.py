@@ -46,6 +46,9 @@ def _frame(seed: int = 3, signal: bool = True) -> tuple[FeatureFrame, np.ndarray
 
 
 def _spec(**kw: object) -> SegmentationSpec:
+    # Six bands: a strong continuous signal supports a fine scale (the sample's shipped
+    # declaration uses four; docs/segmentation.md section 9 has the trade-off).
+    kw.setdefault("band_quantiles", [0.3, 0.5, 0.7, 0.85, 0.95])
     pred = PredictiveSpec(outcome="went_bad", monotone={"arrears": 1, "savings": -1}, **kw)  # type: ignore[arg-type]
     return SegmentationSpec(strategy="predictive", predictive=pred, bootstrap_runs=3)
 
