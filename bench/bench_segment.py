@@ -26,6 +26,7 @@ import psutil
 
 from engine.config import SegmentationSpec
 from engine.features import build_features
+from engine.sample.declaration import sample_config
 from engine.segment import segment
 from engine.segment.strategies import feature_matrix, make_strategy
 from engine.segment.synthetic import synthetic_governed
@@ -77,7 +78,7 @@ def run(customers: int, txns: int, app_months: int, strategy: str) -> dict[str, 
     print(f"  input rows: {rows}", flush=True)
 
     gc.collect()
-    features, secs, peak, delta = sampled(lambda: build_features(governed, AS_OF))
+    features, secs, peak, delta = sampled(lambda: build_features(governed, AS_OF, sample_config()))
     out["features_s"] = secs
     out["rss_features_peak_gib"] = peak
     out["rss_features_delta_gib"] = delta

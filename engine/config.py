@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from engine.conditions import Condition
 from engine.errors import ConfigError
+from engine.features.spec import FeatureSpec, check_features
 
 
 class Classification(StrEnum):
@@ -77,8 +78,12 @@ class SourceSpec(_Strict):
     format: Literal["parquet", "csv", "ndjson"] = "parquet"
     key: list[str]
     jurisdiction_column: str = "jurisdiction"
-    # Column linking each row to its data subject (the customer); equals key for crm.
+    # Column linking each row to its data subject (the customer); on the subjects source
+    # it is the subject's own key.
     subject_column: str = "customer_id"
+    # `pgov validate` exits 5 when more than this share of the source's rows is quarantined
+    # (and always when every row is).
+    max_quarantine_share: float = Field(default=0.05, ge=0.0, le=1.0)
     # Date column whose age the retention rules measure, if any.
     record_date_column: str | None = None
     # Rows matching this condition are live records (an active loan is a running contract):
@@ -255,6 +260,9 @@ class SegmentationSpec(_Strict):
     # rules strategy: credit-score cut points (ascending; FICO-style 580 / 670 by default)
     # and value-proxy quantiles learnt on the sample (ascending, inside (0, 1)).
     score_thresholds: list[float] = Field(default_factory=lambda: [580.0, 670.0])
+    # rules strategy: the declared cluster features it bands (score) and brackets (value).
+    score_feature: str | None = None
+    value_feature: str | None = None
     value_quantiles: list[float] = Field(default_factory=lambda: [1 / 3, 2 / 3])
     predictive: PredictiveSpec | None = None
     # Value KPIs (CLTV distribution, application/approval rates) per persona, if declared.
@@ -309,7 +317,11 @@ class ReportSpec(_Strict):
 class WorkspaceConfig(_Strict):
     name: str = "personagov"
     jurisdictions: list[str]
+    # The source whose rows are the data subjects (customers); no source name is special.
+    subjects: str
     sources: dict[str, SourceSpec]
+    # Declared features (docs/segmentation.md): what segmentation, KPIs and KYC facts read.
+    features: dict[str, FeatureSpec] = Field(default_factory=dict)
     actors: dict[str, ActorSpec]
     keys: KeysSpec = KeysSpec()
     policy: PolicySpec = PolicySpec()
@@ -321,9 +333,12 @@ class WorkspaceConfig(_Strict):
     destinations: dict[str, Destination] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _crm_first(self) -> WorkspaceConfig:
-        if "crm" not in self.sources:
-            raise ValueError("a 'crm' source is required: it defines the customers")
+    def _subjects_declared(self) -> WorkspaceConfig:
+        if self.subjects not in self.sources:
+            raise ValueError(
+                f"subjects: '{self.subjects}' is not a declared source "
+                f"(declared: {', '.join(sorted(self.sources))})"
+            )
         for name, src in self.sources.items():
             for col, spec in src.columns.items():
                 if spec.references:
@@ -333,6 +348,9 @@ class WorkspaceConfig(_Strict):
                             f"sources.{name}.columns.{col}.references: '{spec.references}' "
                             "is not a declared source column"
                         )
+        problems = check_features(self.features, self.sources, self.subjects)
+        if problems:
+            raise ValueError("; ".join(f"{path}: {msg}" for path, msg in problems))
         return self
 
 
@@ -359,4 +377,22 @@ def load_config(path: Path) -> WorkspaceConfig:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+    # Features may live in a features.toml beside pgov.toml ([features.<name>] tables).
+    extra = path.with_name("features.toml")
+    if extra.is_file():
+        try:
+            more = tomllib.loads(extra.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{extra}: not valid TOML: {exc}") from None
+        unknown = sorted(set(more) - {"features"})
+        if unknown:
+            raise ConfigError(f"{extra}: only [features.<name>] tables belong here, not {unknown}")
+        features = dict(data.get("features", {}))
+        twice = sorted(set(features) & set(more.get("features", {})))
+        if twice:
+            raise ConfigError(
+                f"{extra}: features.{twice[0]}: declared twice (also in {path.name}); "
+                "nothing was written"
+            )
+        data["features"] = {**features, **more.get("features", {})}
     return parse_config(data, str(path))

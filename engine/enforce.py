@@ -4,8 +4,10 @@ Contract (owned here):
     enforce(sources: SourceFrames, plan: EnforcementPlan, pseudonymiser, as_of) -> GovernedFrames
 
 Order of work, per refresh:
-  1. subject facts on crm (age, privacy requests, inactivity), one row per customer;
-  2. every subject-level rule (exclusions, crm row rules, nullings) evaluated there once,
+  1. subject facts on the subjects source (age, privacy requests, inactivity), one row per
+     customer;
+  2. every subject-level rule (exclusions, row rules of the subjects source, nullings)
+     evaluated there once,
      giving a small per-customer flag table;
   3. per source: flags joined by subject, per-source row rules, one collect; row accounting
      from the flag columns; excluded rows removed; nullings and column actions applied.
@@ -71,7 +73,14 @@ class GovernedFrames:
 class TokenSource(Protocol):
     """What enforce needs from engine.pseudonym.Pseudonymiser."""
 
-    def token_expr(self, column: str, domain: str, normaliser: str | None = None) -> pl.Expr: ...
+    def token_expr(
+        self,
+        column: str,
+        domain: str,
+        normaliser: str | None = None,
+        *,
+        key_column: str | None = None,
+    ) -> pl.Expr: ...
 
 
 Generaliser = Callable[[str, str, dict[str, Any], date], pl.Expr]
@@ -107,13 +116,17 @@ def _requests(sources: SourceFrames, subject: str, as_of: date) -> pl.LazyFrame 
 
 
 def subject_facts(sources: SourceFrames, as_of: date) -> pl.LazyFrame:
-    """crm plus the derived per-customer facts subject-level rules may name."""
-    crm = sources.frames.get("crm")
-    if crm is None:
-        raise PolicyError("no crm source: subjects cannot be evaluated", reasons=["input.no_crm"])
-    subject = crm.spec.subject_column
-    cols = crm.frame.columns
-    lf = crm.frame.lazy()
+    """The subjects source plus the derived per-subject facts subject-level rules may name."""
+    src = sources.frames.get(sources.subjects)
+    if src is None:
+        raise PolicyError(
+            f"no rows loaded for the subjects source '{sources.subjects}': subjects cannot be "
+            "evaluated",
+            reasons=["input.no_subjects"],
+        )
+    subject = src.spec.subject_column
+    cols = src.frame.columns
+    lf = src.frame.lazy()
     age = (
         _age_years(pl.col("date_of_birth").cast(pl.Date), as_of)
         if "date_of_birth" in cols
@@ -151,19 +164,21 @@ def _or_by_reason(
 
 @dataclass(frozen=True)
 class _SubjectFlags:
-    table: pl.DataFrame  # subject, _x<i> per crm reason, _n<source>_<k> per nulling
-    crm_reasons: dict[str, str]  # internal column -> reason
+    table: pl.DataFrame  # subject, _x<i> per subject reason, _n<source>_<k> per nulling
+    subject_reasons: dict[str, str]  # internal column -> reason
     nullings: dict[str, dict[int, str]]  # source -> nulling index -> internal column
 
 
-def _subject_flags(subjects: pl.LazyFrame, subject: str, plan: EnforcementPlan) -> _SubjectFlags:
+def _subject_flags(
+    subjects: pl.LazyFrame, subject: str, plan: EnforcementPlan, subjects_source: str
+) -> _SubjectFlags:
     schema = dict(subjects.collect_schema())
     rules = [(r.reason, r.condition) for r in plan.subject_exclusions]
-    crm_plan = plan.sources["crm"]
-    rules += [(r.reason, r.condition) for r in crm_plan.row_rules]
+    subjects_plan = plan.sources[subjects_source]
+    rules += [(r.reason, r.condition) for r in subjects_plan.row_rules]
     by_reason = _or_by_reason(rules, schema)
-    crm_reasons = {f"_x{i}": reason for i, reason in enumerate(sorted(by_reason))}
-    exprs = [by_reason[reason].alias(c) for c, reason in crm_reasons.items()]
+    subject_reasons = {f"_x{i}": reason for i, reason in enumerate(sorted(by_reason))}
+    exprs = [by_reason[reason].alias(c) for c, reason in subject_reasons.items()]
     nullings: dict[str, dict[int, str]] = {}
     for name, sp in sorted(plan.sources.items()):
         for k, n in enumerate(sp.nullings):
@@ -175,7 +190,7 @@ def _subject_flags(subjects: pl.LazyFrame, subject: str, plan: EnforcementPlan) 
     flag_cols = [c for c in table.columns if c != subject]
     if flag_cols and table[subject].n_unique() != table.height:
         table = table.group_by(subject).agg(pl.col(c).any() for c in flag_cols)
-    return _SubjectFlags(table=table, crm_reasons=crm_reasons, nullings=nullings)
+    return _SubjectFlags(table=table, subject_reasons=subject_reasons, nullings=nullings)
 
 
 # ---------------------------------------------------------------- columns
@@ -193,6 +208,12 @@ def _action_expr(
         return pl.col(col).alias(out)
     if action.action == "pseudonymise":
         assert action.domain is not None
+        if out == SUBJECT:
+            # Every source's subject column (holder_id, card_holder, ...) is tokenised under
+            # one key context, so the tokens join across sources whatever each calls it.
+            return pseudonymiser.token_expr(
+                col, action.domain, action.normaliser, key_column=SUBJECT
+            ).alias(out)
         return pseudonymiser.token_expr(col, action.domain, action.normaliser).alias(out)
     if action.action == "generalise":
         assert action.method is not None
@@ -223,6 +244,7 @@ def _govern_source(
     pseudonymiser: TokenSource,
     generaliser: Generaliser,
     as_of: date,
+    subjects_source: str,
 ) -> tuple[pl.DataFrame, SourceRowAccounting, dict[str, dict[str, str]]]:
     subject = sp.subject_column
     declared = set(src.spec.columns)
@@ -244,31 +266,31 @@ def _govern_source(
     table = flags.table.lazy().rename({flags.table.columns[0]: subject})
     keep_flag_cols = list(flags.nullings.get(name, {}).values())
     reasons: dict[str, pl.Expr] = {}
-    if name == "crm":
+    if name == subjects_source:
         lf = lf.join(
-            table.select(subject, *flags.crm_reasons, *keep_flag_cols),
+            table.select(subject, *flags.subject_reasons, *keep_flag_cols),
             on=subject,
             how="left",
             maintain_order="left",
         )
-        for c, reason in flags.crm_reasons.items():
+        for c, reason in flags.subject_reasons.items():
             reasons[reason] = pl.col(c).fill_null(True)
     else:
-        any_crm = (
-            pl.any_horizontal(pl.col(c) for c in flags.crm_reasons)
-            if flags.crm_reasons
+        any_subject = (
+            pl.any_horizontal(pl.col(c) for c in flags.subject_reasons)
+            if flags.subject_reasons
             else pl.lit(False)
         )
         table = table.select(
             subject,
-            any_crm.alias("_subject_excluded"),
+            any_subject.alias("_subject_excluded"),
             pl.lit(True).alias("_known"),
             *keep_flag_cols,
         )
         lf = lf.join(table, on=subject, how="left", maintain_order="left")
         known = pl.col("_known").fill_null(False)
         # Child rows of an excluded subject go with it; rows whose subject is not a valid
-        # crm customer cannot be checked against subject rules, so they go too.
+        # subject cannot be checked against subject rules, so they go too.
         reasons[SUBJECT_EXCLUDED] = known & pl.col("_subject_excluded").fill_null(True)
         reasons[SUBJECT_UNKNOWN] = ~known
         schema = dict(frame.schema)
@@ -379,8 +401,11 @@ def enforce(
         raise PolicyError(
             f"no plan for source(s): {', '.join(unplanned)}", reasons=["policy.source_missing"]
         )
-    if "crm" not in plan.sources or "crm" not in sources.frames:
-        raise PolicyError("a crm source and its plan are required", reasons=["input.no_crm"])
+    if sources.subjects not in plan.sources or sources.subjects not in sources.frames:
+        raise PolicyError(
+            f"the subjects source '{sources.subjects}' and its plan are required",
+            reasons=["input.no_subjects"],
+        )
     gen: Generaliser
     if generaliser is None:
         from engine.pseudonym.generalise import generalise_expr
@@ -390,7 +415,9 @@ def enforce(
         gen = generaliser
 
     subjects = subject_facts(sources, as_of)
-    flags = _subject_flags(subjects, plan.sources["crm"].subject_column, plan)
+    flags = _subject_flags(
+        subjects, plan.sources[sources.subjects].subject_column, plan, sources.subjects
+    )
     frames: dict[str, pl.DataFrame] = {}
     accounting: dict[str, SourceRowAccounting] = {}
     column_actions: dict[str, dict[str, str]] = {}
@@ -404,6 +431,7 @@ def enforce(
             pseudonymiser,
             gen,
             as_of,
+            sources.subjects,
         )
         frames[name], accounting[name] = df, acc
         column_actions.update(lineage)

@@ -55,6 +55,7 @@ class RefreshResult:
     tiers: dict[str, int] = field(default_factory=dict)
     delivered: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    subjects: str = ""  # the workspace's subjects source (its accounting is the customers')
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -113,6 +114,18 @@ def _git_commit() -> str | None:
         return None
 
 
+# The stage that runs after each timed one (what a failure after its lap is attributed to).
+_NEXT_STAGE = {
+    "policy": "sources",
+    "sources": "enforce",
+    "enforce": "features",
+    "features": "segment",
+    "segment": "store",
+    "kyc": "store",
+    "store": "deliver",
+}
+
+
 class _Timer:
     """Stage durations for lineage; each lap is also a progress event (engine/progress.py)."""
 
@@ -120,11 +133,13 @@ class _Timer:
         self.seconds: dict[str, float] = {}
         self.progress = progress
         self.task = task
+        self.stage = "policy"  # the stage now running
 
     def lap(self, stage: str, started: float) -> None:
         import time
 
         self.seconds[stage] = round(time.perf_counter() - started, 3)
+        self.stage = _NEXT_STAGE.get(stage, stage)
         if self.progress is not None:
             self.progress(ProgressEvent(self.task, stage, self.seconds[stage]))
 
@@ -187,14 +202,55 @@ def run_refresh(
         obligations=list(plan.obligations),
     )
 
-    signer = _signer(ws)  # fail before any work if the workspace cannot sign
+    def failed(stage: str, exc: BaseException) -> None:
+        # The log must not end at refresh_allowed: say which stage failed and why.
+        if isinstance(exc, Exception):
+            record(
+                ws,
+                "refresh_failed",
+                actor,
+                jurisdiction=j,
+                purpose=p,
+                run_id=run_id,
+                stage=stage,
+                reason=_failure_reason(exc),
+            )
+            _checkpoint(ws)
+
+    from engine.features.availability import refuse_contradictions
+
+    try:
+        # A feature declared for a purpose whose policy always removes its input.
+        refuse_contradictions(ws.config, plan)
+    except BaseException as exc:
+        failed("features", exc)
+        raise
+    try:
+        signer = _signer(ws)  # fail before any work if the workspace cannot sign
+    except BaseException as exc:
+        failed("sign_key", exc)
+        raise
     with refresh_lock(ws, j, p, wait_seconds, actor=actor):
         chain = ws.versions_dir(j, p)
         chain.mkdir(parents=True, exist_ok=True)
         clear_stale_staging(chain)
-        result = _run_locked(ws, request, plan, signer, run_id, started_at, timer)
+        timer.stage = "sources"
+        try:
+            result = _run_locked(ws, request, plan, signer, run_id, started_at, timer)
+        except BaseException as exc:
+            failed(timer.stage, exc)
+            raise
     _checkpoint(ws)
     return result
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """The error's own message (ours never carry personal data) or its type for others."""
+    from engine.errors import PgovError
+
+    if isinstance(exc, PgovError):
+        return str(getattr(exc, "message", "") or exc)[:500]
+    return type(exc).__name__
 
 
 def _run_locked(
@@ -239,7 +295,7 @@ def _run_locked(
     _audit_exclusions(ws, request, run_id, governed)
 
     t = time.perf_counter()
-    features: FeatureFrame = build_features(governed, request.as_of)
+    features: FeatureFrame = build_features(governed, request.as_of, ws.config)
     timer.lap("features", t)
 
     t = time.perf_counter()
@@ -259,6 +315,7 @@ def _run_locked(
 
     routing: KycRouting | None = None
     if request.purpose is Purpose.KYC_AML:
+        timer.stage = "kyc"
         t = time.perf_counter()
         routing = _route(ws, request, plan, features, governed, seg, predecessor)
         timer.lap("kyc", t)
@@ -321,6 +378,7 @@ def _run_locked(
         tiers=_tier_counts(routing),
         delivered=delivered,
         seconds=timer.seconds,
+        subjects=ws.config.subjects,
     )
 
 
@@ -346,7 +404,7 @@ def _audit_exclusions(
     ws: Workspace, request: RefreshRequest, run_id: str, governed: GovernedFrames
 ) -> None:
     """Erasure honoured and other exclusions, as counts by reason (never who)."""
-    crm = governed.accounting.get("crm")
+    crm = governed.accounting.get(ws.config.subjects)
     if crm is None:
         return
     honoured = {

@@ -96,6 +96,8 @@ class SourceFrames:
     jurisdiction: str
     as_of: date
     frames: dict[str, SourceFrame]
+    # The source whose rows are the data subjects (WorkspaceConfig.subjects).
+    subjects: str
 
     def released(self) -> SourceFrames:
         """The same sources with their rows dropped (schemas, digests and accounting kept).
@@ -440,7 +442,9 @@ def load_sources(ws: Workspace, jurisdiction: str, as_of: date) -> SourceFrames:
             src, _, col = ref.partition(".")
             if src == name:
                 valid_refs[ref] = frames[name].frame[col]
-    return SourceFrames(jurisdiction=jurisdiction, as_of=as_of, frames=frames)
+    return SourceFrames(
+        jurisdiction=jurisdiction, as_of=as_of, frames=frames, subjects=ws.config.subjects
+    )
 
 
 def unscoped_rows(ws: Workspace) -> dict[str, int]:

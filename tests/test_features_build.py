@@ -11,6 +11,7 @@ import pytest
 from engine.enforce import GovernedFrames
 from engine.errors import BadInputError
 from engine.features import FeatureFrame, build_features
+from engine.sample.declaration import sample_config
 from engine.segment.synthetic import synthetic_governed
 
 AS_OF = date(2026, 10, 31)
@@ -24,7 +25,7 @@ def governed() -> GovernedFrames:
 
 @pytest.fixture(scope="module")
 def features(governed: GovernedFrames) -> FeatureFrame:
-    return build_features(governed, AS_OF)
+    return build_features(governed, AS_OF, sample_config())
 
 
 def test_one_row_per_crm_customer_sorted_by_token(
@@ -42,14 +43,15 @@ def test_every_listed_feature_is_numeric_and_complete(features: FeatureFrame) ->
         assert features.frame.schema[f] == pl.Float64
         assert features.frame[f].null_count() == 0
         assert features.frame[f].is_finite().all()
-    assert features.unavailable == {}
+    # The synthetic crm carries no business size or income: only those descriptors are absent.
+    assert set(features.unavailable) == {"business_size", "income_band"}
     assert features.as_of == AS_OF
 
 
 def test_customers_without_a_source_get_neutral_values_and_an_indicator(
     governed: GovernedFrames, features: FeatureFrame
 ) -> None:
-    no_wallet = features.frame.filter(pl.col("has_wallet") == 0)
+    no_wallet = features.frame.filter(pl.col("has_wallets") == 0)
     assert no_wallet.height > 0
     assert (no_wallet["crypto_volume_log"] == 0.0).all()
     no_bureau = features.frame.filter(pl.col("has_bureau") == 0)
@@ -71,7 +73,7 @@ def test_dropped_source_and_columns_degrade_gracefully(governed: GovernedFrames)
     del frames["bureau"]  # e.g. a marketing purpose without bureau data
     frames["transactions"] = frames["transactions"].drop("direction")
     frames["wallets"] = frames["wallets"].drop("asset_count")
-    ff = build_features(replace(governed, frames=frames), AS_OF)
+    ff = build_features(replace(governed, frames=frames), AS_OF, sample_config())
     for gone in ("credit_score", "utilisation", "cashflow_cv", "seasonality", "crypto_assets_log"):
         assert gone not in ff.features
         assert gone not in ff.frame.columns
@@ -88,22 +90,26 @@ def test_age_band_replaces_a_kept_date_of_birth(governed: GovernedFrames) -> Non
         .drop("age_band")
         .with_columns(date_of_birth=pl.lit(date(1990, 12, 1)), annual_income=pl.lit(52_000.0))
     )
-    ff = build_features(replace(governed, frames={**governed.frames, "crm": crm}), AS_OF)
+    ff = build_features(
+        replace(governed, frames={**governed.frames, "crm": crm}, column_actions={}),
+        AS_OF,
+        sample_config(),
+    )
     assert "date_of_birth" not in ff.frame.columns and "annual_income" not in ff.frame.columns
     assert set(ff.frame["age_band"].unique()) == {"35-44"}  # 35 years old on AS_OF
     assert set(ff.frame["income_band"].unique()) == {"40-75k"}
 
 
 def test_activity_after_as_of_is_ignored(governed: GovernedFrames) -> None:
-    earlier = build_features(governed, date(2026, 6, 30))
-    later = build_features(governed, AS_OF)
+    earlier = build_features(governed, date(2026, 6, 30), sample_config())
+    later = build_features(governed, AS_OF, sample_config())
     assert earlier.frame["frequency_log"].sum() < later.frame["frequency_log"].sum()
 
 
 def test_no_crm_is_bad_input(governed: GovernedFrames) -> None:
     frames = {k: v for k, v in governed.frames.items() if k != "crm"}
     with pytest.raises(BadInputError):
-        build_features(replace(governed, frames=frames), AS_OF)
+        build_features(replace(governed, frames=frames), AS_OF, sample_config())
 
 
 def test_transaction_features_by_hand() -> None:
@@ -134,7 +140,7 @@ def test_transaction_features_by_hand() -> None:
         plan_digest="0" * 64,
         subject_domain="kyc",
     )
-    ff = build_features(governed, AS_OF)
+    ff = build_features(governed, AS_OF, sample_config())
     rows = {r["customer_id"]: r for r in ff.frame.iter_rows(named=True)}
     a, b, c = rows["a"], rows["b"], rows["c"]
     w = 2 / (2 + 12)

@@ -4,20 +4,21 @@ facts frame built from governed frames (missing screening = unscreened, never cl
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from engine.enforce import GovernedFrames
-from engine.features import FeatureFrame
+from engine.features import FeatureFrame, build_features
 from engine.kyc import route, route_facts
 from engine.kyc.bundle import evaluate_ruleset
 from engine.kyc.facts import build_facts
 from engine.kyc.io import load_routing, read_routing, write_routing
 from engine.kyc.ruleset import KycRuleset
 from engine.kyc.synthetic import facts_from_rows, synthetic_facts
+from engine.sample.declaration import sample_config
 from engine.segment.model import Segmentation
 
 AS_OF = date(2026, 11, 23)
@@ -126,7 +127,9 @@ def _governed(screening: pl.DataFrame | None) -> GovernedFrames:
         "transactions": pl.DataFrame(
             {
                 "customer_id": ["t1", "t1", "t3"],
+                "ts": [datetime(2026, 10, 30), datetime(2026, 9, 1), datetime(2026, 10, 1)],
                 "amount": [100.0, 300.0, 20_000.0],
+                "direction": ["debit", "debit", "credit"],
                 "channel": ["cash", "card", "cash"],
             }
         ),
@@ -144,9 +147,9 @@ def _governed(screening: pl.DataFrame | None) -> GovernedFrames:
     )
 
 
-def _features() -> FeatureFrame:
-    frame = pl.DataFrame({"customer_id": ["t1", "t2", "t3"], "recency_days": [1.0, 2.0, 3.0]})
-    return FeatureFrame(frame=frame, features=["recency_days"], descriptors=[])
+def _features(governed: GovernedFrames) -> FeatureFrame:
+    """The sample's declared features (KYC facts included) over these frames."""
+    return build_features(governed, AS_OF, sample_config())
 
 
 def _segmentation() -> Segmentation:
@@ -169,7 +172,8 @@ def test_facts_from_governed_frames() -> None:
             "adverse_media": [False, None],
         }
     )
-    f = build_facts(_features(), _governed(screening), _segmentation(), AS_OF)
+    g = _governed(screening)
+    f = build_facts(_features(g), g, _segmentation(), AS_OF)
     rows = {r["customer_id"]: r for r in f.iter_rows(named=True)}
     assert f["customer_id"].to_list() == ["t1", "t2", "t3"]
     assert rows["t1"]["screened"] is True and rows["t1"]["pep"] is False
@@ -180,7 +184,9 @@ def test_facts_from_governed_frames() -> None:
     assert rows["t2"]["txn_total_amount"] == 0.0 and rows["t2"]["has_crypto_wallet"] is False
     assert rows["t3"]["wallet_volume_90d"] == 250_000.0 and rows["t3"]["max_txn_amount"] == 20_000.0
     assert rows["t3"]["tenure_days"] == 10
-    assert rows["t1"]["recency_days"] == 1.0  # feature columns joined
+    assert (
+        rows["t1"]["recency_days"] == 24.0
+    )  # feature columns joined (last txn 30 Oct, as of 23 Nov)
     assert rows["t3"]["persona_name"] == "cash-flow-volatile microbusiness"
 
 
@@ -193,7 +199,8 @@ def test_route_end_to_end_from_governed_frames(ruleset: KycRuleset) -> None:
             "adverse_media": [False, False],
         }
     )
-    routing = route(_features(), _governed(screening), _segmentation(), ruleset, None, AS_OF, 90)
+    g = _governed(screening)
+    routing = route(_features(g), g, _segmentation(), ruleset, None, AS_OF, 90)
     got = {r["customer_id"]: r for r in routing.table.iter_rows(named=True)}
     assert got["t1"]["tier"] == "SDD"
     assert got["t2"]["tier"] == "EDD"  # high-risk country floor, plus unscreened
@@ -203,6 +210,7 @@ def test_route_end_to_end_from_governed_frames(ruleset: KycRuleset) -> None:
 
 
 def test_no_screening_source_means_everyone_unscreened(ruleset: KycRuleset) -> None:
-    routing = route(_features(), _governed(None), _segmentation(), ruleset, None, AS_OF, 90)
+    g = _governed(None)
+    routing = route(_features(g), g, _segmentation(), ruleset, None, AS_OF, 90)
     assert routing.table.filter(pl.col("tier") == "SDD").height == 0
     assert all("SCREENING_MISSING" in codes for codes in routing.table["reason_codes"])

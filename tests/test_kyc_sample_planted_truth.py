@@ -15,10 +15,11 @@ import polars as pl
 import pytest
 
 from engine.enforce import GovernedFrames
-from engine.features import FeatureFrame
+from engine.features import build_features
 from engine.kyc import route
 from engine.kyc.bundle import evaluate_ruleset
 from engine.kyc.ruleset import TIER_RANK
+from engine.sample.declaration import sample_config
 from engine.segment.model import Segmentation
 
 generate_module = pytest.importorskip("engine.sample.generate")
@@ -40,8 +41,7 @@ def _tiers(out: Path, dirt_rate: float) -> pl.DataFrame:
         plan_digest="0" * 64,
         subject_domain="kyc",
     )
-    ids = frames["crm"].select("customer_id").unique().sort("customer_id")
-    features = FeatureFrame(frame=ids, features=[], descriptors=[])
+    features = build_features(governed, AS_OF, sample_config())
     seg = Segmentation(
         strategy="truth",
         params={},

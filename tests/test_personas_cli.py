@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from engine.cli import app
 from engine.config import SegmentationSpec
 from engine.features import build_features
+from engine.sample.declaration import sample_config
 from engine.segment import segment
 from engine.segment.io import write_segmentation
 from engine.segment.synthetic import synthetic_governed
@@ -25,7 +26,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ws = tmp_path_factory.mktemp("ws")
     shutil.copy(Path("engine/defaults/pgov.toml"), ws / "pgov.toml")
     g, _ = synthetic_governed(600, seed=4)
-    ff = build_features(g, date(2026, 10, 31))
+    ff = build_features(g, date(2026, 10, 31), sample_config())
     chain = ws / "versions" / "EU-DE" / "credit_risk_segmentation"
     for vid, k in (("v0001", 4), ("v0002", 5)):
         d = chain / vid

@@ -10,6 +10,7 @@ import pytest
 
 from engine.config import SegmentationSpec
 from engine.features import build_features
+from engine.sample.declaration import sample_config
 from engine.segment import segment
 from engine.segment.diff import diff_versions, migration_counts
 from engine.segment.io import read_assignments, write_segmentation
@@ -20,7 +21,7 @@ from engine.segment.synthetic import synthetic_governed
 def versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     root = tmp_path_factory.mktemp("versions")
     g, _ = synthetic_governed(900, seed=8)
-    ff = build_features(g, date(2026, 10, 31))
+    ff = build_features(g, date(2026, 10, 31), sample_config())
     spec4 = SegmentationSpec(k=4, bootstrap_runs=1)
     write_segmentation(segment(ff, spec4, 10, 7, g), root / "v4")
     write_segmentation(segment(ff, spec4, 10, 7, g), root / "v4again")

@@ -63,8 +63,15 @@ def request(actor: str, jurisdiction: str, purpose: str, as_of: date = AS_OF) ->
 class HmacPseudonymiser:
     """Test double for engine.pseudonym.Pseudonymiser: HMAC per domain and column."""
 
-    def token_expr(self, column: str, domain: str, normaliser: str | None = None) -> pl.Expr:
-        key = f"test-key-{domain}-{column}"
+    def token_expr(
+        self,
+        column: str,
+        domain: str,
+        normaliser: str | None = None,
+        *,
+        key_column: str | None = None,
+    ) -> pl.Expr:
+        key = f"test-key-{domain}-{key_column or column}"
         digest = pl.col(column).cast(pl.String).chash.hmac_sha256(key=key).str.slice(0, 32)
         return (pl.lit(f"{domain[0]}1.") + digest).alias(column)
 
@@ -139,7 +146,7 @@ def source_frames(
                 quarantine_reasons={"contract.required:customer_id": q} if q else {},
             ),
         )
-    return SourceFrames(jurisdiction=jurisdiction, as_of=AS_OF, frames=frames)
+    return SourceFrames(jurisdiction=jurisdiction, as_of=AS_OF, frames=frames, subjects="crm")
 
 
 def kept_ids(plan: EnforcementPlan, governed_crm: pl.DataFrame, ids: list[str]) -> set[str]:

@@ -17,6 +17,7 @@ from sklearn.metrics import adjusted_rand_score
 from engine.enforce import GovernedFrames
 from engine.features import build_features
 from engine.sample import GROUND_TRUTH, SampleSummary
+from engine.sample.declaration import sample_config
 from engine.workspace import Workspace
 
 SOURCES = ("crm", "bureau", "loans", "transactions", "app_events", "wallets")
@@ -97,7 +98,7 @@ def test_kmeans_on_features_recovers_each_persona_as_one_cluster(
         plan_digest="0" * 64,
         subject_domain="raw",
     )
-    features = build_features(governed, sample_summary.as_of)
+    features = build_features(governed, sample_summary.as_of, sample_config())
     joined = features.frame.join(_truth(sample_workspace), on="customer_id")
     x = joined.select(features.features).to_numpy()
     z = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)

@@ -10,6 +10,7 @@ import pytest
 
 from engine.config import SegmentationSpec
 from engine.features import FeatureFrame, build_features
+from engine.sample.declaration import sample_config
 from engine.segment import segment
 from engine.segment.gates import (
     canonical_labels,
@@ -27,7 +28,7 @@ def _gates(seg: object) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def planted() -> FeatureFrame:
     g, _ = synthetic_governed(1000, seed=21)
-    return build_features(g, date(2026, 10, 31))
+    return build_features(g, date(2026, 10, 31), sample_config())
 
 
 def noise_features(n: int = 1500, dims: int = 10, seed: int = 0) -> FeatureFrame:

@@ -15,6 +15,7 @@ from sklearn.metrics import adjusted_rand_score
 from engine.config import SegmentationSpec
 from engine.enforce import GovernedFrames
 from engine.features import build_features
+from engine.sample.declaration import sample_config
 from engine.segment import segment
 
 sample = pytest.importorskip("engine.sample")
@@ -34,7 +35,7 @@ def test_default_kmeans_recovers_planted_personas(tmp_path: Path) -> None:
         plan_digest="0" * 64,
         subject_domain="raw",
     )
-    features = build_features(governed, summary.as_of)
+    features = build_features(governed, summary.as_of, sample_config())
     # The shipped defaults (kmeans, k in [4, 8] by silhouette and stability), fewer refits:
     # recovery is what this test is about, and the refits dominate its run time.
     spec = SegmentationSpec(bootstrap_runs=2)

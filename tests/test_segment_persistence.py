@@ -11,6 +11,7 @@ import pytest
 from engine.config import SegmentationSpec
 from engine.errors import BadInputError
 from engine.features import build_features
+from engine.sample.declaration import sample_config
 from engine.segment import segment
 from engine.segment.io import read_assignments, read_personas, write_segmentation
 from engine.segment.model import Segmentation
@@ -22,7 +23,11 @@ from lineage.canonical import canonical_json
 def seg() -> Segmentation:
     g, _ = synthetic_governed(500, seed=2)
     return segment(
-        build_features(g, date(2026, 10, 31)), SegmentationSpec(k=4, bootstrap_runs=1), 10, 7, g
+        build_features(g, date(2026, 10, 31), sample_config()),
+        SegmentationSpec(k=4, bootstrap_runs=1),
+        10,
+        7,
+        g,
     )
 
 

@@ -11,6 +11,7 @@ import pytest
 from engine.config import SegmentationSpec
 from engine.enforce import GovernedFrames
 from engine.features import build_features
+from engine.sample.declaration import sample_config
 from engine.segment import segment
 from engine.segment.model import Segmentation
 from engine.segment.profiles import unique_names
@@ -22,7 +23,9 @@ AS_OF = date(2026, 10, 31)
 @pytest.fixture(scope="module")
 def run() -> tuple[GovernedFrames, pl.DataFrame, Segmentation]:
     g, truth = synthetic_governed(1000, seed=5)
-    seg = segment(build_features(g, AS_OF), SegmentationSpec(k=4, bootstrap_runs=1), 10, 7, g)
+    seg = segment(
+        build_features(g, AS_OF, sample_config()), SegmentationSpec(k=4, bootstrap_runs=1), 10, 7, g
+    )
     return g, truth, seg
 
 
@@ -83,7 +86,11 @@ def test_segmentation_names_are_unique(
 ) -> None:
     _, _, seg = run
     seg8 = segment(
-        build_features(run[0], AS_OF), SegmentationSpec(k=8, bootstrap_runs=1), 10, 7, run[0]
+        build_features(run[0], AS_OF, sample_config()),
+        SegmentationSpec(k=8, bootstrap_runs=1),
+        10,
+        7,
+        run[0],
     )
     for s in (seg, seg8):
         names = [p.name for p in s.personas]
@@ -103,7 +110,13 @@ def test_kpi_cells_below_k_are_suppressed_and_recorded(
     )
     g2 = replace(g, frames={**g.frames, "loans": loans})
     k = 10
-    seg2 = segment(build_features(g2, AS_OF), SegmentationSpec(k=4, bootstrap_runs=1), k, 7, g2)
+    seg2 = segment(
+        build_features(g2, AS_OF, sample_config()),
+        SegmentationSpec(k=4, bootstrap_runs=1),
+        k,
+        7,
+        g2,
+    )
     trader = next(p for p in seg2.personas if p.name.endswith("trader"))
     assert trader.kpis["avg_loan_amount"] is None
     assert trader.kpis["conversion_rate"] is not None
@@ -124,10 +137,19 @@ def test_kpis_absent_without_outcome_data(
     frames = {k: v for k, v in g.frames.items() if k not in ("outcomes", "loans")}
     frames["bureau"] = frames["bureau"].drop("delinquencies_24m")
     g2 = replace(g, frames=frames)
-    seg = segment(build_features(g2, AS_OF), SegmentationSpec(k=4, bootstrap_runs=1), 10, 7, g2)
+    seg = segment(
+        build_features(g2, AS_OF, sample_config()),
+        SegmentationSpec(k=4, bootstrap_runs=1),
+        10,
+        7,
+        g2,
+    )
     for p in seg.personas:
+        # The sample declares value_proxy with sum = false: its mean only.
         assert set(p.kpis) == {"value_proxy"}
-    seg_no_gov = segment(build_features(g2, AS_OF), SegmentationSpec(k=4, bootstrap_runs=1), 10, 7)
+    seg_no_gov = segment(
+        build_features(g2, AS_OF, sample_config()), SegmentationSpec(k=4, bootstrap_runs=1), 10, 7
+    )
     assert all(set(p.kpis) <= {"value_proxy"} for p in seg_no_gov.personas)
 
 

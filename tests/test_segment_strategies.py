@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from datetime import date
@@ -14,6 +15,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from engine.config import SegmentationSpec
 from engine.features import FeatureFrame, build_features
+from engine.sample.declaration import sample_config
 from engine.segment import segment
 from engine.segment.io import write_segmentation
 from engine.segment.strategies import (
@@ -28,11 +30,14 @@ from engine.segment.synthetic import synthetic_governed
 AS_OF = date(2026, 10, 31)
 DEFAULTS = Path(__file__).resolve().parents[1] / "engine" / "defaults" / "pgov.toml"
 
+# The rules strategy bands the declared score feature and brackets the value feature.
+RULES = {"score_feature": "credit_score", "value_feature": "value_proxy_log"}
+
 
 @pytest.fixture(scope="module")
 def planted() -> tuple[FeatureFrame, np.ndarray]:
     g, truth = synthetic_governed(1200, seed=11)
-    ff = build_features(g, AS_OF)
+    ff = build_features(g, AS_OF, sample_config())
     assert truth["customer_id"].to_list() == ff.frame["customer_id"].to_list()
     return ff, truth["group"].to_numpy()
 
@@ -72,7 +77,7 @@ def test_gaussian_mixture_recovers_groups(planted: tuple[FeatureFrame, np.ndarra
 
 def test_rules_band_by_score_and_value(planted: tuple[FeatureFrame, np.ndarray]) -> None:
     ff, _ = planted
-    rules = RuleBased(seed=7)
+    rules = RuleBased(seed=7, score_column="credit_score", value_column="value_proxy_log")
     rules.fit(ff)
     labels = rules.assign(ff)
     score = ff.frame["credit_score"].to_numpy()
@@ -98,7 +103,7 @@ def test_same_input_gives_identical_assignments_and_bytes(
 ) -> None:
     ff, _ = planted
     k = 4 if strategy == "gmm" else None
-    spec = SegmentationSpec(strategy=strategy, k=k, k_max=5, bootstrap_runs=2)
+    spec = SegmentationSpec(strategy=strategy, k=k, k_max=5, bootstrap_runs=2, **RULES)
     runs = [segment(ff, spec, 10, 7) for _ in range(2)]
     assert runs[0].assignments.equals(runs[1].assignments)
     files = [write_segmentation(s, tmp_path / str(i)) for i, s in enumerate(runs)]
@@ -112,7 +117,7 @@ def test_row_order_of_the_input_does_not_matter(
     ff, _ = planted
     spec = SegmentationSpec(k=4, bootstrap_runs=1)
     shuffled = ff.frame.sample(fraction=1.0, shuffle=True, seed=5).sort("customer_id")
-    again = FeatureFrame(shuffled, ff.features, ff.descriptors, ff.indicators, as_of=ff.as_of)
+    again = dataclasses.replace(ff, frame=shuffled)
     a = segment(ff, spec, 10, 7).assignments
     b = segment(again, spec, 10, 7).assignments
     assert a.equals(b)
@@ -128,9 +133,13 @@ def test_make_strategy_follows_the_spec() -> None:
 
 def test_rule_bands_come_from_the_config(planted: tuple[FeatureFrame, np.ndarray]) -> None:
     ff, _ = planted
-    default = segment(ff, SegmentationSpec(strategy="rules", bootstrap_runs=1), 10, 7)
+    default = segment(ff, SegmentationSpec(strategy="rules", bootstrap_runs=1, **RULES), 10, 7)
     spec = SegmentationSpec(
-        strategy="rules", bootstrap_runs=1, score_thresholds=[650.0], value_quantiles=[0.5]
+        strategy="rules",
+        bootstrap_runs=1,
+        score_thresholds=[650.0],
+        value_quantiles=[0.5],
+        **RULES,
     )
     two_by_two = segment(ff, spec, 10, 7)
     assert two_by_two.params["score_thresholds"] == [650.0]

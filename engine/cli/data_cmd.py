@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -18,7 +19,7 @@ from engine.cli._common import (
     is_quiet,
     open_workspace,
 )
-from engine.errors import UsageError
+from engine.errors import BadInputError, UsageError
 
 _FORMATS = ("parquet", "csv")
 
@@ -118,16 +119,19 @@ def sample(
 @handle_errors
 def validate(
     jurisdiction: str = typer.Option(..., "--jurisdiction", "-j", help="Jurisdiction to check."),
-    as_of: str = typer.Option("2026-11-01", "--as-of", help="Refresh date (YYYY-MM-DD)."),
+    as_of: str = typer.Option(
+        None, "--as-of", help="Refresh date (YYYY-MM-DD; default: today, like refresh)."
+    ),
     workspace: Path = WorkspaceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Check one jurisdiction's sources against their contracts: counts and reasons only
-    (no quarantine is written; a refresh does that, sealed)."""
+    (no quarantine is written; a refresh does that, sealed). Exits 5 when a source has every
+    row quarantined or more than its declared max_quarantine_share."""
     from engine.sources import load_sources, unscoped_rows
 
     try:
-        ref = date.fromisoformat(as_of)
+        ref = date.fromisoformat(as_of) if as_of else date.today()
     except ValueError:
         raise UsageError(f"--as-of must be a date like 2026-11-01, not '{as_of}'") from None
     ws = open_workspace(workspace)
@@ -148,8 +152,11 @@ def validate(
         },
         "unscoped_rows": unscoped,
     }
+    problems = _quarantine_problems(ws, frames)
+    data["problems"] = problems
     if as_json:
         emit_json(data)
+        _refuse(problems)
         return
     table = Table(title=f"contract check: {jurisdiction} as of {ref}")
     for col in ("source", "input", "valid", "quarantined", "reasons"):
@@ -163,6 +170,38 @@ def validate(
     console.print(table)
     if any(unscoped.values()):
         console.print(f"rows with a null or undeclared jurisdiction: {unscoped}")
+    _refuse(problems)
+
+
+def _quarantine_problems(ws: Any, frames: Any) -> list[str]:
+    """One message per source whose quarantine is total or above its declared share."""
+    problems: list[str] = []
+    for name, f in frames.frames.items():
+        a = f.accounting
+        if not a.input_rows:
+            continue
+        share = a.quarantined_rows / a.input_rows
+        limit = ws.config.sources[name].max_quarantine_share
+        top = ", ".join(
+            f"{k}={v}"
+            for k, v in sorted(a.quarantine_reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        )
+        if a.quarantined_rows == a.input_rows:
+            problems.append(
+                f"source '{name}': all {a.input_rows:,} rows quarantined ({top}); "
+                "check its declared column types and allowed values"
+            )
+        elif share > limit:
+            problems.append(
+                f"source '{name}': {share:.1%} of rows quarantined, above its "
+                f"max_quarantine_share of {limit:.1%} (sources.{name}.max_quarantine_share): {top}"
+            )
+    return problems
+
+
+def _refuse(problems: list[str]) -> None:
+    if problems:
+        raise BadInputError("validate: " + "\n  ".join(problems))
 
 
 def register(app: typer.Typer) -> None:

@@ -47,7 +47,7 @@ def _verified(ws: Any, version_dir: Path) -> bool:
 
 
 def _summary(result: Any) -> dict[str, Any]:
-    crm = result.accounting.get("crm")
+    crm = result.accounting.get(result.subjects)
     return {
         "jurisdiction": result.request.jurisdiction,
         "purpose": result.request.purpose.value,

@@ -74,8 +74,8 @@ def build_input(ws: Workspace, request: RefreshRequest) -> dict[str, Any]:
     actor = _actor_doc(ws, request.actor)
     if actor is None:
         raise _unknown_actor(request.actor)
-    crm = ws.config.sources.get("crm")
-    subject_fields = sorted({*SUBJECT_FACTS, *(crm.columns if crm else {})})
+    subjects = ws.config.sources.get(ws.config.subjects)
+    subject_fields = sorted({*SUBJECT_FACTS, *(subjects.columns if subjects else {})})
     return {
         "actor": actor,
         "purpose": request.purpose.value,
@@ -83,6 +83,7 @@ def build_input(ws: Workspace, request: RefreshRequest) -> dict[str, Any]:
         "country": country_of(request.jurisdiction),
         "as_of": request.as_of.isoformat(),
         "sources": {name: _source_doc(spec) for name, spec in ws.config.sources.items()},
+        "subjects": ws.config.subjects,
         "subject_fields": subject_fields,
     }
 

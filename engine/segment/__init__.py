@@ -10,6 +10,8 @@ lower end of the cluster-count range (that is `spec.k_min`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polars as pl
 
 from engine.config import SegmentationSpec
@@ -27,6 +29,7 @@ from engine.segment.model import GateResult, PersonaProfile, Segmentation
 from engine.segment.profiles import build_profiles
 from engine.segment.strategies import (
     feature_matrix,
+    informative,
     make_strategy,
     sample_indices,
 )
@@ -81,6 +84,10 @@ def _segment(
     governed: GovernedFrames | None = None,
 ) -> Segmentation:
     strategy = make_strategy(spec, seed)
+    # Constant and near-constant axes go before anything sees them (clustering, z-scores,
+    # names); the version's params say which and why.
+    kept, dropped = informative(features, list(features.features))
+    features = replace(features, features=kept)
     columns = strategy.columns(features)
     x = feature_matrix(features, columns)
     strategy.fit_matrix(x)
@@ -129,6 +136,7 @@ def _segment(
         "min_silhouette": spec.min_silhouette,
         "features": list(columns),
         "unavailable_features": dict(features.unavailable),
+        "dropped_features": dict(sorted(dropped.items())),
         "merged_small_clusters": len(merges),
         "as_of": features.as_of.isoformat() if features.as_of else None,
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,68 +21,19 @@ import polars as pl
 
 from engine.enforce import GovernedFrames
 from engine.features import KEY, FeatureFrame
+from engine.features.spec import FeatureSpec
 from engine.pseudonym.kanon import suppress_small_cells
 from engine.segment.grouped import group_means
 from engine.segment.model import PersonaProfile
+from engine.segment.strategies import NEAR_CONSTANT_RTOL
 
 TRAIT_Z = 0.5
 MAX_TRAITS = 4
-# A loan 30+ days past due is the usual "delinquent" line in credit reporting.
-DELINQUENT_DPD = 30
-
-# feature -> (phrase when high, phrase when low)
-PHRASES: dict[str, tuple[str, str]] = {
-    "recency_days": ("inactive recently", "recently active"),
-    "frequency_log": ("frequent transactions", "few transactions"),
-    "monetary_log": ("high spend and income flows", "low spend and income flows"),
-    "cashflow_cv": ("volatile cash flow", "steady cash flow"),
-    "seasonality": ("seasonal income", "even income through the year"),
-    "credit_score": ("high credit score", "low credit score"),
-    "utilisation": ("high credit utilisation", "low credit utilisation"),
-    "delinquencies_log": ("past delinquencies", "clean credit history"),
-    "loan_amount_log": ("large loans", "small or no loans"),
-    "loan_tenure_months": ("long loan tenure", "short or no loan tenure"),
-    "loan_dpd_log": ("loans past due", "loans paid on time"),
-    "logins_log": ("frequent app logins", "rare app logins"),
-    "sessions_log": ("heavy app use", "light app use"),
-    "features_used_log": ("uses many app features", "uses few app features"),
-    "support_contacts_log": ("frequent support contacts", "rare support contacts"),
-    "crypto_volume_log": ("high crypto trading", "little crypto trading"),
-    "crypto_assets_log": ("diversified crypto holdings", "few crypto assets"),
-    "crypto_active_days": ("active crypto trading days", "few crypto trading days"),
-    "customer_tenure_months": ("long-standing customer", "new customer"),
-    "value_proxy_log": ("high value", "low value"),
-}
-# feature -> (adjective when high, adjective when low) for names; None = not name-worthy.
-ADJECTIVES: dict[str, tuple[str | None, str | None]] = {
-    "value_proxy_log": ("high-value", "low-value"),
-    "cashflow_cv": ("cash-flow-volatile", "steady"),
-    "seasonality": ("seasonal", None),
-    "recency_days": ("dormant", None),
-    "frequency_log": ("active", "infrequent"),
-    "monetary_log": ("high-flow", "low-flow"),
-    "logins_log": ("app-engaged", "app-light"),
-    "sessions_log": ("app-engaged", "app-light"),
-    "support_contacts_log": ("support-heavy", None),
-    "crypto_assets_log": ("diversified", None),
-    "customer_tenure_months": ("long-standing", "new"),
-    "loan_amount_log": ("large-loan", None),
-}
-# Risk is one adjective from several credit features: sign = direction that means riskier.
-RISK_SIGNS: dict[str, float] = {
-    "credit_score": -1.0,
-    "utilisation": 1.0,
-    "delinquencies_log": 1.0,
-    "loan_dpd_log": 1.0,
-}
-EMPLOYMENT_NOUNS: dict[str, str] = {
-    "salaried": "salary earner",
-    "gig": "gig worker",
-    "self_employed": "freelancer",
-    "business_owner": "business owner",
-    "retired": "retiree",
-    "student": "student",
-}
+# A descriptor share counts every customer: those without a value are a "(missing)" label.
+MISSING = "(missing)"
+# Weight of a `headline` feature's (and of risk's) adjective when ranking name words: the
+# headline axes of a lending persona lead its name ("high-value low-risk trader").
+HEADLINE_WEIGHT = 1.5
 
 
 @dataclass(frozen=True)
@@ -117,35 +69,56 @@ def _finite(x: float) -> float:
 
 def _zscores(centroid: dict[str, float], pop: Population) -> dict[str, float]:
     return {
-        f: (v - pop.mean[f]) / pop.std[f] if pop.std[f] > 1e-12 else 0.0
+        f: (v - pop.mean[f]) / pop.std[f]
+        if pop.std[f] > NEAR_CONSTANT_RTOL * max(1.0, abs(pop.mean[f]))
+        else 0.0
         for f, v in centroid.items()
     }
 
 
-def traits(z: dict[str, float]) -> list[str]:
+def _pair(words: list[str] | None) -> tuple[str | None, str | None]:
+    if not words:
+        return None, None
+    return words[0] or None, words[1] or None
+
+
+def traits(z: dict[str, float], specs: Mapping[str, FeatureSpec]) -> list[str]:
+    """Plain-word traits from the declared `describe` phrases, strongest first."""
     ranked = sorted(
-        ((abs(v), f, v) for f, v in z.items() if abs(v) >= TRAIT_Z and f in PHRASES),
+        (
+            (abs(v), f, v)
+            for f, v in z.items()
+            if abs(v) >= TRAIT_Z and f in specs and specs[f].describe
+        ),
         key=lambda t: (-t[0], t[1]),
     )
-    return [PHRASES[f][0 if v > 0 else 1] for _, f, v in ranked[:MAX_TRAITS]]
+    out: list[str] = []
+    for _, f, v in ranked[:MAX_TRAITS]:
+        hi, lo = _pair(specs[f].describe)
+        word = hi if v > 0 else lo
+        if word:
+            out.append(word)
+    return out
 
 
-def _adjectives(z: dict[str, float]) -> list[str]:
+def _adjectives(z: dict[str, float], specs: Mapping[str, FeatureSpec]) -> list[str]:
     """Candidate adjectives, strongest first, without repeats."""
     cands: list[tuple[float, str, str]] = []
-    risk_parts = [RISK_SIGNS[f] * z[f] for f in RISK_SIGNS if f in z]
+    risk_parts = [float(specs[f].risk or 0.0) * z[f] for f in z if f in specs and specs[f].risk]
     if risk_parts:
         risk = float(np.mean(risk_parts))
         if abs(risk) >= TRAIT_Z:
-            # Risk and value are the headline axes of a lending persona: weighted up so they
-            # lead the name when present ("high-value low-risk trader").
-            cands.append((1.5 * abs(risk), "risk", "high-risk" if risk > 0 else "low-risk"))
-    for f, (hi, lo) in ADJECTIVES.items():
-        if f in z and abs(z[f]) >= TRAIT_Z:
-            word = hi if z[f] > 0 else lo
-            if word:
-                weight = 1.5 if f == "value_proxy_log" else 1.0
-                cands.append((weight * abs(z[f]), f, word))
+            word = "high-risk" if risk > 0 else "low-risk"
+            cands.append((HEADLINE_WEIGHT * abs(risk), "risk", word))
+    for f, v in z.items():
+        spec = specs.get(f)
+        if spec is None or not spec.adjective or abs(v) < TRAIT_Z:
+            continue
+        hi, lo = _pair(spec.adjective)
+        adj = hi if v > 0 else lo
+        if adj:
+            weight = HEADLINE_WEIGHT if spec.headline else 1.0
+            cands.append((weight * abs(v), f, adj))
     out: list[str] = []
     for _, _, word in sorted(cands, key=lambda t: (-t[0], t[1])):
         if word not in out:
@@ -153,17 +126,23 @@ def _adjectives(z: dict[str, float]) -> list[str]:
     return out
 
 
-def _noun(z: dict[str, float], modes: dict[str, tuple[str, float]]) -> str:
-    if z.get("crypto_volume_log", 0.0) >= TRAIT_Z:
-        return "trader"
-    ctype = modes.get("customer_type")
-    if ctype and ctype[0] == "smb" and ctype[1] >= 0.5:
-        return "microbusiness"
-    if z.get("loan_amount_log", 0.0) >= TRAIT_Z:
-        return "borrower"
-    emp = modes.get("employment_type")
-    if emp and emp[1] >= 0.5 and emp[0] in EMPLOYMENT_NOUNS:
-        return EMPLOYMENT_NOUNS[emp[0]]
+def _noun(
+    z: dict[str, float],
+    modes: dict[str, tuple[str, float]],
+    specs: Mapping[str, FeatureSpec],
+) -> str:
+    """The declared noun of lowest rank that applies: a cluster feature's `noun` when the
+    persona is high on it, a descriptor's `nouns[value]` when value is its majority."""
+    ranked = sorted(
+        ((s.noun_rank, f) for f, s in specs.items() if s.noun or s.nouns), key=lambda t: t
+    )
+    for _, f in ranked:
+        spec = specs[f]
+        if spec.noun and z.get(f, 0.0) >= TRAIT_Z:
+            return spec.noun
+        mode = modes.get(f)
+        if spec.nouns and mode and mode[1] >= 0.5 and mode[0] in spec.nouns:
+            return spec.nouns[mode[0]]
     return "customer"
 
 
@@ -189,77 +168,15 @@ def unique_names(candidates: list[tuple[list[str], str]]) -> list[str]:
 
 
 def _customer_outcomes(
-    assignments: pl.DataFrame, features: FeatureFrame, governed: GovernedFrames | None
+    assignments: pl.DataFrame, features: FeatureFrame
 ) -> tuple[pl.DataFrame, list[str]]:
-    """Per customer: persona_id and one column per available KPI (null = not observed)."""
-    lf = assignments.lazy().select(KEY, "persona_id")
-    kpis: list[str] = []
-    if "value_proxy_log" in features.features:
-        lf = lf.join(
-            features.frame.lazy().select(KEY, pl.col("value_proxy_log").exp() - 1.0),
-            on=KEY,
-            how="left",
-        ).rename({"value_proxy_log": "value_proxy"})
-        kpis.append("value_proxy")
-    frames = governed.frames if governed is not None else {}
-
-    def cols(src: str) -> set[str]:
-        return set(frames[src].columns) if src in frames else set()
-
-    outcome_cols = cols("outcomes")
-    loan_cols = cols("loans")
-    per_loan: list[pl.Expr] = []
-    if KEY in loan_cols:
-        if "amount" in loan_cols:
-            # In cents: an exact, order-independent mean (see grouped.py).
-            cents = (pl.col("amount").cast(pl.Float64) * 100).round().cast(pl.Int64)
-            per_loan.append((cents.mean() / 100).alias("avg_loan_amount"))
-        if "tenure_months" in loan_cols:
-            per_loan.append(
-                pl.col("tenure_months").cast(pl.Float64).mean().alias("avg_loan_tenure_months")
-            )
-        if "days_past_due" in loan_cols:
-            per_loan.append(
-                (pl.col("days_past_due").max() >= DELINQUENT_DPD)
-                .cast(pl.Float64)
-                .alias("delinquency_rate")
-            )
-        if "defaulted" not in outcome_cols:
-            if "default_flag" in loan_cols:
-                per_loan.append(pl.col("default_flag").any().cast(pl.Float64).alias("default_rate"))
-            elif "status" in loan_cols:
-                per_loan.append(
-                    pl.col("status")
-                    .is_in(["defaulted", "written_off"])
-                    .any()
-                    .cast(pl.Float64)
-                    .alias("default_rate")
-                )
-    if per_loan:
-        lf = lf.join(frames["loans"].lazy().group_by(KEY).agg(per_loan), on=KEY, how="left")
-        kpis += [e.meta.output_name() for e in per_loan]
-    bureau_cols = cols("bureau")
-    if "delinquency_rate" not in kpis and {KEY, "delinquencies_24m"} <= bureau_cols:
-        lf = lf.join(
-            frames["bureau"]
-            .lazy()
-            .group_by(KEY)
-            .agg(
-                (pl.col("delinquencies_24m").max() > 0).cast(pl.Float64).alias("delinquency_rate")
-            ),
-            on=KEY,
-            how="left",
-        )
-        kpis.append("delinquency_rate")
-    out_aggs: list[pl.Expr] = []
-    if KEY in outcome_cols:
-        for col, kpi in (("converted", "conversion_rate"), ("defaulted", "default_rate")):
-            if col in outcome_cols:
-                out_aggs.append(pl.col(col).cast(pl.Float64).max().alias(kpi))
-    if out_aggs:
-        lf = lf.join(frames["outcomes"].lazy().group_by(KEY).agg(out_aggs), on=KEY, how="left")
-        kpis += [e.meta.output_name() for e in out_aggs]
-    return lf.collect(), sorted(kpis)
+    """Per customer: persona_id and one column per declared KPI/outcome (null = not
+    observed). Boolean outcomes become 0/1 so their mean is the rate."""
+    kpis = sorted(k for k in features.kpis if k in features.frame.columns)
+    if not kpis:
+        return assignments.select(KEY, "persona_id"), []
+    values = features.frame.select(KEY, *[pl.col(k).cast(pl.Float64) for k in kpis])
+    return assignments.select(KEY, "persona_id").join(values, on=KEY, how="left"), kpis
 
 
 KpiIntervals = dict[int, dict[str, list[float] | None]]
@@ -280,7 +197,7 @@ def persona_kpis(
     (mean ± 1.96 s/√n, s the sample standard deviation), computed from per-persona sums of
     values and of squares in a fixed order (np.bincount), so it is reproducible.
     """
-    per_customer, kpis = _customer_outcomes(assignments, features, governed)
+    per_customer, kpis = _customer_outcomes(assignments, features)
     if not kpis:
         return {}, {}, []
     labels = per_customer["persona_id"].to_numpy()
@@ -291,21 +208,43 @@ def persona_kpis(
     with np.errstate(invalid="ignore", divide="ignore"):
         var = np.maximum(squares - grouped.means**2, 0.0) * n / np.maximum(n - 1.0, 1.0)
         half = np.where(n > 1, 1.96 * np.sqrt(var / np.maximum(n, 1.0)), 0.0)
-    g, m = grouped.means.shape
+    g = grouped.means.shape[0]
     # A mean cannot leave the range of the values it averages (a rate stays within 0..1).
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing KPI column
         lo_obs, hi_obs = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
     low = np.maximum(grouped.means - half, lo_obs)
     high = np.minimum(grouped.means + half, hi_obs)
+    # Boolean outcomes report their rate (the mean of 0/1); numeric and money KPIs also
+    # their sum (unless declared `sum = false`), money summed in integer cents (exact
+    # whatever the row order); a sum's interval is its count times the mean's.
+    summed = [
+        j
+        for j, name in enumerate(kpis)
+        if features.kpis.get(name) != "boolean"
+        and (name not in features.specs or features.specs[name].sum)
+    ]
+    sums = np.full((g, len(summed)), np.nan)
+    _, inv = np.unique(labels, return_inverse=True)
+    for i, j in enumerate(summed):
+        col = values[:, j]
+        seen = ~np.isnan(col)
+        money = features.kpis.get(kpis[j]) == "money"
+        weights = np.round(col[seen] * 100) if money else col[seen]
+        total = np.bincount(inv[seen], weights=weights, minlength=g)
+        sums[:, i] = np.where(n[:, j] > 0, total / 100 if money else total, np.nan)
+    names = [*kpis, *(f"{kpis[j]}_sum" for j in summed)]
+    counts = np.concatenate([grouped.observed, grouped.observed[:, summed]], axis=1)
+    sum_low = np.fmin(low[:, summed] * n[:, summed], sums)
+    sum_high = np.fmax(high[:, summed] * n[:, summed], sums)
     long = pl.DataFrame(
         {
-            "persona_id": np.repeat(grouped.labels, m).astype(np.int64),
-            "kpi": kpis * g,
-            "value": grouped.means.reshape(-1),
-            "low": low.reshape(-1),
-            "high": high.reshape(-1),
-            "n": grouped.observed.reshape(-1).astype(np.uint32),
+            "persona_id": np.repeat(grouped.labels, len(names)).astype(np.int64),
+            "kpi": names * g,
+            "value": np.concatenate([grouped.means, sums], axis=1).reshape(-1),
+            "low": np.concatenate([low, sum_low], axis=1).reshape(-1),
+            "high": np.concatenate([high, sum_high], axis=1).reshape(-1),
+            "n": counts.reshape(-1).astype(np.uint32),
         }
     ).with_columns(
         pl.col("persona_id").cast(pl.String),
@@ -330,7 +269,7 @@ def _modes(
     for d in descriptors:
         top = (
             frame.lazy()
-            .filter(pl.col(d).is_not_null())
+            .with_columns(pl.col(d).cast(pl.String).fill_null(MISSING))
             .group_by("persona_id", d)
             .agg(pl.len().alias("n"))
             .with_columns(share=pl.col("n") / pl.col("n").sum().over("persona_id"))
@@ -376,7 +315,12 @@ def build_profiles(
         pid = int(row["persona_id"])
         centroid = {f: float(row[f]) for f in features.features}
         z_by[pid] = _zscores(centroid, pop)
-        candidates.append((_adjectives(z_by[pid]), _noun(z_by[pid], modes.get(pid, {}))))
+        candidates.append(
+            (
+                _adjectives(z_by[pid], features.specs),
+                _noun(z_by[pid], modes.get(pid, {}), features.specs),
+            )
+        )
     names = unique_names(candidates)
 
     profiles: list[PersonaProfile] = []
@@ -401,7 +345,7 @@ def build_profiles(
                 name=name,
                 size=size,
                 share=_r(size / total if total else 0.0),
-                traits=[] if small else traits(z_by[pid]),
+                traits=[] if small else traits(z_by[pid], features.specs),
                 centroid={} if small else {f: _r(float(row[f])) for f in features.features},
                 kpis={} if small else kpis.get(pid, {}),
                 kpi_intervals={} if small else kpi_intervals.get(pid, {}),

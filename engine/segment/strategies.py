@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any, Protocol, Self
 
 import numpy as np
+import polars as pl
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.mixture import GaussianMixture
@@ -57,8 +58,36 @@ def feature_matrix(features: FeatureFrame, columns: list[str] | None = None) -> 
     if missing:
         raise BadInputError(f"segment: feature column(s) {', '.join(missing)} not in frame")
     if not cols:
-        raise BadInputError("segment: no features available for clustering under this purpose")
+        unavailable = "; ".join(f"{n}: {why}" for n, why in features.unavailable.items())
+        raise BadInputError(
+            "segment: expected at least one feature with role 'cluster' available under this "
+            f"purpose; found none (declared but unavailable: {unavailable or 'none declared'})"
+        )
     return features.frame.select(cols).to_numpy().astype(np.float64, copy=False)
+
+
+# Relative near-constant cut: a column whose spread is float rounding around its level (a
+# coefficient of variation ~1e-9 from summing cents) carries no information, however far
+# its absolute std is above zero; clustering on it splits noise into personas.
+NEAR_CONSTANT_RTOL = 1e-9
+
+
+def informative(features: FeatureFrame, columns: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The columns worth clustering on, and why each of the others was dropped."""
+    kept: list[str] = []
+    dropped: dict[str, str] = {}
+    for c in columns:
+        col = features.frame[c].cast(pl.Float64)
+        distinct = col.n_unique()
+        mean = float(col.mean() or 0.0)  # type: ignore[arg-type]
+        std = float(col.std(ddof=0) or 0.0)  # type: ignore[arg-type]
+        if distinct < 2:
+            dropped[c] = "constant: a single value for every customer"
+        elif std <= NEAR_CONSTANT_RTOL * max(1.0, abs(mean)):
+            dropped[c] = f"near-constant: std {std:.3g} <= {NEAR_CONSTANT_RTOL:g} x max(1, |mean|)"
+        else:
+            kept.append(c)
+    return kept, dropped
 
 
 def sample_indices(n: int, size: int, seed: int) -> np.ndarray:
@@ -73,7 +102,7 @@ def _scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     # A constant column carries no information; scale 1 keeps it at zero instead of NaN.
-    return mean, np.where(std > 1e-12, std, 1.0)
+    return mean, np.where(std > NEAR_CONSTANT_RTOL * np.maximum(1.0, np.abs(mean)), std, 1.0)
 
 
 def _silhouette(z: np.ndarray, labels: np.ndarray, seed: int) -> float:
@@ -349,8 +378,9 @@ class RuleBased(_Base):
     """
 
     name: str = "rules"
-    score_column: str = "credit_score"
-    value_column: str = "value_proxy_log"
+    # Declared feature names ([segmentation] score_feature / value_feature in pgov.toml).
+    score_column: str = ""
+    value_column: str = ""
     # Below 580: high risk; 580-669: medium; 670 and above: low.
     score_thresholds: tuple[float, ...] = (580.0, 670.0)
     value_quantiles: tuple[float, ...] = (1 / 3, 2 / 3)
@@ -358,10 +388,13 @@ class RuleBased(_Base):
     value_cuts_: np.ndarray | None = field(default=None, repr=False)
 
     def columns(self, features: FeatureFrame) -> list[str]:
-        cols = [c for c in (self.score_column, self.value_column) if c in features.features]
+        cols = [c for c in (self.score_column, self.value_column) if c and c in features.features]
         if not cols:
             raise BadInputError(
-                f"rules strategy: neither {self.score_column} nor {self.value_column} available"
+                "rules strategy: expected segmentation.score_feature "
+                f"('{self.score_column}') or segmentation.value_feature "
+                f"('{self.value_column}') among the available features; found: "
+                f"{', '.join(features.features) or 'none'}"
             )
         self.used_ = cols
         return cols
@@ -445,6 +478,8 @@ def make_strategy(spec: SegmentationSpec, seed: int) -> Strategy:
     return RuleBased(
         sample_size=spec.sample_size,
         seed=seed,
+        score_column=spec.score_feature or "",
+        value_column=spec.value_feature or "",
         score_thresholds=tuple(spec.score_thresholds),
         value_quantiles=tuple(spec.value_quantiles),
     )

@@ -187,6 +187,15 @@ def synthetic_governed(
         accounting={},
         plan_digest="0" * 64,
         subject_domain="kyc",
+        # As a plan would have it: the date of birth reached the frames as an age band.
+        column_actions={
+            "crm.date_of_birth": {
+                "action": "generalise",
+                "input": "date_of_birth",
+                "output": "age_band",
+                "reason": "generalisation",
+            }
+        },
     )
     truth = pl.DataFrame({"customer_id": tokens, "group": group}).sort("customer_id")
     return governed, truth

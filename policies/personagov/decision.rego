@@ -24,7 +24,13 @@ deny contains r if some r in kyc_aml.deny
 # Fail closed on an input we cannot decide on.
 deny contains "input.no_sources" if not is_object(input.sources)
 
-deny contains "input.no_crm_source" if not input.sources.crm
+# The workspace names its subjects source (input.subjects); no source name is special.
+deny contains "input.no_subjects_source" if not subjects_declared
+
+subjects_declared if {
+	name := input.subjects
+	input.sources[name]
+}
 
 deny contains "input.as_of_invalid" if not lib.valid_as_of
 

@@ -43,7 +43,7 @@ test_malformed_input_denied if {
 	d := decision.decision with input as {"actor": f.analyst_eu, "jurisdiction": "EU-DE", "purpose": "marketing_segmentation", "as_of": "soon"}
 	not d.allow
 	"input.no_sources" in d.deny
-	"input.no_crm_source" in d.deny
+	"input.no_subjects_source" in d.deny
 	"input.as_of_invalid" in d.deny
 }
 

@@ -68,6 +68,7 @@ request(jurisdiction, purpose, who) := {
 	"purpose": purpose,
 	"as_of": "2026-11-23",
 	"sources": sources,
+	"subjects": "crm",
 }
 
 marketing(jurisdiction, who) := request(jurisdiction, "marketing_segmentation", who)

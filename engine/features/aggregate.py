@@ -1,0 +1,238 @@
+"""Per-subject aggregations of one source, compiled for a single group_by.
+
+Each aggregate reads a routed column: the value where the row is in the feature's window
+and matches its condition, else null. Features that share a (value, window, condition)
+share the routed column. Monthly shapes route each row into one column per month of the
+window and combine the monthly sums horizontally after the group_by, so no second key
+(customer x month) and no second pass is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from engine.conditions import compile_condition
+from engine.features.compile import Window, cents, month_index, post
+from engine.features.spec import FeatureSpec, OutcomeKind, Transform
+
+
+@dataclass
+class SourceAggregates:
+    source: str
+    schema: dict[str, pl.DataType]  # columns under their declared names
+    window: Window
+    # Computed first (e.g. each row's month in the window), then read by routed columns.
+    pre: dict[str, pl.Expr] = field(default_factory=dict)
+    routed: dict[str, pl.Expr] = field(default_factory=dict)
+    aggs: list[pl.Expr] = field(default_factory=list)
+    finals: list[pl.Expr] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    _seen: dict[str, str] = field(default_factory=dict)
+
+    def frame(self, lf: pl.LazyFrame, key: str) -> pl.LazyFrame:
+        """The one pass: routed columns, group_by the subject, aggregates, final steps."""
+        out = lf.with_columns(e.alias(n) for n, e in self.pre.items()) if self.pre else lf
+        if self.routed:
+            out = out.with_columns(e.alias(n) for n, e in self.routed.items())
+        return out.group_by(key).agg(self.aggs).with_columns(self.finals).select(key, *self.names)
+
+    def _route(self, signature: str, expr: pl.Expr) -> str:
+        if signature not in self._seen:
+            name = f"_r{len(self._seen)}"
+            self._seen[signature] = name
+            self.routed[name] = expr
+        return self._seen[signature]
+
+    def _mask(self, spec: FeatureSpec, windowed: bool = True) -> tuple[str, pl.Expr | None]:
+        parts: list[tuple[str, pl.Expr]] = []
+        if spec.time_column:
+            tcol = spec.time_column
+            dtype = self.schema[tcol]
+            # Plain comparisons against literals of the column's own type: no per-row date
+            # extraction (3-10x cheaper than .dt.date() on tens of millions of timestamps).
+            parts.append((f"<{tcol}", pl.col(tcol) < pl.lit(self.window.end).cast(dtype)))
+            if windowed and spec.window_months:
+                start = pl.lit(self.window.start(spec.window_months)).cast(dtype)
+                parts.append((f">={tcol}@{spec.window_months}", pl.col(tcol) >= start))
+        if spec.where is not None:
+            parts.append((f"w{spec.where.to_json()}", compile_condition(spec.where, self.schema)))
+        if not parts:
+            return "", None
+        expr = parts[0][1]
+        for _, e in parts[1:]:
+            expr = expr & e
+        return "&".join(p for p, _ in parts), expr
+
+    def _value(self, spec: FeatureSpec) -> tuple[str, pl.Expr]:
+        col = spec.value_column()
+        assert col is not None
+        e, sig = pl.col(col), col
+        if spec.times:
+            e = e.cast(pl.Float64) * pl.col(spec.times).cast(pl.Float64)
+            sig += f"*{spec.times}"
+        if spec.kind is OutcomeKind.MONEY:
+            return f"cents({sig})", cents(e)
+        return sig, e
+
+    def _routed_value(self, spec: FeatureSpec) -> pl.Expr:
+        vsig, value = self._value(spec)
+        msig, mask = self._mask(spec)
+        expr = value if mask is None else pl.when(mask).then(value)
+        return pl.col(self._route(f"{vsig}|{msig}", expr))
+
+    def _count(self, spec: FeatureSpec) -> pl.Expr:
+        msig, mask = self._mask(spec)
+        if mask is None:
+            return pl.len()
+        return pl.col(self._route(f"1|{msig}", mask.cast(pl.Int64))).sum()
+
+    def add(self, name: str, spec: FeatureSpec) -> None:
+        t = spec.transform
+        self.names.append(name)
+        if t in (Transform.MONTHLY_CV, Transform.MONTHLY_PEAK):
+            self.finals.append(post(spec, self._monthly(name, spec)).alias(name))
+            return
+        self.aggs.append(self._aggregate(spec).alias(name))
+        self.finals.append(post(spec, pl.col(name)).alias(name))
+
+    def _aggregate(self, spec: FeatureSpec) -> pl.Expr:
+        t = spec.transform
+        money = spec.kind is OutcomeKind.MONEY
+        if t is Transform.COUNT:
+            return self._count(spec)
+        if t in (Transform.SUM, Transform.MEAN, Transform.MIN, Transform.MAX):
+            v = self._routed_value(spec)
+            raw = {
+                Transform.SUM: v.sum(),
+                Transform.MEAN: v.mean(),
+                Transform.MIN: v.min(),
+                Transform.MAX: v.max(),
+            }[t]
+            return raw / 100 if money else raw
+        if t in (Transform.STD, Transform.CV):
+            v = self._routed_value(spec).cast(pl.Float64)
+            std = v.std(ddof=0)
+            if t is Transform.STD:
+                return std / 100 if money else std
+            return pl.when(v.mean() != 0).then(std / v.mean().abs())
+        if t is Transform.LATEST:
+            assert spec.order_by is not None
+            col = spec.value_column()
+            assert col is not None
+            e = cents(pl.col(col)) / 100 if money else pl.col(col)
+            order = pl.col(spec.order_by)
+            _, mask = self._mask(spec)
+            if mask is not None:
+                e, order = e.filter(mask), order.filter(mask)
+            return e.sort_by(order).last()
+        if t is Transform.ANY:
+            return self._any(spec)
+        if t is Transform.PRESENT:
+            msig, mask = self._mask(spec)
+            need = [pl.col(c).is_not_null() for c in spec.columns or []]
+            full = pl.all_horizontal(need) if need else pl.lit(True)
+            full = full if mask is None else mask & full
+            return pl.col(self._route(f"present{spec.columns}|{msig}", full)).any()
+        if t is Transform.SHARE:
+            return self._share(spec)
+        if t is Transform.RECENCY_DAYS:
+            assert spec.time_column is not None
+            _, mask = self._mask(spec, windowed=False)
+            last = pl.col(spec.time_column)
+            last = last if mask is None else last.filter(mask)
+            days = (pl.lit(self.window.as_of) - last.max().cast(pl.Date)).dt.total_days()
+            return days.cast(pl.Float64)
+        if t is Transform.ACTIVE_MONTHS:
+            assert spec.time_column is not None
+            msig, mask = self._mask(spec)
+            mi = month_index(pl.col(spec.time_column))
+            routed = mi if mask is None else pl.when(mask).then(mi)
+            return pl.col(self._route(f"month|{msig}", routed)).drop_nulls().n_unique()
+        raise ValueError(f"'{t}' is not an aggregation")  # pragma: no cover (spec refuses)
+
+    def _any(self, spec: FeatureSpec) -> pl.Expr:
+        msig, mask = self._mask(spec)
+        if spec.value_column() is None:
+            assert mask is not None
+            return pl.col(self._route(f"any|{msig}", mask)).any()
+        v = self._routed_value(spec).cast(pl.Boolean)
+        # any() over only-null values is False in Polars: nothing observed stays null.
+        return pl.when(v.is_not_null().any()).then(v.any())
+
+    def _share(self, spec: FeatureSpec) -> pl.Expr:
+        plain = spec.model_copy(update={"where": None})
+        if spec.value_column() is None:
+            hits, total = self._count(spec), self._count(plain)
+            return pl.when(total > 0).then(hits / total).otherwise(0.0)
+        # Weighted by the value: e.g. the share of the amount paid in cash.
+        hits_sum = self._routed_value(spec).sum()
+        total_sum = self._routed_value(plain).sum()
+        return pl.when(total_sum > 0).then(hits_sum / total_sum).otherwise(0.0)
+
+    def _monthly(self, name: str, spec: FeatureSpec) -> pl.Expr:
+        assert spec.time_column is not None and spec.window_months is not None
+        months = spec.window_months
+        divisor = 100 if spec.kind is OutcomeKind.MONEY else 1
+        offset = pl.lit(self.window.month) - month_index(pl.col(spec.time_column))
+        _, window_mask = self._mask(spec.model_copy(update={"where": None}))
+        assert window_mask is not None
+        n_col = self._route(f"n|{spec.time_column}@{months}", window_mask.cast(pl.Int64))
+        n_sum = f"{n_col}_n"
+        if n_sum not in {e.meta.output_name() for e in self.aggs}:
+            self.aggs.append(pl.col(n_col).sum().alias(n_sum))
+        vsig, value = self._value(spec)
+        # The month of each row, computed once per source for all monthly features.
+        month_name = f"_m_{spec.time_column}_{months}"
+        self.pre[month_name] = pl.when(window_mask).then(offset)
+        month = pl.col(month_name)
+
+        def series(sig: str, cond: pl.Expr | None, sign: pl.Expr | None) -> list[pl.Expr]:
+            out: list[pl.Expr] = []
+            v = value if sign is None else value * sign
+            for i in range(months):
+                m = month == i if cond is None else (month == i) & cond
+                col = self._route(f"m{i}|{vsig}|{sig}", pl.when(m).then(v))
+                total = f"{col}_s"
+                if total not in {e.meta.output_name() for e in self.aggs}:
+                    # A month without rows sums to 0: zero flow, as defined.
+                    self.aggs.append(pl.col(col).sum().alias(total))
+                out.append(pl.col(total).cast(pl.Float64) / divisor)
+            return out
+
+        if spec.transform is Transform.MONTHLY_CV:
+            sign: pl.Expr | None = None
+            ssig = ""
+            if spec.sign_when is not None:
+                c = compile_condition(spec.sign_when, self.schema)
+                sign = pl.when(c).then(1).otherwise(-1)
+                ssig = f"sign{spec.sign_when.to_json()}"
+            signed = series(ssig, None, sign)
+            scale_cond, wsig = None, ""
+            if spec.scale_when is not None:
+                scale_cond = compile_condition(spec.scale_when, self.schema)
+                wsig = f"w{spec.scale_when.to_json()}"
+            scaled = series(wsig, scale_cond, None)
+            mean = pl.sum_horizontal(signed) / months
+            std = (pl.sum_horizontal([s**2 for s in signed]) / months - mean**2).clip(0.0).sqrt()
+            # Scaled by the mean monthly sum of the scale rows plus one unit: balanced
+            # accounts have a signed mean near zero, where a textbook CV explodes.
+            raw = std / (pl.sum_horizontal(scaled) / months + 1.0)
+        else:
+            cond, wsig = None, ""
+            if spec.where is not None:
+                cond = compile_condition(spec.where, self.schema)
+                wsig = f"w{spec.where.to_json()}"
+            sums = series(wsig, cond, None)
+            mean = pl.sum_horizontal(sums) / months
+            raw = pl.when(mean > 0).then(pl.max_horizontal(sums) / mean).otherwise(1.0)
+        if spec.clip is not None:
+            raw = raw.clip(spec.clip[0], spec.clip[1])
+        if spec.shrink:
+            # Few rows make a monthly profile mostly sampling noise: shrink towards the
+            # neutral fill by n / (n + shrink), n = rows in the window.
+            neutral = float(spec.fill) if isinstance(spec.fill, int | float) else 0.0
+            n = pl.col(n_sum)
+            raw = neutral + (raw - neutral) * (n / (n + spec.shrink))
+        return raw

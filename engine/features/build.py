@@ -1,0 +1,202 @@
+"""build_features: the workspace's declared features over the governed frames.
+
+Contract (owned here):
+    build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfig)
+        -> FeatureFrame
+
+One row per governed subject (the declared subjects source), sorted by token. A feature
+whose inputs the policy removed is not computed and is recorded in
+`FeatureFrame.unavailable` with the policy's reason; the others degrade gracefully.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from engine.errors import BadInputError
+from engine.features.aggregate import SourceAggregates
+from engine.features.compile import Window, row_expr
+from engine.features.model import KEY, FeatureFrame
+from engine.features.spec import FeatureRole, FeatureSpec, Transform
+
+if TYPE_CHECKING:
+    from engine.config import WorkspaceConfig
+    from engine.enforce import GovernedFrames
+
+
+def for_purpose(config: WorkspaceConfig, purpose: str) -> dict[str, FeatureSpec]:
+    return {n: f for n, f in config.features.items() if purpose in f.purposes}
+
+
+def governed_name(column_actions: Mapping[str, Mapping[str, str]], source: str, col: str) -> str:
+    entry = column_actions.get(f"{source}.{col}")
+    return str(entry.get("output", col)) if entry else col
+
+
+def unavailable_reason(spec: FeatureSpec, governed: GovernedFrames, subjects: str) -> str | None:
+    """Why this feature cannot be built from the governed frames, or None."""
+    if spec.source is None:
+        return None
+    if spec.source not in governed.frames:
+        return f"source '{spec.source}' not available for this purpose"
+    frame = governed.frames[spec.source]
+    if KEY not in frame.columns:
+        return f"source '{spec.source}' has no subject column under this plan"
+    missing: list[str] = []
+    for col in spec.inputs():
+        out = governed_name(governed.column_actions, spec.source, col)
+        entry = governed.column_actions.get(f"{spec.source}.{col}", {})
+        if out not in frame.columns:
+            why = entry.get("reason")
+            missing.append(f"{spec.source}.{col}" + (f" (dropped: {why})" if why else ""))
+        elif entry.get("action") == "generalise" and not _label_pass_through(spec, col):
+            missing.append(f"{spec.source}.{col} (generalised to '{out}' by policy)")
+    if missing:
+        return f"column(s) {', '.join(missing)} not available"
+    return None
+
+
+def _label_pass_through(spec: FeatureSpec, col: str) -> bool:
+    # A descriptor whose input the policy already generalised to a label (age band, income
+    # band) takes the policy's label as it is.
+    return spec.role in (FeatureRole.DESCRIPTOR, FeatureRole.INPUT) and col == spec.column
+
+
+def _source_frame(
+    governed: GovernedFrames, source: str, columns: set[str]
+) -> tuple[pl.LazyFrame, dict[str, pl.DataType]]:
+    """The source with the needed columns under their declared names."""
+    frame = governed.frames[source]
+    rename = {governed_name(governed.column_actions, source, c): c for c in sorted(columns)}
+    rename.pop(KEY, None)
+    lf = frame.lazy().select(pl.col(KEY), *[pl.col(g).alias(d) for g, d in rename.items()])
+    schema = {d: frame.schema[g] for g, d in rename.items()}
+    return lf, schema
+
+
+def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfig) -> FeatureFrame:
+    subjects = config.subjects
+    frame = governed.frames.get(subjects)
+    if frame is None or KEY not in frame.columns:
+        raise BadInputError(
+            f"features: expected the subjects source '{subjects}' among the governed frames; "
+            f"found: {', '.join(sorted(governed.frames)) or 'none'}"
+        )
+    declared = for_purpose(config, governed.purpose)
+    unavailable: dict[str, str] = {}
+    built: dict[str, FeatureSpec] = {}
+    for name, spec in declared.items():
+        why = unavailable_reason(spec, governed, subjects)
+        if why is None:
+            built[name] = spec
+        else:
+            unavailable[name] = why
+    for name, spec in list(built.items()):
+        if spec.transform is Transform.COMBINE:
+            terms = [t for t in spec.terms or {} if t in built]
+            if not terms:
+                del built[name]
+                unavailable[name] = "none of its terms is available: " + ", ".join(
+                    f"{t} ({unavailable.get(t, 'not declared for this purpose')})"
+                    for t in spec.terms or {}
+                )
+
+    window = Window(as_of)
+    by_source: dict[str, dict[str, FeatureSpec]] = {}
+    for name, spec in built.items():
+        if spec.source is not None:
+            by_source.setdefault(spec.source, {})[name] = spec
+
+    row_specs = {n: s for n, s in by_source.get(subjects, {}).items() if not s.is_aggregation}
+    needed = {c for s in row_specs.values() for c in s.inputs()}
+    base_lf, base_schema = _source_frame(governed, subjects, needed)
+    lf = base_lf.select(
+        pl.col(KEY),
+        *[row_expr(s, pl.Schema(base_schema), window).alias(n) for n, s in row_specs.items()],
+    ).unique(subset=[KEY], keep="first")
+
+    indicators: list[str] = []
+    fills: dict[str, pl.Expr] = {}
+    for source in sorted(by_source):
+        specs = {n: s for n, s in by_source[source].items() if s.is_aggregation}
+        if not specs:
+            continue
+        cols = {c for s in specs.values() for c in s.inputs()}
+        src_lf, schema = _source_frame(governed, source, cols)
+        agg = SourceAggregates(source=source, schema=schema, window=window)
+        for name, spec in specs.items():
+            agg.add(name, spec)
+        indicator = f"has_{source}"
+        part = agg.frame(src_lf, KEY).with_columns(pl.lit(1, dtype=pl.Int8).alias(indicator))
+        lf = lf.join(part, on=KEY, how="left")
+        indicators.append(indicator)
+        fills[indicator] = pl.lit(0, dtype=pl.Int8)
+
+    # Combines read the other features before their fills: a term a subject has no rows for
+    # adds 0.
+    for name, spec in built.items():
+        if spec.transform is Transform.COMBINE:
+            parts: list[pl.Expr] = [
+                pl.col(t).cast(pl.Float64).fill_null(0.0) * w
+                for t, w in (spec.terms or {}).items()
+                if t in built
+            ]
+            expr = pl.sum_horizontal(parts)
+            if spec.scale is not None:
+                expr = expr * spec.scale
+            lf = lf.with_columns((expr.log1p() if spec.log1p else expr).alias(name))
+
+    medians = _medians(lf, built)
+    for name, spec in built.items():
+        fill = spec.fill
+        if fill is None or spec.transform is Transform.COMBINE:
+            continue
+        if fill == "median":
+            fills[name] = pl.lit(medians.get(name))
+        else:
+            fills[name] = pl.lit(fill)
+    lf = lf.with_columns(pl.col(c).fill_null(e).alias(c) for c, e in fills.items())
+
+    roles = {n: s.role for n, s in built.items()}
+    features = [n for n, r in roles.items() if r is FeatureRole.CLUSTER]
+    descriptors = [n for n, r in roles.items() if r is FeatureRole.DESCRIPTOR]
+    kpis = {
+        n: built[n].kind.value
+        for n, r in roles.items()
+        if r in (FeatureRole.KPI, FeatureRole.OUTCOME)
+    }
+    inputs = [n for n, r in roles.items() if r is FeatureRole.INPUT]
+    casts = [pl.col(f).cast(pl.Float64) for f in features]
+    casts += [pl.col(d).cast(pl.String) for d in descriptors]
+    out = (
+        lf.with_columns(casts)
+        .select(KEY, *features, *indicators, *descriptors, *kpis, *inputs)
+        .sort(KEY)
+        .collect()
+    )
+    return FeatureFrame(
+        frame=out,
+        features=features,
+        descriptors=descriptors,
+        indicators=indicators,
+        unavailable=dict(sorted(unavailable.items())),
+        as_of=as_of,
+        kpis=kpis,
+        inputs=inputs,
+        specs=dict(built),
+        specs_declared=dict(declared),
+    )
+
+
+def _medians(lf: pl.LazyFrame, built: dict[str, FeatureSpec]) -> dict[str, float]:
+    """Median of each 'median'-filled feature over the subjects that have a value: a subject
+    without the input sits in the middle of the axis (its has_<source> says so)."""
+    names = [n for n, s in built.items() if s.fill == "median"]
+    if not names:
+        return {}
+    row = lf.select(pl.col(n).cast(pl.Float64).median() for n in names).collect().row(0)
+    return {n: float(v) if v is not None else 0.0 for n, v in zip(names, row, strict=True)}
