@@ -364,7 +364,12 @@ def parse_config(data: dict[str, Any], origin: str) -> WorkspaceConfig:
     except ValidationError as exc:
         lines = [f"{origin}: invalid configuration"]
         for err in exc.errors(include_url=False, include_input=False):
-            lines.append(f"  - {_loc(err['loc'])}: {err['msg']}")
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if not err["loc"] and msg.startswith(("features.", "subjects:")):
+                # Cross-field checks name their own key paths, one per problem.
+                lines += [f"  - {part}" for part in msg.split("; ") if part]
+                continue
+            lines.append(f"  - {_loc(err['loc'])}: {msg}")
         raise ConfigError("\n".join(lines)) from None
 
 

@@ -21,6 +21,7 @@ from lineage.statement import LineagePredicate, sign_version, statement_sha256
 MINIMAL_TOML = """
 name = "lineage-test"
 jurisdictions = ["UK"]
+subjects = "crm"
 
 [actors.analyst-uk]
 roles = ["regional_analyst"]

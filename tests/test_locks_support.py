@@ -16,6 +16,7 @@ JURISDICTIONS = ["EU-DE", "EU-FR", "UK", "US-CA", "SG", "BR"]
 
 MINIMAL_CONFIG = {
     "jurisdictions": JURISDICTIONS,
+    "subjects": "crm",
     "sources": {
         "crm": {
             "path": "data/crm.parquet",
