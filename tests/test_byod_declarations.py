@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from test_byod_support import AS_OF, credit_table, pgov
 
 from engine.errors import ExitCode
 from engine.features import FeatureFrame
 from engine.segment.profiles import _modes
 from engine.segment.strategies import informative
-from test_byod_support import AS_OF, credit_table, pgov
 
 
 @pytest.fixture()

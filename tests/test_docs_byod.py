@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from test_byod_support import credit_frame, pgov
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bring-your-own-data.md"
