@@ -404,11 +404,11 @@ def _audit_exclusions(
     ws: Workspace, request: RefreshRequest, run_id: str, governed: GovernedFrames
 ) -> None:
     """Erasure honoured and other exclusions, as counts by reason (never who)."""
-    crm = governed.accounting.get(ws.config.subjects)
-    if crm is None:
+    subjects = governed.accounting.get(ws.config.subjects)
+    if subjects is None:
         return
     honoured = {
-        r: n for r, n in crm.excluded_by_reason.items() if "erasure" in r or "deletion" in r
+        r: n for r, n in subjects.excluded_by_reason.items() if "erasure" in r or "deletion" in r
     }
     record(
         ws,
@@ -417,7 +417,7 @@ def _audit_exclusions(
         jurisdiction=request.jurisdiction,
         purpose=request.purpose.value,
         run_id=run_id,
-        by_reason=dict(sorted(crm.excluded_by_reason.items())),
+        by_reason=dict(sorted(subjects.excluded_by_reason.items())),
     )
     if honoured:
         record(

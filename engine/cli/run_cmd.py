@@ -47,17 +47,17 @@ def _verified(ws: Any, version_dir: Path) -> bool:
 
 
 def _summary(result: Any) -> dict[str, Any]:
-    crm = result.accounting.get(result.subjects)
+    subjects = result.accounting.get(result.subjects)
     return {
         "jurisdiction": result.request.jurisdiction,
         "purpose": result.request.purpose.value,
         "version_id": result.version.version_id,
         "path": str(result.version.path),
         "validity": "valid" if result.valid else "invalid",
-        "customers_in": crm.input_rows if crm else 0,
-        "kept": crm.kept if crm else 0,
-        "excluded": crm.excluded if crm else 0,
-        "quarantined": crm.quarantined if crm else 0,
+        "customers_in": subjects.input_rows if subjects else 0,
+        "kept": subjects.kept if subjects else 0,
+        "excluded": subjects.excluded if subjects else 0,
+        "quarantined": subjects.quarantined if subjects else 0,
         "personas": result.personas,
         "tiers": result.tiers,
         "delivered": result.delivered,

@@ -59,7 +59,7 @@ def route(
     as_of: date,
     cooldown_days: int,
 ) -> KycRouting:
-    """Tier and route every governed customer. The customer set is the governed crm."""
+    """Tier and route every governed customer. The customer set is the governed subjects source."""
     facts = build_facts(features, governed, segmentation, as_of)
     return route_facts(facts, ruleset, previous, as_of, cooldown_days)
 

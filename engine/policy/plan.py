@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_valid
 from engine.conditions import Condition
 from lineage.canonical import canonical_json, sha256_hex
 
-# Per-customer facts enforce derives on the crm frame; subject-level conditions may name
-# these and any declared crm column.
+# Per-customer facts enforce derives on the subjects frame; subject-level conditions may name
+# these and any declared column of the subjects source.
 SUBJECT_FACTS: dict[str, str] = {
     "age_years": "int",
     "erasure_requested": "bool",
@@ -83,7 +83,7 @@ class SourcePlan(_Strict):
     columns: dict[str, ColumnAction]
     # Per-source rules evaluated on the source's own rows (e.g. retention on its date).
     row_rules: list[RowRule] = Field(default_factory=list)
-    # Subject-level conditions (evaluated on the crm subject facts), applied per subject.
+    # Subject-level conditions (evaluated on the subject facts), applied per subject.
     nullings: list[ColumnNulling] = Field(default_factory=list)
 
     def kept_columns(self) -> dict[str, ColumnAction]:
@@ -104,7 +104,8 @@ class EnforcementPlan(_Strict):
     regime: str = ""
     subject_domain: Literal["marketing", "kyc"]
     sources: dict[str, SourcePlan]
-    # Subject-level exclusions: evaluated on crm + subject facts, propagated by subject.
+    # Subject-level exclusions: evaluated on the subjects source + subject facts, propagated
+    # by subject.
     subject_exclusions: list[RowRule] = Field(default_factory=list)
     obligations: list[str] = Field(default_factory=list)
     k_anonymity_min: int = Field(ge=1)

@@ -193,8 +193,9 @@ def _siv_tokens(
     uniq = s.drop_nulls().unique()
     known = memo.get(ctx) if memo is not None else None
     # Repeated ids (transactions, events) cost one encryption per distinct value. Mostly
-    # distinct columns (crm) with nothing known skip the remap, which would cost more than
-    # it saves; the unique() spent deciding is small next to one AES-SIV call per row.
+    # distinct columns (the subjects source) with nothing known skip the remap, which would
+    # cost more than it saves; the unique() spent deciding is small next to one AES-SIV call
+    # per row.
     dedup = uniq.len() < 0.5 * s.len()
     if known is None and not dedup:
         return _encrypt(s, siv, aad, prefix).rename(s.name)
