@@ -238,3 +238,17 @@ def test_features_list_names_the_rule_that_removed_an_input(lender: Path) -> Non
     lines = {f["feature"]: f for f in json.loads(out)["features"]}["lines"]
     assert not lines["available"]
     assert "applicants.marketing_consent drop by purpose_limitation" in lines["why"]
+
+
+def test_sample_features_list_matches_its_declaration(sample_workspace: Path) -> None:
+    code, out = pgov(
+        "features", "list", "-w", str(sample_workspace), "-j", "EU-DE",
+        "-p", "marketing_segmentation", "--as-of", "2026-11-01", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    by = {f["feature"]: f for f in json.loads(out)["features"]}
+    assert by["credit_score"]["available"] and by["cashflow_cv"]["available"]
+    assert by["pep"]["why"] == "not declared for marketing_segmentation"
+    # The policy generalises the date of birth; the age band descriptor takes its label.
+    assert by["age_band"]["available"]
+    assert by["age_band"]["inputs"][0]["action"] == "generalise"
