@@ -122,6 +122,9 @@ class FeatureSpec(BaseModel):
     labels: list[str] | None = None
     terms: dict[str, float] | None = None
     kyc_fact: str | None = None
+    # KPIs of kind numeric or money report their sum (`<name>_sum`) beside the mean, unless
+    # a sum means nothing (a sum of per-customer averages): `sum = false`.
+    sum: bool = True
     # Persona wording: trait phrases and name adjectives [when high, when low] ("" = none);
     # `risk` = the direction (+1/-1) in which this feature means riskier (one "high-risk" /
     # "low-risk" adjective from all of them); `headline` weighs the adjective up in names.

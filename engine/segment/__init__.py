@@ -148,4 +148,17 @@ def _segment(
         gates=gates,
         suppressed=suppressed,
         population=pop.as_dict(),
+        kpi_units=_kpi_units(features),
     )
+
+
+def _kpi_units(features: FeatureFrame) -> dict[str, str]:
+    units: dict[str, str] = {}
+    for name, kind in features.kpis.items():
+        if kind == "boolean":
+            units[name] = "share"
+        elif kind == "money":
+            units[name] = "money"
+            if name not in features.specs or features.specs[name].sum:
+                units[f"{name}_sum"] = "money"
+    return units

@@ -50,6 +50,7 @@ def personas_document(seg: Segmentation) -> dict[str, Any]:
             "population": seg.population,
             "suppressed": seg.suppressed,
             "customers": int(seg.assignments.height),
+            **({"kpi_units": dict(sorted(seg.kpi_units.items()))} if seg.kpi_units else {}),
         }
     )
 

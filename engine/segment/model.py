@@ -49,6 +49,9 @@ class Segmentation:
     # Extra JSON documents written beside personas.json (file name -> document), e.g. the
     # predictive strategy's model_card.json; signed with the version like every output.
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # KPI -> unit from the declared kind (boolean: share, money: money); others follow the
+    # naming convention of engine/report/units.py.
+    kpi_units: dict[str, str] = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:
