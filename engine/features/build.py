@@ -150,7 +150,9 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
                 expr = expr * spec.scale
             lf = lf.with_columns((expr.log1p() if spec.log1p else expr).alias(name))
 
-    medians = _medians(lf, built)
+    # One collect: every source's single group_by runs once; the rest is per-subject work.
+    joined = lf.collect()
+    medians = _medians(joined, built)
     for name, spec in built.items():
         fill = spec.fill
         if fill is None or spec.transform is Transform.COMBINE:
@@ -159,7 +161,7 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
             fills[name] = pl.lit(medians.get(name))
         else:
             fills[name] = pl.lit(fill)
-    lf = lf.with_columns(pl.col(c).fill_null(e).alias(c) for c, e in fills.items())
+    filled = joined.with_columns(pl.col(c).fill_null(e).alias(c) for c, e in fills.items())
 
     roles = {n: s.role for n, s in built.items()}
     features = [n for n, r in roles.items() if r is FeatureRole.CLUSTER]
@@ -173,10 +175,9 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
     casts = [pl.col(f).cast(pl.Float64) for f in features]
     casts += [pl.col(d).cast(pl.String) for d in descriptors]
     out = (
-        lf.with_columns(casts)
+        filled.with_columns(casts)
         .select(KEY, *features, *indicators, *descriptors, *kpis, *inputs)
         .sort(KEY)
-        .collect()
     )
     return FeatureFrame(
         frame=out,
@@ -192,11 +193,11 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
     )
 
 
-def _medians(lf: pl.LazyFrame, built: dict[str, FeatureSpec]) -> dict[str, float]:
+def _medians(frame: pl.DataFrame, built: dict[str, FeatureSpec]) -> dict[str, float]:
     """Median of each 'median'-filled feature over the subjects that have a value: a subject
     without the input sits in the middle of the axis (its has_<source> says so)."""
     names = [n for n, s in built.items() if s.fill == "median"]
     if not names:
         return {}
-    row = lf.select(pl.col(n).cast(pl.Float64).median() for n in names).collect().row(0)
+    row = frame.select(pl.col(n).cast(pl.Float64).median() for n in names).row(0)
     return {n: float(v) if v is not None else 0.0 for n, v in zip(names, row, strict=True)}
