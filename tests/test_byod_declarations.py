@@ -252,3 +252,12 @@ def test_sample_features_list_matches_its_declaration(sample_workspace: Path) ->
     # The policy generalises the date of birth; the age band descriptor takes its label.
     assert by["age_band"]["available"]
     assert by["age_band"]["inputs"][0]["action"] == "generalise"
+
+
+def test_feature_table_declared_twice_in_pgov_toml_exits_2(lender: Path) -> None:
+    toml = lender / "pgov.toml"
+    toml.write_text(toml.read_text() + '\n[features.rating]\nsource = "applicants"\n')
+    code, out = _refresh(lender)
+    assert code == ExitCode.USAGE, out
+    assert "('features', 'rating')" in out and "twice" in out
+    _nothing_written(lender)
