@@ -45,13 +45,22 @@ def segment(
     governed: GovernedFrames | None = None,
 ) -> Segmentation:
     """Fit the configured strategy, merge personas below k, run the gates, profile."""
+    # Constant and near-constant axes go before any strategy sees them (clustering, models,
+    # z-scores, names); the version's params say which and why.
+    kept, dropped = informative(features, list(features.features))
+    features = replace(features, features=kept)
     if spec.strategy == "predictive":
         from engine.segment.predictive import segment_predictive
 
-        return with_value(
-            segment_predictive(features, spec, k_min, seed, governed), spec, governed, k_min
-        )
-    return with_value(_segment(features, spec, k_min, seed, governed), spec, governed, k_min)
+        seg = segment_predictive(features, spec, k_min, seed, governed)
+    else:
+        seg = _segment(features, spec, k_min, seed, governed)
+    seg = replace(
+        seg,
+        params={**seg.params, "dropped_features": dict(sorted(dropped.items()))},
+        kpi_units=_kpi_units(features),
+    )
+    return with_value(seg, spec, governed, k_min)
 
 
 def with_value(
@@ -60,7 +69,6 @@ def with_value(
     """Add the declared value KPIs (CLTV distribution, approval rates) as value.json."""
     if spec.value is None or governed is None:
         return seg
-    from dataclasses import replace
 
     from engine.segment.value import value_kpis
 
@@ -84,10 +92,6 @@ def _segment(
     governed: GovernedFrames | None = None,
 ) -> Segmentation:
     strategy = make_strategy(spec, seed)
-    # Constant and near-constant axes go before anything sees them (clustering, z-scores,
-    # names); the version's params say which and why.
-    kept, dropped = informative(features, list(features.features))
-    features = replace(features, features=kept)
     columns = strategy.columns(features)
     x = feature_matrix(features, columns)
     strategy.fit_matrix(x)
@@ -136,7 +140,6 @@ def _segment(
         "min_silhouette": spec.min_silhouette,
         "features": list(columns),
         "unavailable_features": dict(features.unavailable),
-        "dropped_features": dict(sorted(dropped.items())),
         "merged_small_clusters": len(merges),
         "as_of": features.as_of.isoformat() if features.as_of else None,
     }
@@ -148,7 +151,6 @@ def _segment(
         gates=gates,
         suppressed=suppressed,
         population=pop.as_dict(),
-        kpi_units=_kpi_units(features),
     )
 
 
