@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score
 
 from engine.segment.grouped import group_means
 from engine.segment.model import GateResult
+from engine.segment.silhouette import silhouette
 from engine.segment.stability import bootstrap_refits, jaccard_per_cluster
 from engine.segment.strategies import SILHOUETTE_ROWS, Strategy, threads_for
 
@@ -104,9 +105,7 @@ def silhouette_gate(
         return GateResult("silhouette", False, -1.0, threshold, "fewer than two personas")
     size = min(SILHOUETTE_ROWS, len(labels_sample))
     with threads_for(size):
-        value = float(
-            silhouette_score(z_sample, labels_sample, sample_size=size, random_state=seed)
-        )
+        value = silhouette(z_sample, labels_sample, size, seed)
     return GateResult(
         "silhouette", value >= threshold, round(value, 6), threshold, f"on {size} rows"
     )

@@ -22,14 +22,14 @@ from typing import Any, Protocol, Self
 import numpy as np
 import polars as pl
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from engine.config import SegmentationSpec
 from engine.errors import BadInputError
 from engine.features import FeatureFrame
-from engine.segment.stability import bootstrap_refits, mean_jaccard
+from engine.segment.silhouette import silhouettes
+from engine.segment.stability import StabilityCheck, run_parallel
 
 # Silhouette is O(n^2): k selection scores it on at most this many rows of the sample.
 SILHOUETTE_ROWS = 5_000
@@ -98,18 +98,26 @@ def sample_indices(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=size, replace=False))
 
 
-def _scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
+def _scale(x: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    # Weighted by multiplicity: the same mean and std as the rows repeated `weights` times.
+    mean = np.average(x, axis=0, weights=weights)
+    std = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=weights))
     # A constant column carries no information; scale 1 keeps it at zero instead of NaN.
     return mean, np.where(std > NEAR_CONSTANT_RTOL * np.maximum(1.0, np.abs(mean)), std, 1.0)
 
 
-def _silhouette(z: np.ndarray, labels: np.ndarray, seed: int) -> float:
-    if len(np.unique(labels)) < 2 or len(np.unique(labels)) >= len(labels):
-        return -1.0
-    size = min(SILHOUETTE_ROWS, len(labels))
-    return float(silhouette_score(z, labels, sample_size=size, random_state=seed))
+def _silhouettes(z: np.ndarray, labels: dict[int, np.ndarray], seed: int) -> dict[int, float]:
+    """Silhouette of each candidate's labels on the same rows, one distance pass for all."""
+    out = {k: -1.0 for k, lab in labels.items() if not 2 <= len(np.unique(lab)) < len(lab)}
+    rest = {k: lab for k, lab in labels.items() if k not in out}
+    if rest:
+        out |= silhouettes(z, rest, min(SILHOUETTE_ROWS, len(z)), seed)
+    return out
+
+
+def _repeat(x: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Rows repeated by multiplicity, for fits that take no weights (the resample itself)."""
+    return x if weights is None else np.repeat(x, weights, axis=0)
 
 
 class Strategy(Protocol):
@@ -121,7 +129,8 @@ class Strategy(Protocol):
 
     def columns(self, features: FeatureFrame) -> list[str]: ...
 
-    def fit_matrix(self, x: np.ndarray) -> Self: ...
+    # `weights`: row multiplicities (a bootstrap resample as distinct rows + counts).
+    def fit_matrix(self, x: np.ndarray, weights: np.ndarray | None = None) -> Self: ...
 
     def predict_matrix(self, x: np.ndarray) -> np.ndarray: ...
 
@@ -150,12 +159,17 @@ class _Base:
     stability_: dict[int, float] = field(default_factory=dict)
     k_choice_: str = ""
     boot_labels_: list[np.ndarray] = field(default_factory=list, repr=False)
+    bounded_: list[int] = field(default_factory=list)
 
     def columns(self, features: FeatureFrame) -> list[str]:
         return list(features.features)
 
     def fit(self, features: FeatureFrame) -> Self:
         return self.fit_matrix(feature_matrix(features, self.columns(features)))
+
+    def _sample(self, x: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, Any]:
+        idx = sample_indices(len(x), self.sample_size, self.seed)
+        return x[idx], None if weights is None else weights[idx]
 
     def assign(self, features: FeatureFrame) -> np.ndarray:
         return self.predict_matrix(feature_matrix(features, self.columns(features)))
@@ -165,7 +179,9 @@ class _Base:
             raise RuntimeError("strategy is not fitted")
         return (x - self.mean_) / self.scale_
 
-    def fit_matrix(self, x: np.ndarray) -> Self:  # pragma: no cover - overridden
+    def fit_matrix(
+        self, x: np.ndarray, weights: np.ndarray | None = None
+    ) -> Self:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
@@ -185,30 +201,42 @@ class _Base:
         """The first k in `order` (best score first) whose clusters are all stable.
 
         Each checked k gets `stability_runs` bootstrap refits of the fitting sample `xs`;
-        its stability is the smallest per-cluster mean Jaccard. If none of the first
-        `stability_candidates` passes, the most stable of them is returned (and the
-        jaccard gate will say so). The chosen k's refits are kept for the gates.
+        its stability is the smallest per-cluster mean Jaccard. A candidate is dropped as
+        soon as its refits so far prove it cannot reach the threshold (its recorded
+        stability is then that upper bound, listed in `k_stability_bounded`). If none of
+        the first `stability_candidates` passes, the dropped ones are completed and the
+        most stable is returned (and the jaccard gate will say so). The chosen k's refits
+        are kept for the gates.
         """
         self.stability_ = {}
+        self.bounded_ = []
         self.boot_labels_ = []
         if self.stability_runs <= 0 or len(order) == 1:
             self.k_choice_ = "fixed k" if len(order) == 1 else "best score"
             return order[0]
-        best: tuple[float, int, list[np.ndarray]] | None = None
+        checks: dict[int, StabilityCheck] = {}
         for k in order[: max(1, self.stability_candidates)]:
-            refits = bootstrap_refits(
-                partial(self._clone_at, k), xs, self.stability_runs, self.seed
+            check = StabilityCheck(
+                partial(self._clone_at, k), xs, labels[k], self.stability_runs, self.seed
             )
-            worst = float(mean_jaccard(labels[k], refits).min())
-            self.stability_[k] = worst
-            if worst >= self.stability_threshold:
-                self.boot_labels_ = refits
+            checks[k] = check
+            if check.can_pass(self.stability_threshold):
+                self.stability_[k] = check.stability()
+                self.boot_labels_ = check.refits
                 self.k_choice_ = "best score with every cluster stable"
                 return k
-            if best is None or worst > best[0]:
-                best = (worst, k, refits)
+            if len(check.refits) < self.stability_runs:
+                self.bounded_.append(k)
+            self.stability_[k] = check.upper_bound()
+        # Nobody passed: exact figures for all, then the most stable (first on ties).
+        self.bounded_ = []
+        best: tuple[float, int] | None = None
+        for k, check in checks.items():
+            self.stability_[k] = check.stability()
+            if best is None or self.stability_[k] > best[0]:
+                best = (self.stability_[k], k)
         assert best is not None
-        self.boot_labels_ = best[2]
+        self.boot_labels_ = checks[best[1]].refits
         self.k_choice_ = "no candidate stable: the most stable one"
         return best[1]
 
@@ -216,6 +244,8 @@ class _Base:
         return {
             "k_choice": self.k_choice_,
             "k_stability": {str(k): round(v, 6) for k, v in sorted(self.stability_.items())},
+            # Candidates dropped early: their k_stability is an upper bound below threshold.
+            "k_stability_bounded": sorted(self.bounded_),
             "stability_runs": self.stability_runs,
             "stability_candidates": self.stability_candidates,
         }
@@ -237,22 +267,25 @@ class KMeansStrategy(_Base):
     k_: int = 0
     scores_: dict[int, float] = field(default_factory=dict)
 
-    def fit_matrix(self, x: np.ndarray) -> Self:
-        xs = x[sample_indices(len(x), self.sample_size, self.seed)]
-        self.mean_, self.scale_ = _scale(xs)
+    def fit_matrix(self, x: np.ndarray, weights: np.ndarray | None = None) -> Self:
+        xs, w = self._sample(x, weights)
+        self.mean_, self.scale_ = _scale(xs, w)
         z = self.transform(xs)
-        models: dict[int, KMeans] = {}
-        self.scores_ = {}
         ks = self._k_range(self.k, self.k_min, self.k_max, len(z))
-        for k in ks:
+
+        def fit_k(k: int) -> KMeans:
             with threads_for(len(z)):
-                model = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.seed).fit(z)
-                score = _silhouette(z, model.labels_, self.seed) if len(ks) > 1 else 0.0
-            self.scores_[k] = score
-            models[k] = model
+                return KMeans(n_clusters=k, n_init=self.n_init, random_state=self.seed).fit(
+                    z, sample_weight=w
+                )
+
+        # Candidate k are independent fits: the thread pool runs them side by side.
+        fitted = run_parallel([partial(fit_k, k) for k in ks]) if len(ks) > 1 else [fit_k(ks[0])]
+        models: dict[int, KMeans] = dict(zip(ks, fitted, strict=True))
+        labels = {k: np.asarray(m.labels_, dtype=np.int64) for k, m in models.items()}
+        self.scores_ = _silhouettes(z, labels, self.seed) if len(ks) > 1 else {ks[0]: 0.0}
         # Best silhouette first; ties keep the smaller k (simpler model).
         order = sorted(ks, key=lambda k: (-self.scores_[k], k))
-        labels = {k: np.asarray(m.labels_, dtype=np.int64) for k, m in models.items()}
         self.k_ = self._choose(order, labels, xs)
         self.model_ = models[self.k_]
         return self
@@ -301,8 +334,9 @@ class GaussianMixtureStrategy(_Base):
     k_: int = 0
     scores_: dict[int, float] = field(default_factory=dict)
 
-    def fit_matrix(self, x: np.ndarray) -> Self:
-        xs = x[sample_indices(len(x), self.sample_size, self.seed)]
+    def fit_matrix(self, x: np.ndarray, weights: np.ndarray | None = None) -> Self:
+        # No sample weights in GaussianMixture: fit the resample's repeated rows.
+        xs = _repeat(*self._sample(x, weights))
         self.mean_, self.scale_ = _scale(xs)
         z = self.transform(xs)
         models: dict[int, GaussianMixture] = {}
@@ -399,8 +433,8 @@ class RuleBased(_Base):
         self.used_ = cols
         return cols
 
-    def fit_matrix(self, x: np.ndarray) -> Self:
-        s = x[sample_indices(len(x), self.sample_size, self.seed)]
+    def fit_matrix(self, x: np.ndarray, weights: np.ndarray | None = None) -> Self:
+        s = _repeat(*self._sample(x, weights))
         self.mean_, self.scale_ = _scale(s)
         self.value_cuts_ = None
         if self.value_column in self.used_:
