@@ -24,6 +24,7 @@ rows of the referenced source: a child row of a quarantined customer is an orpha
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -309,6 +310,7 @@ def _load_one(
     jurisdiction: str,
     as_of: date,
     valid_refs: dict[str, pl.Series],
+    digests: ThreadPoolExecutor,
 ) -> SourceFrame:
     spec = ws.source(name)
     path = ws.path(spec.path)
@@ -339,6 +341,8 @@ def _load_one(
             ref = valid_refs[cspec.references]
             orphan = typed[col].is_not_null() & ~typed[col].is_in(ref.implode())
             checks.append((f"orphan:{col}", orphan))
+    # A background thread hashes the file while Polars scans it (hashlib releases the GIL).
+    digest = digests.submit(file_digest, path)
     keys = [typed[k] for k in spec.key]
     key = keys[0] if len(keys) == 1 else pl.struct(keys)
     # Duplicate keys are marked after the scan (see _mark_duplicates): a hash per key here.
@@ -398,7 +402,7 @@ def _load_one(
         spec=spec,
         frame=valid,
         quarantine=quarantine,
-        input_digest=file_digest(path),
+        input_digest=digest.result(),
         path=rel,
         accounting=accounting,
     )
@@ -415,7 +419,7 @@ def _mark_duplicates(df: pl.DataFrame, key: pl.Expr, flag: str) -> pl.DataFrame:
     """
     hashes = df[KEY_HASH]
     df = df.drop(KEY_HASH)
-    ordered = np.sort(hashes.drop_nulls().to_numpy())
+    ordered = hashes.drop_nulls().sort().to_numpy()  # Polars' sort uses both cores
     repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     if len(repeated) == 0:
         return df
@@ -464,12 +468,13 @@ def load_sources(ws: Workspace, jurisdiction: str, as_of: date) -> SourceFrames:
     needed = {
         c.references for s in ws.config.sources.values() for c in s.columns.values() if c.references
     }
-    for name in _load_order(ws):
-        frames[name] = _load_one(ws, name, jurisdiction, as_of, valid_refs)
-        for ref in needed:
-            src, _, col = ref.partition(".")
-            if src == name:
-                valid_refs[ref] = frames[name].frame[col]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgov-digest") as digests:
+        for name in _load_order(ws):
+            frames[name] = _load_one(ws, name, jurisdiction, as_of, valid_refs, digests)
+            for ref in needed:
+                src, _, col = ref.partition(".")
+                if src == name:
+                    valid_refs[ref] = frames[name].frame[col]
     return SourceFrames(
         jurisdiction=jurisdiction, as_of=as_of, frames=frames, subjects=ws.config.subjects
     )
