@@ -12,14 +12,25 @@ same token), can never collide with a valid E.164 value (those start with "+"), 
 re-identification shows the "~" so operations know the number was never validated. We do
 not null them: a KYC record must not lose an identifier because it is badly formatted.
 
+Phones take a vectorised fast path first (see `_fast_e164`): international numbers written
+as "+" and digits, with optional spaces or dashes, whose country code is one we know the
+rules of. Everything else, and every number the fast path is not sure about, goes to
+libphonenumber, once per distinct (value, region). The fast path is exact, not a heuristic:
+a test compares it with libphonenumber on tens of thousands of generated numbers of every
+covered country and format, and the benchmark on a million.
+
 Spec strings, as the enforcement plan carries them: "email", "phone", "phone:<column>"
 (the region is read from that column of the same row, e.g. "country"), "national_id".
 """
 
 from __future__ import annotations
 
+from functools import cache
+
 import phonenumbers
 import polars as pl
+from phonenumbers import PhoneMetadata
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, region_code_for_country_code
 
 from engine.errors import PolicyError
 
@@ -56,22 +67,79 @@ def e164(value: str, region: str | None) -> str | None:
     return UNNORMALISED_MARK + digits if digits else None
 
 
+# Country calling codes with a fast path: those of the regions personagov's jurisdictions
+# name. Adding one is safe: the rules below are read from libphonenumber's own metadata.
+FAST_PHONE_REGIONS = ("BR", "DE", "ES", "FR", "GB", "IT", "NL", "SG", "US")
+_INTERNATIONAL = r"^\+[0-9][0-9 \-]*$"
+
+
+@cache
+def _fast_rules() -> tuple[tuple[str, str | None, tuple[int, ...]], ...]:
+    """(calling code, national prefix pattern, possible national lengths) per fast region.
+
+    libphonenumber reads "+<digits>" as: the first 1-3 digits that form an assigned calling
+    code, then the national number, from which it strips a national prefix when the
+    region's `national_prefix_for_parsing` matches at its start, then it checks the
+    national number's length against the region's possible lengths (local-only included).
+    A code is used here only if no shorter prefix of it is itself a calling code.
+    """
+    rules = []
+    for region in FAST_PHONE_REGIONS:
+        cc = phonenumbers.country_code_for_region(region)
+        code = str(cc)
+        if any(int(code[:i]) in COUNTRY_CODE_TO_REGION_CODE for i in range(1, len(code))):
+            continue
+        meta = PhoneMetadata.metadata_for_region_or_calling_code(
+            cc, region_code_for_country_code(cc)
+        )
+        if meta is None or meta.general_desc is None:
+            continue
+        desc = meta.general_desc
+        lengths = tuple(sorted(set(desc.possible_length) | set(desc.possible_length_local_only)))
+        rules.append((code, meta.national_prefix_for_parsing or None, lengths))
+    return tuple(rules)
+
+
+def _fast_e164(v: pl.Expr) -> pl.Expr:
+    """E.164 or the marked form for the numbers the fast path is sure of; null otherwise.
+
+    Sure means: "+", digits, spaces or dashes only; a fast calling code; and a national
+    number that does not start with the region's national prefix (libphonenumber would
+    strip it: those go to libphonenumber). The answer then depends on the length only.
+    """
+    digits = v.str.replace_all(r"[ \-]", "")
+    body = digits.str.slice(1)
+    out = pl.lit(None, dtype=pl.String)
+    for code, prefix, lengths in _fast_rules():
+        national = body.str.slice(len(code))
+        sure = v.str.contains(_INTERNATIONAL) & body.str.starts_with(code)
+        if prefix:
+            sure = sure & ~national.str.contains(f"^(?:{prefix})")
+        possible = national.str.len_bytes().is_in(pl.Series(lengths, dtype=pl.UInt32).implode())
+        formatted = pl.when(possible).then(pl.lit("+") + body).otherwise(UNNORMALISED_MARK + body)
+        out = pl.when(sure).then(formatted).otherwise(out)
+    return out
+
+
 def _phone_batch(s: pl.Series, default_region: str | None) -> pl.Series:
-    """Parse each distinct (value, region) pair once, then map back: libphonenumber is a
-    Python library, so the loop runs over unique pairs, not rows."""
+    """The fast path where it is sure; libphonenumber for the rest, once per distinct
+    (value, region) pair, then mapped back (it is a Python library: the loop runs over
+    unique pairs, not rows)."""
     df = s.struct.unnest() if s.dtype == pl.Struct else s.to_frame("v")
     df = df.rename(dict(zip(df.columns, ["v", "c"][: df.width], strict=True)))
     if "c" not in df.columns:
         df = df.with_columns(c=pl.lit(None, dtype=pl.String))
     df = df.with_columns(pl.col("v").str.strip_chars(), pl.col("c").cast(pl.String))
-    uniq = df.filter(pl.col("v").is_not_null() & (pl.col("v") != "")).unique()
+    df = df.with_columns(_fast_e164(pl.col("v")).alias("f"))
+    slow = pl.col("v").is_not_null() & (pl.col("v") != "") & pl.col("f").is_null()
+    uniq = df.filter(slow).select("v", "c").unique()
     out = [
         e164(v, _region(c, default_region))
         for v, c in zip(uniq["v"].to_list(), uniq["c"].to_list(), strict=True)
     ]
     mapped = uniq.with_columns(n=pl.Series(out, dtype=pl.String))
     res = df.join(mapped, on=["v", "c"], how="left", nulls_equal=True, maintain_order="left")
-    return res["n"].rename(s.name)
+    return res.select(pl.coalesce("f", "n"))["f"].rename(s.name)
 
 
 def email_expr(expr: pl.Expr) -> pl.Expr:
