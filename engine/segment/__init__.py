@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import polars as pl
 
 from engine.config import SegmentationSpec
@@ -28,6 +29,7 @@ from engine.segment.gates import (
 from engine.segment.model import GateResult, PersonaProfile, Segmentation
 from engine.segment.profiles import build_profiles
 from engine.segment.strategies import (
+    KMeansStrategy,
     feature_matrix,
     informative,
     make_strategy,
@@ -35,6 +37,26 @@ from engine.segment.strategies import (
 )
 
 __all__ = ["GateResult", "PersonaProfile", "Segmentation", "segment"]
+
+
+def _selection_silhouette(strategy: object, sample_labels: np.ndarray) -> float | None:
+    """The silhouette selection computed for the chosen k, if the gate would compute the
+    same number: same rows, and a partition equal to the chosen model's on them."""
+    scores = getattr(strategy, "scores_", None)
+    model = getattr(strategy, "model_", None)
+    k = getattr(strategy, "k_", None)
+    fitted = getattr(model, "labels_", None)
+    # A fixed k is not scored (its k_scores entry is a placeholder 0.0).
+    if not isinstance(strategy, KMeansStrategy) or not scores or len(scores) < 2:
+        return None
+    if k not in scores:
+        return None
+    if fitted is None or len(fitted) != len(sample_labels):
+        return None
+    a, b = np.asarray(fitted, dtype=np.int64), sample_labels
+    pairs = np.unique(a * (int(b.max()) + 1) + b)
+    same = len(pairs) == len(np.unique(a)) == len(np.unique(b))
+    return float(scores[k]) if same else None
 
 
 def segment(
@@ -101,13 +123,16 @@ def _segment(
 
     idx = sample_indices(len(x), spec.sample_size, seed)
     gates: list[GateResult] = [min_size_gate(labels, k_min, merges)]
+    chosen = strategy.params()
+    same_sample = chosen.get("sample_size") == spec.sample_size and chosen.get("seed") == seed
+    # Model selection scored the chosen k's silhouette on these very rows; when the sample's
+    # personas are the same partition (no merge changed them), that figure is the gate's.
+    known = _selection_silhouette(strategy, labels[idx]) if same_sample else None
     z_sample = strategy.transform(x[idx])
-    gates.append(silhouette_gate(z_sample, labels[idx], spec.min_silhouette, seed))
+    gates.append(silhouette_gate(z_sample, labels[idx], spec.min_silhouette, seed, known))
     # Model selection already refitted the chosen k on this very sample (same resamples and
     # seeds): those refits are reused, so checking stability while choosing k costs nothing
     # extra unless the best-silhouette k turns out unstable.
-    chosen = strategy.params()
-    same_sample = chosen.get("sample_size") == spec.sample_size and chosen.get("seed") == seed
     stab, per_persona = stability_gates(
         strategy,
         x[idx],

@@ -98,14 +98,22 @@ def min_size_gate(labels: np.ndarray, k: int, merges: list[Merge]) -> GateResult
 
 
 def silhouette_gate(
-    z_sample: np.ndarray, labels_sample: np.ndarray, threshold: float, seed: int
+    z_sample: np.ndarray,
+    labels_sample: np.ndarray,
+    threshold: float,
+    seed: int,
+    known: float | None = None,
 ) -> GateResult:
+    """`known`: the same figure already computed (model selection scored these rows)."""
     m = len(np.unique(labels_sample))
     if m < 2 or m >= len(labels_sample):
         return GateResult("silhouette", False, -1.0, threshold, "fewer than two personas")
     size = min(SILHOUETTE_ROWS, len(labels_sample))
-    with threads_for(size):
-        value = silhouette(z_sample, labels_sample, size, seed)
+    if known is not None:
+        value = known
+    else:
+        with threads_for(size):
+            value = silhouette(z_sample, labels_sample, size, seed)
     return GateResult(
         "silhouette", value >= threshold, round(value, 6), threshold, f"on {size} rows"
     )

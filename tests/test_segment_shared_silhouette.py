@@ -1,0 +1,48 @@
+"""Silhouettes shared between model selection and the gate equal scikit-learn's."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from sklearn.metrics import silhouette_score
+
+from engine.config import SegmentationSpec
+from engine.features import FeatureFrame
+from engine.segment import segment
+from engine.segment.gates import canonical_labels
+from engine.segment.silhouette import silhouettes
+from engine.segment.strategies import feature_matrix, make_strategy, sample_indices
+
+
+def test_one_distance_pass_scores_every_labelling_like_scikit_learn() -> None:
+    rng = np.random.default_rng(3)
+    z = np.vstack([rng.normal(c, 1.0, (2_000, 5)) for c in (0.0, 4.0, 8.0)])
+    labelings = {k: rng.integers(0, k, len(z)) for k in (2, 4, 7)}
+    labelings[3] = np.repeat([0, 1, 2], 2_000)
+    labelings[5] = labelings[3].copy()
+    labelings[5][17] = 4  # a cluster of one point scores 0, as in scikit-learn
+    got = silhouettes(z, labelings, 1_500, seed=7)
+    for k, labels in labelings.items():
+        want = silhouette_score(z, labels, sample_size=1_500, random_state=7)
+        assert abs(got[k] - want) < 1e-9, k
+
+
+def test_the_gate_reports_scikit_learns_silhouette_of_the_published_personas() -> None:
+    rng = np.random.default_rng(5)
+    x = np.vstack([rng.normal(c, 0.5, (400, 3)) for c in (0.0, 3.0, 6.0, 9.0)])
+    cols = ["a", "b", "c"]
+    df = pl.DataFrame(x, schema=cols).with_columns(
+        customer_id=pl.Series([f"t{i:05d}" for i in range(len(x))])
+    )
+    features = FeatureFrame(df.select("customer_id", *cols), cols, [])
+    spec = SegmentationSpec(k_min=3, k_max=5, bootstrap_runs=3)
+    seg = segment(features, spec, 10, 7)
+    gate = {g.name: g for g in seg.gates}["silhouette"]
+    strategy = make_strategy(spec, 7)
+    m = feature_matrix(features)
+    strategy.fit_matrix(m)
+    idx = sample_indices(len(m), spec.sample_size, 7)
+    labels = canonical_labels(strategy.predict_matrix(m))[idx]
+    z = strategy.transform(m[idx])
+    want = silhouette_score(z, labels, sample_size=min(5_000, len(z)), random_state=7)
+    assert gate.value == round(want, 6)
