@@ -1,12 +1,15 @@
 """Validity of the sample's 20 demo versions: every jurisdiction x (marketing, kyc_aml).
 
     python bench/bench_validity.py --customers 50000 --seed 7
+    python bench/bench_validity.py --workspace DIR   # an existing sample workspace (kept)
 
 Generates a sample workspace, refreshes every jurisdiction under both purposes and prints,
 per version, whether every gate passed, the chosen k, the stability figures of the
 candidates checked and the gate values, plus the segmentation CPU seconds in all. Run it
 from two trees (PYTHONPATH=...) to check that a change to model selection keeps the same
-validity: that is how the segmentation speed-ups were checked.
+validity: that is how the segmentation speed-ups were checked. Compare trees on copies of
+one workspace (--workspace): a new workspace has new keys, so new tokens, a different row
+order and a different fitting sample.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--customers", type=int, default=50_000)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workspace", type=Path, help="use (and keep) this sample workspace")
     args = ap.parse_args()
     configure_logging(None, None, "WARNING")
     import engine.segment as seg_mod
@@ -53,12 +57,12 @@ def main() -> None:
         return out
 
     seg_mod.segment = timed
-    root = Path(tempfile.mkdtemp(prefix="pgov-bench-valid-"))
+    root = args.workspace or Path(tempfile.mkdtemp(prefix="pgov-bench-valid-"))
     try:
-        init_workspace(root, "parquet")
-        ws0 = Workspace.open(root)
-        init_keys(ws0)
-        generate(args.customers, args.seed, root / "data", "parquet", as_of=AS_OF)
+        if not (root / "pgov.toml").exists():
+            init_workspace(root, "parquet")
+            init_keys(Workspace.open(root))
+            generate(args.customers, args.seed, root / "data", "parquet", as_of=AS_OF)
         ws = Workspace.open(root)
         valid = 0
         for j in ws.config.jurisdictions:
@@ -75,6 +79,7 @@ def main() -> None:
                             "valid": result.valid,
                             "k": p.get("k"),
                             "k_stability": p.get("k_stability"),
+                            "k_scores": p.get("k_scores"),
                             "invalid_reasons": result.manifest.get("invalid_reasons"),
                         }
                     )
@@ -84,7 +89,8 @@ def main() -> None:
             f"{spent[0]:.1f} s; load {os.getloadavg()[0]:.1f}"
         )
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if args.workspace is None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _analyst(ws: Workspace, jurisdiction: str) -> str:
