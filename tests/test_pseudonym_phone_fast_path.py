@@ -78,7 +78,7 @@ def test_fast_path_and_fallback_agree_with_libphonenumber_on_a_large_corpus() ->
                   if g != w]  # fmt: skip
     assert not mismatches, mismatches[:10]
     # The fast path must actually carry the international forms (else this proves nothing).
-    fast = df.select(_fast_e164(pl.col("v").str.strip_chars()).is_not_null().mean()).item()
+    fast = _fast_e164(df["v"].str.strip_chars()).drop_nulls().len() / df.height
     assert fast > 0.3
 
 

@@ -100,25 +100,33 @@ def _fast_rules() -> tuple[tuple[str, str | None, tuple[int, ...]], ...]:
     return tuple(rules)
 
 
-def _fast_e164(v: pl.Expr) -> pl.Expr:
+def _fast_e164(values: pl.Series) -> pl.Series:
     """E.164 or the marked form for the numbers the fast path is sure of; null otherwise.
 
     Sure means: "+", digits, spaces or dashes only; a fast calling code; and a national
     number that does not start with the region's national prefix (libphonenumber would
     strip it: those go to libphonenumber). The answer then depends on the length only.
+    The shared pieces (digits, length) are computed once, not once per calling code.
     """
-    digits = v.str.replace_all(r"[ \-]", "")
-    body = digits.str.slice(1)
-    out = pl.lit(None, dtype=pl.String)
+    df = (
+        values.rename("v")
+        .to_frame()
+        .with_columns(
+            pl.col("v").str.contains(_INTERNATIONAL).fill_null(False).alias("intl"),
+            pl.col("v").str.replace_all(r"[ \-]", "").str.slice(1).alias("body"),
+        )
+    )
+    body, size = pl.col("body"), pl.col("body").str.len_bytes().cast(pl.Int64)
+    possible = pl.lit(None, dtype=pl.Boolean)
     for code, prefix, lengths in _fast_rules():
-        national = body.str.slice(len(code))
-        sure = v.str.contains(_INTERNATIONAL) & body.str.starts_with(code)
+        sure = body.str.starts_with(code)
         if prefix:
-            sure = sure & ~national.str.contains(f"^(?:{prefix})")
-        possible = national.str.len_bytes().is_in(pl.Series(lengths, dtype=pl.UInt32).implode())
-        formatted = pl.when(possible).then(pl.lit("+") + body).otherwise(UNNORMALISED_MARK + body)
-        out = pl.when(sure).then(formatted).otherwise(out)
-    return out
+            sure = sure & ~body.str.contains(f"^{code}(?:{prefix})")
+        fits = (size - len(code)).is_in(pl.Series(lengths, dtype=pl.Int64).implode())
+        possible = pl.when(sure).then(fits).otherwise(possible)
+    formatted = pl.when(possible).then(pl.lit("+") + body).otherwise(UNNORMALISED_MARK + body)
+    out = df.select(pl.when(pl.col("intl") & possible.is_not_null()).then(formatted))
+    return out.to_series().rename(values.name)
 
 
 def _phone_batch(s: pl.Series, default_region: str | None) -> pl.Series:
@@ -130,7 +138,7 @@ def _phone_batch(s: pl.Series, default_region: str | None) -> pl.Series:
     if "c" not in df.columns:
         df = df.with_columns(c=pl.lit(None, dtype=pl.String))
     df = df.with_columns(pl.col("v").str.strip_chars(), pl.col("c").cast(pl.String))
-    df = df.with_columns(_fast_e164(pl.col("v")).alias("f"))
+    df = df.with_columns(_fast_e164(df["v"]).alias("f"))
     slow = pl.col("v").is_not_null() & (pl.col("v") != "") & pl.col("f").is_null()
     uniq = df.filter(slow).select("v", "c").unique()
     out = [
