@@ -54,6 +54,49 @@ class Role(StrEnum):
     DATA_ENGINEER = "data_engineer"
 
 
+class PrivacyRole(StrEnum):
+    """What a column means to the privacy rules. The Rego bundle reads roles, never column
+    names: `input.roles = {role: column}` for the subjects source (docs/policy.md)."""
+
+    DATE_OF_BIRTH = "date_of_birth"
+    COUNTRY = "country"
+    LAWFUL_BASIS_MARKETING = "lawful_basis_marketing"
+    MARKETING_CONSENT = "marketing_consent"
+    MARKETING_CONSENT_AT = "marketing_consent_at"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    OBJECTION_DIRECT_MARKETING = "objection_direct_marketing"
+    DO_NOT_SELL_SHARE = "do_not_sell_share"
+    GPC = "gpc"
+    LIMIT_SENSITIVE_PI = "limit_sensitive_pi"
+    DO_NOT_CALL = "do_not_call"
+    OPT_OUT_REQUESTED = "opt_out_requested"
+    ERASURE_REQUESTED = "erasure_requested"
+    DELETION_REQUESTED = "deletion_requested"
+    # On a requests table (any source with a subject column): one row per request; its type
+    # ("erasure", "deletion", "opt_out") and date derive erasure_requested,
+    # deletion_requested and opt_out_requested per subject.
+    PRIVACY_REQUEST_TYPE = "privacy_request_type"
+    PRIVACY_REQUEST_DATE = "privacy_request_date"
+
+
+# Roles declared on a requests table; every other role sits on the subjects source.
+REQUEST_ROLES = frozenset({PrivacyRole.PRIVACY_REQUEST_TYPE, PrivacyRole.PRIVACY_REQUEST_DATE})
+
+# Roles a column of a given type may play (a consent flag must be a boolean, ...).
+_ROLE_TYPES: dict[PrivacyRole, tuple[str, ...]] = {
+    PrivacyRole.DATE_OF_BIRTH: ("date", "datetime"),
+    PrivacyRole.COUNTRY: ("str",),
+    PrivacyRole.LAWFUL_BASIS_MARKETING: ("str",),
+    PrivacyRole.MARKETING_CONSENT_AT: ("date", "datetime"),
+    PrivacyRole.PRIVACY_REQUEST_TYPE: ("str",),
+    PrivacyRole.PRIVACY_REQUEST_DATE: ("date", "datetime"),
+}
+
+
+def role_types(role: PrivacyRole) -> tuple[str, ...]:
+    return _ROLE_TYPES.get(role, ("bool",))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -71,6 +114,17 @@ class ColumnSpec(_Strict):
     not_future: bool = False
     # "crm.customer_id": the value must exist in that source's key column.
     references: str | None = None
+    # What the column means to the privacy rules (consent, objection, date of birth, ...).
+    role: PrivacyRole | None = None
+
+    @model_validator(mode="after")
+    def _role_type(self) -> ColumnSpec:
+        if self.role is not None and self.type.value not in role_types(self.role):
+            raise ValueError(
+                f"role '{self.role.value}' needs a column of type "
+                f"{' or '.join(role_types(self.role))}, not {self.type.value}"
+            )
+        return self
 
 
 class SourceSpec(_Strict):
@@ -114,6 +168,23 @@ class ActorSpec(_Strict):
     roles: list[Role]
     home_region: str
     jurisdictions: list[str] = Field(default_factory=list)
+
+
+class JurisdictionData(_Strict):
+    """A jurisdiction the bundle does not ship (or a correction to one), as data: merged
+    over the bundle's data.json in the decision input, so lineage records it."""
+
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    region: str = Field(min_length=1)
+    # One of the bundle's regimes (gdpr, uk_gdpr, ccpa, us_baseline, lgpd, pdpa); the
+    # bundle checks it and denies an unknown one.
+    regime: str = Field(min_length=1)
+    digital_consent_age: int | None = Field(default=None, ge=0, le=21)
+    # Actor regions that may work on this jurisdiction's data without a transfer mechanism.
+    adequacy: list[str] = Field(default_factory=list)
+
+    def document(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 class KeysSpec(_Strict):
@@ -323,6 +394,8 @@ class WorkspaceConfig(_Strict):
     # Declared features (docs/segmentation.md): what segmentation, KPIs and KYC facts read.
     features: dict[str, FeatureSpec] = Field(default_factory=dict)
     actors: dict[str, ActorSpec]
+    # [jurisdiction_data.XX]: jurisdictions declared as data (docs/policy.md).
+    jurisdiction_data: dict[str, JurisdictionData] = Field(default_factory=dict)
     keys: KeysSpec = KeysSpec()
     policy: PolicySpec = PolicySpec()
     segmentation: SegmentationSpec = SegmentationSpec()
@@ -339,6 +412,7 @@ class WorkspaceConfig(_Strict):
                 f"subjects: '{self.subjects}' is not a declared source "
                 f"(declared: {', '.join(sorted(self.sources))})"
             )
+        self._check_roles()
         for name, src in self.sources.items():
             for col, spec in src.columns.items():
                 if spec.references:
@@ -352,6 +426,42 @@ class WorkspaceConfig(_Strict):
         if problems:
             raise ValueError("; ".join(f"{path}: {msg}" for path, msg in problems))
         return self
+
+    def _check_roles(self) -> None:
+        """A role is declared at most once, and where the rules can read it."""
+        seen: dict[PrivacyRole, str] = {}
+        for name, src in self.sources.items():
+            for col, spec in src.columns.items():
+                if spec.role is None:
+                    continue
+                where = f"sources.{name}.columns.{col}.role"
+                if spec.role in seen:
+                    raise ValueError(
+                        f"{where}: role '{spec.role.value}' is already declared at "
+                        f"{seen[spec.role]}"
+                    )
+                seen[spec.role] = where
+                if spec.role not in REQUEST_ROLES and name != self.subjects:
+                    raise ValueError(
+                        f"{where}: role '{spec.role.value}' must be on a column of the "
+                        f"subjects source '{self.subjects}'"
+                    )
+        date_at = seen.get(PrivacyRole.PRIVACY_REQUEST_DATE)
+        type_at = seen.get(PrivacyRole.PRIVACY_REQUEST_TYPE)
+        if date_at and type_at and date_at.split(".")[1] != type_at.split(".")[1]:
+            raise ValueError(
+                f"{date_at}: privacy_request_date must be on the same source as "
+                "privacy_request_type"
+            )
+
+    def role_columns(self) -> dict[PrivacyRole, tuple[str, str]]:
+        """role -> (source, column) for every declared role."""
+        return {
+            spec.role: (name, col)
+            for name, src in self.sources.items()
+            for col, spec in src.columns.items()
+            if spec.role is not None
+        }
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

@@ -26,6 +26,7 @@ import polars as pl
 import structlog
 
 from engine.conditions import Condition, compile_condition
+from engine.config import PrivacyRole, SourceSpec
 from engine.errors import PolicyDenied, PolicyError
 from engine.policy.plan import ColumnAction, EnforcementPlan, SourcePlan
 from engine.sources import SourceFrame, SourceFrames
@@ -99,15 +100,26 @@ def _age_years(dob: pl.Expr, as_of: date) -> pl.Expr:
     )
 
 
+def _role_column(spec: SourceSpec, role: PrivacyRole) -> str | None:
+    return next((c for c, s in spec.columns.items() if s.role == role), None)
+
+
 def _requests(sources: SourceFrames, subject: str, as_of: date) -> pl.LazyFrame | None:
-    pr = sources.frames.get("privacy_requests")
-    if pr is None or "request_type" not in pr.frame.columns:
+    """Per-subject request facts from the source whose column plays privacy_request_type."""
+    found = [
+        (f, col)
+        for f in sources.frames.values()
+        if (col := _role_column(f.spec, PrivacyRole.PRIVACY_REQUEST_TYPE)) is not None
+    ]
+    if not found or found[0][1] not in found[0][0].frame.columns:
         return None
+    pr, type_col = found[0]
     lf = pr.frame.lazy()
-    if "requested_at" in pr.frame.columns:
+    date_col = _role_column(pr.spec, PrivacyRole.PRIVACY_REQUEST_DATE)
+    if date_col and date_col in pr.frame.columns:
         # A request filed after the refresh date does not exist yet for this run.
-        lf = lf.filter(pl.col("requested_at").cast(pl.Date) <= as_of)
-    kind = pl.col("request_type")
+        lf = lf.filter(pl.col(date_col).cast(pl.Date) <= as_of)
+    kind = pl.col(type_col)
     return lf.group_by(pl.col(pr.spec.subject_column).alias(subject)).agg(
         (kind == "erasure").any().alias("erasure_requested"),
         (kind == "deletion").any().alias("deletion_requested"),
@@ -127,9 +139,10 @@ def subject_facts(sources: SourceFrames, as_of: date) -> pl.LazyFrame:
     subject = src.spec.subject_column
     cols = src.frame.columns
     lf = src.frame.lazy()
+    dob = _role_column(src.spec, PrivacyRole.DATE_OF_BIRTH)
     age = (
-        _age_years(pl.col("date_of_birth").cast(pl.Date), as_of)
-        if "date_of_birth" in cols
+        _age_years(pl.col(dob).cast(pl.Date), as_of)
+        if dob is not None and dob in cols
         else pl.lit(None, pl.Int32)
     )
     idle = (

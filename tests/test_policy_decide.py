@@ -38,12 +38,18 @@ def test_input_document_shape(ws: Workspace) -> None:
         "home_region": "UK",
         "jurisdictions": ["UK"],
     }
-    assert (doc["purpose"], doc["jurisdiction"], doc["country"], doc["as_of"]) == (
+    assert (doc["purpose"], doc["jurisdiction"], doc["subjects"], doc["as_of"]) == (
         "marketing_segmentation",
         "UK",
-        "GB",
+        "crm",
         "2026-11-23",
     )
+    # Roles, not column names: the sample's GPC flag is its column gpc_signal; request facts
+    # are derived by enforce from the privacy_request_type column.
+    assert doc["roles"]["gpc"] == "gpc_signal"
+    assert doc["roles"]["do_not_sell_share"] == "ccpa_do_not_sell_share"
+    assert doc["roles"]["erasure_requested"] == "erasure_requested"
+    assert "country" not in doc  # the country comes from the jurisdiction's data
     assert doc["sources"]["transactions"] == {
         "columns": {
             "txn_id": "technical",

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from test_policy_support import BUNDLE, HmacPseudonymiser, customer, make_ws, request
 from test_policy_support import source_frames as frames
 
+from engine.config import PrivacyRole
 from engine.enforce import enforce
 from engine.policy import EmbeddedEngine, decide, load_bundle
 from engine.policy.decide import DECISION_PATH
@@ -75,6 +76,9 @@ def _input(srcs: dict[str, dict[str, str]], jurisdiction: str, purpose: str) -> 
             }
             for n, cols in srcs.items()
         },
+        "subjects": sorted(srcs)[0],
+        # Every role the bundle reads, so no rule denies for a missing one.
+        "roles": {r.value: f"col_{r.value}" for r in PrivacyRole},
     }
 
 

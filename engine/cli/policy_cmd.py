@@ -24,22 +24,28 @@ def test_cmd(
     bundle: Path = typer.Option(None, "--bundle", help="Bundle directory (default: shipped)."),
     run: str = typer.Option(None, "--run", "-r", help="Only tests matching this regex."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List passing tests too."),
+    engine: str = typer.Option(
+        "regorus", "--engine", "-e", help="regorus (embedded) or opa (real Go OPA bindings)."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Run every test_ rule in the bundle with the embedded engine (like `opa test`)."""
+    """Run every test_ rule in the bundle (like `opa test`), on regorus or on real OPA."""
     from engine.logs import ensure_logging
     from engine.policy.bundle import default_bundle_path, load_bundle
     from engine.policy.testing import run_tests
 
     ensure_logging(None)  # structlog's default prints to stdout and would corrupt --json
     b = load_bundle(bundle or default_bundle_path())
-    results = run_tests(b, run)
+    if engine not in ("regorus", "opa"):
+        raise UsageError("--engine must be 'regorus' or 'opa'")
+    results = run_tests(b, run, engine)
     failed = [r for r in results if not r.passed]
     if json_out:
         emit_json(
             {
                 "bundle_revision": b.revision,
                 "bundle_digest": b.digest,
+                "engine": engine,
                 "passed": len(results) - len(failed),
                 "failed": len(failed),
                 "tests": [
@@ -56,6 +62,7 @@ def test_cmd(
             detail = f" ({r.detail})" if r.detail else ""
             console.print(f"{r.file}: {r.path}: {status}{detail}", highlight=False, soft_wrap=True)
         console.print("-" * 80)
+        console.print(f"engine: {engine}")
         if failed:
             console.print(f"PASS: {len(results) - len(failed)}/{len(results)}")
             console.print(f"FAIL: {len(failed)}/{len(results)}")

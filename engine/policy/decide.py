@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import threading
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
-from engine.config import ActorSpec, Classification, SourceSpec
+from engine.config import REQUEST_ROLES, ActorSpec, Classification, PrivacyRole, SourceSpec
 from engine.errors import PolicyDenied, PolicyError
 from engine.policy.bundle import Bundle, default_bundle_path, load_bundle
 from engine.policy.engines import EmbeddedEngine, OpaEngine, PolicyEngine
@@ -29,14 +30,12 @@ log = structlog.get_logger(__name__)
 DECISION_PATH = "personagov.decision.decision"
 AUTHZ_PATH = "personagov.access.authz"
 
-# Jurisdiction tags whose country code is not their suffix.
-_COUNTRY = {"UK": "GB"}
+# The dates both engines can decide on (lib.valid_as_of): time.parse_ns works in int64
+# nanoseconds and the retention cut-off reaches seven years back.
+AS_OF_RANGE = (date(1900, 1, 1), date(2199, 12, 31))
 
-
-def country_of(jurisdiction: str) -> str:
-    if jurisdiction in _COUNTRY:
-        return _COUNTRY[jurisdiction]
-    return jurisdiction.rsplit("-", 1)[-1] if "-" in jurisdiction else jurisdiction
+# Facts engine.enforce derives per subject from a requests table (privacy_request_type).
+REQUEST_FACTS = ("erasure_requested", "deletion_requested", "opt_out_requested")
 
 
 def _actor_doc(ws: Workspace, actor_id: str) -> dict[str, Any] | None:
@@ -69,21 +68,49 @@ def _source_doc(spec: SourceSpec) -> dict[str, Any]:
     }
 
 
+def role_fields(ws: Workspace) -> dict[str, str]:
+    """role -> the field subject-level conditions read for it: the subjects source's column
+    declared with that role, or the fact enforce derives (requests, age)."""
+    declared = ws.config.role_columns()
+    roles = {
+        role.value: col
+        for role, (_src, col) in sorted(declared.items())
+        if role not in REQUEST_ROLES
+    }
+    if PrivacyRole.PRIVACY_REQUEST_TYPE in declared:
+        for fact in REQUEST_FACTS:
+            roles.setdefault(fact, fact)
+    return dict(sorted(roles.items()))
+
+
+def check_as_of(day: date) -> None:
+    lo, hi = AS_OF_RANGE
+    if not lo <= day <= hi:
+        raise PolicyDenied(
+            f"as_of {day.isoformat()} is outside {lo.isoformat()}..{hi.isoformat()}: denied",
+            reasons=["input.invalid:as_of"],
+        )
+
+
 def build_input(ws: Workspace, request: RefreshRequest) -> dict[str, Any]:
     """The decision input document (see docs/policy.md). Raises on an unknown actor."""
     actor = _actor_doc(ws, request.actor)
     if actor is None:
         raise _unknown_actor(request.actor)
-    subjects = ws.config.sources.get(ws.config.subjects)
-    subject_fields = sorted({*SUBJECT_FACTS, *(subjects.columns if subjects else {})})
+    check_as_of(request.as_of)
+    subjects = ws.config.subjects
+    subject_fields = sorted({*SUBJECT_FACTS, *ws.config.sources[subjects].columns})
     return {
         "actor": actor,
         "purpose": request.purpose.value,
         "jurisdiction": request.jurisdiction,
-        "country": country_of(request.jurisdiction),
         "as_of": request.as_of.isoformat(),
         "sources": {name: _source_doc(spec) for name, spec in ws.config.sources.items()},
-        "subjects": ws.config.subjects,
+        "subjects": subjects,
+        "roles": role_fields(ws),
+        "jurisdiction_data": {
+            tag: jd.document() for tag, jd in sorted(ws.config.jurisdiction_data.items())
+        },
         "subject_fields": subject_fields,
     }
 
@@ -284,15 +311,37 @@ def evaluate(
     return plan
 
 
+def deny_hints(ws: Workspace, reasons: list[str]) -> list[str]:
+    """What a data engineer can do about a deny, in words (no personal data)."""
+    hints: list[str] = []
+    for r in reasons:
+        if r.startswith("role.missing:"):
+            role, _, rule = r.removeprefix("role.missing:").rpartition(":")
+            choice = " or ".join(f"'{x}'" for x in role.split("|"))
+            hints.append(
+                f"rule {rule} needs the privacy role {choice}: declare `role = ...` on the "
+                f"column of source '{ws.config.subjects}' that holds it (docs/policy.md)"
+            )
+        elif r == "jurisdiction.unknown":
+            hints.append(
+                "the bundle does not know this jurisdiction: declare it as data in pgov.toml, "
+                "[jurisdiction_data.<TAG>] with country, region, regime (and optionally "
+                "digital_consent_age, adequacy), see docs/policy.md"
+            )
+    return hints
+
+
 def decide(
     ws: Workspace, request: RefreshRequest, engine: PolicyEngine | None = None
 ) -> EnforcementPlan:
     """The EnforcementPlan for an allowed refresh; PolicyDenied with reasons otherwise."""
     plan = evaluate(ws, request, engine)
     if not plan.allowed:
+        hints = deny_hints(ws, plan.deny_reasons)
         raise PolicyDenied(
             f"policy denies {request.purpose.value} refresh of {request.jurisdiction} "
-            f"for actor '{request.actor}': {', '.join(plan.deny_reasons)}",
+            f"for actor '{request.actor}': {', '.join(plan.deny_reasons)}"
+            + "".join(f"\n  hint: {h}" for h in hints),
             reasons=plan.deny_reasons,
         )
     return plan

@@ -135,6 +135,65 @@ class EmbeddedEngine:
         return _defined(path, {"result": value}, "policy")
 
 
+def _data_roots(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Top-level data documents, placed one by one as OPA's bundle loader places data.json."""
+    return sorted(data.items())
+
+
+class GoOpaEngine:
+    """Real Go OPA (v1.20, the c-shared build in PyPI `opa-golib-python-bindings`) in-process.
+
+    Used by `pgov policy test --engine opa`, the differential test and the OPA REST test
+    server. The bindings compile lazily on the first evaluation and hard-code
+    StrictBuiltinErrors(true): a builtin error (time.parse_ns on a bad date, object.get on
+    a non-object) is an evaluation error here, where an `opa run` server's default
+    (non-strict) makes it undefined. Both are a deny for us; docs/policy.md says more.
+    One instance per thread: the Go side is not documented as thread-safe.
+    """
+
+    def __init__(self, bundle: Bundle, *, include_tests: bool = False) -> None:
+        try:
+            from opa_bindings import OpaEngine as _Go
+        except ImportError:  # pragma: no cover - installed by `make test`
+            raise PolicyError(
+                "real OPA is not installed: pip install --ignore-requires-python --no-deps "
+                "opa-golib-python-bindings==0.4.4",
+                reasons=["opa.not_installed"],
+            ) from None
+        self.bundle = bundle
+        self._engine = _Go()
+        modules = bundle.modules if include_tests else bundle.policy_modules()
+        try:
+            for name, text in sorted(modules.items()):
+                self._engine.add_policy(name, text)
+            for key, doc in _data_roots(bundle.data):
+                self._engine.add_data(doc, path=key)
+            # Compilation is lazy: force it now so a broken bundle fails at construction.
+            self._engine.eval_query("true")
+        except Exception as exc:
+            raise PolicyError(
+                f"policy bundle does not compile under OPA: {_first_lines(exc)}",
+                reasons=["bundle.compile_error"],
+            ) from None
+
+    def query(self, path: str, input: dict[str, Any]) -> Any:
+        from opa_bindings import OpaUndefinedError
+
+        parts = _check_path(path)
+        try:
+            value = self._engine.eval_document(".".join(parts), input)
+        except OpaUndefinedError:
+            raise PolicyError(
+                f"{path}: policy document is undefined", reasons=["policy.undefined"]
+            ) from None
+        except Exception as exc:
+            raise PolicyError(
+                f"{path}: policy evaluation failed: {_first_lines(exc)}",
+                reasons=["policy.eval_error"],
+            ) from None
+        return _defined(path, {"result": value}, "policy")
+
+
 class OpaEngine:
     """An OPA server through opa-python-client (`POST /v1/data/{path}` with `{"input"}`)."""
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from engine.errors import PolicyError
 from engine.policy.bundle import Bundle
-from engine.policy.engines import EmbeddedEngine
+from engine.policy.engines import EmbeddedEngine, GoOpaEngine, PolicyEngine
+
+ENGINES = ("regorus", "opa")
 
 _PACKAGE = re.compile(r"^package\s+([\w.]+)", re.MULTILINE)
 _TEST_RULE = re.compile(r"^(test_\w+)\b", re.MULTILINE)
@@ -48,8 +50,19 @@ def discover(bundle: Bundle) -> list[tuple[str, str, str]]:
     return found
 
 
-def run_tests(bundle: Bundle, pattern: str | None = None) -> list[RegoTestResult]:
-    engine = EmbeddedEngine(bundle, include_tests=True)
+def test_engine(bundle: Bundle, engine: str = "regorus") -> PolicyEngine:
+    """regorus (the embedded engine) or real Go OPA (the bindings), tests compiled in."""
+    if engine == "opa":
+        return GoOpaEngine(bundle, include_tests=True)
+    if engine == "regorus":
+        return EmbeddedEngine(bundle, include_tests=True)
+    raise PolicyError(f"unknown engine '{engine}': one of {', '.join(ENGINES)}")
+
+
+def run_tests(
+    bundle: Bundle, pattern: str | None = None, engine_name: str = "regorus"
+) -> list[RegoTestResult]:
+    engine = test_engine(bundle, engine_name)
     selector = re.compile(pattern) if pattern else None
     results: list[RegoTestResult] = []
     for file, package, rule in discover(bundle):

@@ -93,7 +93,7 @@ product_channel_factors := [
 		"family": "product_channel",
 		"points": 15,
 		"reason_code": "PROD_HIGH_CRYPTO_VOLUME",
-		"condition": {"field": "wallet_volume_90d", "op": "ge", "value": 100000.0},
+		"condition": {"field": "wallet_volume_90d", "op": "ge", "value": 100000},
 	},
 ]
 
@@ -118,14 +118,14 @@ transaction_factors := [
 		"family": "transaction",
 		"points": 10,
 		"reason_code": "TXN_LARGE_SINGLE_AMOUNT",
-		"condition": {"field": "max_txn_amount", "op": "ge", "value": 10000.0},
+		"condition": {"field": "max_txn_amount", "op": "ge", "value": 10000},
 	},
 	{
 		"id": "transaction.high_volume",
 		"family": "transaction",
 		"points": 15,
 		"reason_code": "TXN_HIGH_VOLUME",
-		"condition": {"field": "txn_total_amount", "op": "ge", "value": 1000000.0},
+		"condition": {"field": "txn_total_amount", "op": "ge", "value": 1000000},
 	},
 ]
 

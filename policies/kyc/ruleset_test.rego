@@ -101,7 +101,7 @@ test_review_months_by_tier if {
 }
 
 test_review_months_within_amlr_caps if {
-	every t, m in rs.review_months {
+	every _, m in rs.review_months {
 		m <= 60
 		m > 0
 	}

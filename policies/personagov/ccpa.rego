@@ -11,14 +11,14 @@ applies if lib.regime == "ccpa"
 subject_exclusions contains lib.rule(
 	"ccpa.opt_out_sale_share",
 	"CCPA §1798.120(a), §1798.135",
-	{"any": [lib.is_true("ccpa_do_not_sell_share"), lib.is_true("opt_out_requested")]},
+	lib.any_true(["do_not_sell_share", "opt_out_requested"]),
 ) if {
 	applies
 	lib.marketing
 }
 
 # CCPA Regulations §7025: a Global Privacy Control signal is a valid opt-out of sale/sharing.
-subject_exclusions contains lib.rule("ccpa.gpc_signal", "CCPA Regs 11 CCR §7025; §1798.135(e)", lib.is_true("gpc_signal")) if {
+subject_exclusions contains lib.rule("ccpa.gpc_signal", "CCPA Regs 11 CCR §7025; §1798.135(e)", lib.is_true("gpc")) if {
 	applies
 	lib.marketing
 }

@@ -1,5 +1,7 @@
 # The one entry point: data.personagov.decision.decision is the whole plan document for one
 # refresh (actor, jurisdiction, purpose). Everything else in the bundle feeds it.
+# An input that fails personagov.validate gets a deny listing only its input.invalid:*
+# reasons; everything below is evaluated on validated input only.
 package personagov.decision
 
 import data.personagov.access
@@ -13,7 +15,10 @@ import data.personagov.pdpa
 import data.personagov.transfers
 import data.personagov.uk_gdpr
 import data.personagov.us_baseline
+import data.personagov.validate
 import rego.v1
+
+valid_input if count(validate.deny) == 0
 
 deny contains r if some r in access.refresh_deny
 
@@ -21,18 +26,9 @@ deny contains r if some r in transfers.deny
 
 deny contains r if some r in kyc_aml.deny
 
-# Fail closed on an input we cannot decide on.
-deny contains "input.no_sources" if not is_object(input.sources)
-
-# The workspace names its subjects source (input.subjects); no source name is special.
-deny contains "input.no_subjects_source" if not subjects_declared
-
-subjects_declared if {
-	name := input.subjects
-	input.sources[name]
-}
-
-deny contains "input.as_of_invalid" if not lib.valid_as_of
+# A rule needs a privacy role the workspace does not declare: deny, naming role and rule
+# ("role.missing:<role>:<rule>"; "a|b" = one of these roles).
+deny contains sprintf("role.missing:%s:%s", [m.role, m.rule]) if some m in missing_roles
 
 subject_exclusions := (((((gdpr.subject_exclusions | uk_gdpr.subject_exclusions) | lgpd.subject_exclusions) | ccpa.subject_exclusions) | pdpa.subject_exclusions) | us_baseline.subject_exclusions) | baseline.subject_exclusions
 
@@ -40,17 +36,25 @@ nullings := ccpa.nullings | pdpa.nullings
 
 obligations := ((baseline.obligations | transfers.obligations) | kyc_aml.obligations) | pdpa.obligations
 
+# Every (role, rule) pair whose condition reads a role this workspace does not provide.
+missing_roles contains {"role": substring(node, count(lib.missing_prefix), -1), "rule": r.reason} if {
+	some r in subject_exclusions | nullings
+	walk(r.condition, [_, node])
+	is_string(node)
+	startswith(node, lib.missing_prefix)
+}
+
 # A nulling names a classification or columns; per source it lists only the columns that
 # would otherwise survive.
 nulled_columns(name, n) := sort([col |
-	some col, cls in input.sources[name].columns
+	some col, cls in lib.columns_of(lib.sources[name])
 	cls == n.classification
 	baseline.column_actions[name][col].action != "drop"
 ]) if {
 	n.classification
 } else := sort([col |
 	some col in n.columns
-	input.sources[name].columns[col]
+	lib.columns_of(lib.sources[name])[col]
 	baseline.column_actions[name][col].action != "drop"
 ])
 
@@ -66,14 +70,14 @@ sources := {name: {
 	"row_rules": [r | some r in baseline.row_rules[name]],
 	"nullings": source_nullings(name),
 } |
-	some name, src in input.sources
+	some name, src in lib.sources
 }
 
-decision := {
+full_decision := {
 	"allow": count(deny) == 0,
 	"deny": sort(deny),
-	"jurisdiction": input.jurisdiction,
-	"purpose": input.purpose,
+	"jurisdiction": lib.jurisdiction_tag,
+	"purpose": lib.purpose,
 	"regime": lib.regime,
 	"subject_domain": lib.subject_domain,
 	"sources": sources,
@@ -81,5 +85,26 @@ decision := {
 	"obligations": sort(obligations),
 	"k_anonymity_min": data.pgov.k_anonymity_min,
 	"kyc_ruleset": kyc_aml.ruleset,
+	"missing_roles": sort([m | some m in missing_roles]),
 	"policy_revision": data.pgov.revision,
 }
+
+rejected_decision := {
+	"allow": false,
+	"deny": sort(validate.deny),
+	"jurisdiction": lib.jurisdiction_tag,
+	"purpose": lib.purpose,
+	"regime": lib.regime,
+	"subject_domain": lib.subject_domain,
+	"sources": {},
+	"subject_exclusions": [],
+	"obligations": [],
+	"k_anonymity_min": data.pgov.k_anonymity_min,
+	"kyc_ruleset": null,
+	"missing_roles": [],
+	"policy_revision": data.pgov.revision,
+}
+
+decision := full_decision if valid_input
+
+decision := rejected_decision if not valid_input

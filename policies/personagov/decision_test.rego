@@ -42,9 +42,42 @@ test_denied_decision_lists_reasons if {
 test_malformed_input_denied if {
 	d := decision.decision with input as {"actor": f.analyst_eu, "jurisdiction": "EU-DE", "purpose": "marketing_segmentation", "as_of": "soon"}
 	not d.allow
-	"input.no_sources" in d.deny
-	"input.no_subjects_source" in d.deny
-	"input.as_of_invalid" in d.deny
+	d.deny == ["input.invalid:as_of", "input.invalid:roles", "input.invalid:sources", "input.invalid:subjects"]
+	d.sources == {}
+}
+
+# A rule that needs a role the workspace does not declare denies, naming role and rule.
+test_missing_role_denies_naming_role_and_rule if {
+	req := f.with_roles(f.marketing("US-CA", f.analyst_us), object.remove(f.roles, ["gpc"]))
+	d := decision.decision with input as req
+	not d.allow
+	d.deny == ["role.missing:gpc:ccpa.gpc_signal"]
+	d.missing_roles == [{"role": "gpc", "rule": "ccpa.gpc_signal"}]
+}
+
+# Alternative channels of one right: one of them is enough; none is a deny naming both.
+test_one_of_alternative_roles_is_enough if {
+	one := f.with_roles(f.marketing("EU-DE", f.analyst_eu), object.remove(f.roles, ["opt_out_requested"]))
+	d1 := decision.decision with input as one
+	d1.allow
+	none := f.with_roles(f.marketing("EU-DE", f.analyst_eu), object.remove(f.roles, ["opt_out_requested", "objection_direct_marketing"]))
+	d2 := decision.decision with input as none
+	d2.deny == ["role.missing:objection_direct_marketing|opt_out_requested:gdpr.objection"]
+}
+
+# Roles are read, never column names: a renamed column flows into the conditions.
+test_conditions_read_the_declared_column if {
+	req := f.with_roles(f.marketing("US-CA", f.analyst_us), {"gpc": "browser_gpc"})
+	d := decision.decision with input as req
+	some r in d.subject_exclusions
+	r.reason == "ccpa.gpc_signal"
+	r.condition.field == "browser_gpc"
+}
+
+test_kyc_needs_no_marketing_roles if {
+	req := f.with_roles(f.kyc("EU-DE", f.compliance), {})
+	d := decision.decision with input as req with data.personagov.kyc_ruleset.ruleset as f.stub_ruleset
+	d.allow
 }
 
 test_regime_per_jurisdiction if {

@@ -62,6 +62,25 @@ sources := {
 	},
 }
 
+# Every privacy role the bundle reads, mapped as the sample declares it (pgov.toml), plus
+# the facts engine.enforce derives (requests, age).
+roles := {
+	"date_of_birth": "date_of_birth",
+	"country": "country",
+	"lawful_basis_marketing": "lawful_basis_marketing",
+	"marketing_consent": "marketing_consent",
+	"marketing_consent_at": "marketing_consent_at",
+	"consent_withdrawn": "consent_withdrawn",
+	"objection_direct_marketing": "objection_direct_marketing",
+	"do_not_sell_share": "ccpa_do_not_sell_share",
+	"gpc": "gpc_signal",
+	"limit_sensitive_pi": "limit_sensitive_pi",
+	"do_not_call": "do_not_call",
+	"erasure_requested": "erasure_requested",
+	"deletion_requested": "deletion_requested",
+	"opt_out_requested": "opt_out_requested",
+}
+
 request(jurisdiction, purpose, who) := {
 	"actor": who,
 	"jurisdiction": jurisdiction,
@@ -69,6 +88,7 @@ request(jurisdiction, purpose, who) := {
 	"as_of": "2026-11-23",
 	"sources": sources,
 	"subjects": "crm",
+	"roles": roles,
 }
 
 marketing(jurisdiction, who) := request(jurisdiction, "marketing_segmentation", who)
@@ -85,3 +105,6 @@ rule_for(rules, reason) := r if {
 }
 
 stub_ruleset := {"version": "test", "factors": []}
+
+# object.union merges nested objects: replace the role map wholesale instead.
+with_roles(req, r) := object.union(object.remove(req, ["roles"]), {"roles": r})

@@ -27,3 +27,29 @@ test_no_adequacy_no_mechanism_denies if {
 test_unknown_jurisdiction_is_not_a_destination if {
 	not transfers.allowed("EU", "MARS")
 }
+
+# A jurisdiction declared by the workspace overlay decides like a shipped one.
+overlay := {"US-TX": {"country": "US", "region": "US", "regime": "us_baseline"}, "CH": {"country": "CH", "region": "CH", "regime": "gdpr", "digital_consent_age": 16, "adequacy": ["EU", "UK"]}}
+
+test_overlay_jurisdiction_decides_without_rego_changes if {
+	tx := object.union(f.marketing("US-TX", f.actor("a", ["regional_analyst"], "US", ["US-TX"])), {"jurisdiction_data": overlay})
+	d := data.personagov.decision.decision with input as tx
+	d.allow
+	d.regime == "us_baseline"
+	ch := object.union(f.marketing("CH", f.actor("b", ["regional_analyst"], "EU", ["CH"])), {"jurisdiction_data": overlay})
+	c := data.personagov.decision.decision with input as ch
+	c.allow
+	some r in c.subject_exclusions
+	r.reason == "gdpr.child"
+	r.condition.any[0].value == 16
+}
+
+test_undeclared_jurisdiction_still_denied if {
+	d := data.personagov.decision.decision with input as f.marketing("US-TX", f.actor("a", ["regional_analyst"], "US", ["US-TX"]))
+	"jurisdiction.unknown" in d.deny
+}
+
+test_overlay_adequacy_is_per_jurisdiction_region if {
+	ch := object.union(f.marketing("CH", f.actor("b", ["regional_analyst"], "SG", ["CH"])), {"jurisdiction_data": overlay})
+	"transfer.no_adequacy_or_mechanism" in data.personagov.transfers.deny with input as ch
+}

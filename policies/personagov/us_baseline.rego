@@ -12,12 +12,7 @@ applies if lib.regime == "us_baseline"
 subject_exclusions contains lib.rule(
 	"us_baseline.opt_out",
 	"GLBA 15 U.S.C. §6802(b); 12 CFR §1016.10",
-	{"any": [
-		lib.is_true("opt_out_requested"),
-		lib.is_true("ccpa_do_not_sell_share"),
-		lib.is_true("gpc_signal"),
-		lib.is_true("objection_direct_marketing"),
-	]},
+	lib.any_true(["opt_out_requested", "do_not_sell_share", "gpc", "objection_direct_marketing"]),
 ) if {
 	applies
 	lib.marketing

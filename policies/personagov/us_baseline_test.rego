@@ -21,3 +21,11 @@ test_baseline_only_for_ny if {
 	count(us_baseline.subject_exclusions) == 0 with input as f.marketing("US-CA", f.analyst_us)
 	count(us_baseline.subject_exclusions) == 0 with input as f.kyc("US-NY", f.analyst_us)
 }
+
+# Citations follow the regime: a US-NY column action never cites the GDPR.
+test_ny_column_actions_cite_us_law if {
+	d := data.personagov.decision.decision with input as f.marketing("US-NY", f.analyst_us)
+	every _, a in d.sources.crm.columns {
+		not contains(a.article, "GDPR")
+	}
+}
