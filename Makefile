@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest
+	PGOV_REQUIRE_OPA=1 $(BIN)/python -m pytest
 
 # Report tests load pages in a real browser: Debian's chromium, installed once if missing
 # (the tests skip with a message only when it cannot be installed).
@@ -42,7 +42,7 @@ test: lint typecheck
 		echo "chromium could not be installed: browser tests will skip"
 	$(BIN)/pgov policy test --engine regorus
 	$(BIN)/pgov policy test --engine opa
-	$(BIN)/python -m pytest
+	PGOV_REQUIRE_OPA=1 $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

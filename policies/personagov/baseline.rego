@@ -13,11 +13,9 @@ subject_column(src) := c if {
 
 normaliser(col) := object.get(data.pgov.normalisers, col, null)
 
-classification(src, col) := lib.str(lib.columns_of(src)[col])
-
 # Art. 4(5), 25(1), 32(1)(a): the subject key is always pseudonymised, with one domain and
 # one output name in every source so governed frames join on it.
-column_action(src, col, _) := {
+column_action(src, col, cls) := {
 	"action": "pseudonymise", "domain": lib.subject_domain, "normaliser": null,
 	"output": "customer_id", "reason": "subject_key", "article": lib.cite("subject_key"),
 } if {
@@ -25,11 +23,11 @@ column_action(src, col, _) := {
 
 # Art. 9(1): special-category data is never processed, whatever the purpose.
 } else := {"action": "drop", "reason": "special_category", "article": lib.cite("special_category")} if {
-	classification(src, col) == "special_category"
+	cls == "special_category"
 
 # Screening data (PEP, sanctions, adverse media) is for AML only, whatever data.json says.
 } else := {"action": "drop", "reason": "screening_kyc_only", "article": lib.cite("screening_kyc_only")} if {
-	classification(src, col) == "screening"
+	cls == "screening"
 	not lib.kyc
 
 # AMLR Art. 22 / AMLD Art. 40: KYC keeps identifiers, reversibly pseudonymised so KYC
@@ -38,16 +36,16 @@ column_action(src, col, _) := {
 	"action": "pseudonymise", "domain": "kyc", "normaliser": normaliser(col),
 	"output": col, "reason": "kyc_identifier", "article": lib.cite("kyc_identifier"),
 } if {
-	classification(src, col) == "direct_identifier"
+	cls == "direct_identifier"
 	lib.kyc
 
 # Art. 5(1)(c) data minimisation: no direct identifier in clear for analytics.
 } else := {"action": "drop", "reason": "direct_identifier", "article": lib.cite("direct_identifier")} if {
-	classification(src, col) == "direct_identifier"
+	cls == "direct_identifier"
 
 # Art. 5(1)(b) purpose limitation: only the classifications the purpose lists.
 } else := {"action": "drop", "reason": "purpose_limitation", "article": lib.cite("purpose_limitation")} if {
-	not classification(src, col) in lib.allowed_classifications
+	not cls in lib.allowed_classifications
 
 # Art. 25(1), 89(1): quasi-identifiers (and income) generalised before analysis.
 } else := {
@@ -58,12 +56,13 @@ column_action(src, col, _) := {
 
 # A quasi-identifier with no generalisation survives only if data.json says it is coarse.
 } else := {"action": "keep", "reason": "coarse_quasi_identifier", "article": lib.cite("coarse_quasi_identifier")} if {
-	classification(src, col) == "quasi_identifier"
+	cls == "quasi_identifier"
 	col in data.pgov.quasi_identifier_keep
 } else := {"action": "drop", "reason": "quasi_identifier_not_generalised", "article": lib.cite("quasi_identifier_not_generalised")} if {
-	classification(src, col) == "quasi_identifier"
+	cls == "quasi_identifier"
 } else := {"action": "keep", "reason": "purpose_permits", "article": lib.cite("purpose_permits")}
 
+# cls is the column's classification (a string once the input is validated).
 column_actions := {name: {col: column_action(src, col, cls) | some col, cls in lib.columns_of(src)} |
 	some name, src in lib.sources
 }

@@ -73,9 +73,9 @@ sources := {name: {
 	some name, src in lib.sources
 }
 
-full_decision := {
-	"allow": count(deny) == 0,
-	"deny": sort(deny),
+allowed_decision := {
+	"allow": true,
+	"deny": [],
 	"jurisdiction": lib.jurisdiction_tag,
 	"purpose": lib.purpose,
 	"regime": lib.regime,
@@ -85,6 +85,24 @@ full_decision := {
 	"obligations": sort(obligations),
 	"k_anonymity_min": data.pgov.k_anonymity_min,
 	"kyc_ruleset": kyc_aml.ruleset,
+	"missing_roles": [],
+	"policy_revision": data.pgov.revision,
+}
+
+# A denied refresh carries its reasons (and the missing roles), not a plan: nothing of it
+# is executed, and leaving the plan out keeps a deny cheap on both engines.
+denied_decision := {
+	"allow": false,
+	"deny": sort(deny),
+	"jurisdiction": lib.jurisdiction_tag,
+	"purpose": lib.purpose,
+	"regime": lib.regime,
+	"subject_domain": lib.subject_domain,
+	"sources": {},
+	"subject_exclusions": [],
+	"obligations": [],
+	"k_anonymity_min": data.pgov.k_anonymity_min,
+	"kyc_ruleset": null,
 	"missing_roles": sort([m | some m in missing_roles]),
 	"policy_revision": data.pgov.revision,
 }
@@ -105,6 +123,14 @@ rejected_decision := {
 	"policy_revision": data.pgov.revision,
 }
 
-decision := full_decision if valid_input
+decision := allowed_decision if {
+	valid_input
+	count(deny) == 0
+}
+
+decision := denied_decision if {
+	valid_input
+	count(deny) > 0
+}
 
 decision := rejected_decision if not valid_input

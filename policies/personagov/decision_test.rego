@@ -67,8 +67,9 @@ test_one_of_alternative_roles_is_enough if {
 
 # Roles are read, never column names: a renamed column flows into the conditions.
 test_conditions_read_the_declared_column if {
-	req := f.with_roles(f.marketing("US-CA", f.analyst_us), {"gpc": "browser_gpc"})
+	req := f.with_roles(f.marketing("US-CA", f.analyst_us), object.union(f.roles, {"gpc": "browser_gpc"}))
 	d := decision.decision with input as req
+	d.allow
 	some r in d.subject_exclusions
 	r.reason == "ccpa.gpc_signal"
 	r.condition.field == "browser_gpc"
