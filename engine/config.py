@@ -250,6 +250,10 @@ class PolicySpec(_Strict):
     bundle: str = ""
     opa_url: str = "http://127.0.0.1:8181"
     timeout_seconds: float = 5.0
+    # A workspace bundle (`bundle` set) must be signed (`pgov policy build`); it is verified
+    # with this public key before any decision, embedded or OPA. Paths are workspace-relative.
+    verification_key: str = "keys/policy-bundle.pub.pem"
+    signing_key: str = "keys/policy-bundle.key"
 
 
 class PredictiveSpec(_Strict):

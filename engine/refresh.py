@@ -41,6 +41,7 @@ from engine.store import (
     write_json,
 )
 from engine.workspace import Workspace
+from lineage.canonical import canonical_json
 
 log = structlog.get_logger(__name__)
 
@@ -514,6 +515,12 @@ def _write_outputs(stage: Path, built: BuiltVersion) -> None:
     if built.routing is not None:
         write_routing(built.routing, stage)
     (stage / "plan.json").write_bytes(built.plan.canonical_json() + b"\n")
+    if built.plan.decision_input():
+        # The exact decision input (column names, roles, actor id; no personal data), so an
+        # auditor can replay the decision: `pgov policy eval --input decision_input.json`.
+        (stage / "decision_input.json").write_bytes(
+            canonical_json(built.plan.decision_input()) + b"\n"
+        )
     write_json(stage / "accounting.json", built.accounting_json())
     features = built.features
     write_json(

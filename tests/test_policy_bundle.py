@@ -15,7 +15,7 @@ from engine.policy import EmbeddedEngine, default_bundle_path, load_bundle
 def test_shipped_bundle_loads_with_revision_roots_and_nested_data() -> None:
     b = load_bundle(BUNDLE)
     assert b.revision == b.data["pgov"]["revision"]
-    assert set(b.roots) == {"personagov", "pgov", "kyc"}
+    assert set(b.roots) == {"personagov", "pgov", "kyc", "reasons"}
     # policies/kyc/data.json is placed at data.kyc, the OPA way
     assert "ruleset_version" in b.data["kyc"]
     assert "pgov" in b.data and "kyc" not in b.data["pgov"]

@@ -248,10 +248,22 @@ def test_undefined_decision_denies(tmp_path: Path, ws: Workspace) -> None:
 
 
 def test_workspace_bundle_setting_is_honoured(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
     root = copy_bundle(tmp_path, "mybundle")
     manifest = json.loads((root / ".manifest").read_text())
     (root / ".manifest").write_text(json.dumps({**manifest, "revision": "other"}))
-    ws2 = make_ws(tmp_path, f'[policy]\nengine = "embedded"\nbundle = "{root}"')
+    ws2 = make_ws(tmp_path, '[policy]\nengine = "embedded"\nbundle = "mybundle.tar.gz"')
+    runner = CliRunner()
+    assert runner.invoke(app, ["policy", "keygen", "-w", str(ws2.root)]).exit_code == 0
+    built = runner.invoke(
+        app,
+        ["policy", "build", "-w", str(ws2.root), "--bundle", str(root),
+         "-o", str(ws2.root / "mybundle.tar.gz")],
+    )  # fmt: skip
+    assert built.exit_code == 0, built.output
     plan = evaluate(ws2, request("analyst-eu", "EU-DE", "marketing_segmentation"))
     # data.json still says the old revision: the decision came from another bundle revision
     assert plan.bundle_revision == "other"

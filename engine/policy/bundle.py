@@ -1,5 +1,5 @@
-"""An OPA bundle read from disk: `.manifest`, every `*.rego`, and `data.json` files placed
-the OPA way (a data.json in directory a/b/ becomes data.a.b).
+"""An OPA bundle read from disk (a directory or a .tar.gz): `.manifest`, every `*.rego`,
+and `data.json` files placed the OPA way (a data.json in directory a/b/ becomes data.a.b).
 
 The digest is sha256 over the sorted (relative path, bytes) pairs of every bundle file, so
 any edit to a rule, a test or the data changes it; the revision comes from `.manifest`.
@@ -28,6 +28,8 @@ class Bundle:
     modules: dict[str, str]
     # the merged data document (all data.json files at their OPA paths)
     data: dict[str, Any] = field(default_factory=dict)
+    # .manifest metadata.required_modules: the modules a decision cannot do without
+    required_modules: tuple[str, ...] = ()
 
     @property
     def is_test_module(self) -> dict[str, bool]:
@@ -40,16 +42,6 @@ class Bundle:
 
 def _fail(message: str, reason: str) -> PolicyError:
     return PolicyError(message, reasons=[reason])
-
-
-def _bundle_files(root: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file()
-        and (p.suffix == ".rego" or p.name in ("data.json", MANIFEST))
-        and "__pycache__" not in p.parts
-    )
 
 
 def _merge(target: dict[str, Any], path: list[str], doc: Any, where: str) -> None:
@@ -73,16 +65,29 @@ def _merge(target: dict[str, Any], path: list[str], doc: Any, where: str) -> Non
         node[key] = value
 
 
+def _is_bundle_file(rel: str) -> bool:
+    return rel.endswith(".rego") or Path(rel).name in ("data.json", MANIFEST)
+
+
 def load_bundle(path: Path | str) -> Bundle:
-    """Read and check a bundle directory; any problem is a PolicyError (deny)."""
+    """Read and check a bundle directory or .tar.gz; any problem is a PolicyError (deny).
+    Integrity (signature, required modules) is checked by `verified_bundle`."""
+    from engine.policy.signing import read_files
+
     root = Path(path)
-    if not root.is_dir():
+    if not root.exists():
         raise _fail(f"policy bundle not found at {root}", "bundle.missing")
-    manifest_path = root / MANIFEST
-    if not manifest_path.is_file():
+    files, _signatures = read_files(root)
+    return bundle_from_files(root, files)
+
+
+def bundle_from_files(root: Path, all_files: dict[str, bytes]) -> Bundle:
+    files = {rel: raw for rel, raw in all_files.items() if _is_bundle_file(rel)}
+    if MANIFEST not in files:
         raise _fail(f"policy bundle at {root} has no {MANIFEST}", "bundle.no_manifest")
+    manifest_path = f"{root}/{MANIFEST}"
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = json.loads(files[MANIFEST])
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise _fail(f"{manifest_path}: not valid JSON", "bundle.bad_manifest") from None
     revision = manifest.get("revision") if isinstance(manifest, dict) else None
@@ -93,27 +98,33 @@ def load_bundle(path: Path | str) -> Bundle:
         )
     if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
         raise _fail(f"{manifest_path}: 'roots' must be a list of strings", "bundle.bad_manifest")
+    metadata = manifest.get("metadata", {}) if isinstance(manifest, dict) else {}
+    required = metadata.get("required_modules", []) if isinstance(metadata, dict) else []
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        raise _fail(
+            f"{manifest_path}: metadata.required_modules must be a list of module paths",
+            "bundle.bad_manifest",
+        )
 
     h = hashlib.sha256()
     modules: dict[str, str] = {}
     data: dict[str, Any] = {}
-    for file in _bundle_files(root):
-        rel = file.relative_to(root).as_posix()
-        raw = file.read_bytes()
+    for rel in sorted(files):
+        raw = files[rel]
         # Length-prefixed so path/content boundaries cannot be shifted between files.
         h.update(f"{len(rel)}:{rel}:{len(raw)}:".encode())
         h.update(raw)
-        if file.suffix == ".rego":
+        if rel.endswith(".rego"):
             try:
                 modules[rel] = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise _fail(f"{rel}: not UTF-8", "bundle.bad_module") from None
-        elif file.name == "data.json":
+        elif Path(rel).name == "data.json":
             try:
                 doc = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise _fail(f"{rel}: not valid JSON", "bundle.bad_data") from None
-            _merge(data, list(file.parent.relative_to(root).parts), doc, rel)
+            _merge(data, list(Path(rel).parent.parts), doc, rel)
     if not modules:
         raise _fail(f"policy bundle at {root} has no .rego modules", "bundle.empty")
     return Bundle(
@@ -123,7 +134,54 @@ def load_bundle(path: Path | str) -> Bundle:
         digest=h.hexdigest(),
         modules=modules,
         data=data,
+        required_modules=tuple(required),
     )
+
+
+def check_complete(bundle: Bundle) -> None:
+    """Every module the manifest says a decision requires is present; none listed = refused."""
+    if not bundle.required_modules:
+        raise _fail(
+            f"{bundle.root}: the manifest lists no required modules (metadata.required_modules)",
+            "bundle.bad_manifest",
+        )
+    missing = sorted(set(bundle.required_modules) - set(bundle.modules))
+    if missing:
+        raise _fail(
+            f"policy bundle at {bundle.root} lacks required module(s): {', '.join(missing)}",
+            "bundle.module_missing",
+        )
+
+
+def verified_bundle(
+    path: Path, *, public_key: Any | None = None, shipped_digest: str | None = None
+) -> Bundle:
+    """The bundle a decision may use: signed by `public_key` over exactly its files (a
+    workspace bundle), or byte-identical to the one shipped with this release (the default),
+    and complete. Anything else is a refusal."""
+    from engine.policy.signing import read_files, verify_files
+
+    root = Path(path)
+    if not root.exists():
+        raise _fail(f"policy bundle not found at {root}", "bundle.missing")
+    files, signatures = read_files(root)
+    if public_key is not None:
+        verify_files(files, signatures, public_key)
+    bundle = bundle_from_files(root, files)
+    if public_key is None:
+        if shipped_digest is None or bundle.digest != shipped_digest:
+            raise _fail(
+                f"policy bundle at {root} is not the one shipped with this release "
+                f"(digest {bundle.digest[:16]}…): sign a custom bundle with pgov policy build",
+                "bundle.not_shipped",
+            )
+        extra = sorted(set(files) - {r for r in files if _is_bundle_file(r)})
+        if extra:
+            raise _fail(
+                f"unexpected file(s) in the shipped bundle: {extra[:5]}", "bundle.extra_file"
+            )
+    check_complete(bundle)
+    return bundle
 
 
 def default_bundle_path() -> Path:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from engine.config import REQUEST_ROLES, ActorSpec, Classification, PrivacyRole, SourceSpec
 from engine.errors import PolicyDenied, PolicyError
-from engine.policy.bundle import Bundle, default_bundle_path, load_bundle
+from engine.policy.bundle import Bundle, default_bundle_path, load_bundle, verified_bundle
 from engine.policy.engines import EmbeddedEngine, OpaEngine, PolicyEngine
 from engine.policy.plan import SUBJECT_FACTS, EnforcementPlan, SourcePlan
 from engine.request import RefreshRequest
@@ -120,6 +120,21 @@ def bundle_path_for(ws: Workspace) -> Path:
     return ws.path(configured) if configured else default_bundle_path()
 
 
+def workspace_bundle(ws: Workspace) -> Bundle:
+    """The bundle this workspace decides with, verified before use: a configured bundle
+    must carry a valid signature by the workspace's bundle key over exactly its files; the
+    default one must be byte-identical to the bundle shipped with this release. Both must
+    hold every module the manifest lists as required."""
+    from engine.policy.shipped import SHIPPED_BUNDLE_DIGEST
+    from engine.policy.signing import load_public_key
+
+    cfg = ws.config.policy
+    if cfg.bundle:
+        key = load_public_key(ws.path(cfg.verification_key))
+        return verified_bundle(ws.path(cfg.bundle), public_key=key)
+    return verified_bundle(default_bundle_path(), shipped_digest=SHIPPED_BUNDLE_DIGEST)
+
+
 @functools.lru_cache(maxsize=8)
 def _embedded(path: str, digest: str, thread: int) -> EmbeddedEngine:
     # Keyed by digest (an edited bundle is recompiled) and by thread (a regorus engine must
@@ -128,18 +143,21 @@ def _embedded(path: str, digest: str, thread: int) -> EmbeddedEngine:
 
 
 def engine_for(ws: Workspace) -> PolicyEngine:
-    """The engine [policy] in pgov.toml names: embedded (default) or an OPA server."""
+    """The engine [policy] in pgov.toml names: embedded (default) or an OPA server. The
+    local bundle is verified either way (an OPA server must serve its revision)."""
     cfg = ws.config.policy
+    bundle = workspace_bundle(ws)
     if cfg.engine == "opa":
         return OpaEngine(cfg.opa_url, timeout_seconds=cfg.timeout_seconds)
-    path = bundle_path_for(ws)
-    bundle = load_bundle(path)
-    return _embedded(str(path), bundle.digest, threading.get_ident())
+    engine = _embedded(str(bundle.root), bundle.digest, threading.get_ident())
+    if engine.bundle.digest != bundle.digest:  # pragma: no cover - changed between reads
+        raise PolicyError("policy bundle changed while loading", reasons=["bundle.changed"])
+    return engine
 
 
 def _bundle_for(ws: Workspace, engine: PolicyEngine) -> Bundle:
     own = getattr(engine, "bundle", None)
-    return own if isinstance(own, Bundle) else load_bundle(bundle_path_for(ws))
+    return own if isinstance(own, Bundle) else workspace_bundle(ws)
 
 
 def _malformed(message: str, reason: str = "policy.malformed_decision") -> PolicyError:
@@ -298,7 +316,7 @@ def evaluate(
     engine = engine or engine_for(ws)
     bundle = _bundle_for(ws, engine)
     doc = engine.query(DECISION_PATH, input_doc)
-    plan = plan_from_decision(ws, request, doc, bundle, input_doc)
+    plan = plan_from_decision(ws, request, doc, bundle, input_doc).with_input(input_doc)
     log.info(
         "policy.decision",
         actor=request.actor,

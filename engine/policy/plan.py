@@ -10,7 +10,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_serializer,
+    model_validator,
+)
 
 from engine.conditions import Condition
 from lineage.canonical import canonical_json, sha256_hex
@@ -114,6 +121,16 @@ class EnforcementPlan(_Strict):
     bundle_digest: str
     # sha256 of the canonical decision input: replaying it must give the same plan.
     input_digest: str = ""
+    # The decision input itself (not part of the plan's bytes or digest): written beside
+    # plan.json in a version so an auditor can replay it (`pgov policy eval --input`).
+    _input: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def with_input(self, doc: dict[str, Any]) -> EnforcementPlan:
+        self._input = doc
+        return self
+
+    def decision_input(self) -> dict[str, Any]:
+        return self._input
 
     @model_validator(mode="after")
     def _sorted(self) -> EnforcementPlan:
