@@ -154,3 +154,18 @@ def test_refresh_without_keys_refuses_before_reading_data(workspace_copy: Path) 
 def test_unknown_jurisdiction_is_a_usage_error(refreshed: Path) -> None:
     code, out = refresh(refreshed, "XX", "kyc_aml", "compliance-lead")
     assert code == ExitCode.USAGE, out
+
+
+def test_an_auditor_replays_a_versions_recorded_decision(refreshed: Path) -> None:
+    """decision_input.json is a signed file of the version; `pgov policy eval` on it gives
+    the plan digest the statement records (the plan.json bytes)."""
+    version = refreshed / "versions" / "EU-DE" / "marketing_segmentation" / "v0001"
+    code, out = pgov(
+        "policy", "eval", "-w", str(refreshed),
+        "--input", str(version / "decision_input.json"), "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    replay = json.loads(out)
+    plan = (version / "plan.json").read_bytes().rstrip(b"\n")
+    assert replay["plan_digest"] == sha256_hex(plan)
+    assert replay["result"]["allow"] is True

@@ -7,4 +7,4 @@ After an approved change to policies/, update it to what
 prints (tests/test_policy_bundle_signing.py fails with that value until you do).
 """
 
-SHIPPED_BUNDLE_DIGEST = "e17fb0c310a6d0f588b30f22d8b1662aaaf2c04f83e626b59a7729338ff7192d"
+SHIPPED_BUNDLE_DIGEST = "f5dc845705d6d822343b46b06007fccedc70d02a72e7620bc6482af146406f23"
