@@ -175,7 +175,8 @@ def run_refresh(
     t = time.perf_counter()
     try:
         plan = decide(ws, request, engine_for(ws))
-    except PolicyDenied as exc:
+    except (PolicyDenied, KeyMaterialError) as exc:
+        # A bundle that cannot be verified (no key) is refused like a denied decision.
         record(
             ws,
             "refresh_denied",
@@ -183,7 +184,7 @@ def run_refresh(
             jurisdiction=j,
             purpose=p,
             run_id=run_id,
-            reasons=exc.reasons,
+            reasons=getattr(exc, "reasons", ["bundle.verification_key"]),
             message=exc.message,
         )
         _checkpoint(ws)

@@ -169,3 +169,36 @@ def test_an_auditor_replays_a_versions_recorded_decision(refreshed: Path) -> Non
     plan = (version / "plan.json").read_bytes().rstrip(b"\n")
     assert replay["plan_digest"] == sha256_hex(plan)
     assert replay["result"]["allow"] is True
+
+
+def test_a_tampered_signed_bundle_refuses_the_refresh_and_is_audited(
+    refreshed: Path, tmp_path: Path
+) -> None:
+    import io
+    import tarfile
+
+    root = tmp_path / "ws"
+    shutil.copytree(refreshed, root)
+    assert pgov("policy", "keygen", "-w", str(root))[0] == 0
+    code, out = pgov("policy", "build", "-w", str(root), "-o", str(root / "bundle.tar.gz"))
+    assert code == 0, out
+    toml = root / "pgov.toml"
+    toml.write_text(
+        toml.read_text().replace('bundle = ""', 'bundle = "bundle.tar.gz"', 1), encoding="utf-8"
+    )
+    with tarfile.open(root / "bundle.tar.gz", "r:gz") as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    # Drop the GDPR module: the decision would be weaker, the signature says no.
+    del members["personagov/gdpr.rego"]
+    with tarfile.open(root / "bundle.tar.gz", "w:gz") as tar:
+        for name, raw in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    code, out = refresh(root, "EU-DE", "marketing_segmentation", "analyst-eu")
+    assert code == ExitCode.POLICY_DENIED, out
+    assert not (root / "versions" / "EU-DE" / "marketing_segmentation" / "v0002").exists()
+    code, out = pgov("audit", "query", "-w", str(root), "--type", "refresh_denied", "--json")
+    assert code == 0, out
+    denied = json.loads(out)
+    assert denied and "bundle.file_mismatch" in json.dumps(denied[-1])
