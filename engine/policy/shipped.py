@@ -7,4 +7,4 @@ After an approved change to policies/, update it to what
 prints (tests/test_policy_bundle_signing.py fails with that value until you do).
 """
 
-SHIPPED_BUNDLE_DIGEST = "f5dc845705d6d822343b46b06007fccedc70d02a72e7620bc6482af146406f23"
+SHIPPED_BUNDLE_DIGEST = "ff8529a67c9572f59daa840b0c3b4bc05914cfddfa753f1b5e50721ced0dade8"
