@@ -10,8 +10,8 @@
   does not ship.
 
 Each is created with `pgov init`, its own pgov.toml and `pgov keys init`, as a user would.
-The consent and date-of-birth columns carry the names the bundle's rules read until the
-workspace can map them by privacy role.
+The consent, erasure and date-of-birth columns are mapped to the privacy roles the bundle's
+rules read (`role = ...`); their names are the workspace's own.
 """
 
 from __future__ import annotations
@@ -64,11 +64,13 @@ jurisdictions = [{jurisdictions}]
 """
 
 CONSENT_COLUMNS = """
-date_of_birth = { type = "date", classification = "quasi_identifier", required = true }
-lawful_basis_marketing = { type = "str", classification = "consent", allowed = ["consent", "legitimate_interest", "none"] }
-marketing_consent = { type = "bool", classification = "consent" }
-consent_withdrawn = { type = "bool", classification = "consent" }
-objection_direct_marketing = { type = "bool", classification = "consent" }
+date_of_birth = { type = "date", classification = "quasi_identifier", required = true, role = "date_of_birth" }
+lawful_basis_marketing = { type = "str", classification = "consent", allowed = ["consent", "legitimate_interest", "none"], role = "lawful_basis_marketing" }
+marketing_consent = { type = "bool", classification = "consent", role = "marketing_consent" }
+consent_withdrawn = { type = "bool", classification = "consent", role = "consent_withdrawn" }
+objection_direct_marketing = { type = "bool", classification = "consent", role = "objection_direct_marketing" }
+erase_request = { type = "bool", classification = "consent", role = "erasure_requested" }
+dnc_registered = { type = "bool", classification = "consent", role = "do_not_call" }
 """
 
 CREDIT_SOURCE = (
@@ -185,6 +187,8 @@ def _people(n: int, seed: int) -> tuple[np.random.Generator, np.ndarray, dict[st
         "marketing_consent": (rng.random(n) < 0.9).tolist(),
         "consent_withdrawn": (rng.random(n) < 0.02).tolist(),
         "objection_direct_marketing": (rng.random(n) < 0.02).tolist(),
+        "erase_request": (rng.random(n) < 0.01).tolist(),
+        "dnc_registered": (rng.random(n) < 0.1).tolist(),
     }
     return rng, group, consent
 

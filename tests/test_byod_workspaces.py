@@ -108,3 +108,31 @@ def test_undeclared_jurisdiction_is_denied_with_how_to_declare_it(tmp_path: Path
     code, out = _refresh(ws, "CA-ON", "credit_risk_segmentation")
     assert code == ExitCode.POLICY_DENIED, out
     assert "jurisdiction" in out
+
+
+CA_ON = """
+# Ontario is not in the shipped bundle: declared as data (docs/policy.md). PIPEDA is
+# consent-based with implied consent for existing relationships; the closest shipped
+# regime's rules (consent or legitimate interest, objection, withdrawal, age) apply.
+[jurisdiction_data.CA-ON]
+country = "CA"
+region = "CA"
+regime = "gdpr"
+digital_consent_age = 13
+adequacy = ["CA"]
+"""
+
+
+@pytest.mark.parametrize("purpose", PURPOSES)
+def test_jurisdiction_declared_as_data_refreshes_without_code_changes(
+    tmp_path: Path, purpose: str
+) -> None:
+    ws = new_jurisdiction(tmp_path / "ws")
+    toml = ws / "pgov.toml"
+    toml.write_text(toml.read_text(encoding="utf-8") + CA_ON, encoding="utf-8")
+    code, out = _refresh(ws, "CA-ON", purpose)
+    assert code in (0, ExitCode.GATE_FAILED), out
+    manifest = ws / "versions" / "CA-ON" / purpose / "v0001" / "decision_input.json"
+    assert json.loads(manifest.read_text())["jurisdiction_data"]["CA-ON"]["country"] == "CA"
+    code, out = pgov("lineage", "verify", "--all", "-w", str(ws))
+    assert code == 0, out

@@ -66,7 +66,6 @@ def _input(srcs: dict[str, dict[str, str]], jurisdiction: str, purpose: str) -> 
         "purpose": purpose,
         "jurisdiction": jurisdiction,
         "as_of": "2026-11-23",
-        "subjects": "crm",
         "sources": {
             n: {
                 "columns": {"customer_id": "direct_identifier", **cols},
