@@ -56,6 +56,10 @@ def test_credit_risk_refresh_publishes_signed_risk_bands(
     assert value["personas"] and "unavailable" not in value
     # No token or raw id in the card: aggregates only.
     assert "customer_id" not in (vdir / "model_card.json").read_text()
+    # Same inputs, same seed: the next version's outputs are byte-identical.
+    again = run_refresh(ws, REQUEST).manifest["outputs"]
+    for name in ("assignments.parquet", "personas.json", "model_card.json", "value.json"):
+        assert again[name] == result.manifest["outputs"][name], name
 
 
 @pytest.mark.slow
