@@ -80,7 +80,8 @@ def show_cmd(
     """Print a version's persona profiles, gates and suppressed cells."""
     from engine.segment.io import read_personas
 
-    doc = read_personas(resolve(workspace, version))
+    vdir = resolve(workspace, version)
+    doc = read_personas(vdir)
     if as_json:
         emit_json(doc)
         return
@@ -91,6 +92,19 @@ def show_cmd(
         f"{len(doc['personas'])} personas · [bold]{doc['validity']}[/]",
         highlight=False,
     )
+    card_path = vdir / "model_card.json"
+    if card_path.is_file():
+        import json
+
+        card = json.loads(card_path.read_bytes())
+        ratio = card.get("risk_ratio")
+        console.print(
+            f"model {card['chosen']} · out-of-fold AUC {card['oof_auc']:.3f} · persona AUC "
+            f"{card['persona_auc']:.3f} · riskiest/safest "
+            f"{'-' if ratio is None else f'{ratio:.1f}x'} · "
+            f"band rates {', '.join(f'{r:.1%}' for r in card['band_rates'])} (model_card.json)",
+            highlight=False,
+        )
     # Narrow columns only; the long text (features, descriptors, KPIs) goes in a block per
     # persona below, which wraps at any width. Full values: --json.
     table = Table(title="personas", box=box.SIMPLE_HEAD, pad_edge=False)
