@@ -47,7 +47,7 @@ def test_credit_risk_refresh_publishes_signed_risk_bands(
     personas = json.loads((vdir / "personas.json").read_bytes())
     assert personas["strategy"] == "predictive"
     card = json.loads((vdir / "model_card.json").read_bytes())
-    assert card["outcome"] == "outcomes.defaulted" and card["chosen"] in card["candidates"]
+    assert card["outcome"] == "default_rate" and card["chosen"] in card["candidates"]
     assert card["band_rates"][-1] > card["band_rates"][0]
     assert "model_card.json" in result.manifest["outputs"]
     trust = TrustStore.load(ws.path(ws.config.keys.trust_file))

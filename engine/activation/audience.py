@@ -27,10 +27,8 @@ NULLINGS_PATH = "personagov.decision.nullings"
 
 
 def subjects_source(ws: Workspace) -> str:
-    """The source whose rows are the data subjects (declared as `subjects` once issue 11's
-    declaration lands; until then the configuration requires it to be "crm")."""
-    declared = getattr(ws.config, "subjects", None)
-    return str(declared) if declared else "crm"
+    """The source whose rows are the data subjects, as the workspace declares it."""
+    return ws.config.subjects
 
 
 @dataclass(frozen=True)
