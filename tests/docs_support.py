@@ -28,6 +28,7 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -321,7 +322,7 @@ def _annotation(param: Any) -> Any:
     ann = getattr(descriptor, "annotation", None)
     if typing.get_origin(ann) in (typing.Union, types.UnionType):
         ann = next((a for a in typing.get_args(ann) if a is not type(None)), ann)
-    if typing.get_origin(ann) is list:
+    if typing.get_origin(ann) in (list, tuple):  # repeated or multi-value: the element type
         ann = typing.get_args(ann)[0]
     return ann
 
@@ -393,12 +394,17 @@ def _message(exc: BaseException) -> str:
     return fmt() if callable(fmt) else str(exc)
 
 
+@cache
+def _root_command() -> Any:
+    from engine.cli import app
+
+    return typer.main.get_command(app)
+
+
 def parse_pgov(args: list[str], elided: bool = False) -> tuple[str | None, dict[str, Any]]:
     """Parse `pgov ARGS` against the real command tree: (why it fails or None, the leaf
     command's parsed parameters). With `elided`, only the command path is checked."""
-    from engine.cli import app
-
-    cmd: Any = typer.main.get_command(app)
+    cmd: Any = _root_command()
     ctx: Any = None
     trail = ["pgov"]
     while True:

@@ -22,12 +22,15 @@ from pathlib import Path
 
 import pytest
 from docs_support import (
+    FENCE,
     ROOT,
     Declared,
     DocCommand,
     check_pgov,
     declared_names,
     doc_commands,
+    doc_files,
+    fenced_blocks,
     parse_doc,
     toml_blocks,
     variants,
@@ -209,3 +212,16 @@ def test_external_checks_name_the_fault(doc: str, expected: str) -> None:
     (command,) = parse_doc(ROOT / "docs" / "example.md", doc)
     error = external_error(command)
     assert error is not None and expected in error, error
+
+
+@pytest.mark.parametrize("path", [p.relative_to(ROOT).as_posix() for p in doc_files()])
+def test_every_code_block_is_closed(path: str) -> None:
+    # A fence glued to the last line ("...```") leaves the block open: the prose after it
+    # renders as code and its commands are read as part of the block.
+    text = (ROOT / path).read_text()
+    glued = [n for n, line in enumerate(text.splitlines(), 1)
+             if re.search(r"\S.*```\s*$", line) and not re.match(r"\s*```", line)]  # fmt: skip
+    assert not glued, f"{path}: a closing ``` shares a line with content at lines {glued}"
+    opened = len(fenced_blocks(text))
+    fences = sum(1 for line in text.splitlines() if FENCE.match(line))
+    assert fences == 2 * opened, f"{path}: a code block is never closed"

@@ -1,10 +1,14 @@
 """README's step-by-step tour runs as written, in order, in a fresh directory.
 
 The block that starts with `pgov init ... --sample N` is the tour. Each of its commands runs
-through the CLI exactly as printed, with two substitutions a reader makes too: a smaller
-sample (TOUR_CUSTOMERS, to keep this fast) and, for a `k1.…` token, the first KYC token an
-earlier step printed. A step's exit code is the one its comment states (`# denied, exit 3`),
-else 0. Other runnable docs have their own tests (runbooks, bring-your-own-data, report).
+through the CLI exactly as printed, with two substitutions: a smaller sample
+(TOUR_CUSTOMERS, to keep this fast) and, as a reader would, for a `k1.…` token the first KYC
+token an earlier step printed. A step's exit code is the one its comment states
+(`# denied, exit 3`), else 0. At a tenth of the README's sample, whether k-means passes its bootstrap stability
+gates depends on the row order, i.e. on the random master key `keys init` draws (about one
+run in twenty fails one, exit 7); the test turns those two thresholds off in the tour's
+pgov.toml right after `init`, since gates are not what the tour is about.
+Other runnable docs have their own tests (runbooks, bring-your-own-data, report).
 """
 
 from __future__ import annotations
@@ -36,6 +40,19 @@ def tour() -> list[DocCommand]:
 def expected_exit(command: DocCommand) -> int:
     m = re.search(r"\bexit (?:code )?(\d+)", command.comment)
     return int(m.group(1)) if m else 0
+
+
+def _relax_small_sample_gates(ws: Path) -> None:
+    config = ws / "pgov.toml"
+    text = re.sub(r"^min_silhouette\s*=.*\n", "", config.read_text(), flags=re.M)
+    text, n = re.subn(
+        r"^stability_threshold\s*=.*$",
+        "stability_threshold = 0.0\nmin_silhouette = -1.0",
+        text,
+        flags=re.M,
+    )
+    assert n == 1, "the default pgov.toml no longer sets [segmentation] stability_threshold"
+    config.write_text(text)
 
 
 def _args(command: DocCommand, printed: str) -> list[str]:
@@ -79,6 +96,8 @@ def test_the_readme_tour_runs_in_order(tmp_path: Path, monkeypatch: pytest.Monke
         )
         printed += result.output
         outputs[" ".join(args[:2])] = result.output
+        if args[0] == "init":
+            _relax_small_sample_gates(tmp_path / args[1])
     # The steps did what the README says they do, not merely exit as stated.
     assert any("analyst-uk" in out for key, out in outputs.items() if key == "audit query")
     report = next((a for c in tour() for a in _args(c, printed) if a.endswith(".html")), None)
