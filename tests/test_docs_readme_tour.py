@@ -2,12 +2,15 @@
 
 The block that starts with `pgov init ... --sample N` is the tour. Each of its commands runs
 through the CLI exactly as printed, with two substitutions: a smaller sample
-(TOUR_CUSTOMERS, to keep this fast) and, as a reader would, for a `k1.…` token the first KYC
-token an earlier step printed. A step's exit code is the one its comment states
-(`# denied, exit 3`), else 0. At a tenth of the README's sample, whether k-means passes its bootstrap stability
-gates depends on the row order, i.e. on the random master key `keys init` draws (about one
-run in twenty fails one, exit 7); the test turns those two thresholds off in the tour's
-pgov.toml right after `init`, since gates are not what the tour is about.
+(TOUR_CUSTOMERS, to keep this fast) and, as a reader would, for a `k1.…` token the first
+KYC token an earlier step printed. A step's exit code is the one its comment states
+(`# denied, exit 3`), else 0.
+
+At a tenth of the README's sample, whether k-means passes its bootstrap stability gates
+depends on the row order, i.e. on the random master key `keys init` draws (about one run
+in twenty fails one, exit 7); the test turns those thresholds off in the tour's pgov.toml
+right after `init`, since gates are not what the tour is about.
+
 Other runnable docs have their own tests (runbooks, bring-your-own-data, report).
 """
 
