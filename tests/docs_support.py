@@ -515,3 +515,55 @@ def undeclared(params: dict[str, Any], declared: Declared) -> str | None:
                 check("jurisdiction", m.group("j"), declared.jurisdictions)
                 check("purpose", m.group("p"), declared.purposes)
     return "; ".join(problems) or None
+
+
+# --- commands named in prose ---------------------------------------------------------------
+
+INLINE = re.compile(r"(?<!`)`((?:\.venv/bin/)?pgov(?: [^`]*)?)`(?!`)")
+
+
+def inline_mentions(path: Path, text: str | None = None) -> list[DocCommand]:
+    """`pgov ...` code spans in the prose (outside fenced blocks)."""
+    rel = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
+    lines = (path.read_text() if text is None else text).splitlines()
+    inside: set[int] = set()
+    for _, first, body in fenced_blocks("\n".join(lines)):
+        inside |= set(range(first - 1, first + len(body) + 1))
+    out = []
+    for n, line in enumerate(lines, 1):
+        if n in inside:
+            continue
+        for m in INLINE.finditer(line):
+            words = split_words(m.group(1))
+            out.append(DocCommand(rel, n, "inline", m.group(1), "", words[0].text, words[1:]))
+    return out
+
+
+def check_mention(command: DocCommand) -> str | None:
+    """A mention in prose may leave arguments out, but the command path and every option it
+    names must exist."""
+    cmd: Any = _root_command()
+    names = _option_names(cmd)
+    trail = ["pgov"]
+    for word in command.words:
+        text = word.text
+        if word.structural or text in ("…", "...") or word.quoted:
+            continue
+        if text.startswith("-") and len(text) > 1:
+            name = text.split("=", 1)[0]
+            if name not in names:
+                return f"{command.where}: `{command.text}`: {' '.join(trail)} has no option {name}"
+        elif _is_group(cmd) and not is_placeholder(text):
+            sub = cmd.commands.get(text)
+            if sub is None:
+                return (
+                    f"{command.where}: `{command.text}`: {' '.join(trail)} has no command {text!r}"
+                )
+            cmd, trail = sub, [*trail, text]
+            names |= _option_names(cmd)
+    return None
+
+
+def _option_names(cmd: Any) -> set[str]:
+    return {o for p in cmd.params for o in (*p.opts, *getattr(p, "secondary_opts", ()))
+            if o.startswith("-")} | {"--help"}  # fmt: skip

@@ -26,11 +26,13 @@ from docs_support import (
     ROOT,
     Declared,
     DocCommand,
+    check_mention,
     check_pgov,
     declared_names,
     doc_commands,
     doc_files,
     fenced_blocks,
+    inline_mentions,
     parse_doc,
     toml_blocks,
     variants,
@@ -225,3 +227,25 @@ def test_every_code_block_is_closed(path: str) -> None:
     opened = len(fenced_blocks(text))
     fences = sum(1 for line in text.splitlines() if FENCE.match(line))
     assert fences == 2 * opened, f"{path}: a code block is never closed"
+
+
+MENTIONS = [m for p in doc_files() for m in inline_mentions(p)]
+
+
+@pytest.mark.parametrize("mention", MENTIONS, ids=[m.where for m in MENTIONS])
+def test_command_named_in_prose_exists(mention: DocCommand) -> None:
+    error = check_mention(mention)
+    assert error is None, error
+
+
+@pytest.mark.parametrize(
+    ("prose", "expected"),
+    [
+        ("Run `pgov audit mend` to fix it.", "pgov audit has no command 'mend'"),
+        ("See `pgov kyc queue Q --colour`.", "pgov kyc queue has no option --colour"),
+    ],
+)
+def test_a_wrong_command_in_prose_is_named(prose: str, expected: str) -> None:
+    (mention,) = inline_mentions(ROOT / "docs" / "example.md", f"Intro.\n\n{prose}\n")
+    error = check_mention(mention)
+    assert error is not None and error.startswith("docs/example.md:3: ") and expected in error
