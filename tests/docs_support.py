@@ -2,8 +2,10 @@
 
 `doc_commands()` reads every fenced code block of README.md and docs/*.md (data blocks such
 as json/toml/python excepted) and returns each command line with its file and line number:
-`\\` continuations joined, a `$ ` prompt and trailing `# comments` dropped, `a && b` and
-`a | head` split into their commands, leading `VAR=value` assignments dropped.
+`\\` continuations joined, a `$ ` prompt and trailing `# comments` dropped (in a ```console
+block only prompted lines are commands), `a && b` and `a | head` split into their commands,
+leading `VAR=value` assignments dropped. `inline_mentions()` finds `pgov ...` code spans in
+the prose, which must name existing commands and options (`check_mention()`).
 
 A `pgov` command may be a synopsis: `[...]` is optional, `A | B` offers alternatives (an
 alternative reaches back to the option that starts it and on to the next option), `x|y|z`
@@ -194,6 +196,8 @@ def parse_doc(path: Path, text: str | None = None) -> list[DocCommand]:
                 i += 1
                 logical = logical[:-1].rstrip() + " " + lines[i].strip()
             i += 1
+            if lang == "console" and not logical.startswith("$ "):
+                continue  # a console transcript: lines without a prompt are output
             body, comment = _strip_comment(re.sub(r"^\$\s+", "", logical))
             for piece in _split_sequence(body) if body else []:
                 words = split_words(piece)

@@ -249,3 +249,9 @@ def test_a_wrong_command_in_prose_is_named(prose: str, expected: str) -> None:
     (mention,) = inline_mentions(ROOT / "docs" / "example.md", f"Intro.\n\n{prose}\n")
     error = check_mention(mention)
     assert error is not None and error.startswith("docs/example.md:3: ") and expected in error
+
+
+def test_a_console_transcript_checks_only_prompted_lines() -> None:
+    doc = "```console\n$ pgov kyc queue edd-review --actor kyc-ops\nedd-review: 0 item(s)\n```\n"
+    commands = parse_doc(ROOT / "docs" / "example.md", doc)
+    assert [(c.line, c.tool) for c in commands] == [(2, "pgov")]
