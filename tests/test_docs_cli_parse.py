@@ -1,12 +1,13 @@
 """Every command in README.md and docs/*.md is one the CLI accepts, so docs cannot drift.
 
-Each `pgov` line of a fenced code block (a synopsis expands to all the argument lists it
-promises, see docs_support) is parsed by the real click command tree: an unknown subcommand
-or option, a missing required option or argument, an extra argument or a bad typed value
-fails with the doc's file and line. Actors, jurisdictions and purposes it names must be
-declared by the default pgov.toml (or by a ```toml block of the same doc). Every other
-command is checked for its tool: a Makefile target, a `python -m` module, the dask CLI's
-own click parser, an executable on PATH, or an entry in EXTERNAL saying why not.
+Each `pgov` line of a fenced code block (a synopsis expands to every argument list it
+promises; see docs_support and docs_cli_check) is parsed by the real click tree: an unknown
+subcommand or option, a missing required option or argument, an extra argument or a bad
+typed value fails with the doc's file and line. Actors, jurisdictions and purposes it names
+must be declared by the default pgov.toml (or by a ```toml block of the same doc). A
+`pgov ...` span in the prose must name an existing command and options. Every other command
+is checked for its tool: a Makefile target, a `python -m` module, the dask CLI's own click
+parser, an executable on PATH, or an entry in EXTERNAL saying why not.
 Running the documented commands is other tests' job (the README tour, the runbooks).
 """
 
@@ -21,14 +22,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from docs_cli_check import Declared, check_mention, check_pgov, declared_names
 from docs_support import (
     FENCE,
     ROOT,
-    Declared,
     DocCommand,
-    check_mention,
-    check_pgov,
-    declared_names,
     doc_commands,
     doc_files,
     fenced_blocks,
