@@ -66,7 +66,7 @@ def _verify(ws: Workspace, version_dir: Path) -> None:
 
 
 def approve_version(ws: Workspace, ref: str, actor: str) -> Approval:
-    from engine.policy.decide import authorize
+    from engine.audit import authorize, deny
     from engine.versions import resolve_version
 
     version_dir = resolve_version(ws, ref)
@@ -74,10 +74,12 @@ def approve_version(ws: Workspace, ref: str, actor: str) -> Approval:
     j, p, vid = manifest["jurisdiction"], manifest["purpose"], manifest["version_id"]
     authorize(ws, actor, "approve_version", {"jurisdiction": j, "purpose": p})
     if actor == manifest.get("actor"):
-        raise PolicyDenied(
+        exc = PolicyDenied(
             f"{j}/{p}/{vid} was produced by '{actor}'; a second person must approve it",
             reasons=["approval.four_eyes"],
         )
+        deny(ws, actor, "approve_version", {"jurisdiction": j, "purpose": p, "version": vid}, exc)
+        raise exc
     if manifest.get("validity") != "valid":
         reasons = "; ".join(manifest.get("invalid_reasons") or []) or "gates failed"
         raise GateFailed(

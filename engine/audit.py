@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.errors import KeyMaterialError
+from engine.errors import KeyMaterialError, PolicyDenied
 from engine.workspace import Workspace
 from lineage.canonical import canonical_json
 
@@ -25,7 +25,10 @@ SIGNED_AT_ONCE: tuple[str, ...] = (
     "key_revocation",
     "key_initialised",
     "version_approved",
+    "access_denied",
 )
+
+DENIED = "access_denied"
 
 
 def record(ws: Workspace, event_type: str, actor: str, **details: Any) -> int:
@@ -60,3 +63,41 @@ def checkpoint(ws: Workspace) -> bool:
         return False
     AuditLog(ws.audit_dir).checkpoint(signer, origin=f"personagov/{ws.config.name}")
     return True
+
+
+def authorize(ws: Workspace, actor: str, action: str, resource: dict[str, Any]) -> None:
+    """The policy decides one action; a denial is recorded in the log before it is raised.
+
+    Every governed action goes through here (or records its own refusal event), so no
+    refusal is silent: the exit code says 3 and the log says who tried what, where, and why.
+    The policy layer is imported lazily: a missing one refuses (fail closed), and that
+    refusal is recorded too.
+    """
+    try:
+        from engine.policy.decide import authorize as decide
+
+        decide(ws, actor, action, resource)
+    except ImportError:
+        exc = PolicyDenied(
+            f"'{action}' refused: the policy layer is not available",
+            reasons=["policy_unavailable"],
+        )
+        deny(ws, actor, action, resource, exc)
+        raise exc from None
+    except PolicyDenied as exc:
+        deny(ws, actor, action, resource, exc)
+        raise
+
+
+def deny(
+    ws: Workspace, actor: str, action: str, resource: dict[str, Any], exc: PolicyDenied
+) -> int:
+    """Record one refused action (policy or a rule beside it, e.g. four eyes)."""
+    return record(
+        ws,
+        DENIED,
+        actor,
+        action=action,
+        resource={k: v for k, v in sorted(resource.items()) if v is not None},
+        reasons=list(exc.reasons),
+    )

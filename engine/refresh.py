@@ -284,6 +284,7 @@ def _run_locked(
     crash_point("sources")
     seal, _open = keyring.sealer("quarantine")
     quarantine_report = write_quarantine(ws, run_id, sources, seal)
+    _audit_quarantine(ws, request, run_id, quarantine_report)
 
     t = time.perf_counter()
     governed: GovernedFrames = enforce(sources, plan, Pseudonymiser(keyring), request.as_of)
@@ -431,6 +432,28 @@ def _audit_exclusions(
             run_id=run_id,
             by_reason=honoured,
         )
+
+
+def _audit_quarantine(
+    ws: Workspace, request: RefreshRequest, run_id: str, report: dict[str, Any]
+) -> None:
+    """The report and sealed files by digest: editing or deleting them later is caught."""
+    from engine.store import file_sha256
+
+    rel = Path(str(report["report_path"]))
+    directory = ws.root / rel.parent
+    names = [rel.name, *(s["file"] for s in (report.get("sealed") or {}).values())]
+    record(
+        ws,
+        "quarantine_written",
+        request.actor,
+        jurisdiction=request.jurisdiction,
+        purpose=request.purpose.value,
+        run_id=run_id,
+        directory=rel.parent.as_posix(),
+        counts=report.get("counts", {}),
+        files={n: file_sha256(directory / n) for n in sorted(names)},
+    )
 
 
 def _predecessor(ws: Workspace, j: str, p: str) -> PersonaVersion | None:

@@ -134,7 +134,9 @@ def verify_checkpoint(text: bytes, trust: TrustStore, where: str) -> VerifiedChe
         if key is None:
             continue  # unknown signer (e.g. a witness): ignored, per the signed-note spec
         if blob[:4] != note_key_hash(name, key.public_raw):
-            raise VerificationFailed(f"{where}: key hash in signature by {name[:16]} is wrong")
+            # C2SP signed-note: a key is its name AND its hash; a signature that shares only
+            # the name is from an unknown key (e.g. a witness reusing a name) and is ignored.
+            continue
         if not key.verify(blob[4:], body):
             raise VerificationFailed(
                 f"{where}: signature by key {name[:16]} does not verify (checkpoint altered "
@@ -142,7 +144,8 @@ def verify_checkpoint(text: bytes, trust: TrustStore, where: str) -> VerifiedChe
             )
         if not key.valid_at(cp.time):
             raise VerificationFailed(
-                f"{where}: signed by key {name[:16]} at {iso_time(cp.time)}, after its revocation"
+                f"{where}: signed by key {name[:16]} at {iso_time(cp.time)}, after its revocation "
+                f"at {iso_time(key.revoked_at) if key.revoked_at else '?'}"
             )
         good.append(name)
     if not good:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_lineage_support import entry
 
-import lineage.auditlog as auditlog
+import lineage.audit.verify as auditlog
 from lineage.auditlog import AuditLog, verify_log
 from lineage.signing import SigningKeyring, TrustStore
 

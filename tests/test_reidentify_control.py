@@ -63,9 +63,22 @@ def policy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, dict[str, An
     return calls
 
 
-def _tokens(ws: Workspace, values: list[str]) -> list[str]:
+def _publish(ws: Workspace, toks: list[str], jurisdiction: str = "EU-DE") -> None:
+    """Put tokens into a published kyc_aml version of `jurisdiction`: where a token comes
+    from is what decides whose scope its re-identification needs."""
+    vdir = ws.versions_dir(jurisdiction, "kyc_aml") / "v0001"
+    vdir.mkdir(parents=True, exist_ok=True)
+    (vdir / "manifest.json").write_text(json.dumps({"jurisdiction": jurisdiction}))
+    path = vdir / "routing.parquet"
+    old = pl.read_parquet(path)["customer_id"].to_list() if path.is_file() else []
+    pl.DataFrame({"customer_id": old + toks}).write_parquet(path)
+
+
+def _tokens(ws: Workspace, values: list[str], jurisdiction: str = "EU-DE") -> list[str]:
     toks = Pseudonymiser(Keyring.load(ws)).tokenise(values, "customer_id", "kyc")  # type: ignore[arg-type]
-    return [t for t in toks if t is not None]
+    out = [t for t in toks if t is not None]
+    _publish(ws, out, jurisdiction)
+    return out
 
 
 def test_authorised_actor_gets_values_and_audit_has_only_digests(
@@ -73,7 +86,8 @@ def test_authorised_actor_gets_values_and_audit_has_only_digests(
 ) -> None:
     toks = _tokens(ws, ["CUST-000123", "CUST-000456"])
     assert reidentify(ws, ALLOWED, toks, "customer_id") == ["CUST-000123", "CUST-000456"]
-    assert policy == [(ALLOWED, "reidentify", {"domain": "kyc", "column": "customer_id"})]
+    resource = {"domain": "kyc", "column": "customer_id", "jurisdiction": "EU-DE"}
+    assert policy == [(ALLOWED, "reidentify", resource)]
     [event] = audited
     assert event["type"] == "reidentification" and event["outcome"] == "revealed"
     assert event["count"] == 2 and event["column"] == "customer_id"
@@ -117,6 +131,7 @@ def test_altered_token_or_wrong_key_never_returns_garbage(
 ) -> None:
     good, other = _tokens(ws, ["C1", "C2"])
     altered = other[:-2] + ("AA" if other[-2:] != "AA" else "BB")
+    _publish(ws, [altered])  # even a token planted in a version never decrypts to garbage
     with pytest.raises(KeyMaterialError, match="failed authentication"):
         reidentify(ws, ALLOWED, [good, altered], "customer_id")
     with pytest.raises(KeyMaterialError, match="failed authentication"):
@@ -188,6 +203,7 @@ def test_unknown_key_version_is_refused(
 ) -> None:
     [tok] = _tokens(ws, ["C1"])
     future = "k9." + tok.split(".", 1)[1]
+    _publish(ws, [future])
     with pytest.raises(KeyMaterialError, match="version 9 is unknown"):
         reidentify(ws, ALLOWED, [future], "customer_id")
     assert audited[-1]["outcome"] == "refused"
@@ -202,3 +218,33 @@ def test_queue_from_an_outbox_jsonl_file(ws: Workspace, tmp_path: Path) -> None:
     bad.write_text('{"customer": 5}\n')
     with pytest.raises(BadInputError):
         queue_tokens(str(bad), None)
+
+
+def test_token_in_no_published_version_is_refused_and_audited(
+    ws: Workspace, audited: list[dict[str, Any]], policy: list[Any]
+) -> None:
+    toks = Pseudonymiser(Keyring.load(ws)).tokenise(["C1"], "customer_id", "kyc")  # type: ignore[arg-type]
+    with pytest.raises(PolicyDenied, match="no published version"):
+        reidentify(ws, ALLOWED, [t for t in toks if t], "customer_id")
+    assert policy == []  # refused before the policy: there is no jurisdiction to decide on
+    assert audited[-1]["outcome"] == "refused"
+    assert audited[-1]["policy_reasons"] == ["reidentify.jurisdiction_unknown"]
+
+
+def test_real_policy_decides_on_the_tokens_own_jurisdiction(
+    ws: Workspace, audited: list[dict[str, Any]]
+) -> None:
+    """A UK-only KYC operator re-identifies UK tokens and no others (issue 14: cross-border)."""
+    text = (ws.root / "pgov.toml").read_text()
+    text += '\n[actors.kyc-ops-uk]\nroles = ["kyc_operations"]\nhome_region = "UK"\n'
+    text += 'jurisdictions = ["UK"]\n'
+    (ws.root / "pgov.toml").write_text(text)
+    uk_ws = Workspace.open(ws.root)
+    uk = _tokens(uk_ws, ["UK-1"], "UK")
+    de = _tokens(uk_ws, ["DE-1"], "EU-DE")
+    assert reidentify(uk_ws, "kyc-ops-uk", uk, "customer_id") == ["UK-1"]
+    for toks in (de, uk + de):
+        with pytest.raises(PolicyDenied, match="jurisdiction_not_assigned"):
+            reidentify(uk_ws, "kyc-ops-uk", toks, "customer_id")
+        assert audited[-1]["outcome"] == "refused"
+        assert "EU-DE" in audited[-1]["jurisdictions"]

@@ -346,11 +346,10 @@ def deliver_cmd(
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """(Re-)deliver a published version's routing to the configured sinks; idempotent."""
-    from engine.audit import record
+    from engine.audit import authorize, record
     from engine.kyc.io import load_routing
     from engine.kyc.sinks import deliver
     from engine.kyc.versions import routing_versions
-    from engine.policy import authorize
 
     ws = _open(workspace)
     (rv,) = routing_versions(ws, jurisdiction, version)

@@ -180,17 +180,72 @@ def show_cmd(
     console.print("[dim]not verified: run 'pgov lineage verify' to check signature and files[/]")
 
 
+PinOpt = typer.Option(
+    None,
+    "--pin",
+    envvar="PGOV_PINNED_CHECKPOINT",
+    help="The verifier's pinned checkpoint file, kept outside the workspace (with --all): the "
+    "log must extend it; it moves forward after a clean run.",
+)
+
+
+def _trust_notice(ws: Workspace | None, trust_file: Path | None) -> str | None:
+    from lineage.pinning import inside
+
+    if ws is None:
+        return None
+    if trust_file is None or inside(trust_file, ws.root):
+        return (
+            "trusting only the keys found in the workspace itself "
+            f"({ws.config.keys.trust_file}): anyone who can write the workspace can add a key "
+            "there; pin a copy outside it and pass --trust"
+        )
+    return None
+
+
+def _cross_reports(
+    ws: Workspace, store: Any, audit: Any, pin: Path | None
+) -> list[VerificationReport]:
+    """The chain-level checks: records vs log, the log itself, and the verifier's pin."""
+    from engine.crosscheck import crosscheck
+    from engine.errors import PgovError
+    from lineage.auditlog import verify_log
+    from lineage.merkle import leaf_hash
+    from lineage.pinning import Pin
+
+    try:
+        raw = list(audit.entries())
+        entries = audit.query()
+    except PgovError as exc:
+        rep = VerificationReport(subject=f"audit log {ws.audit_dir}")
+        rep.failed("log-format", exc.message)
+        return [rep]
+    reports = [crosscheck(ws, entries), verify_log(audit, store)]
+    if pin is not None:
+        rep = VerificationReport(subject=f"pinned checkpoint {pin}")
+        Pin(pin).check(store, [leaf_hash(e) for e in raw], ws.root, rep)
+        reports.append(rep)
+    return reports
+
+
 @lineage_app.command("verify")
 @handle_errors
 def verify_cmd(
     version: str | None = typer.Argument(None, help="Version dir or J/PURPOSE/VERSION_ID."),
-    all_: bool = typer.Option(False, "--all", help="Verify every published version."),
+    all_: bool = typer.Option(
+        False,
+        "--all",
+        help="Verify every published version AND the chains: versions on disk against the "
+        "audit log both ways, overrides, approvals, quarantine reports, the log itself.",
+    ),
     workspace: Path = WorkspaceOpt,
     trust: Path | None = TrustOpt,
+    pin: Path | None = PinOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Signature, file digests, inputs, policy bundle and the audit-log entry of versions."""
     from lineage.auditlog import AuditLog
+    from lineage.pinning import Pin
     from lineage.statement import verify_version
 
     if all_ == (version is not None):
@@ -200,7 +255,7 @@ def verify_cmd(
         if ws is None:
             raise ConfigError(f"{workspace / CONFIG_NAME}: --all needs a workspace")
         targets = all_versions(ws)
-        if not targets:
+        if not targets and not ws.audit_dir.is_dir():
             raise UsageError(f"no published versions under {ws.versions_root}")
     else:
         targets = [resolve_version(ws, str(version))]
@@ -213,22 +268,40 @@ def verify_cmd(
     if ws is not None and audit is None:
         for r in reports:
             r.failed("audit-log", f"no audit log at {ws.audit_dir}")
+    if all_ and ws is not None and audit is not None:
+        reports.extend(_cross_reports(ws, store, audit, pin))
+    notice = _trust_notice(ws, trust)
+    bad = [r for r in reports if not r.ok]
     if as_json:
-        emit_json({"ok": all(r.ok for r in reports), "versions": [r.to_dict() for r in reports]})
+        emit_json(
+            {
+                "ok": not bad,
+                "trust": "workspace" if notice else "pinned",
+                "versions": [r.to_dict() for r in reports],
+            }
+        )
     else:
+        if notice:
+            console.print(f"[yellow]note[/]: {notice}", highlight=False)
         for r in reports:
             _print(r)
-    bad = [r for r in reports if not r.ok]
     if bad:
-        if len(bad) == 1:
+        failures = [(r, c) for r in bad for c in r.failures]
+        if not as_json:
+            # One line per failure, greppable, after the full picture.
+            for r, c in failures:
+                console.print(f"FAIL {r.subject}: {c.name}: {c.detail}", highlight=False)
+        if len(failures) == 1:
             bad[0].raise_if_failed()
-        first = bad[0].failures[0]
+        r0, c0 = failures[0]
         raise VerificationFailed(
-            f"{len(bad)} of {len(reports)} versions failed verification; first: "
-            f"{bad[0].subject}: {first.name}: {first.detail}"
+            f"{len(failures)} check(s) failed in {len(bad)} of {len(reports)} report(s); "
+            f"first: {r0.subject}: {c0.name}: {c0.detail}"
         )
+    if all_ and pin is not None and audit is not None:
+        Pin(pin).advance(audit.latest_checkpoint_text())
     if not as_json:
-        console.print(f"[bold green]{len(reports)} version(s) verified[/]")
+        console.print(f"[bold green]{len(targets)} version(s) verified[/]")
 
 
 def register(app: typer.Typer) -> None:

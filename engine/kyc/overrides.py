@@ -12,6 +12,10 @@ AMLR Art. 42(1)(b): PEP relationships need senior approval. So:
 State is an append-only JSONL file in `ws.kyc_dir` (one event per line: requested,
 approved); every event, and every refusal, is also an audit-log leaf. The audit log gets a
 digest of the free-text reason, not the text (a reason may mention a person).
+
+The log is the record, the file only carries the reason text: a line without its matching
+audit entry (a forged approval appended to the file) never takes effect, and `pgov lineage
+verify --all` reports it, as it reports an entry whose line is gone (a deleted file).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+import structlog
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -35,6 +40,8 @@ from engine.errors import BadInputError, PolicyDenied, UsageError
 from engine.kyc.model import KycRouting
 from engine.kyc.ruleset import HIGH_RISK_RANK, TIER_RANK, KycRuleset, Tier
 from engine.workspace import Workspace
+
+log = structlog.get_logger(__name__)
 
 OVERRIDES_FILE = "overrides.jsonl"
 APPROVER_ROLE = Role.COMPLIANCE_OFFICER
@@ -124,29 +131,118 @@ def _append(ws: Workspace, event: BaseModel) -> None:
         os.fsync(fh.fileno())
 
 
-def load_overrides(ws: Workspace, jurisdiction: str | None = None) -> list[Override]:
-    """Every override (any status), oldest first; one jurisdiction's or all."""
+def _read_events(ws: Workspace) -> list[tuple[int, OverrideRequested | OverrideApproved]]:
     path = _log_path(ws)
     if not path.is_file():
         return []
-    by_id: dict[str, Override] = {}
+    out: list[tuple[int, OverrideRequested | OverrideApproved]] = []
     for n, raw in enumerate(path.read_text("utf-8").splitlines(), start=1):
         if not raw.strip():
             continue
         try:
             data = json.loads(raw)
             if data.get("event") == "requested":
-                req = OverrideRequested.model_validate(data)
-                by_id[req.id] = Override(request=req)
+                out.append((n, OverrideRequested.model_validate(data)))
             elif data.get("event") == "approved":
-                ok = OverrideApproved.model_validate(data)
-                if ok.id in by_id and by_id[ok.id].approved_by is None:
-                    by_id[ok.id] = replace(by_id[ok.id], approved_by=ok.actor, approved_at=ok.at)
+                out.append((n, OverrideApproved.model_validate(data)))
             else:
                 raise ValueError("unknown event")
         except (ValueError, ValidationError, AttributeError):
             # A corrupt state file must stop overrides, not silently drop one.
             raise BadInputError(f"{path}:{n}: unreadable override event") from None
+    return out
+
+
+def _logged_events(entries: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(event kind, override id) -> the audit entry that records it."""
+    kinds = {"kyc_override_requested": "requested", "kyc_override_approved": "approved"}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in entries:
+        kind = kinds.get(str(e.get("type")))
+        if kind is not None:
+            d = e.get("details") or {}
+            out[(kind, str(d.get("override_id")))] = e
+    return out
+
+
+def _matches(event: OverrideRequested | OverrideApproved, entry: dict[str, Any]) -> bool:
+    d = entry.get("details") or {}
+    if entry.get("actor") != event.actor:
+        return False
+    if isinstance(event, OverrideApproved):
+        return True
+    return (
+        d.get("customer") == event.customer
+        and d.get("jurisdiction") == event.jurisdiction
+        and d.get("from_tier") == event.from_tier
+        and d.get("tier") == event.tier
+        and d.get("requires_approval") == event.requires_approval
+        and d.get("reason_sha256") == _reason_digest(event.reason)
+        and d.get("expires") == (event.expires.isoformat() if event.expires else None)
+    )
+
+
+def backing_problems(ws: Workspace, entries: list[dict[str, Any]]) -> list[str]:
+    """Override lines without their audit entry, and audit entries without their line."""
+    logged = _logged_events(entries)
+    problems: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    where = f"{ws.kyc_dir.name}/{OVERRIDES_FILE}"
+    for n, event in _read_events(ws):
+        key = (event.event, event.id)
+        seen.add(key)
+        entry = logged.get(key)
+        if entry is None:
+            problems.append(
+                f"{where}:{n}: {event.event} event for {event.id} by '{event.actor}' has no "
+                "audit entry (forged or written outside pgov); it does not take effect"
+            )
+        elif not _matches(event, entry):
+            problems.append(
+                f"{where}:{n}: {event.event} event for {event.id} differs from audit entry "
+                f"{entry['index']} (edited); it does not take effect"
+            )
+    for logged_key, entry in sorted(logged.items()):
+        if logged_key not in seen:
+            problems.append(
+                f"audit entry {entry['index']} records override "
+                f"{logged_key[0]} {logged_key[1]} but "
+                f"{where} has no such line (deleted)"
+            )
+    return problems
+
+
+def _audit_entries(ws: Workspace) -> list[dict[str, Any]]:
+    from lineage.auditlog import AuditLog
+
+    if not ws.audit_dir.is_dir():
+        return []
+    return [
+        e for e in AuditLog(ws.audit_dir).query() if str(e.get("type")).startswith("kyc_override_")
+    ]
+
+
+def load_overrides(ws: Workspace, jurisdiction: str | None = None) -> list[Override]:
+    """Every override (any status), oldest first; one jurisdiction's or all.
+
+    Only events backed by their audit entry count: a line appended to the file by hand is
+    ignored here (and reported by verification)."""
+    events = _read_events(ws)
+    if not events:
+        return []
+    logged = _logged_events(_audit_entries(ws))
+    by_id: dict[str, Override] = {}
+    for _, event in events:
+        entry = logged.get((event.event, event.id))
+        if entry is None or not _matches(event, entry):
+            log.warning("kyc_override_unbacked", override_id=event.id, kind=event.event)
+            continue
+        if isinstance(event, OverrideRequested):
+            by_id[event.id] = Override(request=event)
+        elif event.id in by_id and by_id[event.id].approved_by is None:
+            by_id[event.id] = replace(
+                by_id[event.id], approved_by=event.actor, approved_at=event.at
+            )
     out = list(by_id.values())
     if jurisdiction is not None:
         out = [o for o in out if o.request.jurisdiction == jurisdiction]

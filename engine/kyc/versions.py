@@ -69,7 +69,7 @@ def authorize_read(ws: Workspace, actor: str, jurisdictions: list[str]) -> None:
     """KYC queues, customer views and overrides are personal data (pseudonymised): each
     jurisdiction read is a `kyc_read` decision of the policy, refused as a whole if any is
     denied, so a view is never silently partial."""
-    from engine.policy import authorize
+    from engine.audit import authorize
 
     for j in sorted(set(jurisdictions)):
         try:

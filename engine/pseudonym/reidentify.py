@@ -1,7 +1,11 @@
 """Controlled re-identification: kyc-domain tokens back to identifiers, for an authorised actor.
 
-Order matters: tokens are checked for shape and domain, then the policy decides, then the
-attempt is audited, and only then is anything decrypted. A denied or failed attempt is
+Order matters: tokens are checked for shape and domain, then each token's jurisdiction is
+resolved from the published versions it appears in (a token carries no jurisdiction of its
+own, and binding one into it would change every published token), then the policy decides
+once per jurisdiction against the actor's scope, then the attempt is audited, and only then
+is anything decrypted. A token found in no published version has no provable jurisdiction
+and is refused: re-identifying it could be a transfer nobody decided. A denied or failed attempt is
 audited too (the auditor sees who tried), with sha256 digests of the tokens, never the
 tokens' cleartext. A wrong key or an altered token fails AES-SIV authentication: the call
 refuses as a whole, it never returns a partial list or garbage.
@@ -31,7 +35,49 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _authorize(ws: Workspace, actor: str, column: str) -> None:
+def token_origins(ws: Workspace, tokens: list[str]) -> dict[str, set[str]]:
+    """token -> the jurisdictions whose published versions hold it.
+
+    Read from the version files themselves (every string column of every parquet output),
+    by the chain directory a version sits in and its manifest, which must agree.
+    """
+    wanted = sorted(set(tokens))
+    found: dict[str, set[str]] = {}
+    root = ws.versions_root
+    if not root.is_dir():
+        return found
+    for vdir in sorted(root.glob("*/*/v*")):
+        if not vdir.is_dir() or not (vdir / "manifest.json").is_file():
+            continue
+        jurisdiction = vdir.parent.parent.name
+        try:
+            manifest = json.loads((vdir / "manifest.json").read_bytes())
+        except (OSError, ValueError):
+            continue  # not a readable version: it proves nothing about any token
+        if manifest.get("jurisdiction") != jurisdiction:
+            continue  # a version copied into another chain vouches for nothing
+        for f in sorted(vdir.glob("*.parquet")):
+            try:
+                lf = pl.scan_parquet(f)
+                strings = [c for c, t in lf.collect_schema().items() if t == pl.String]
+                if not strings:
+                    continue
+                hits = (
+                    lf.select(pl.concat_list(strings).alias("v"))
+                    .explode("v")
+                    .filter(pl.col("v").is_in(wanted))
+                    .unique()
+                    .collect()["v"]
+                    .to_list()
+                )
+            except Exception:  # an unreadable output is a verification matter, not ours
+                continue
+            for t in hits:
+                found.setdefault(str(t), set()).add(jurisdiction)
+    return found
+
+
+def _authorize(ws: Workspace, actor: str, column: str, jurisdiction: str) -> None:
     # Imported lazily: the policy package is a separate stage, and a missing or broken
     # policy layer must refuse here (fail closed), not break importing this module.
     try:
@@ -42,7 +88,9 @@ def _authorize(ws: Workspace, actor: str, column: str) -> None:
             reasons=["policy_unavailable"],
         ) from None
     # Contract: returns only when allowed, raises PolicyDenied (with reasons) otherwise.
-    authorize(ws, actor, "reidentify", {"domain": KYC, "column": column})
+    authorize(
+        ws, actor, "reidentify", {"domain": KYC, "column": column, "jurisdiction": jurisdiction}
+    )
 
 
 def reidentify(
@@ -58,6 +106,7 @@ def reidentify(
         raise UsageError("re-identification: no tokens given")
     digests = [token_digest(t) if isinstance(t, str) else "" for t in tokens]
     base: dict[str, Any] = {"column": column, "domain": KYC, "count": len(tokens)}
+    jurisdictions: list[str] = []
     try:
         for i, tok in enumerate(tokens):
             if parse_token(tok).domain != KYC:
@@ -65,7 +114,20 @@ def reidentify(
                     f"token #{i + 1} is a marketing-domain token: those are irreversible "
                     "HMAC pseudonyms and cannot be re-identified"
                 )
-        _authorize(ws, actor, column)
+        origins = token_origins(ws, tokens)
+        unknown = [i + 1 for i, t in enumerate(tokens) if t not in origins]
+        if unknown:
+            listed = ", ".join(f"#{n}" for n in unknown[:5])
+            raise PolicyDenied(
+                f"re-identification refused: token(s) {listed} appear in no published version, "
+                "so their jurisdiction cannot be established",
+                reasons=["reidentify.jurisdiction_unknown"],
+            )
+        jurisdictions = sorted(set().union(*origins.values()))
+        base["jurisdictions"] = jurisdictions
+        # A token published in several jurisdictions needs the actor's scope over each.
+        for j in jurisdictions:
+            _authorize(ws, actor, column, j)
         ring = keyring if keyring is not None else Keyring.load(ws)
         values = Pseudonymiser(ring).reveal(tokens, column)
     except PgovError as exc:
@@ -76,6 +138,7 @@ def reidentify(
             **base,
             outcome="refused",
             reason=type(exc).__name__,
+            policy_reasons=list(getattr(exc, "reasons", None) or []),
             token_digests=digests,
         )
         log.warning("reidentification_refused", actor=actor, column=column, count=len(tokens))

@@ -1,0 +1,1 @@
+"""The audit log, one module per noun: records, append, checkpoints, proofs, verify."""
