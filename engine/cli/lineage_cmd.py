@@ -290,7 +290,12 @@ def verify_cmd(
         if not as_json:
             # One line per failure, greppable, after the full picture.
             for r, c in failures:
-                console.print(f"FAIL {r.subject}: {c.name}: {c.detail}", highlight=False)
+                console.print(
+                    f"FAIL {r.subject}: {c.name}: {c.detail}",
+                    highlight=False,
+                    markup=False,
+                    soft_wrap=True,
+                )
         if len(failures) == 1:
             bad[0].raise_if_failed()
         r0, c0 = failures[0]
