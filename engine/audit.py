@@ -33,8 +33,13 @@ DENIED = "access_denied"
 
 def record(ws: Workspace, event_type: str, actor: str, **details: Any) -> int:
     """Append one audit event; returns its leaf index in the log."""
+    from engine.actors import current_request
     from lineage.auditlog import AuditLog  # lineage owns the log format
 
+    rid = current_request.get()
+    if rid is not None and "request" not in details:
+        # The signed request this action runs under (engine/actors.py).
+        details = {**details, "request": rid}
     entry = {
         "type": event_type,
         "actor": actor,

@@ -29,6 +29,7 @@ from typing import Any
 from engine.workspace import Workspace
 from lineage.report import VerificationReport
 
+INTENT = "version_publishing"
 PUBLISHED = "version_published"
 ROLLED_BACK = "version_rolled_back"
 
@@ -74,10 +75,23 @@ def _statement_claims(vdir: Path) -> dict[str, str] | None:
 def check_versions(ws: Workspace, entries: list[dict[str, Any]], rep: VerificationReport) -> None:
     logged: list[Logged] = []
     rolled_back: set[str] = set()
+    completed: set[str] = set()
     for e in entries:
         d = e.get("details") or {}
         if e.get("type") == ROLLED_BACK:
             rolled_back.add(str(d.get("run_id")))
+        if e.get("type") == PUBLISHED:
+            completed.add(str(d.get("run_id")))
+    for e in entries:
+        d = e.get("details") or {}
+        run = str(d.get("run_id"))
+        if e.get("type") == INTENT and run not in rolled_back | completed:
+            rep.failed(
+                "chain-log",
+                f"{d.get('jurisdiction')}/{d.get('purpose')}/{d.get('version_id')}: publish "
+                f"interrupted (intent at entry {e['index']}, never completed or rolled back); "
+                "run 'pgov versions recover'",
+            )
     for e in entries:
         d = e.get("details") or {}
         if e.get("type") != PUBLISHED or str(d.get("run_id")) in rolled_back:
@@ -142,6 +156,16 @@ def check_versions(ws: Workspace, entries: list[dict[str, Any]], rep: Verificati
             continue
         if any(manifest.get(k) != v for k, v in want.items()):
             rep.failed("chain-log", f"{name}: manifest names another chain or id")
+        refs = manifest.get("replay")
+        if isinstance(refs, dict):
+            from engine.errors import PgovError
+            from engine.replay import get
+
+            for what, digest in sorted(refs.items()):
+                try:
+                    get(ws, str(digest), f"{name} {what}")
+                except PgovError as exc:
+                    rep.failed("replay-store", exc.message)
     for (j, p), hits in sorted(chains.items()):
         ids = [h.version_id for h in hits]
         expected = [f"v{n:04d}" for n in range(1, len(ids) + 1)]
@@ -207,6 +231,17 @@ def check_quarantine(ws: Workspace, entries: list[dict[str, Any]], rep: Verifica
         rep.passed("quarantine", f"{n} quarantine report(s) hash as recorded")
 
 
+def check_requests(entries: list[dict[str, Any]], rep: VerificationReport) -> None:
+    from engine.actors import unsigned_actions, verify_requests
+
+    problems = verify_requests(entries) + unsigned_actions(entries)
+    for line in problems:
+        rep.failed("actor-requests", line)
+    if not problems:
+        n = sum(1 for e in entries if e.get("type") == "actor_request")
+        rep.passed("actor-requests", f"{n} signed actor request(s) verify under enrolled keys")
+
+
 def crosscheck(ws: Workspace, entries: list[dict[str, Any]]) -> VerificationReport:
     """Every cross-check, from log entries already read (dicts with their ``index``)."""
     rep = VerificationReport(subject=f"workspace {ws.root} against its audit log")
@@ -214,4 +249,5 @@ def crosscheck(ws: Workspace, entries: list[dict[str, Any]]) -> VerificationRepo
     check_approvals(ws, rep)
     check_overrides(ws, entries, rep)
     check_quarantine(ws, entries, rep)
+    check_requests(entries, rep)
     return rep

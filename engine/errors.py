@@ -91,3 +91,30 @@ class DeliveryFailed(PgovError):
     """A destination refused or could not be reached: visible, audited, never silent."""
 
     exit_code = ExitCode.DELIVERY
+
+
+class StorageError(PgovError):
+    """Storage full or an I/O error: the operation stopped with nothing half-written, and the
+    next run succeeds once space returns."""
+
+    exit_code = ExitCode.STORAGE
+
+
+# Errors that mean "the storage could not take it" rather than a bug: disk or quota full,
+# I/O error, read-only filesystem.
+STORAGE_ERRNOS = frozenset({28, 5, 122, 30})  # ENOSPC, EIO, EDQUOT, EROFS
+
+
+def storage_error(exc: OSError) -> StorageError | OSError:
+    """A StorageError (exit 9) for a full disk or an I/O error; any other OSError as is."""
+    import errno
+    import os
+
+    if exc.errno not in STORAGE_ERRNOS:
+        return exc
+    where = f" writing {os.path.basename(str(exc.filename))}" if exc.filename else ""
+    name = errno.errorcode.get(exc.errno or 0, "EIO")
+    return StorageError(
+        f"storage full or I/O error{where} ({name}: {exc.strerror}); nothing was half-written: "
+        "free space and run the command again"
+    )

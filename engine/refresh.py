@@ -7,7 +7,6 @@ and action is an audit event; a version is published only as a whole, signed dir
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from engine.errors import KeyMaterialError, PolicyDenied
 from engine.features import FeatureFrame
 from engine.kyc.model import KycRouting
 from engine.progress import ProgressEvent, ProgressHook
+from engine.publish import Publication, crash_point, publish, recover_chain
 from engine.request import RefreshRequest
 from engine.segment.model import Segmentation
 from engine.sources import SourceFrames
@@ -33,7 +33,6 @@ from engine.store import (
     STATEMENT,
     PersonaVersion,
     clear_stale_staging,
-    commit,
     load_version,
     output_digests,
     predecessor_ref,
@@ -96,12 +95,6 @@ class BuiltVersion:
             }
             for name, a in sorted(self.governed.accounting.items())
         }
-
-
-def crash_point(stage: str) -> None:
-    """Test hook: PGOV_CRASH_AT=<stage> kills the process here, as a power cut would."""
-    if os.environ.get("PGOV_CRASH_AT") == stage:
-        os._exit(137)
 
 
 def _git_commit() -> str | None:
@@ -172,6 +165,21 @@ def run_refresh(
         as_of=request.as_of.isoformat(),
     )
 
+    try:
+        signer = _signer(ws)  # no valid signing key: refuse before any work (exit 6)
+    except KeyMaterialError as exc:
+        record(
+            ws,
+            "refresh_refused",
+            actor,
+            jurisdiction=j,
+            purpose=p,
+            run_id=run_id,
+            reason="no_valid_signing_key",
+            message=exc.message,
+        )
+        raise
+
     t = time.perf_counter()
     try:
         plan = decide(ws, request, engine_for(ws))
@@ -227,14 +235,11 @@ def run_refresh(
     except BaseException as exc:
         failed("features", exc)
         raise
-    try:
-        signer = _signer(ws)  # fail before any work if the workspace cannot sign
-    except BaseException as exc:
-        failed("sign_key", exc)
-        raise
     with refresh_lock(ws, j, p, wait_seconds, actor=actor):
         chain = ws.versions_dir(j, p)
         chain.mkdir(parents=True, exist_ok=True)
+        # Finish or roll back a publish a crash interrupted, before anything new is staged.
+        recover_chain(ws, j, p, actor)
         clear_stale_staging(chain)
         timer.stage = "sources"
         try:
@@ -341,29 +346,30 @@ def _run_locked(
     t = time.perf_counter()
     _write_outputs(stage, built)
     manifest = _manifest(built, output_digests(stage))
+    manifest["replay"] = _keep_for_replay(ws, plan)
     write_json(stage / MANIFEST, manifest)
     finished_at = datetime.now(UTC)
     _write_openlineage(stage, ws, built, finished_at)
     crash_point("store_before_sign")
     _sign(stage, ws, built, finished_at, signer, timer.seconds)
     crash_point("store_before_rename")
-    final = chain / version_id
-    commit(stage, final)
-    timer.lap("store", t)
-    crash_point("store_after_rename")
-    version = load_version(final)
-    record(
+    version = publish(
         ws,
-        "version_published",
-        actor,
-        jurisdiction=j,
-        purpose=p,
-        run_id=run_id,
-        version_id=version_id,
-        statement_sha256=version.statement_sha256,
-        validity=manifest["validity"],
-        gates=[g.name for g in seg.gates if not g.passed],
+        stage,
+        chain / version_id,
+        Publication(
+            jurisdiction=j,
+            purpose=p,
+            version_id=version_id,
+            run_id=run_id,
+            actor=actor,
+            details={
+                "validity": manifest["validity"],
+                "gates": [g.name for g in seg.gates if not g.passed],
+            },
+        ),
     )
+    timer.lap("store", t)
 
     delivered: dict[str, int] = {}
     if routing is not None:
@@ -371,7 +377,20 @@ def _run_locked(
         # whose persona gates failed still delivers its tiers (floors and factors other than
         # the persona family do not depend on the clustering); the delivery records the
         # persona validity so KYC operations and auditors can see it.
-        delivered = _deliver(ws, request, version_id, routing, manifest["validity"])
+        from engine import publish as publishing
+        from engine.errors import StorageError, storage_error
+
+        try:
+            delivered = publishing.after_publish(ws, version, actor)
+        except OSError as exc:
+            err = storage_error(exc)
+            if not isinstance(err, StorageError):
+                raise
+            raise StorageError(
+                f"{j}/{p}/{version_id} is published, but its delivery could not be written "
+                f"({err.message.split('(', 1)[-1].split(')')[0]}); it is delivered at the next "
+                "refresh of this chain or by 'pgov versions recover'"
+            ) from None
     return RefreshResult(
         request=request,
         version=version,
@@ -383,6 +402,14 @@ def _run_locked(
         seconds=timer.seconds,
         subjects=ws.config.subjects,
     )
+
+
+def _keep_for_replay(ws: Workspace, plan: Any) -> dict[str, str]:
+    """The exact pgov.toml and bundle this run decided with, by digest (engine/replay.py)."""
+    from engine.policy.decide import bundle_path_for
+    from engine.replay import snapshot
+
+    return snapshot(ws, Path(bundle_path_for(ws)), plan.bundle_digest)
 
 
 def _signer(ws: Workspace) -> Any:
@@ -499,29 +526,6 @@ def _route(
         ws.config.kyc.downgrade_cooldown_days,
     )
     return apply_overrides(routing, load_overrides(ws, request.jurisdiction), request.as_of)
-
-
-def _deliver(
-    ws: Workspace,
-    request: RefreshRequest,
-    version_id: str,
-    routing: KycRouting,
-    persona_validity: str,
-) -> dict[str, int]:
-    from engine.kyc.sinks import deliver
-
-    report = deliver(ws, f"{request.jurisdiction}/{version_id}", routing, ws.config.sinks)
-    record(
-        ws,
-        "kyc_routing_delivered",
-        request.actor,
-        jurisdiction=request.jurisdiction,
-        purpose=request.purpose.value,
-        version_id=version_id,
-        queues=report.counts,
-        persona_validity=persona_validity,
-    )
-    return dict(report.counts)
 
 
 def _tier_counts(routing: KycRouting | None) -> dict[str, int]:

@@ -13,7 +13,9 @@ shared by the whole session: treat it as read-only, or copy it first (`workspace
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -22,6 +24,20 @@ import pytest
 from engine.sample import SampleSummary, generate
 from engine.sample.workspace import init_workspace
 from engine.workspace import Workspace
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _actor_keystore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Actor credentials (engine/actors.py) go to a temporary keystore, never ~/.config;
+    set in os.environ so `pgov` subprocesses use it too."""
+    before = os.environ.get("PGOV_ACTOR_KEYS")
+    os.environ["PGOV_ACTOR_KEYS"] = str(tmp_path_factory.mktemp("actor-keys"))
+    yield
+    if before is None:
+        os.environ.pop("PGOV_ACTOR_KEYS", None)
+    else:
+        os.environ["PGOV_ACTOR_KEYS"] = before
+
 
 SAMPLE_CUSTOMERS = 3000
 SAMPLE_SEED = 7

@@ -19,9 +19,20 @@ from engine.versions import check_chain, format_version_id, list_versions
 from engine.workspace import Workspace
 
 J, P, ACTOR, AS_OF = "EU-DE", "kyc_aml", "compliance-lead", "2026-11-01"
-# The distinct states a crash can leave on disk: nothing staged yet; a whole signed version
-# staged but not renamed; renamed (visible) but not yet recorded as published.
-STAGES = ["sources", "store_before_rename", "store_after_rename"]
+# Every stage boundary of a refresh: nothing staged yet; staged but unsigned; a whole signed
+# version staged; the publish intent logged but not renamed; renamed (visible) but not yet
+# recorded as published; published but not yet delivered.
+STAGES = [
+    "sources",
+    "enforce",
+    "segment",
+    "store_before_sign",
+    "store_before_rename",
+    "publish_after_intent",
+    "store_after_rename",
+    "publish_after_record",
+]
+VISIBLE_AFTER = ("store_after_rename", "publish_after_record")
 PUBLISHED_RCS = (0, 7)  # 7: published but marked invalid by a gate; still a whole version
 
 
@@ -90,7 +101,7 @@ def test_crash_at_each_stage_then_rerun(tmp_path: Path) -> None:
         after = _only_whole_versions(ws)
         # Before the rename nothing new is visible; after it, the whole version is.
         expected = [*versions, format_version_id(len(versions) + 1)]
-        assert after == (expected if stage == "store_after_rename" else versions), stage
+        assert after == (expected if stage in VISIBLE_AFTER else versions), stage
         versions = after
         _audit_ok(ws)
 
@@ -109,3 +120,22 @@ def test_crash_at_each_stage_then_rerun(tmp_path: Path) -> None:
     trust = TrustStore.load(ws.path(ws.config.keys.trust_file))
     for v in list_versions(ws, J, P):
         assert verify_version(v.path, trust, workspace_root=ws.root).ok, v.version_id
+    # The next start repaired every interrupted publish: each visible version is logged as
+    # published exactly once, was delivered, and every intent was completed or rolled back.
+    whole = _pgov("lineage", "verify", "--all", "-w", str(ws.root))
+    assert whole.returncode == 0, whole.stdout[-3000:]
+    from lineage.auditlog import AuditLog
+
+    entries = AuditLog(ws.audit_dir).query()
+    published = [e["details"]["version_id"] for e in entries if e["type"] == "version_published"]
+    delivered = {
+        e["details"]["version_id"] for e in entries if e["type"] == "kyc_routing_delivered"
+    }
+    assert sorted(published) == final and set(final) <= delivered
+    runs = {e["details"]["run_id"] for e in entries if e["type"] == "version_publishing"}
+    closed = {
+        e["details"]["run_id"]
+        for e in entries
+        if e["type"] in ("version_published", "version_rolled_back")
+    }
+    assert runs == closed

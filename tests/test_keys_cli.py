@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine import audit
+from engine.actors import enrol_all
 from engine.cli import app
 from engine.pseudonym import Keyring
 from engine.workspace import Workspace
@@ -126,12 +127,15 @@ def test_rotate_refuses_loose_permissions_and_writes_nothing(
     res = runner.invoke(app, ["keys", "rotate", "-w", str(root), *ENGINEER])
     assert res.exit_code == 6 and "chmod 600" in res.output
     assert _files(root) == before
-    assert [e["type"] for e in audited] == ["key_initialised"]
+    # Only the key setup and the (authenticated) rotation request: nothing rotated.
+    kinds = [e["type"] for e in audited if e["type"] != "actor_enrolled"]
+    assert kinds == ["key_initialised", "actor_request"]
 
 
 def test_rotate_refuses_env_master(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGOV_TEST_MK", "cd" * 32)
     root = _ws(tmp_path, "env:PGOV_TEST_MK")
+    enrol_all(Workspace.open(root), "test")
     res = runner.invoke(app, ["keys", "rotate", "-w", str(root), *ENGINEER])
     assert res.exit_code == 6 and "rotate it in that key store" in res.output
 
@@ -193,12 +197,18 @@ def test_key_changes_by_an_actor_the_policy_does_not_allow_are_refused_and_audit
     kid = audited[0]["signing_key_id"]
     args = [kid if a == "KID" else a for a in args]
     before = _files(root)
-    for actor, reason in (("analyst-eu", "access.role_not_permitted"), ("nobody", "not declared")):
+    # An undeclared actor cannot even authenticate (exit 6); a declared one is denied (3).
+    for actor, reason, code in (
+        ("analyst-eu", "access.role_not_permitted", 3),
+        ("nobody", "not declared", 6),
+    ):
         res = runner.invoke(app, ["keys", *args, "-w", str(root), "--actor", actor])
-        assert res.exit_code == 3, res.output
+        assert res.exit_code == code, res.output
         assert reason in res.output
     assert _files(root) == before  # no key written, none revoked
     refused = [e for e in audited if e["type"] == "key_change_refused"]
-    assert [e["actor"] for e in refused] == ["analyst-eu", "nobody"]
+    assert [e["actor"] for e in refused] == ["analyst-eu"]
+    unauthenticated = [e for e in audited if e["type"] == "actor_unauthenticated"]
+    assert [e["actor"] for e in unauthenticated] == ["nobody"]
     without = runner.invoke(app, ["keys", *args, "-w", str(root)])
     assert without.exit_code == 2  # --actor is required: no default OS user for changes

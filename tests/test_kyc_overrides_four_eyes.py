@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from engine.actors import enrol_all
 from engine.cli import app
 from engine.errors import PolicyDenied, UsageError
 from engine.kyc import route_facts
@@ -50,6 +51,7 @@ def ws(tmp_path: Path) -> Workspace:
     (vdir / "manifest.json").write_text(
         json.dumps({"version_id": "v0001", "jurisdiction": "EU-DE", "purpose": "kyc_aml"})
     )
+    enrol_all(workspace, "test")  # actors' credentials, so the CLI can authenticate them
     return workspace
 
 

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine import audit
+from engine.actors import enrol_all
 from engine.cli import app
 from engine.errors import BadInputError, KeyMaterialError, PolicyDenied, UsageError
 from engine.pseudonym import Keyring, Pseudonymiser
@@ -32,7 +33,9 @@ def ws(tmp_path: Path) -> Workspace:
     keyfile.parent.mkdir()
     keyfile.write_bytes(Keyring.generate().document())
     os.chmod(keyfile, 0o600)
-    return Workspace.open(tmp_path)
+    ws = Workspace.open(tmp_path)
+    enrol_all(ws, "test")  # actors' credentials, so the CLI can authenticate them
+    return ws
 
 
 @pytest.fixture

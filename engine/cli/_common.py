@@ -102,6 +102,14 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             # `pgov ... | head -1`: the reader has what it wanted; that is not a failure.
             silence_stdout()
             raise typer.Exit(0) from None
+        except OSError as exc:
+            from engine.errors import StorageError, storage_error
+
+            err = storage_error(exc)
+            if not isinstance(err, StorageError):
+                raise
+            err_console.print(f"[bold red]error:[/] {err.message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(int(err.exit_code)) from None
 
     return wrapper
 

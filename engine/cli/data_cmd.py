@@ -84,6 +84,11 @@ def init(
         out["sample"] = _generate(
             sample, seed, root / "data", fmt, dirt_rate, date(2026, 11, 1), as_json
         )
+        from engine.actors import enrol_all
+        from engine.workspace import Workspace
+
+        # A demo actor per declared actor, its private key in the local keystore.
+        out["actors_enrolled"] = enrol_all(Workspace.open(root), "pgov-init")
     if as_json:
         emit_json(out)
         return

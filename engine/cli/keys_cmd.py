@@ -50,9 +50,13 @@ def init_cmd(
     workspace: Path = WorkspaceOpt, actor: str | None = ActorOpt, as_json: bool = JsonOpt
 ) -> None:
     """Create keys/master.key (mode 0600) and the first Ed25519 signing key."""
+    from engine.actors import enrol_all, keystore
     from engine.pseudonym.lifecycle import init_keys
 
-    result = init_keys(_open(workspace), actor or _operator())
+    ws = _open(workspace)
+    result = init_keys(ws, actor or _operator())
+    result["actors_enrolled"] = enrol_all(ws, actor or _operator())
+    result["actor_keystore"] = str(keystore())
     if as_json:
         emit_json(result)
         return
@@ -63,6 +67,12 @@ def init_cmd(
         console.print(f"master key from {master.get('source')}: versions {master.get('versions')}")
     if result["signing_key_id"]:
         console.print(f"signing key created: {result['signing_key_id']}")
+    if result["actors_enrolled"]:
+        console.print(
+            f"actors enrolled: {', '.join(result['actors_enrolled'])} "
+            f"(private keys in {result['actor_keystore']})",
+            highlight=False,
+        )
 
 
 @keys_app.command("rotate")
@@ -74,10 +84,18 @@ def rotate_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Add a new key version; old versions stay for verification and re-identification."""
-    from engine.pseudonym.lifecycle import rotate_master, rotate_signing
+
+    from engine.actors import acting
 
     ws = _open(workspace)
     who = actor
+    with acting(ws, who, "rotate_keys", signing=signing):
+        _rotate(ws, who, signing, as_json)
+
+
+def _rotate(ws: Workspace, who: str, signing: bool, as_json: bool) -> None:
+    from engine.pseudonym.lifecycle import rotate_master, rotate_signing
+
     if signing:
         kid = rotate_signing(ws, who)
         emit_json({"signing_key_id": kid}) if as_json else console.print(
@@ -115,7 +133,11 @@ def revoke_cmd(
         except ValueError:
             raise UsageError(f"--at must be an ISO date-time, not '{at}'") from None
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    revoke_signing(_open(workspace), actor, key_id, when)
+    from engine.actors import acting
+
+    ws = _open(workspace)
+    with acting(ws, actor, "revoke_signing", key_id=key_id):
+        revoke_signing(ws, actor, key_id, when)
     console.print(f"signing key {key_id} revoked", highlight=False)
 
 
@@ -163,14 +185,53 @@ def reidentify_cmd(
 
     if bool(token) == bool(queue):
         raise UsageError("give either --token (one or more) or --queue")
+    from engine.actors import acting
+
     ws = _open(workspace)
     tokens = list(token) if token else queue_tokens(queue or "", version_dir, column)
-    values = reidentify(ws, actor, tokens, column)
+    with acting(ws, actor, "reidentify", column=column, count=len(tokens)):
+        values = reidentify(ws, actor, tokens, column)
     if as_json:
         emit_json([{"token": t, column: v} for t, v in zip(tokens, values, strict=True)])
         return
     for t, v in zip(tokens, values, strict=True):
         console.print(f"{t}\t{v}", highlight=False, markup=False)
+
+
+@keys_app.command("enrol-actor")
+@handle_errors
+def enrol_actor_cmd(
+    name: str = typer.Argument(..., help="Actor declared in pgov.toml."),
+    public_key: str | None = typer.Option(
+        None,
+        "--public-key",
+        help="Base64 raw Ed25519 public key held elsewhere (HSM, PKI); default: create a key "
+        "in the local keystore (PGOV_ACTOR_KEYS).",
+    ),
+    actor: str = ChangerOpt,
+    workspace: Path = WorkspaceOpt,
+) -> None:
+    """Enrol (or re-key) one actor: its public key goes to keys/actors.json and the log."""
+    import base64
+    import binascii
+
+    from engine.actors import acting, enrol
+    from engine.audit import authorize
+
+    ws = _open(workspace)
+    raw = None
+    if public_key is not None:
+        try:
+            raw = base64.b64decode(public_key, validate=True)
+        except binascii.Error:
+            raise UsageError("--public-key must be base64") from None
+    with acting(ws, actor, "enrol_actor", enrolled_actor=name):
+        authorize(ws, actor, "rotate_keys", {"operation": "enrol_actor"})
+        changed = enrol(ws, name, actor, raw)
+    console.print(
+        f"actor {name} enrolled" if changed else f"actor {name} already enrolled with that key",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -242,26 +242,15 @@ def override_cmd(
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """Override a customer's tier. A downgrade out of EDD or above waits for `approve`."""
-    from engine.kyc.overrides import request_override
-    from engine.kyc.versions import find_customer
+    from engine.actors import acting
 
     ws = _open(workspace)
     tier = tier.upper()
     expiry = _parse_date(expires, "--expires") if expires else None
     if not reason.strip():
         raise UsageError("--reason is mandatory: an override without a documented reason is void")
-    rv, row = find_customer(ws, customer, _today(), actor, jurisdiction, version)
-    ovr = request_override(
-        ws,
-        customer=customer,
-        jurisdiction=rv.jurisdiction,
-        from_tier=str(row.get("system_tier") or row["tier"]),
-        tier=tier,
-        reason=reason,
-        actor=actor,
-        expires=expiry,
-        version=f"{rv.jurisdiction}/kyc_aml/{rv.version_id}",
-    )
+    with acting(ws, actor, "kyc_override", customer=customer, tier=tier):
+        ovr = _override(ws, customer, tier, reason, actor, expiry, jurisdiction, version)
     out = ovr.to_json(_today())
     if as_json:
         emit_json(out)
@@ -278,6 +267,33 @@ def override_cmd(
         )
 
 
+def _override(
+    ws: Workspace,
+    customer: str,
+    tier: str,
+    reason: str,
+    actor: str,
+    expiry: date | None,
+    jurisdiction: str | None,
+    version: str | None,
+) -> Any:
+    from engine.kyc.overrides import request_override
+    from engine.kyc.versions import find_customer
+
+    rv, row = find_customer(ws, customer, _today(), actor, jurisdiction, version)
+    return request_override(
+        ws,
+        customer=customer,
+        jurisdiction=rv.jurisdiction,
+        from_tier=str(row.get("system_tier") or row["tier"]),
+        tier=tier,
+        reason=reason,
+        actor=actor,
+        expires=expiry,
+        version=f"{rv.jurisdiction}/kyc_aml/{rv.version_id}",
+    )
+
+
 @kyc_app.command("approve")
 @handle_errors
 def approve_cmd(
@@ -287,10 +303,12 @@ def approve_cmd(
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """Approve a pending override (four eyes: a different compliance officer)."""
+    from engine.actors import acting
     from engine.kyc.overrides import approve_override
 
     ws = _open(workspace)
-    ovr = approve_override(ws, override, actor)
+    with acting(ws, actor, "kyc_approve", override=override):
+        ovr = approve_override(ws, override, actor)
     out = ovr.to_json(_today())
     if as_json:
         emit_json(out)
@@ -346,12 +364,14 @@ def deliver_cmd(
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """(Re-)deliver a published version's routing to the configured sinks; idempotent."""
+    from engine.actors import authenticate
     from engine.audit import authorize, record
     from engine.kyc.io import load_routing
     from engine.kyc.sinks import deliver
     from engine.kyc.versions import routing_versions
 
     ws = _open(workspace)
+    authenticate(ws, actor, "kyc_deliver", {"jurisdiction": jurisdiction, "version": version})
     (rv,) = routing_versions(ws, jurisdiction, version)
     authorize(ws, actor, "kyc_deliver", {"jurisdiction": rv.jurisdiction, "purpose": "kyc_aml"})
     report = deliver(

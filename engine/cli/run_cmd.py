@@ -97,6 +97,7 @@ def refresh(
     as_json: bool = JsonOpt,
 ) -> None:
     """Run a governed, jurisdiction-scoped refresh and publish a signed persona version."""
+    from engine.actors import acting, authenticate
     from engine.refresh import run_refresh
 
     ws = open_workspace(workspace)
@@ -113,7 +114,8 @@ def refresh(
             actor=actor, jurisdiction=jurisdiction, purpose=purpose, as_of=day, seed=seed
         )
         with progress(f"refresh {jurisdiction}/{purpose.value}") as hook:
-            result = run_refresh(ws, request, wait_seconds=wait, progress=hook)
+            with acting(ws, actor, "refresh", jurisdiction=jurisdiction, purpose=purpose.value):
+                result = run_refresh(ws, request, wait_seconds=wait, progress=hook)
             hook.describe("verifying the published version")
             summary = _summary(result)
             summary["verified"] = _verified(ws, result.version.path)
@@ -129,6 +131,7 @@ def refresh(
 
     from engine.executor import run_all
 
+    authenticate(ws, actor, "refresh", {"jurisdictions": "all", "purpose": purpose.value})
     requests = [
         RefreshRequest(actor=actor, jurisdiction=j, purpose=purpose, as_of=day, seed=seed)
         for j in ws.config.jurisdictions
@@ -264,6 +267,9 @@ def demo(
     init_workspace(root, "parquet")
     ws = open_workspace(root)
     init_keys(ws)
+    from engine.actors import acting, enrol_all
+
+    enrol_all(ws, "pgov-demo")
     console.print("keys: master pseudonymisation key and Ed25519 signing key created")
     as_of = date(2026, 11, 1)
     with progress("demo: sample data") as hook:
@@ -283,7 +289,8 @@ def demo(
                 actor=actor, jurisdiction=j, purpose=purpose, as_of=as_of, seed=seed
             )
             try:
-                res = run_refresh(ws, req, progress=hook)
+                with acting(ws, actor, "refresh", jurisdiction=j, purpose=purpose.value):
+                    res = run_refresh(ws, req, progress=hook)
             except PgovError as exc:
                 results.append({"jurisdiction": j, "purpose": purpose.value, "error": exc.message})
                 continue

@@ -76,10 +76,12 @@ def approve_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Approve a valid, verified version as its chain's current one (four eyes; audited)."""
+    from engine.actors import acting
     from engine.approval import approve_version
 
     ws = open_workspace(workspace)
-    approval = approve_version(ws, version, actor)
+    with acting(ws, actor, "approve_version", version=version):
+        approval = approve_version(ws, version, actor)
     if as_json:
         emit_json(approval.to_json())
         return
@@ -87,6 +89,65 @@ def approve_cmd(
         f"{approval.jurisdiction}/{approval.purpose}/{approval.version_id} is now current "
         f"(approved by {approval.approved_by}, statement {approval.statement_sha256[:12]})"
     )
+
+
+@versions_app.command("restore-config")
+@handle_errors
+def restore_config_cmd(
+    version: str = typer.Argument(..., help="J/P/VERSION_ID, J/P/latest or a version directory"),
+    out: Path = typer.Option(..., "--out", help="Directory to write pgov.toml and bundle/ into."),
+    workspace: Path = WorkspaceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write out the exact pgov.toml and policy bundle a version ran with (for replay)."""
+    import json
+
+    from engine.replay import restore
+    from engine.versions import resolve_version
+
+    ws = open_workspace(workspace)
+    vdir = resolve_version(ws, version)
+    paths = restore(ws, json.loads((vdir / "manifest.json").read_bytes()), out)
+    if as_json:
+        emit_json(paths)
+        return
+    console.print(
+        f"pgov.toml -> {paths['config']}\nbundle    -> {paths['bundle']} (digest checked)",
+        highlight=False,
+    )
+
+
+@versions_app.command("recover")
+@handle_errors
+def recover_cmd(
+    actor: str = typer.Option(..., "--actor", "-a", help="Who runs the repair (audited)."),
+    workspace: Path = WorkspaceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Finish or roll back publishes a crash interrupted (a refresh of a chain does this for
+    its own chain first; this does every chain whose lock is free)."""
+    from engine.locks import refresh_lock
+    from engine.publish import recover_chain
+
+    ws = open_workspace(workspace)
+    root = ws.versions_root
+    chains = sorted(d for d in root.glob("*/*") if d.is_dir()) if root.is_dir() else []
+    repairs: list[str] = []
+    from engine.actors import acting
+
+    with acting(ws, actor, "recover"):
+        for chain in chains:
+            j, p = chain.parent.name, chain.name
+            if j.startswith(".") or p.startswith("."):
+                continue
+            with refresh_lock(ws, j, p, 0.0, actor=actor):
+                repairs.extend(recover_chain(ws, j, p, actor))
+    if as_json:
+        emit_json({"repairs": repairs})
+        return
+    for line in repairs:
+        console.print(line, highlight=False)
+    console.print(f"{len(repairs)} repair(s) across {len(chains)} chain(s)", highlight=False)
 
 
 @versions_app.command("current")

@@ -174,6 +174,12 @@ class AuditLog:
             try:
                 _write_all(fd, blob)
                 os.fsync(fd)
+            except OSError:
+                # A full disk mid-record would leave a torn tail: cut back to the last whole
+                # record so the log stays as it was (the caller sees the error).
+                os.ftruncate(fd, end)
+                os.fsync(fd)
+                raise
             finally:
                 os.close(fd)
             rows = []
@@ -181,8 +187,13 @@ class AuditLog:
             for r, h in records:
                 off += len(r)
                 rows.append(_ROW.pack(off, h))
-            with open(self.cache_path, "ab") as c:
-                c.write(b"".join(rows))
+            try:
+                with open(self.cache_path, "ab") as c:
+                    c.write(b"".join(rows))
+            except OSError:
+                # The entries are durable in log.bin; the cache is derived and the next
+                # _sync drops a partial row and rescans what it lacks.
+                log.warning("audit_cache_write_failed", entries=len(rows))
             return count
         finally:
             self._lock.release()
