@@ -131,7 +131,7 @@ def enrol(ws: Workspace, actor: str, by: str, public_key: bytes | None = None) -
         raise KeyMaterialError("an actor's public key is 32 raw Ed25519 bytes")
     b64 = base64.b64encode(pub).decode("ascii")
     have = enrolled(ws)
-    if have.get(actor) == b64:
+    if have.get(actor) == b64 and logged_enrolments(ws).get(actor) == b64:
         return False
     have[actor] = b64
     doc = {
@@ -141,6 +141,19 @@ def enrol(ws: Workspace, actor: str, by: str, public_key: bytes | None = None) -
     atomic_write(_enrolled_path(ws), canonical_json(doc) + b"\n")
     audit.record(ws, ENROLLED, by, enrolled_actor=actor, public_key=b64, key_id=sha256_hex(pub))
     return True
+
+
+def logged_enrolments(ws: Workspace) -> dict[str, str]:
+    """actor -> base64 public key, from the latest `actor_enrolled` entry per actor."""
+    from lineage.auditlog import AuditLog
+
+    if not ws.audit_dir.is_dir():
+        return {}
+    keys: dict[str, str] = {}
+    for e in AuditLog(ws.audit_dir).query(type=ENROLLED):
+        d = e.get("details") or {}
+        keys[str(d.get("enrolled_actor"))] = str(d.get("public_key"))
+    return keys
 
 
 def enrol_all(ws: Workspace, by: str) -> list[str]:
@@ -206,7 +219,14 @@ def authenticate(
     try:
         if actor not in ws.config.actors:
             raise KeyMaterialError(f"actor '{actor}' is not declared in pgov.toml")
-        keys = enrolled(ws)
+        keys = logged_enrolments(ws)
+        pointer = enrolled(ws).get(actor)
+        if pointer is not None and keys.get(actor) != pointer:
+            # keys/actors.json is a convenience copy; the log's enrolment is the record.
+            raise KeyMaterialError(
+                f"{_enrolled_path(ws).name} names a different key for '{actor}' than its "
+                "enrolment in the audit log: refusing (a key was swapped in the workspace)"
+            )
         if actor not in keys:
             raise KeyMaterialError(
                 f"actor '{actor}' has no enrolled key in this workspace: run 'pgov keys init' "

@@ -44,9 +44,13 @@ def _key_hexes(root: Path) -> list[str]:
 @pytest.fixture
 def audited(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
+    real = audit.record
 
     def record(ws: Workspace, event_type: str, actor: str, **details: Any) -> int:
         events.append({"type": event_type, "actor": actor, **details})
+        if event_type == "actor_enrolled":
+            # Authentication reads enrolments back from the log: they must really be there.
+            real(ws, event_type, actor, **details)
         return len(events) - 1
 
     monkeypatch.setattr(audit, "record", record)
