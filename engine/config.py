@@ -467,6 +467,19 @@ class WorkspaceConfig(_Strict):
             if spec.role is not None
         }
 
+    @model_validator(mode="after")
+    def _actor_jurisdictions_declared(self) -> WorkspaceConfig:
+        # An actor scoped to a jurisdiction the workspace does not have is a typo or a stale
+        # declaration; accepting it would let a later jurisdiction inherit the grant silently.
+        for name, actor in self.actors.items():
+            unknown = sorted(set(actor.jurisdictions) - set(self.jurisdictions))
+            if unknown:
+                raise ValueError(
+                    f"actors.{name}.jurisdictions: {', '.join(repr(j) for j in unknown)} "
+                    f"not declared in jurisdictions ({', '.join(self.jurisdictions)})"
+                )
+        return self
+
 
 def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if p not in ("function-after",)) or "(top level)"
@@ -477,13 +490,22 @@ def parse_config(data: dict[str, Any], origin: str) -> WorkspaceConfig:
         return WorkspaceConfig.model_validate(data)
     except ValidationError as exc:
         lines = [f"{origin}: invalid configuration"]
-        for err in exc.errors(include_url=False, include_input=False):
+        for err in exc.errors(include_url=False, include_input=True):
             msg = str(err["msg"]).removeprefix("Value error, ")
             if not err["loc"] and msg.startswith(("features.", "subjects:")):
                 # Cross-field checks name their own key paths, one per problem.
                 lines += [f"  - {part}" for part in msg.split("; ") if part]
                 continue
-            lines.append(f"  - {_loc(err['loc'])}: {msg}")
+            got = err.get("input")
+            # Name the bad value when it is a short word (a type name, an enum choice): the
+            # configuration holds no personal data, and "expected one of ..." alone does
+            # not say which line is wrong.
+            shown = (
+                f" (got {got!r})"
+                if isinstance(got, str | int | float | bool) and len(str(got)) <= 60
+                else ""
+            )
+            lines.append(f"  - {_loc(err['loc'])}: {msg}{shown}")
         raise ConfigError("\n".join(lines)) from None
 
 

@@ -20,7 +20,7 @@ from engine import __version__
 from engine.audit import record
 from engine.config import Purpose
 from engine.enforce import GovernedFrames, SourceRowAccounting
-from engine.errors import KeyMaterialError, PolicyDenied
+from engine.errors import KeyMaterialError, PgovError, PolicyDenied
 from engine.features import FeatureFrame
 from engine.kyc.model import KycRouting
 from engine.progress import ProgressEvent, ProgressHook
@@ -253,7 +253,6 @@ def run_refresh(
 
 def _failure_reason(exc: BaseException) -> str:
     """The error's own message (ours never carry personal data) or its type for others."""
-    from engine.errors import PgovError
 
     if isinstance(exc, PgovError):
         return str(getattr(exc, "message", "") or exc)[:500]
@@ -287,9 +286,11 @@ def _run_locked(
     sources: SourceFrames = load_sources(ws, j, request.as_of)
     timer.lap("sources", t)
     crash_point("sources")
+    _require_subjects(ws, sources)
     seal, _open = keyring.sealer("quarantine")
     quarantine_report = write_quarantine(ws, run_id, sources, seal)
     _audit_quarantine(ws, request, run_id, quarantine_report)
+    unscoped = _audit_unscoped(ws, request, run_id)
 
     t = time.perf_counter()
     governed: GovernedFrames = enforce(sources, plan, Pseudonymiser(keyring), request.as_of)
@@ -347,6 +348,9 @@ def _run_locked(
     _write_outputs(stage, built)
     manifest = _manifest(built, output_digests(stage))
     manifest["replay"] = _keep_for_replay(ws, plan)
+    # Rows whose jurisdiction is null or undeclared ("EU-DE ", "eu-de") belong to no refresh:
+    # every refresh says how many there are, so they are never silently lost.
+    manifest["unscoped_rows"] = unscoped
     write_json(stage / MANIFEST, manifest)
     finished_at = datetime.now(UTC)
     _write_openlineage(stage, ws, built, finished_at)
@@ -481,6 +485,41 @@ def _audit_quarantine(
         counts=report.get("counts", {}),
         files={n: file_sha256(directory / n) for n in sorted(names)},
     )
+
+
+def _require_subjects(ws: Workspace, sources: SourceFrames) -> None:
+    """No subjects in this jurisdiction: a clear refusal naming the file, before anything is
+    written (segmenting zero customers is not a version)."""
+    from engine.errors import BadInputError
+
+    name = ws.config.subjects
+    frame = sources.frames.get(name)
+    if frame is not None and frame.frame.height == 0:
+        acc = frame.accounting
+        raise BadInputError(
+            f"{ws.config.sources[name].path}: subjects source '{name}' has no usable rows for "
+            f"{sources.jurisdiction} ({acc.input_rows} read, {acc.quarantined_rows} "
+            "quarantined); nothing to build a version from"
+        )
+
+
+def _audit_unscoped(ws: Workspace, request: RefreshRequest, run_id: str) -> dict[str, int]:
+    from engine.sources import unscoped_rows
+
+    unscoped = unscoped_rows(ws)
+    if any(unscoped.values()):
+        log.warning("rows_in_no_jurisdiction", by_source=unscoped)
+        record(
+            ws,
+            "rows_unscoped",
+            request.actor,
+            jurisdiction=request.jurisdiction,
+            purpose=request.purpose.value,
+            run_id=run_id,
+            by_source=dict(sorted(unscoped.items())),
+            reason="jurisdiction null or not declared (e.g. trailing space, lower case)",
+        )
+    return dict(sorted(unscoped.items()))
 
 
 def _predecessor(ws: Workspace, j: str, p: str) -> PersonaVersion | None:

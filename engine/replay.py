@@ -32,13 +32,25 @@ def _blob_dir(ws: Workspace) -> Path:
 
 def put(ws: Workspace, data: bytes) -> str:
     """Store bytes under their sha256 (idempotent, atomic); returns the hex digest."""
-    from lineage.signing import atomic_write
+    import secrets
 
     digest = hashlib.sha256(data).hexdigest()
     path = _blob_dir(ws) / digest
     if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
         return digest
-    atomic_write(path, data, mode=0o444)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Refreshes of several jurisdictions run at once (threads of one process, or processes):
+    # each writes its own temp file; the same content renamed twice is the same blob.
+    tmp = path.with_name(f".{digest}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return digest
 
 

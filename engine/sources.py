@@ -151,10 +151,25 @@ def scan(path: Path, fmt: str) -> pl.LazyFrame:
     raise ConfigError(f"{path}: unknown source format '{fmt}'")  # pragma: no cover
 
 
+def source_file(ws: Workspace, name: str) -> Path:
+    """A source's file; a relative declaration must stay inside the workspace once links are
+    followed (a symlink out of it would read data nobody declared)."""
+    spec = ws.source(name)
+    path = ws.path(spec.path)
+    if not Path(spec.path).is_absolute() and path.exists():
+        real = path.resolve()
+        if not real.is_relative_to(ws.root.resolve()):
+            raise BadInputError(
+                f"{spec.path}: source '{name}' is a link that leaves the workspace (to "
+                f"{real}); refusing to read it: declare an absolute path if that is intended"
+            )
+    return path
+
+
 def scoped_scan(ws: Workspace, name: str, jurisdiction: str) -> pl.LazyFrame:
     """Lazy scan of one source with the jurisdiction predicate inside the scan."""
     spec = ws.source(name)
-    lf = scan(ws.path(spec.path), spec.format)
+    lf = scan(source_file(ws, name), spec.format)
     return lf.filter(pl.col(spec.jurisdiction_column) == jurisdiction)
 
 
@@ -313,7 +328,7 @@ def _load_one(
     digests: ThreadPoolExecutor,
 ) -> SourceFrame:
     spec = ws.source(name)
-    path = ws.path(spec.path)
+    path = source_file(ws, name)
     rel = spec.path
     if not path.is_file():
         raise BadInputError(f"{rel}: source '{name}' file not found")
@@ -488,7 +503,7 @@ def unscoped_rows(ws: Workspace) -> dict[str, int]:
     declared = pl.Series(ws.config.jurisdictions, dtype=pl.String).implode()
     out: dict[str, int] = {}
     for name, spec in ws.config.sources.items():
-        path = ws.path(spec.path)
+        path = source_file(ws, name)
         if not path.is_file():
             raise BadInputError(f"{spec.path}: source '{name}' file not found")
         jcol = pl.col(spec.jurisdiction_column)

@@ -58,6 +58,9 @@ def _summary(result: Any) -> dict[str, Any]:
         "kept": subjects.kept if subjects else 0,
         "excluded": subjects.excluded if subjects else 0,
         "quarantined": subjects.quarantined if subjects else 0,
+        # Rows of each source in no declared jurisdiction (null, "EU-DE ", "eu-de"): no
+        # refresh reads them, every refresh reports them.
+        "unscoped_rows": result.manifest.get("unscoped_rows", {}),
         "personas": result.personas,
         "tiers": result.tiers,
         "delivered": result.delivered,
@@ -220,6 +223,14 @@ def _print_summaries(summaries: list[dict[str, Any]]) -> None:
             "-" if verified is None else ("verified" if verified else "[red]FAILED[/]"),
         )
     console.print(table)
+    unscoped = {k: v for s in summaries for k, v in (s.get("unscoped_rows") or {}).items() if v}
+    if unscoped:
+        listed = ", ".join(f"{k} {v}" for k, v in sorted(unscoped.items()))
+        console.print(
+            f"[yellow]rows in no declared jurisdiction (read by no refresh): {listed}[/]; "
+            "see 'pgov validate'",
+            highlight=False,
+        )
 
 
 _CAPTION = (
