@@ -200,7 +200,7 @@ def check_approvals(ws: Workspace, rep: VerificationReport) -> None:
 
 
 def check_overrides(ws: Workspace, entries: list[dict[str, Any]], rep: VerificationReport) -> None:
-    from engine.kyc.overrides import backing_problems
+    from engine.kyc.override_audit import backing_problems
 
     problems = backing_problems(ws, entries)
     for line in problems:
