@@ -50,13 +50,9 @@ def init_cmd(
     workspace: Path = WorkspaceOpt, actor: str | None = ActorOpt, as_json: bool = JsonOpt
 ) -> None:
     """Create keys/master.key (mode 0600) and the first Ed25519 signing key."""
-    from engine.actors import enrol_all, keystore
     from engine.pseudonym.lifecycle import init_keys
 
-    ws = _open(workspace)
-    result = init_keys(ws, actor or _operator())
-    result["actors_enrolled"] = enrol_all(ws, actor or _operator())
-    result["actor_keystore"] = str(keystore())
+    result = init_keys(_open(workspace), actor or _operator())
     if as_json:
         emit_json(result)
         return

@@ -278,9 +278,8 @@ def demo(
     init_workspace(root, "parquet")
     ws = open_workspace(root)
     init_keys(ws)
-    from engine.actors import acting, enrol_all
+    from engine.actors import acting  # init_keys enrolled every declared actor
 
-    enrol_all(ws, "pgov-demo")
     console.print("keys: master pseudonymisation key and Ed25519 signing key created")
     as_of = date(2026, 11, 1)
     with progress("demo: sample data") as hook:

@@ -84,6 +84,11 @@ def init_keys(ws: Workspace, actor: str = "pgov") -> dict[str, Any]:
         signing_key_id=result["signing_key_id"],
     )
     log.info("keys_initialised", master_version=1 if master is not None else None)
+    from engine.actors import enrol_all, keystore
+
+    # Each declared actor's credential (private half in the keystore outside the workspace).
+    result["actors_enrolled"] = enrol_all(ws, actor)
+    result["actor_keystore"] = str(keystore())
     return result
 
 
