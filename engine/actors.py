@@ -215,10 +215,17 @@ def authenticate(
     Refused (exit 6, audited) when the actor has no credential or it is not the enrolled one.
     """
     from engine import audit
+    from engine.errors import PolicyDenied
 
+    if actor not in ws.config.actors:
+        # Nobody can hold a credential for an undeclared actor: the access rule's answer
+        # (unknown actor), refused and recorded like every other denial.
+        denied = PolicyDenied(
+            f"actor '{actor}' is not declared in pgov.toml", reasons=["access.unknown_actor"]
+        )
+        audit.deny(ws, actor, action, dict(params or {}), denied)
+        raise denied
     try:
-        if actor not in ws.config.actors:
-            raise KeyMaterialError(f"actor '{actor}' is not declared in pgov.toml")
         keys = logged_enrolments(ws)
         pointer = enrolled(ws).get(actor)
         if pointer is not None and keys.get(actor) != pointer:
