@@ -105,11 +105,25 @@ class StorageError(PgovError):
 STORAGE_ERRNOS = frozenset({28, 5, 122, 30})  # ENOSPC, EIO, EDQUOT, EROFS
 
 
-def storage_error(exc: OSError) -> StorageError | OSError:
-    """A StorageError (exit 9) for a full disk or an I/O error; any other OSError as is."""
+def storage_error(exc: BaseException) -> StorageError | BaseException:
+    """A StorageError (exit 9) for a full disk or an I/O error; anything else as is.
+
+    Polars (Rust) reports a full disk inside its own error type, with the OS error number in
+    the message ("... No space left on device (os error 28)"): that is a full disk too."""
     import errno
     import os
+    import re
 
+    if not isinstance(exc, OSError):
+        m = re.search(r"\(os error (\d+)\)", str(exc))
+        if m is None or int(m.group(1)) not in STORAGE_ERRNOS:
+            return exc
+        code = int(m.group(1))
+        return StorageError(
+            f"storage full or I/O error ({errno.errorcode.get(code, 'EIO')}: "
+            f"{os.strerror(code)}); nothing was half-written: free space and run the command "
+            "again"
+        )
     if exc.errno not in STORAGE_ERRNOS:
         return exc
     where = f" writing {os.path.basename(str(exc.filename))}" if exc.filename else ""

@@ -102,7 +102,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             # `pgov ... | head -1`: the reader has what it wanted; that is not a failure.
             silence_stdout()
             raise typer.Exit(0) from None
-        except OSError as exc:
+        except Exception as exc:  # only a full disk or an I/O error is handled; rest re-raised
             from engine.errors import StorageError, storage_error
 
             err = storage_error(exc)
