@@ -67,18 +67,19 @@ def get(ws: Workspace, digest: str, what: str) -> bytes:
 
 def snapshot(ws: Workspace, bundle_root: Path, bundle_digest: str) -> dict[str, str]:
     """Keep this run's configuration and bundle; returns the references for the manifest."""
-    from engine.policy.bundle import _bundle_files, load_bundle
+    from engine.policy.bundle import _is_bundle_file, bundle_from_files
+    from engine.policy.signing import read_files
 
-    bundle = load_bundle(bundle_root)
+    # The bytes read once serve both the digest check and the store (a directory or .tar.gz).
+    all_files, _signatures = read_files(bundle_root)
+    bundle_files = {rel: raw for rel, raw in all_files.items() if _is_bundle_file(rel)}
+    bundle = bundle_from_files(bundle_root, bundle_files)
     if bundle.digest != bundle_digest:
         raise VerificationFailed(
             f"the policy bundle at {bundle_root} changed during the refresh (digest "
             f"{bundle.digest[:16]}, decided with {bundle_digest[:16]}); refusing to publish"
         )
-    files = {
-        f.relative_to(bundle_root).as_posix(): put(ws, f.read_bytes())
-        for f in _bundle_files(bundle_root)
-    }
+    files = {rel: put(ws, raw) for rel, raw in bundle_files.items()}
     index = {
         "format": INDEX_FORMAT,
         "revision": bundle.revision,
