@@ -23,6 +23,36 @@ class ExitCode(IntEnum):
     DELIVERY = 10
 
 
+# Most severe first: the exit of a command that ran several jobs (refresh
+# --all-jurisdictions) is the first code of this order that any job produced. Integrity and
+# key problems outrank everything (nothing can be trusted); then storage; then an undelivered
+# legal obligation; then crashes; then refusals; a lock (retry later) and a version stored as
+# invalid (by design) come last. Documented in the README exit-code table.
+SEVERITY: tuple[ExitCode, ...] = (
+    ExitCode.VERIFICATION_FAILED,
+    ExitCode.KEY_ERROR,
+    ExitCode.STORAGE,
+    ExitCode.DELIVERY,
+    ExitCode.INTERNAL,
+    ExitCode.POLICY_DENIED,
+    ExitCode.BAD_INPUT,
+    ExitCode.USAGE,
+    ExitCode.LOCKED,
+    ExitCode.GATE_FAILED,
+)
+
+
+def most_severe(codes: list[int]) -> int:
+    """The aggregate exit code of several jobs (0 when every job was 0)."""
+    present = {int(c) for c in codes if int(c) != 0}
+    if not present:
+        return 0
+    for code in SEVERITY:
+        if int(code) in present:
+            return int(code)
+    return int(ExitCode.INTERNAL)
+
+
 class PgovError(Exception):
     """Base of every error shown to a user (the CLI prints the message, no traceback)."""
 
@@ -87,7 +117,21 @@ class LockedError(PgovError):
     exit_code = ExitCode.LOCKED
 
 
+class StorageError(PgovError):
+    """The disk is full or an I/O error happened; nothing was left half-written."""
+
+    exit_code = ExitCode.STORAGE
+
+
 class DeliveryFailed(PgovError):
-    """A destination refused or could not be reached: visible, audited, never silent."""
+    """A sink or activation destination refused or could not be reached after every retry
+    (dead letter): visible, audited, never silent."""
 
     exit_code = ExitCode.DELIVERY
+
+
+class InfrastructureError(PgovError):
+    """The execution environment cannot run the job (e.g. no Dask worker serves a region):
+    a deployment/configuration problem, not a policy decision."""
+
+    exit_code = ExitCode.USAGE
