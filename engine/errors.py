@@ -135,3 +135,21 @@ class InfrastructureError(PgovError):
     a deployment/configuration problem, not a policy decision."""
 
     exit_code = ExitCode.USAGE
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The README exit code an exception stands for (disk full / I/O error -> 9)."""
+    import errno
+
+    if isinstance(exc, PgovError):
+        return int(exc.exit_code)
+    if isinstance(exc, OSError) and exc.errno in (
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EIO,
+        errno.EROFS,
+    ):
+        return int(ExitCode.STORAGE)
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return int(ExitCode.INTERNAL)

@@ -22,7 +22,7 @@ from typing import Any, Literal, cast
 
 import structlog
 
-from engine.errors import ExitCode, InfrastructureError, PgovError, UsageError
+from engine.errors import ExitCode, InfrastructureError, PgovError, UsageError, exit_code_of
 from engine.executors.regions import region_of, resource_name
 from engine.request import RefreshRequest
 
@@ -144,7 +144,7 @@ def run_job(
         code = exc.exit_code
     except Exception as exc:
         error = f"{exc.__class__.__name__}: {exc}"
-        code = ExitCode.INTERNAL
+        code = ExitCode(exit_code_of(exc))
     return {
         "manifest": None,
         "error": error,

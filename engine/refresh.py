@@ -256,15 +256,15 @@ def _failed(
 ) -> None:
     """A failure after the allow decision: audited with its stage and reason (a message that
     names locations and reason codes, never values), and a FAIL run event."""
-    from engine.errors import PgovError
+    from engine.errors import PgovError, exit_code_of
 
+    code = exit_code_of(exc)
     if isinstance(exc, PgovError):
         reason = f"{exc.__class__.__name__}: {exc.message}"
-        code = int(exc.exit_code)
-    elif isinstance(exc, KeyboardInterrupt):
-        reason, code = "interrupted", 130
+    elif isinstance(exc, OSError):
+        reason = f"{exc.__class__.__name__}: {exc.strerror or 'I/O error'}"
     else:
-        reason, code = exc.__class__.__name__, 1
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else exc.__class__.__name__
     try:
         record(
             ws,

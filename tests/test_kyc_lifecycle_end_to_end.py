@@ -165,9 +165,7 @@ def test_publish_approve_override_deliver_through_real_receivers(
     customers = [i["customer"] for i in state.items]
     assert len(customers) == len(set(customers))
     table = json.loads(
-        _pgov(
-            root, "kyc", "queue", "edd-review", "-j", "UK", "--actor", "kyc-ops", "--json"
-        ).stdout
+        _pgov(root, "kyc", "queue", "edd-review", "-j", "UK", "--actor", "kyc-ops", "--json").stdout
     )
     assert table["count"] > 0
 
