@@ -171,8 +171,9 @@ def test_publish_approve_override_deliver_through_real_receivers(
 
     # 3. An approved override reaches the receiver as one delta.
     edd = next(i for i in state.items if i["tier"] == "EDD")
+    reason = "documented false positive, case 77"
     res = _pgov(root, "kyc", "override", "--customer", edd["customer"], "--tier", "CDD",
-                "--reason", "documented false positive, case 77", "--actor", "kyc-ops", "--json")  # fmt: skip
+                "--reason", reason, "--actor", "kyc-ops", "--json")  # fmt: skip
     assert res.exit_code == 0, res.output
     ovr = json.loads(res.stdout)
     assert ovr["status"] == "pending"
@@ -200,7 +201,8 @@ def test_publish_approve_override_deliver_through_real_receivers(
     runs = _check_runs(state.events)
     assert list(runs.values()) == [["START", "COMPLETE"]]
     vdir = root / "versions" / "UK" / "kyc_aml" / "v0001"
-    on_disk = [json.loads((vdir / f).read_bytes()) for f in ("openlineage-start.json", "openlineage.json")]  # fmt: skip
+    files = ("openlineage-start.json", "openlineage.json")
+    on_disk = [json.loads((vdir / f).read_bytes()) for f in files]
     assert on_disk == state.events
 
     # 6. A receiver that is down: the refresh publishes, exits 10, and the audit log says so.

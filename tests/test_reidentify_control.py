@@ -18,7 +18,7 @@ from engine import audit
 from engine.cli import app
 from engine.errors import BadInputError, KeyMaterialError, PolicyDenied, UsageError
 from engine.pseudonym import Keyring, Pseudonymiser
-from engine.pseudonym.reidentify import token_digest, queue_tokens, reidentify
+from engine.pseudonym.reidentify import queue_tokens, reidentify, token_digest
 from engine.workspace import Workspace
 
 DEFAULTS = Path(__file__).resolve().parents[1] / "engine" / "defaults" / "pgov.toml"
