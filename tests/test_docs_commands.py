@@ -29,8 +29,7 @@ from lineage.auditlog import AuditLog
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("kyc-operations.md", "compliance-officer.md", "runbook-regional.md", "keys.md")
-# Commands that need a live multi-process Dask cluster; tests/test_dask_cluster_cli.py and
-# tests/test_dask_real_refresh.py run them.
+# Commands that need a live multi-process Dask cluster: test_dask_runbook_commands_run.
 NEEDS_CLUSTER = ("--executor dask", "pgov cluster local")
 
 
@@ -216,3 +215,44 @@ def test_keys_commands_run(ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert res.exit_code == 0, f"{cmd}\n-> {args}\n{res.output}"
         ran.append(cmd)
     _check_all_covered("keys.md", ran)
+
+
+@pytest.mark.slow
+def test_dask_runbook_commands_run(
+    ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pgov cluster local` as the runbook shows it (plus `--port 0` so tests never collide),
+    then the fan-out against it: EU, UK and US jobs run on their regions' workers; SG and BR
+    have no worker, fail closed, and make the command exit 2 (a deployment problem)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "ws"
+    shutil.copytree(ws, root)
+    monkeypatch.chdir(root)
+    cluster, fanout = [c for c in doc_commands("runbook-dask.md") if c.startswith("pgov ")]
+    assert cluster.startswith("pgov cluster local")
+    pgov = str(Path(sys.executable).with_name("pgov"))
+    args = runnable(cluster, keep_optional=False, subst={})
+    proc = subprocess.Popen(
+        [pgov, *args, "--port", "0", "--duration", "600"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env=dict(os.environ),
+    )
+    try:
+        assert proc.stdout is not None
+        address = proc.stdout.readline().strip()
+        assert address.startswith("tcp://127.0.0.1:"), address
+        argv = runnable(fanout, keep_optional=False, subst={"tcp://127.0.0.1:8786": address})
+        res = _pgov(*argv, "--as-of", "2026-11-01", "--timeout", "600", "--json")
+        assert res.exit_code == 2, res.output
+        codes = {r["jurisdiction"]: r["exit_code"] for r in json.loads(res.stdout)}
+        assert (codes.pop("SG"), codes.pop("BR")) == (2, 2)
+        assert set(codes.values()) == {0}, codes
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
