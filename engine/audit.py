@@ -44,6 +44,8 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "refresh_failed",
         "refresh_placement",
         "refresh_requested",
+        "report_generated",
+        "report_refused",
         "rows_excluded",
         "version_approved",
         "version_published",

@@ -134,6 +134,7 @@ def test_compliance_officer_and_kyc_operations_commands_run(
         "EU-DE/marketing_segmentation/v0003": "EU-DE/marketing_segmentation/v0001",
         "EU-DE/kyc_aml/v0004": "EU-DE/kyc_aml/v0001",
         "EU-DE/kyc_aml/v0003": "EU-DE/kyc_aml/v0001",
+        "EU-DE/kyc_aml/v0002": "EU-DE/kyc_aml/v0001",
         "--version v0003": "--version v0001",
         "--entry 42": "--entry 2",
         "k1.AbC…": facts["TOKEN_CDD"],

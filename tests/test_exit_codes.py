@@ -238,7 +238,7 @@ def test_all_jurisdictions_aggregate_exit(private: Path, monkeypatch: pytest.Mon
 
     behaviour: dict[str, Any] = {}
 
-    def fake(ws: Any, req: Any) -> _Fake:
+    def fake(ws: Any, req: Any, **_: Any) -> _Fake:
         what = behaviour.get(req.jurisdiction, "invalid")
         if what == "denied":
             raise PolicyDenied("denied", reasons=["x"])

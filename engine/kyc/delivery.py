@@ -279,6 +279,12 @@ def sync(
                     dead_lettered=s.dead_lettered,
                     errors=s.errors[:10],
                 )
+    if plan:
+        from engine.audit import checkpoint
+
+        # Deliveries (and dead letters) matter on their own: signed now, not at the next
+        # refresh, so a report or proof about this version covers them.
+        checkpoint(ws)
     return reports
 
 
