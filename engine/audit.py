@@ -23,9 +23,16 @@ from lineage.canonical import canonical_json
 # tests/test_exit_codes.py checks that every literal type in engine/ and lineage/ is listed.
 EVENT_TYPES: frozenset[str] = frozenset(
     {
+        "activation_delivered",
+        "activation_denied",
+        "activation_failed",
         "audit_log_repaired",
         "checkpoint_signed",
         "erasure_honoured",
+        "experiment_analysed",
+        "experiment_denied",
+        "experiment_designed",
+        "experiment_refused",
         "key_change_refused",
         "key_initialised",
         "key_revocation",
@@ -38,17 +45,19 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "kyc_queue_viewed",
         "kyc_routing_delivered",
         "openlineage_emit_failed",
-        "reidentification",
         "refresh_allowed",
         "refresh_denied",
         "refresh_failed",
         "refresh_placement",
         "refresh_requested",
+        "reidentification",
         "report_generated",
         "report_refused",
         "rows_excluded",
         "version_approved",
         "version_published",
+        "version_validated",
+        "version_validation_refused",
     }
 )
 

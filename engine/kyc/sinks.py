@@ -274,14 +274,19 @@ def signer(secret: bytes) -> Any:
 
 
 def headers_for(hook: Any, msg_id: str, body: bytes, now: datetime | None = None) -> dict[str, str]:
+    """Standard Webhooks headers; without a signer (an unsigned destination) no signature."""
     when = now or datetime.now(UTC)
-    return {
-        "content-type": "application/json",
+    headers = {
+        "Content-Type": "application/json",
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": hook.sign(msg_id, when, body.decode("utf-8")),
-        "user-agent": "personagov-kyc-sink",
+        # The same id under the header many receivers already deduplicate on.
+        "Idempotency-Key": msg_id,
+        "User-Agent": "personagov",
     }
+    if hook is not None:
+        headers["webhook-signature"] = hook.sign(msg_id, when, body.decode("utf-8"))
+    return headers
 
 
 def _batch_key(delivery_id: str, queue: str, keys: list[str]) -> str:
@@ -332,21 +337,56 @@ def _retry_on(exc: Exception) -> bool | float:
 
 
 def _send(client: Any, sink: WebhookSink, hook: Any, msg_id: str, body: bytes) -> str:
-    """POST one batch until acknowledged; returns the status, raises on a dead letter."""
+    return send(client, sink.url, body, msg_id, hook, sink.max_attempts, sink.backoff_seconds)
+
+
+def post_signed(
+    url: str,
+    body: bytes,
+    msg_id: str,
+    hook: Any,
+    max_attempts: int,
+    backoff_seconds: float,
+    timeout_seconds: float,
+) -> str | None:
+    """One Standard Webhooks POST with retries (for other HTTP senders, e.g. activation):
+    None when acknowledged, else the last error."""
+    import httpx
+
+    with httpx.Client(timeout=timeout_seconds) as client:
+        try:
+            send(client, url, body, msg_id, hook, max_attempts, backoff_seconds)
+        except (_Retryable, _Rejected) as exc:
+            return exc.detail
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+    return None
+
+
+def send(
+    client: Any,
+    url: str,
+    body: bytes,
+    msg_id: str,
+    hook: Any,
+    max_attempts: int,
+    backoff_seconds: float,
+) -> str:
+    """POST until acknowledged; returns the status, raises on a dead letter."""
     import httpx
     import stamina
 
     for attempt in stamina.retry_context(
         on=_retry_on,
-        attempts=sink.max_attempts,
+        attempts=max_attempts,
         timeout=None,
-        wait_initial=sink.backoff_seconds,
+        wait_initial=backoff_seconds,
         wait_max=MAX_BACKOFF_SECONDS,
-        wait_jitter=sink.backoff_seconds,
+        wait_jitter=backoff_seconds,
     ):
         with attempt:
             # Signed afresh each attempt: the timestamp must be recent when it arrives.
-            resp = client.post(sink.url, content=body, headers=headers_for(hook, msg_id, body))
+            resp = client.post(url, content=body, headers=headers_for(hook, msg_id, body))
             status = resp.status_code
             if 200 <= status < 300:
                 return str(status)
