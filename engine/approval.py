@@ -136,3 +136,41 @@ def current_version(ws: Workspace, jurisdiction: str, purpose: str) -> Approval 
             "approved one"
         )
     return Approval(**data)
+
+
+POLICY_ACTOR_PREFIX = "policy:"
+
+
+def auto_approve(ws: Workspace, version_dir: Path) -> Approval | None:
+    """Approve a just-published version if a declared `[[approval.auto]]` class covers it.
+
+    Only valid versions that verify are approved; the approval is recorded exactly like a
+    person's, with `approved_by = "policy:<name>"`, so the audit log shows who decided.
+    """
+    manifest = json.loads((version_dir / "manifest.json").read_bytes())
+    j, p, vid = manifest["jurisdiction"], manifest["purpose"], manifest["version_id"]
+    rule = next(
+        (
+            r
+            for r in ws.config.approval.auto
+            if p in [x.value for x in r.purposes] and (not r.jurisdictions or j in r.jurisdictions)
+        ),
+        None,
+    )
+    if rule is None or manifest.get("validity") != "valid":
+        return None
+    _verify(ws, version_dir)
+    approval = Approval(
+        jurisdiction=j,
+        purpose=p,
+        version_id=vid,
+        statement_sha256=sha256_hex((version_dir / "statement.dsse.json").read_bytes()),
+        approved_by=f"{POLICY_ACTOR_PREFIX}{rule.name}",
+        approved_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    pointer = ws.versions_dir(j, p) / CURRENT
+    tmp = pointer.with_suffix(".tmp")
+    tmp.write_bytes(canonical_json(approval.to_json()) + b"\n")
+    os.replace(tmp, pointer)
+    record(ws, "version_approved", approval.approved_by, **approval.to_json())
+    return approval

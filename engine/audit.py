@@ -18,6 +18,49 @@ from engine.errors import KeyMaterialError, PolicyDenied
 from engine.workspace import Workspace
 from lineage.canonical import canonical_json
 
+# Every event type the engine writes. `pgov audit query --type` refuses a type that is
+# neither here nor in the log (a typo must not read as "no such events");
+# tests/test_exit_codes.py checks that every literal type in engine/ and lineage/ is listed.
+EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "activation_delivered",
+        "activation_denied",
+        "activation_failed",
+        "audit_log_repaired",
+        "checkpoint_signed",
+        "erasure_honoured",
+        "experiment_analysed",
+        "experiment_denied",
+        "experiment_designed",
+        "experiment_refused",
+        "key_change_refused",
+        "key_initialised",
+        "key_revocation",
+        "key_rotation",
+        "kyc_customer_viewed",
+        "kyc_delivery_failed",
+        "kyc_override_approved",
+        "kyc_override_refused",
+        "kyc_override_requested",
+        "kyc_queue_viewed",
+        "kyc_routing_delivered",
+        "openlineage_emit_failed",
+        "refresh_allowed",
+        "refresh_denied",
+        "refresh_failed",
+        "refresh_placement",
+        "refresh_requested",
+        "reidentification",
+        "report_generated",
+        "report_refused",
+        "rows_excluded",
+        "version_approved",
+        "version_published",
+        "version_validated",
+        "version_validation_refused",
+    }
+)
+
 SIGNED_AT_ONCE: tuple[str, ...] = (
     "reidentification",
     "kyc_override_",

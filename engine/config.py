@@ -379,6 +379,19 @@ class SegmentationSpec(_Strict):
         return self
 
 
+class AutoApproval(_Strict):
+    """A declared class of versions approved by policy (recorded as an approval by policy)."""
+
+    name: str
+    purposes: list[Purpose]
+    jurisdictions: list[str] = Field(default_factory=list)  # empty: every jurisdiction
+
+
+class ApprovalSpec(_Strict):
+    # Versions of these classes become current at publish when valid and verified.
+    auto: list[AutoApproval] = Field(default_factory=list)
+
+
 class KycSpec(_Strict):
     downgrade_cooldown_days: int = 90
 
@@ -387,6 +400,13 @@ class ReportSpec(_Strict):
     # `pgov report --trend` flags a change between consecutive versions larger than this:
     # relative for KPIs, absolute (in share points) for persona sizes and the tier mix.
     drift_threshold: float = Field(default=0.1, gt=0.0, le=1.0)
+
+
+class OpenLineageSpec(_Strict):
+    # Where copies of the run events go (e.g. Marquez: http://host:5000); empty: nowhere.
+    url: str = ""
+    endpoint: str = "api/v1/lineage"
+    timeout_seconds: float = Field(default=5.0, gt=0)
 
 
 class WorkspaceConfig(_Strict):
@@ -408,6 +428,8 @@ class WorkspaceConfig(_Strict):
     sinks: list[Sink] = Field(default_factory=lambda: list[Sink]([OutboxSink()]))
     # Activation destinations (pgov activate VERSION --destination NAME).
     destinations: dict[str, Destination] = Field(default_factory=dict)
+    openlineage: OpenLineageSpec = OpenLineageSpec()
+    approval: ApprovalSpec = ApprovalSpec()
 
     @model_validator(mode="after")
     def _subjects_declared(self) -> WorkspaceConfig:

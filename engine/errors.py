@@ -23,6 +23,36 @@ class ExitCode(IntEnum):
     DELIVERY = 10
 
 
+# Most severe first: the exit of a command that ran several jobs (refresh
+# --all-jurisdictions) is the first code of this order that any job produced. Integrity and
+# key problems outrank everything (nothing can be trusted); then storage; then an undelivered
+# legal obligation; then crashes; then refusals; a lock (retry later) and a version stored as
+# invalid (by design) come last. Documented in the README exit-code table.
+SEVERITY: tuple[ExitCode, ...] = (
+    ExitCode.VERIFICATION_FAILED,
+    ExitCode.KEY_ERROR,
+    ExitCode.STORAGE,
+    ExitCode.DELIVERY,
+    ExitCode.INTERNAL,
+    ExitCode.POLICY_DENIED,
+    ExitCode.BAD_INPUT,
+    ExitCode.USAGE,
+    ExitCode.LOCKED,
+    ExitCode.GATE_FAILED,
+)
+
+
+def most_severe(codes: list[int]) -> int:
+    """The aggregate exit code of several jobs (0 when every job was 0)."""
+    present = {int(c) for c in codes if int(c) != 0}
+    if not present:
+        return 0
+    for code in SEVERITY:
+        if int(code) in present:
+            return int(code)
+    return int(ExitCode.INTERNAL)
+
+
 class PgovError(Exception):
     """Base of every error shown to a user (the CLI prints the message, no traceback)."""
 
@@ -87,17 +117,17 @@ class LockedError(PgovError):
     exit_code = ExitCode.LOCKED
 
 
-class DeliveryFailed(PgovError):
-    """A destination refused or could not be reached: visible, audited, never silent."""
-
-    exit_code = ExitCode.DELIVERY
-
-
 class StorageError(PgovError):
-    """Storage full or an I/O error: the operation stopped with nothing half-written, and the
-    next run succeeds once space returns."""
+    """The disk is full or an I/O error happened; nothing was left half-written."""
 
     exit_code = ExitCode.STORAGE
+
+
+class DeliveryFailed(PgovError):
+    """A sink or activation destination refused or could not be reached after every retry
+    (dead letter): visible, audited, never silent."""
+
+    exit_code = ExitCode.DELIVERY
 
 
 # Errors that mean "the storage could not take it" rather than a bug: disk or quota full,
@@ -132,3 +162,28 @@ def storage_error(exc: BaseException) -> StorageError | BaseException:
         f"storage full or I/O error{where} ({name}: {exc.strerror}); nothing was half-written: "
         "free space and run the command again"
     )
+
+
+class InfrastructureError(PgovError):
+    """The execution environment cannot run the job (e.g. no Dask worker serves a region):
+    a deployment/configuration problem, not a policy decision."""
+
+    exit_code = ExitCode.USAGE
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The README exit code an exception stands for (disk full / I/O error -> 9)."""
+    import errno
+
+    if isinstance(exc, PgovError):
+        return int(exc.exit_code)
+    if isinstance(exc, OSError) and exc.errno in (
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EIO,
+        errno.EROFS,
+    ):
+        return int(ExitCode.STORAGE)
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return int(ExitCode.INTERNAL)

@@ -22,7 +22,7 @@ from typing import Any, Literal, cast
 
 import structlog
 
-from engine.errors import PgovError, UsageError
+from engine.errors import ExitCode, InfrastructureError, PgovError, UsageError, exit_code_of
 from engine.executors.regions import region_of, resource_name
 from engine.request import RefreshRequest
 
@@ -45,6 +45,10 @@ class JobOutcome:
     # Who ran it: the Dask worker address, or "pid N on HOST" for local/sequential.
     worker: str | None
     seconds: float
+    # The exit code this job alone would have given (README table): 0, 7 for a version
+    # stored invalid, 10 for a dead letter, the error's own code otherwise.
+    exit_code: int = 0
+    dead_lettered: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +60,8 @@ class JobOutcome:
             "error": self.error,
             "worker": self.worker,
             "seconds": round(self.seconds, 3),
+            "exit_code": self.exit_code,
+            "dead_lettered": self.dead_lettered,
         }
 
 
@@ -103,7 +109,9 @@ def run_job(
     try:
         if not _worker_serves(region):
             # Defence in depth: the scheduler should never place it here.
-            raise PgovError(f"worker {where} does not serve region {region}; refusing to run")
+            raise InfrastructureError(
+                f"worker {where} does not serve region {region}; refusing to run"
+            )
         req = RefreshRequest.model_validate(request)
         ws = Workspace.open(ws_root)
         # Pool processes and Dask workers start with structlog unconfigured, which prints
@@ -117,21 +125,32 @@ def run_job(
         fn = refresh_fn or _default_refresh()
         result = fn(ws, req)
         manifest = dict(result.manifest)
+        dead = int(getattr(result, "dead_lettered", 0) or 0)
+        code = ExitCode.OK
+        if dead:
+            code = ExitCode.DELIVERY
+        elif manifest.get("validity") == "invalid":
+            code = ExitCode.GATE_FAILED
         return {
             "manifest": manifest,
             "error": None,
             "worker": where,
             "seconds": time.perf_counter() - started,
+            "exit_code": int(code),
+            "dead_lettered": dead,
         }
     except PgovError as exc:
         error = f"{exc.__class__.__name__}: {exc.message}"
+        code = exc.exit_code
     except Exception as exc:
         error = f"{exc.__class__.__name__}: {exc}"
+        code = ExitCode(exit_code_of(exc))
     return {
         "manifest": None,
         "error": error,
         "worker": where,
         "seconds": time.perf_counter() - started,
+        "exit_code": int(code),
     }
 
 
@@ -145,12 +164,20 @@ def _outcome(req: RefreshRequest, region: str, summary: dict[str, Any]) -> JobOu
         error=summary.get("error"),
         worker=summary.get("worker"),
         seconds=float(summary.get("seconds", 0.0)),
+        exit_code=int(summary.get("exit_code", ExitCode.INTERNAL if summary.get("error") else 0)),
+        dead_lettered=int(summary.get("dead_lettered", 0)),
     )
 
 
-def _failed(req: RefreshRequest, region: str, error: str, seconds: float = 0.0) -> JobOutcome:
+def _failed(
+    req: RefreshRequest,
+    region: str,
+    error: str,
+    seconds: float = 0.0,
+    code: ExitCode = ExitCode.INTERNAL,
+) -> JobOutcome:
     return JobOutcome(
-        req.jurisdiction, req.purpose.value, region, False, None, error, None, seconds
+        req.jurisdiction, req.purpose.value, region, False, None, error, None, seconds, int(code)
     )
 
 
@@ -215,6 +242,7 @@ def _record_placements(
             ok=o.ok,
             version_id=(o.manifest or {}).get("version_id"),
             error=o.error,
+            exit_code=o.exit_code,
         )
 
 
@@ -298,12 +326,14 @@ def _run_dask(
         results: dict[int, JobOutcome] = {}
         for i, (r, g) in enumerate(zip(reqs, region_list, strict=True)):
             if g not in served:
-                # Fail closed now rather than leave a task pending forever.
+                # Fail closed now rather than leave a task pending forever. A deployment
+                # problem (exit 2), not a policy decision.
                 results[i] = _failed(
                     r,
                     g,
                     f"no Dask worker serves region {g} (resource {resource_name(g)}); "
                     f"{r.jurisdiction} not run. Serving: {', '.join(sorted(served)) or 'none'}",
+                    code=ExitCode.USAGE,
                 )
                 continue
             futures[i] = client.submit(

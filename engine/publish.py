@@ -64,33 +64,26 @@ AfterPublish = Callable[[Workspace, PersonaVersion, str], dict[str, int]]
 
 
 def deliver_routing(ws: Workspace, version: PersonaVersion, actor: str) -> dict[str, int]:
-    """The default delivery obligation: a kyc_aml version's routing to the configured sinks
-    (idempotent per version and customer, so recovery may call it again safely)."""
-    from engine.kyc.io import ROUTING_FILE, load_routing
-    from engine.kyc.sinks import deliver
+    """The delivery obligation of a completed kyc_aml version, through the delivery lifecycle
+    (engine/kyc/delivery.py: risk increases now, routine changes after approval). Idempotent
+    deltas, so recovery may call it again safely; each delivery is its own audit entry."""
+    from datetime import UTC, datetime
+
+    from engine.kyc.delivery import raise_if_dead_lettered, sync
+    from engine.kyc.io import ROUTING_FILE
 
     if not (version.path / ROUTING_FILE).is_file():
         return {}
-    report = deliver(
-        ws,
-        f"{version.jurisdiction}/{version.version_id}",
-        load_routing(version.path),
-        ws.config.sinks,
-    )
-    record(
-        ws,
-        DELIVERED,
-        actor,
-        jurisdiction=version.jurisdiction,
-        purpose=version.purpose,
-        version_id=version.version_id,
-        queues=report.counts,
-        persona_validity=version.manifest.get("validity"),
-    )
-    return dict(report.counts)
+    reports = sync(ws, version.jurisdiction, actor, "recovery", datetime.now(UTC).date())
+    raise_if_dead_lettered(reports)
+    counts: dict[str, int] = {}
+    for r in reports:
+        for q, n in r.counts.items():
+            counts[q] = counts.get(q, 0) + n
+    return counts
 
 
-# The delivery lifecycle replaces this (engine/kyc owns what delivering means).
+# engine/kyc/delivery.py owns what delivering means; tests may swap the seam.
 after_publish: AfterPublish = deliver_routing
 
 

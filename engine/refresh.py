@@ -7,6 +7,7 @@ and action is an audit event; a version is published only as a whole, signed dir
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +57,10 @@ class RefreshResult:
     delivered: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     subjects: str = ""  # the workspace's subjects source (its accounting is the customers')
+    # Items a sink did not acknowledge after every retry (the CLI exits 10 when > 0).
+    dead_lettered: int = 0
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    approved_by: str | None = None
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -164,6 +169,8 @@ def run_refresh(
         run_id=run_id,
         as_of=request.as_of.isoformat(),
     )
+    start_event = _lifecycle_event(ws, request, run_id, "START", started_at)
+    emit_openlineage(ws, start_event, actor, run_id)
 
     try:
         signer = _signer(ws)  # no valid signing key: refuse before any work (exit 6)
@@ -185,6 +192,12 @@ def run_refresh(
         plan = decide(ws, request, engine_for(ws))
     except (PolicyDenied, KeyMaterialError) as exc:
         # A bundle that cannot be verified (no key) is refused like a denied decision.
+        emit_openlineage(
+            ws,
+            _lifecycle_event(ws, request, run_id, "FAIL", datetime.now(UTC), "policy: denied"),
+            actor,
+            run_id,
+        )
         record(
             ws,
             "refresh_denied",
@@ -214,18 +227,7 @@ def run_refresh(
 
     def failed(stage: str, exc: BaseException) -> None:
         # The log must not end at refresh_allowed: say which stage failed and why.
-        if isinstance(exc, Exception):
-            record(
-                ws,
-                "refresh_failed",
-                actor,
-                jurisdiction=j,
-                purpose=p,
-                run_id=run_id,
-                stage=stage,
-                reason=_failure_reason(exc),
-            )
-            _checkpoint(ws)
+        _failed(ws, request, run_id, stage, exc)
 
     from engine.features.availability import refuse_contradictions
 
@@ -235,28 +237,109 @@ def run_refresh(
     except BaseException as exc:
         failed("features", exc)
         raise
-    with refresh_lock(ws, j, p, wait_seconds, actor=actor):
-        chain = ws.versions_dir(j, p)
-        chain.mkdir(parents=True, exist_ok=True)
-        # Finish or roll back a publish a crash interrupted, before anything new is staged.
-        recover_chain(ws, j, p, actor)
-        clear_stale_staging(chain)
-        timer.stage = "sources"
-        try:
-            result = _run_locked(ws, request, plan, signer, run_id, started_at, timer)
-        except BaseException as exc:
-            failed(timer.stage, exc)
-            raise
+    try:
+        timer.stage = "lock"
+        with refresh_lock(ws, j, p, wait_seconds, actor=actor):
+            chain = ws.versions_dir(j, p)
+            chain.mkdir(parents=True, exist_ok=True)
+            # Finish or roll back a publish a crash interrupted, before anything new is staged.
+            recover_chain(ws, j, p, actor)
+            clear_stale_staging(chain)
+            timer.stage = "sources"
+            result = _run_locked(ws, request, plan, signer, run_id, started_at, timer, start_event)
+    except BaseException as exc:
+        failed(timer.stage, exc)
+        raise
     _checkpoint(ws)
+    complete = result.version.path / "openlineage.json"
+    emit_openlineage(ws, json.loads(complete.read_bytes()), actor, run_id)
     return result
 
 
-def _failure_reason(exc: BaseException) -> str:
-    """The error's own message (ours never carry personal data) or its type for others."""
+def _failed(
+    ws: Workspace, request: RefreshRequest, run_id: str, stage: str, exc: BaseException
+) -> None:
+    """A failure after the allow decision: audited with its stage and reason (a message that
+    names locations and reason codes, never values), and a FAIL run event."""
+    from engine.errors import exit_code_of
 
+    code = exit_code_of(exc)
     if isinstance(exc, PgovError):
-        return str(getattr(exc, "message", "") or exc)[:500]
-    return type(exc).__name__
+        reason = f"{exc.__class__.__name__}: {exc.message}"
+    elif isinstance(exc, OSError):
+        reason = f"{exc.__class__.__name__}: {exc.strerror or 'I/O error'}"
+    else:
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else exc.__class__.__name__
+    try:
+        record(
+            ws,
+            "refresh_failed",
+            request.actor,
+            jurisdiction=request.jurisdiction,
+            purpose=request.purpose.value,
+            run_id=run_id,
+            stage=stage,
+            reason=reason,
+            exit_code=code,
+        )
+        emit_openlineage(
+            ws,
+            _lifecycle_event(ws, request, run_id, "FAIL", datetime.now(UTC), f"{stage}: {reason}"),
+            request.actor,
+            run_id,
+        )
+        _checkpoint(ws)
+    except Exception:  # the original failure matters more than its audit trail
+        log.exception("refresh_failed_not_recorded", run_id=run_id, stage=stage)
+
+
+def _lifecycle_event(
+    ws: Workspace,
+    request: RefreshRequest,
+    run_id: str,
+    event_type: str,
+    when: datetime,
+    error: str | None = None,
+) -> dict[str, Any]:
+    from engine.provenance import PRODUCER
+    from lineage.openlineage import lifecycle_event
+
+    return lifecycle_event(
+        event_type,
+        run_id,
+        f"personagov://{ws.config.name}",
+        f"refresh.{request.jurisdiction}.{request.purpose.value}",
+        PRODUCER,
+        when,
+        error,
+    )
+
+
+def emit_openlineage(ws: Workspace, event: dict[str, Any], actor: str, run_id: str) -> bool:
+    """Send a copy of a run event to the declared endpoint, if any. A failed send is visible
+    (audit entry, warning) but is not the refresh's failure: the signed files are the record."""
+    from engine.errors import BadInputError
+    from lineage.openlineage import emit
+
+    spec = ws.config.openlineage
+    if not spec.url:
+        return False
+    try:
+        emit(event, spec.url, spec.endpoint, spec.timeout_seconds)
+    except BadInputError as exc:
+        record(
+            ws,
+            "openlineage_emit_failed",
+            actor,
+            run_id=run_id,
+            run_event=str(event.get("eventType")),
+            error=exc.message,
+        )
+        from engine.cli._common import err_console
+
+        err_console.print(f"[yellow]warning:[/] {exc.message}", highlight=False)
+        return False
+    return True
 
 
 def _run_locked(
@@ -267,6 +350,7 @@ def _run_locked(
     run_id: str,
     started_at: datetime,
     timer: _Timer,
+    start_event: dict[str, Any],
 ) -> RefreshResult:
     import time
 
@@ -283,6 +367,7 @@ def _run_locked(
     keyring = Keyring.load(ws)
 
     t = time.perf_counter()
+    timer.stage = "sources"
     sources: SourceFrames = load_sources(ws, j, request.as_of)
     timer.lap("sources", t)
     crash_point("sources")
@@ -293,6 +378,7 @@ def _run_locked(
     unscoped = _audit_unscoped(ws, request, run_id)
 
     t = time.perf_counter()
+    timer.stage = "enforce"
     governed: GovernedFrames = enforce(sources, plan, Pseudonymiser(keyring), request.as_of)
     timer.lap("enforce", t)
     crash_point("enforce")
@@ -304,10 +390,12 @@ def _run_locked(
     _audit_exclusions(ws, request, run_id, governed)
 
     t = time.perf_counter()
+    timer.stage = "features"
     features: FeatureFrame = build_features(governed, request.as_of, ws.config)
     timer.lap("features", t)
 
     t = time.perf_counter()
+    timer.stage = "segment"
     seg: Segmentation = segment(
         features,
         ws.config.segmentation.for_purpose(p),
@@ -343,6 +431,7 @@ def _run_locked(
         predecessor=predecessor,
         quarantine_report=quarantine_report,
     )
+    timer.stage = "store"
     stage = staging_dir(chain, run_id)
     t = time.perf_counter()
     _write_outputs(stage, built)
@@ -353,7 +442,7 @@ def _run_locked(
     manifest["unscoped_rows"] = unscoped
     write_json(stage / MANIFEST, manifest)
     finished_at = datetime.now(UTC)
-    _write_openlineage(stage, ws, built, finished_at)
+    _write_openlineage(stage, ws, built, finished_at, start_event)
     crash_point("store_before_sign")
     _sign(stage, ws, built, finished_at, signer, timer.seconds)
     crash_point("store_before_rename")
@@ -375,17 +464,21 @@ def _run_locked(
     )
     timer.lap("store", t)
 
+    timer.stage = "approve"
+    from engine.approval import auto_approve
+
+    approval = auto_approve(ws, version.path)
     delivered: dict[str, int] = {}
+    reports: list[Any] = []
     if routing is not None:
-        # KYC routing is a legal obligation and does not wait on persona quality: a version
-        # whose persona gates failed still delivers its tiers (floors and factors other than
-        # the persona family do not depend on the clustering); the delivery records the
-        # persona validity so KYC operations and auditors can see it.
-        from engine import publish as publishing
+        # Risk increases are a legal obligation delivered now, whatever the persona gates
+        # say; routine changes wait for approval (see engine/kyc/delivery.py).
+        timer.stage = "deliver"
         from engine.errors import StorageError, storage_error
+        from engine.kyc.delivery import sync
 
         try:
-            delivered = publishing.after_publish(ws, version, actor)
+            reports = sync(ws, j, actor, "refresh", request.as_of)
         except OSError as exc:
             err = storage_error(exc)
             if not isinstance(err, StorageError):
@@ -395,6 +488,9 @@ def _run_locked(
                 f"({err.message.split('(', 1)[-1].split(')')[0]}); it is delivered at the next "
                 "refresh of this chain or by 'pgov versions recover'"
             ) from None
+        for r in reports:
+            for q, n in r.counts.items():
+                delivered[q] = delivered.get(q, 0) + n
     return RefreshResult(
         request=request,
         version=version,
@@ -405,6 +501,9 @@ def _run_locked(
         delivered=delivered,
         seconds=timer.seconds,
         subjects=ws.config.subjects,
+        dead_lettered=sum(r.dead_lettered for r in reports),
+        deliveries=[r.to_json() for r in reports],
+        approved_by=approval.approved_by if approval else None,
     )
 
 
@@ -632,10 +731,16 @@ def _manifest(built: BuiltVersion, outputs: dict[str, str]) -> dict[str, Any]:
 
 
 def _write_openlineage(
-    stage: Path, ws: Workspace, built: BuiltVersion, finished_at: datetime
+    stage: Path,
+    ws: Workspace,
+    built: BuiltVersion,
+    finished_at: datetime,
+    start_event: dict[str, Any],
 ) -> None:
     from engine.provenance import openlineage_event
 
+    # Both ends of the run are signed subjects of the version: the files are the record.
+    write_json(stage / "openlineage-start.json", start_event)
     write_json(stage / "openlineage.json", openlineage_event(ws, built, finished_at))
 
 

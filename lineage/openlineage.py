@@ -1,9 +1,11 @@
 """OpenLineage RunEvents (spec 2-0-2) for a refresh, so Marquez/DataHub users can import them.
 
-The event is written beside the version and is a signed subject of its statement: the file
-on disk is the record. ``post`` sends a copy over HTTP (stdlib urllib, synchronous: the
-async transport of openlineage-python has lost events), and its failure never undoes a
-published version.
+A refresh is one OpenLineage run: a START event when it begins, then COMPLETE (with
+inputs, outputs and column lineage) or FAIL, all with the same runId. The START and
+COMPLETE events are written into the version and are signed subjects of its statement: the
+files on disk are the record. ``emit`` sends a copy through openlineage-python's synchronous
+HTTP transport (its async transport has lost events) to the endpoint declared in pgov.toml;
+a failed send is logged and audited by the caller, and never undoes a published version.
 """
 
 from __future__ import annotations
@@ -200,6 +202,81 @@ def validate_run_event(event: Mapping[str, Any]) -> None:
             ver = ds.get("facets", {}).get("version")
             if ver is not None:
                 need(ver, ["datasetVersion"], f"{side}[{i}].facets.version")
+
+
+ERROR_FACET = (
+    "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
+)
+
+
+def lifecycle_event(
+    event_type: str,
+    run_id: str,
+    job_namespace: str,
+    job_name: str,
+    producer: str,
+    event_time: datetime,
+    error_message: str | None = None,
+) -> dict[str, Any]:
+    """A START or FAIL RunEvent (no datasets: the inputs are known only once the policy has
+    decided, and a failed run published nothing). FAIL carries an errorMessage run facet
+    holding reason codes and locations only, never values."""
+    if event_type not in ("START", "FAIL", "ABORT"):
+        raise BadInputError(f"openlineage: {event_type!r} is not a lifecycle event type")
+    try:
+        rid = str(uuid.UUID(run_id))
+    except ValueError:
+        raise BadInputError(f"openlineage: runId {run_id!r} is not a UUID") from None
+    run_facets: dict[str, Any] = {}
+    if error_message is not None:
+        run_facets["errorMessage"] = _facet(
+            ERROR_FACET, producer, message=error_message, programmingLanguage="python"
+        )
+    return {
+        "eventType": event_type,
+        "eventTime": _time(event_time),
+        "run": {"runId": rid, "facets": run_facets},
+        "job": {"namespace": job_namespace, "name": job_name, "facets": {}},
+        "inputs": [],
+        "outputs": [],
+        "producer": producer,
+        "schemaURL": RUN_EVENT_SCHEMA,
+    }
+
+
+def emit(
+    event: Mapping[str, Any], url: str, endpoint: str = "api/v1/lineage", timeout: float = 5.0
+) -> None:
+    """Send a copy through openlineage-python's HTTP transport (synchronous, a few retries);
+    raises BadInputError on any failure."""
+    from openlineage.client.transport.http import HttpConfig, HttpTransport
+
+    if not url.startswith(("http://", "https://")):
+        raise BadInputError(f"openlineage: refusing non-HTTP URL {url!r}")
+    config = HttpConfig(
+        url=url,
+        endpoint=endpoint,
+        timeout=timeout,
+        retry={
+            "total": 2,
+            "connect": 2,
+            "read": 2,
+            "backoff_factor": 0.2,
+            "status_forcelist": [500, 502, 503, 504],
+            "allowed_methods": ["POST"],
+        },
+    )
+    transport = HttpTransport(config)
+    try:
+        transport.emit(dict(event))  # type: ignore[arg-type]
+    except Exception as exc:
+        log.warning("openlineage_emit_failed", endpoint=endpoint, error=type(exc).__name__)
+        raise BadInputError(
+            f"openlineage: sending {event.get('eventType')} to {url} failed: {type(exc).__name__}"
+        ) from None
+    finally:
+        transport.close()
+    log.info("openlineage_emitted", event_type=event.get("eventType"))
 
 
 def post(event: Mapping[str, Any], url: str, timeout: float = 5.0) -> int:

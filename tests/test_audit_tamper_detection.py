@@ -196,8 +196,12 @@ def test_cli_prove_and_verify_proof_round_trip_and_fail_closed(env: Env, tmp_pat
     out.write_text(json.dumps(doc))
     bad = runner.invoke(app, ["audit", "verify-proof", str(out), "--trust", trust])
     assert bad.exit_code == ExitCode.VERIFICATION_FAILED and "inclusion proof" in bad.output
-    uncovered = runner.invoke(app, ["audit", "prove", "--entry", "40", "-w", ws])
+    # Entry 11 (the second checkpoint's own record) exists but no checkpoint covers it yet.
+    uncovered = runner.invoke(app, ["audit", "prove", "--entry", "11", "-w", ws])
     assert uncovered.exit_code == ExitCode.USAGE and "checkpoint" in uncovered.output
+    # An entry the log does not hold is not found (exit 5), not "checkpoint first".
+    missing = runner.invoke(app, ["audit", "prove", "--entry", "40", "-w", ws])
+    assert missing.exit_code == ExitCode.BAD_INPUT and "does not exist" in missing.output
 
 
 def test_cli_query_checkpoint_and_repair(env: Env) -> None:

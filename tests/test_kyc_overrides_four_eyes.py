@@ -51,8 +51,28 @@ def ws(tmp_path: Path) -> Workspace:
     (vdir / "manifest.json").write_text(
         json.dumps({"version_id": "v0001", "jurisdiction": "EU-DE", "purpose": "kyc_aml"})
     )
+    _mark_current(workspace, vdir)
     enrol_all(workspace, "test")  # actors' credentials, so the CLI can authenticate them
     return workspace
+
+
+def _mark_current(ws: Workspace, vdir: Path) -> None:
+    """Make a hand-built version the approved one, as 'pgov versions approve' records it
+    (pointer + audit entry + statement digest), so views that default to current see it."""
+    from engine.audit import record
+    from lineage.canonical import canonical_json, sha256_hex
+
+    (vdir / "statement.dsse.json").write_bytes(b"{}")
+    approval = {
+        "jurisdiction": "EU-DE",
+        "purpose": "kyc_aml",
+        "version_id": vdir.name,
+        "statement_sha256": sha256_hex(b"{}"),
+        "approved_by": "compliance-deputy",
+        "approved_at": "2026-11-01T00:00:00+00:00",
+    }
+    (vdir.parent / "CURRENT.json").write_bytes(canonical_json(approval) + b"\n")
+    record(ws, "version_approved", "compliance-deputy", **approval)
 
 
 def _request(ws: Workspace, token: str, tier: str, actor: str = "kyc-ops", **kw: Any) -> Any:

@@ -1,9 +1,11 @@
-"""Sinks: the outbox (one file per queue per version, idempotency keys, manifest digests,
-idempotent re-delivery) and the signed webhook against a local server that fails, times out,
-then recovers: nothing lost, duplicates only under the same idempotency key."""
+"""Sinks: deltas against what each sink has (outbox files with idempotency keys and manifest
+digests; obligations vs approved changes; nothing twice) and Standard Webhooks against a
+local receiver that verifies with the `standardwebhooks` package, fails, times out, asks to
+retry later, then recovers: nothing lost, duplicates only under the same webhook-id."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -15,19 +17,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from engine.config import OutboxSink, WebhookSink
-from engine.errors import BadInputError, KeyMaterialError
+from engine.errors import KeyMaterialError
 from engine.kyc import route_facts
 from engine.kyc.bundle import evaluate_ruleset
+from engine.kyc.delivery import APPROVED, OBLIGATION, deliver
 from engine.kyc.model import KycRouting
-from engine.kyc.sinks import SinkItem, deliver, verify_signature
+from engine.kyc.sinks import SinkItem, retry_after_seconds
 from engine.kyc.synthetic import synthetic_facts
 from engine.workspace import Workspace
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "engine" / "defaults" / "pgov.toml"
-SECRET = "s3cret-for-tests-only"
+SECRET = "whsec_" + base64.b64encode(b"s3cret-for-tests-only-32-bytes!!").decode()
 VERSION = "EU-DE/v0001"
 
 
@@ -44,6 +49,27 @@ def ws(tmp_path: Path) -> Workspace:
     return Workspace.open(tmp_path)
 
 
+def _key(version: str, queue: str, customer: str, tier: str, override: str = "") -> str:
+    return hashlib.sha256(f"{version}|{queue}|{customer}|{tier}|{override}".encode()).hexdigest()
+
+
+def _with_tier(routing: KycRouting, customer: str, tier: str, queue: str) -> KycRouting:
+    t = routing.table.with_columns(
+        tier=pl.when(pl.col("customer_id") == customer).then(pl.lit(tier)).otherwise("tier"),
+        queue=pl.when(pl.col("customer_id") == customer).then(pl.lit(queue)).otherwise("queue"),
+    )
+    return KycRouting(routing.ruleset_version, t, routing.summaries, routing.ruleset)
+
+
+def _outbox_items(ws: Workspace) -> list[dict[str, Any]]:
+    out = []
+    for p in sorted(ws.outbox_dir.glob("*/EU-DE/**/*.jsonl")):
+        if p.relative_to(ws.outbox_dir).parts[0].startswith("_"):
+            continue
+        out += [json.loads(x) for x in p.read_text().splitlines()]
+    return out
+
+
 # ---------------------------------------------------------------- outbox
 
 
@@ -51,21 +77,23 @@ def test_outbox_layout_keys_and_manifest(ws: Workspace, routing: KycRouting) -> 
     report = deliver(ws, VERSION, routing, [OutboxSink()])
     assert sum(report.counts.values()) == routing.table.height
     root = ws.outbox_dir
-    manifest = json.loads((root / "_manifests" / "EU-DE" / "v0001.json").read_text())
-    assert manifest["total"] == routing.table.height
+    (manifest_path,) = (root / "_manifests" / "EU-DE" / "v0001").glob("approved-*.json")
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["total"] == routing.table.height and manifest["basis"] == APPROVED
+    delivery = f"EU-DE/v0001/{manifest_path.stem}"
     seen: set[str] = set()
     for queue, entry in manifest["queues"].items():
         path = root / entry["file"]
-        assert path == root / queue / "EU-DE" / "v0001.jsonl"
+        assert path == root / queue / f"{delivery}.jsonl"
         data = path.read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
         lines = [json.loads(x) for x in data.decode().splitlines()]
         assert len(lines) == entry["count"]
         for item in lines:
             SinkItem.model_validate(item)  # the documented payload schema
-            expected = hashlib.sha256(f"{VERSION}|{queue}|{item['customer']}".encode()).hexdigest()
+            expected = _key(VERSION, queue, item["customer"], item["tier"])
             assert item["idempotency_key"] == expected and item["queue"] == queue
-            assert item["reasons"]
+            assert item["reasons"] and item["previous_tier"] is None
             seen.add(item["customer"])
         assert [x["customer"] for x in lines] == sorted(x["customer"] for x in lines)
     assert seen == set(routing.table["customer_id"])
@@ -82,18 +110,40 @@ def test_outbox_redelivery_is_idempotent(ws: Workspace, routing: KycRouting) -> 
     assert {p: p.stat().st_mtime_ns for p in files} == mtimes
 
 
-def test_outbox_refuses_changed_content_for_a_delivered_version(
+def test_a_new_version_delivers_only_what_changed(ws: Workspace, routing: KycRouting) -> None:
+    deliver(ws, VERSION, routing, [OutboxSink()])
+    who = routing.table.filter(pl.col("tier") == "CDD")["customer_id"][0]
+    moved = _with_tier(routing, who, "EDD", "edd-review")
+    report = deliver(ws, "EU-DE/v0002", moved, [OutboxSink()])
+    assert report.sinks[0].delivered == 1
+    assert report.counts == {"edd-review": 1}
+    (item,) = [i for i in _outbox_items(ws) if i["version_id"] == "EU-DE/v0002"]
+    assert (item["customer"], item["tier"], item["previous_tier"]) == (who, "EDD", "CDD")
+
+
+def test_obligations_are_risk_increases_only(ws: Workspace, routing: KycRouting) -> None:
+    """At publish only customers reaching EDD or above (or rising to a higher tier at or
+    above EDD) are delivered; routine tiers wait for approval."""
+    report = deliver(ws, VERSION, routing, [OutboxSink()], basis=OBLIGATION)
+    high = routing.table.filter(pl.col("tier").is_in(["EDD", "EDD_SENIOR", "PROHIBITED"]))
+    assert 0 < report.sinks[0].delivered == high.height < routing.table.height
+    assert {i["basis"] for i in _outbox_items(ws)} == {OBLIGATION}
+    # Approval then sends the rest, and not the high-risk customers a second time.
+    rest = deliver(ws, VERSION, routing, [OutboxSink()], basis=APPROVED)
+    assert rest.sinks[0].delivered == routing.table.height - high.height
+    items = _outbox_items(ws)
+    assert len(items) == len({i["customer"] for i in items}) == routing.table.height
+
+
+def test_an_older_approved_version_never_undoes_a_newer_obligation(
     ws: Workspace, routing: KycRouting
 ) -> None:
-    deliver(ws, VERSION, routing, [OutboxSink()])
-    changed = KycRouting(
-        routing.ruleset_version,
-        routing.table.with_columns(score=routing.table["score"] + 1),
-        routing.summaries,
-        routing.ruleset,
-    )
-    with pytest.raises(BadInputError):
-        deliver(ws, VERSION, changed, [OutboxSink()])
+    who = routing.table.filter(pl.col("tier") == "CDD")["customer_id"][0]
+    newer = _with_tier(routing, who, "PROHIBITED", "sanctions-escalation")
+    deliver(ws, "EU-DE/v0002", newer, [OutboxSink()], basis=OBLIGATION)
+    deliver(ws, VERSION, routing, [OutboxSink()], basis=APPROVED)
+    mine = [i for i in _outbox_items(ws) if i["customer"] == who]
+    assert [(i["version_id"], i["tier"]) for i in mine] == [("EU-DE/v0002", "PROHIBITED")]
 
 
 @pytest.mark.parametrize("bad", ["../escape", "/abs", "a/../../b", ""])
@@ -109,7 +159,7 @@ def test_version_id_cannot_escape_the_outbox(ws: Workspace, routing: KycRouting,
 
 class _Receiver:
     """Plan per request number: 'fail' (503), 'slow' (sleeps past the client timeout, then
-    200), 'bad' (400) or 'ok'. Records what it accepted."""
+    200), 'bad' (400), 'later' (429, Retry-After: 1) or 'ok'. Records what it accepted."""
 
     def __init__(self, plan: list[str], default: str = "ok") -> None:
         self.plan = plan
@@ -118,6 +168,7 @@ class _Receiver:
         self.requests = 0
         self.accepted: list[tuple[str, list[str]]] = []  # (Idempotency-Key, item keys)
         self.bad_signatures = 0
+        self.times: list[float] = []
 
     def next_action(self) -> str:
         with self.lock:
@@ -136,8 +187,9 @@ def receiver() -> Iterator[tuple[_Receiver, str, Any]]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            ts = self.headers["X-PGOV-Timestamp"]
-            if not verify_signature(SECRET.encode(), ts, body, self.headers["X-PGOV-Signature"]):
+            try:
+                Webhook(SECRET).verify(body, dict(self.headers.items()))
+            except WebhookVerificationError:
                 state.bad_signatures += 1
                 self.send_response(401)
                 self.end_headers()
@@ -145,6 +197,12 @@ def receiver() -> Iterator[tuple[_Receiver, str, Any]]:
             action = state.next_action()
             if action == "fail":
                 self.send_response(503)
+                self.end_headers()
+                return
+            if action == "later":
+                state.times.append(time.monotonic())
+                self.send_response(429)
+                self.send_header("Retry-After", "1")
                 self.end_headers()
                 return
             if action == "bad":
@@ -156,7 +214,8 @@ def receiver() -> Iterator[tuple[_Receiver, str, Any]]:
             payload = json.loads(body)
             keys = [i["idempotency_key"] for i in payload["items"]]
             with state.lock:
-                state.accepted.append((self.headers["Idempotency-Key"], keys))
+                state.accepted.append((self.headers["webhook-id"], keys))
+                state.times.append(time.monotonic())
             try:
                 self.send_response(200)
                 self.end_headers()
@@ -191,9 +250,7 @@ def _sink(url: str, attempts: int = 5) -> WebhookSink:
 
 
 def _deliver_webhook(ws: Workspace, routing: KycRouting, sink: WebhookSink) -> Any:
-    from engine.kyc.sinks import deliver_webhook
-
-    return deliver_webhook(ws, VERSION, routing, sink, batch_size=7)
+    return deliver(ws, VERSION, routing, [sink], batch_size=7).sinks[0]
 
 
 def test_webhook_survives_failures_and_a_timeout(
@@ -210,8 +267,8 @@ def test_webhook_survives_failures_and_a_timeout(
     assert (result.delivered, result.dead_lettered) == (routing.table.height, 0)
     time.sleep(1.1)  # let the abandoned slow request finish on the server
     expected = {
-        hashlib.sha256(f"{VERSION}|{q}|{c}".encode()).hexdigest()
-        for q, c in routing.table.select("queue", "customer_id").iter_rows()
+        _key(VERSION, q, c, t)
+        for q, c, t in routing.table.select("queue", "customer_id", "tier").iter_rows()
     }
     received: dict[str, set[str]] = {}
     for batch_key, keys in state.accepted:
@@ -219,7 +276,7 @@ def test_webhook_survives_failures_and_a_timeout(
             received.setdefault(k, set()).add(batch_key)
     assert set(received) == expected  # nothing lost
     # Duplicates happen (the timed-out request was processed) but only ever under the same
-    # Idempotency-Key, so the receiver can drop them.
+    # webhook-id, so the receiver can drop them.
     assert len(state.accepted) > len({bk for bk, _ in state.accepted})
     assert all(len(batch_keys) == 1 for batch_keys in received.values())
     # Re-delivery of the same version sends nothing new.
@@ -276,14 +333,50 @@ def test_webhook_secret_must_resolve(
         _deliver_webhook(ws, routing, _sink("http://127.0.0.1:9/never"))
 
 
-def test_signature_recipe_rejects_tampering_and_old_timestamps() -> None:
-    from engine.kyc.sinks import sign
+def test_retry_after_is_honoured(
+    ws: Workspace,
+    routing: KycRouting,
+    receiver: tuple[_Receiver, str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PGOV_TEST_WEBHOOK_SECRET", SECRET)
+    _, url, configure = receiver
+    state = configure(["later"], default="ok")
+    small = KycRouting(
+        routing.ruleset_version, routing.table.head(3), routing.summaries, routing.ruleset
+    )
+    result = _deliver_webhook(ws, small, _sink(url))
+    assert (result.delivered, result.dead_lettered) == (3, 0)
+    # The retry came no sooner than the receiver asked (1 s), not after the 10 ms backoff.
+    assert state.times[1] - state.times[0] >= 0.95
+
+
+def test_retry_after_parses_seconds_and_dates() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Mon, 30 Nov 2026 12:00:30 GMT", now) == 30.0
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_signatures_are_standard_webhooks() -> None:
+    """Any Standard Webhooks verifier accepts our headers; tampering and old timestamps fail."""
+    from datetime import UTC, datetime, timedelta
+
+    from engine.kyc.sinks import headers_for, signer
 
     body = b'{"items":[]}'
-    ts = str(int(time.time()))
-    sig = sign(SECRET.encode(), ts, body)
-    assert verify_signature(SECRET.encode(), ts, body, sig)
-    assert not verify_signature(SECRET.encode(), ts, body + b" ", sig)
-    assert not verify_signature(b"other", ts, body, sig)
-    old = str(int(time.time()) - 3600)
-    assert not verify_signature(SECRET.encode(), old, body, sign(SECRET.encode(), old, body))
+    headers = headers_for(signer(SECRET.encode()), "msg-1", body)
+    assert headers["webhook-signature"].startswith("v1,")
+    Webhook(SECRET).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(body + b" ", headers)
+    old = headers_for(
+        signer(SECRET.encode()), "msg-1", body, datetime.now(UTC) - timedelta(hours=1)
+    )
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(body, old)
+    # A raw (non-whsec) secret signs with its bytes as the key.
+    raw = headers_for(signer(b"plain-secret"), "m", body)
+    Webhook(b"plain-secret").verify(body, raw)

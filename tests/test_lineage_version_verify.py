@@ -170,9 +170,10 @@ def test_cli_offline_verify_with_only_a_trust_file(env: Env, tmp_path: Path) -> 
     assert res.exit_code == 0, res.output
 
 
-def test_cli_unknown_version_is_a_usage_error(env: Env) -> None:
+def test_cli_unknown_version_is_not_found(env: Env) -> None:
+    # A missing version exits 5 (bad input / not found), as everywhere else.
     res = runner.invoke(app, ["lineage", "verify", "UK/x/v9", "-w", str(env.ws.root)])
-    assert res.exit_code == ExitCode.USAGE
+    assert res.exit_code == ExitCode.BAD_INPUT
 
 
 def test_a_back_dated_statement_by_a_revoked_key_fails_the_audit_check(env: Env) -> None:

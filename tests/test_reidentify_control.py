@@ -19,7 +19,7 @@ from engine.actors import enrol_all
 from engine.cli import app
 from engine.errors import BadInputError, KeyMaterialError, PolicyDenied, UsageError
 from engine.pseudonym import Keyring, Pseudonymiser
-from engine.pseudonym.reidentify import queue_tokens, reidentify
+from engine.pseudonym.reidentify import queue_tokens, reidentify, token_digest
 from engine.workspace import Workspace
 
 DEFAULTS = Path(__file__).resolve().parents[1] / "engine" / "defaults" / "pgov.toml"
@@ -177,9 +177,17 @@ def test_cli_reidentify_prints_values_and_refuses_unauthorised(
     toks = _tokens(ws, ["CUST-1", "CUST-2"])
     runner = CliRunner()
     args = ["reidentify", "-w", str(ws.root), "--column", "customer_id"]
+    no_reason = runner.invoke(app, [*args, "--actor", ALLOWED, "--token", toks[0]])
+    assert no_reason.exit_code == 2 and "CUST-1" not in no_reason.output
+    args += ["--reason", "EDD review of a flagged transfer", "--case", "AML-2026-0042"]
     ok = runner.invoke(app, [*args, "--actor", ALLOWED, "--token", toks[0], "--token", toks[1]])
     assert ok.exit_code == 0, ok.output
     assert "CUST-1" in ok.output and "CUST-2" in ok.output
+    revealed = audited[-1]
+    assert revealed["case"] == "AML-2026-0042" and len(revealed["reason_sha256"]) == 64
+    # Each revealed token is in the log as its digest, never in clear.
+    assert revealed["token_digests"] == [token_digest(t) for t in toks]
+    assert not any(t in json.dumps(revealed) for t in toks)
     denied = runner.invoke(app, [*args, "--actor", "analyst-eu", "--token", toks[0]])
     assert denied.exit_code == 3
     assert "CUST-1" not in denied.output

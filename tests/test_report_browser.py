@@ -55,7 +55,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
          "--as-of", "2026-12-01", *w)  # fmt: skip
     pgov("versions", "approve", "UK/kyc_aml/v0002", "--actor", "compliance-deputy", *w)
     pgov("reidentify", "--queue", "edd-review", "--version-dir",
-         str(root / "versions" / "UK" / "kyc_aml" / "v0002"), "--actor", "kyc-ops", *w)  # fmt: skip
+         str(root / "versions" / "UK" / "kyc_aml" / "v0002"), "--actor", "kyc-ops",
+         "--reason", "EDD file review", "--case", "AML-2026-0042", *w)  # fmt: skip
     return root
 
 

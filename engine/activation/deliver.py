@@ -5,10 +5,11 @@ Flow: resolve the version -> is it approved (the chain's current one) and valid,
 validated -> today's marketing plan (consent, objections, erasure) -> ONE Rego decision
 (purpose x destination x jurisdiction) -> if denied: audit, write nothing, exit 3 ->
 audience = version customers kept by today's plan (minus channel-suppressed customers) ->
-deliver per persona (file drop: Parquet/CSV; HTTP: JSON POST with an Idempotency-Key and an
-optional HMAC signature) -> signed receipt. The activation id is a digest of the version,
-the destination and the audience, so running the same activation twice delivers once; a
-changed audience is a new activation. A destination that fails is audited and exits 10.
+deliver per persona (file drop: Parquet/CSV; HTTP: JSON POST with Standard Webhooks
+headers, signed when the destination has a secret) -> signed receipt. The activation id is
+a digest of the version, the destination and the audience, so running the same activation
+twice delivers once; a changed audience is a new activation. A destination that fails is
+audited and exits 10.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -102,38 +100,14 @@ def _payloads(
 
 
 def _post(dest: HttpDestination, secret: bytes | None, body: bytes, key: str) -> str | None:
-    """None when delivered; otherwise the last error (status or exception class)."""
-    from engine.kyc.sinks import sign
+    """None when delivered; otherwise the last error (status or exception class). Standard
+    Webhooks headers (signed when the destination has a secret), retries with jittered
+    backoff honouring Retry-After: the same sender as the KYC webhooks (engine/kyc/sinks.py).
+    """
+    from engine.kyc.sinks import post_signed, signer
 
-    error: str | None = "not attempted"
-    for attempt in range(1, dest.max_attempts + 1):
-        ts = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": key,
-            "User-Agent": "personagov-activation",
-        }
-        if secret is not None:
-            headers["X-PGOV-Timestamp"] = ts
-            headers["X-PGOV-Signature"] = sign(secret, ts, body)
-        req = urllib.request.Request(dest.url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=dest.timeout_seconds) as resp:
-                status = int(resp.status)
-        except urllib.error.HTTPError as exc:
-            status = int(exc.code)
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            error = type(exc).__name__
-            status = 0
-        if 200 <= status < 300:
-            return None
-        if status:
-            error = f"http {status}"
-            if status < 500 and status not in (408, 425, 429):
-                return error  # the destination refused: retrying will not help
-        if attempt < dest.max_attempts:
-            time.sleep(min(5.0, 0.2 * 2 ** (attempt - 1)))
-    return error
+    hook = signer(secret) if secret is not None else None
+    return post_signed(dest.url, body, key, hook, dest.max_attempts, 0.2, dest.timeout_seconds)
 
 
 def _write_file(dest: FileDestination, base: Path, name: str, frame: pl.DataFrame) -> None:

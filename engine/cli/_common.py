@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import sys
@@ -30,6 +31,7 @@ console = _Console(width=None if sys.stdout.isatty() else 140)
 err_console = _Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 P = ParamSpec("P")
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 R = TypeVar("R")
 
 WorkspaceOpt = typer.Option(
@@ -95,6 +97,19 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except PgovError as exc:
             err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
             raise typer.Exit(int(exc.exit_code)) from None
+        except OSError as exc:
+            if exc.errno not in _STORAGE_ERRNOS:
+                raise
+            # Disk full, read-only or failing: exit 9. Publishing is atomic (staging dir +
+            # rename), so nothing half-written is left as a version.
+            where = f" ({exc.filename})" if exc.filename else ""
+            err_console.print(
+                f"[bold red]error:[/] storage: {exc.strerror or exc}{where}; nothing was "
+                "published half-written",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(int(ExitCode.STORAGE)) from None
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]")
             raise typer.Exit(130) from None

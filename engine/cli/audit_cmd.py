@@ -89,24 +89,57 @@ def verify_cmd(
 @audit_app.command("prove")
 @handle_errors
 def prove_cmd(
-    entry: int = typer.Option(..., "--entry", help="Leaf index of the entry to prove."),
+    entry: int | None = typer.Option(None, "--entry", help="Leaf index of the entry to prove."),
+    consistency: tuple[int, int] | None = typer.Option(
+        None,
+        "--consistency",
+        help="OLD NEW: prove the log of NEW entries extends the log of OLD entries "
+        "(C2SP tlog-proof style text, see docs/lineage.md).",
+    ),
+    fmt: str = typer.Option(
+        "json", "--format", help="Inclusion proof format: json or tlog-proof (C2SP)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write the proof here (else stdout)."),
     workspace: Path = WorkspaceOpt,
 ) -> None:
-    """An inclusion proof of one entry in the latest signed checkpoint, verifiable offline."""
+    """An inclusion proof of one entry in the latest signed checkpoint, or a consistency
+    proof between two tree sizes; both verifiable offline."""
     from lineage.auditlog import AuditLog
 
+    if (entry is None) == (consistency is None):
+        raise UsageError("give exactly one of --entry N or --consistency OLD NEW")
     ws = open_workspace(workspace)
-    proof = AuditLog(ws.audit_dir).prove_inclusion(entry)
-    text = json.dumps(proof, indent=2, sort_keys=True) + "\n"
+    log = AuditLog(ws.audit_dir)
+    if consistency is not None:
+        from engine.cli.proofs import consistency_proof_text
+
+        text = consistency_proof_text(log, *consistency)
+        summary = f"consistency proof {consistency[0]} -> {consistency[1]}"
+    else:
+        assert entry is not None
+        size = log.size()
+        if not 0 <= entry < size:
+            raise BadInputError(
+                f"entry {entry} does not exist: the log holds {size} entries (0..{size - 1})"
+            )
+        if fmt not in ("json", "tlog-proof"):
+            raise UsageError("--format must be json or tlog-proof")
+        proof = log.prove_inclusion(entry)
+        if fmt == "tlog-proof":
+            from lineage.tlogproof import tlog_proof_text
+
+            text = tlog_proof_text(proof)
+        else:
+            text = json.dumps(proof, indent=2, sort_keys=True) + "\n"
+        summary = (
+            f"proof of entry {entry} in tree of size {proof['tree_size']} "
+            f"({len(proof['proof'])} hashes)"
+        )
     if out is None:
         typer.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
-        console.print(
-            f"proof of entry {entry} in tree of size {proof['tree_size']} "
-            f"({len(proof['proof'])} hashes) written to {out}"
-        )
+        console.print(f"{summary} written to {out}")
 
 
 @audit_app.command("verify-proof")
@@ -117,14 +150,55 @@ def verify_proof_cmd(
     workspace: Path = WorkspaceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Check an inclusion proof offline: its checkpoint signature and the Merkle path."""
+    """Check a proof offline: inclusion (JSON or C2SP tlog-proof) or consistency; the
+    checkpoint signatures and the Merkle path."""
     from lineage.auditlog import verify_inclusion_proof
+    from lineage.tlogproof import (
+        CONSISTENCY_PROOF,
+        TLOG_PROOF,
+        verify_consistency_text,
+        verify_tlog_proof,
+    )
 
     ws = None if trust is not None else open_workspace(workspace)
     try:
-        proof = json.loads(proof_file.read_bytes())
+        raw = proof_file.read_bytes()
     except FileNotFoundError:
         raise BadInputError(f"{proof_file}: no such proof file") from None
+    if raw.startswith((TLOG_PROOF.encode(), CONSISTENCY_PROOF.encode())):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise VerificationFailed(f"{proof_file}: not UTF-8 text") from None
+        if raw.startswith(CONSISTENCY_PROOF.encode()):
+            old, new = verify_consistency_text(text, _trust(ws, trust))
+            if as_json:
+                emit_json({"ok": True, "old_size": old, "new_size": new})
+            else:
+                console.print(
+                    f"[bold green]consistency verified[/]: the signed log of {new} entries "
+                    f"extends the signed log of {old} entries"
+                )
+            return
+        proven = verify_tlog_proof(text, _trust(ws, trust))
+        if as_json:
+            emit_json(
+                {
+                    "ok": True,
+                    "index": proven.index,
+                    "tree_size": proven.tree_size,
+                    "entry": proven.entry,
+                }
+            )
+            return
+        console.print(
+            f"[bold green]proof verified[/]: entry {proven.index} is in the signed log of "
+            f"{proven.tree_size} entries"
+        )
+        console.print(json.dumps(proven.entry, sort_keys=True), highlight=False)
+        return
+    try:
+        proof = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise VerificationFailed(f"{proof_file}: not a JSON proof file") from None
     if not isinstance(proof, dict):
@@ -142,28 +216,60 @@ def verify_proof_cmd(
     console.print(json.dumps(entry, sort_keys=True), highlight=False)
 
 
+def _when(option: str, value: str | None, end_of_day: bool = False) -> Any:
+    from datetime import timedelta
+
+    from lineage.signing import parse_time
+
+    if value is None:
+        return None
+    text = value if "T" in value else f"{value}T00:00:00+00:00"
+    try:
+        when = parse_time(text)
+    except Exception:
+        raise UsageError(f"{option} {value!r}: not an ISO date or time with a zone") from None
+    # A bare date as --until means "through that day".
+    return when + timedelta(days=1) if end_of_day and "T" not in value else when
+
+
 @audit_app.command("query")
 @handle_errors
 def query_cmd(
-    actor: str | None = typer.Option(None, "--actor"),
+    actor: str | None = typer.Option(None, "--actor", help="Only entries by this actor."),
     since: str | None = typer.Option(None, "--since", help="ISO time with zone, or a date."),
+    until: str | None = typer.Option(
+        None, "--until", help="ISO time with zone (exclusive), or a date (through that day)."
+    ),
     type_: str | None = typer.Option(None, "--type", help="Entry type, e.g. version_published."),
+    jurisdiction: str | None = typer.Option(None, "--jurisdiction", "-j"),
+    run_id: str | None = typer.Option(None, "--run-id", help="Entries of one refresh run."),
     workspace: Path = WorkspaceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """List entries by actor, time and type (reads the stored bytes)."""
+    """List entries by actor, time, type, jurisdiction and run (reads the stored bytes)."""
+    from engine.audit import EVENT_TYPES
     from lineage.auditlog import AuditLog
     from lineage.signing import parse_time
 
     ws = open_workspace(workspace)
-    when = None
-    if since is not None:
-        text = since if "T" in since else f"{since}T00:00:00+00:00"
-        try:
-            when = parse_time(text)
-        except Exception:
-            raise UsageError(f"--since {since!r}: not an ISO date or time with a zone") from None
-    rows = AuditLog(ws.audit_dir).query(actor=actor, since=when, type=type_)
+    start, end = _when("--since", since), _when("--until", until, end_of_day=True)
+    log = AuditLog(ws.audit_dir)
+    if type_ is not None and type_ not in EVENT_TYPES:
+        seen = {r["type"] for r in log.query()}
+        if type_ not in seen:
+            known = ", ".join(sorted(EVENT_TYPES | seen))
+            raise UsageError(f"--type {type_!r} is not an audit event type; known: {known}")
+    if jurisdiction is not None and jurisdiction not in ws.config.jurisdictions:
+        raise UsageError(
+            f"unknown jurisdiction {jurisdiction!r}; declared: {', '.join(ws.config.jurisdictions)}"
+        )
+    rows = log.query(actor=actor, since=start, type=type_)
+    if end is not None:
+        rows = [r for r in rows if parse_time(str(r.get("time"))) < end]
+    if jurisdiction is not None:
+        rows = [r for r in rows if _mentions_jurisdiction(r.get("details") or {}, jurisdiction)]
+    if run_id is not None:
+        rows = [r for r in rows if (r.get("details") or {}).get("run_id") == run_id]
     if as_json:
         emit_json(rows)
         return
@@ -175,6 +281,13 @@ def query_cmd(
             soft_wrap=True,
         )
     console.print(f"{len(rows)} entries")
+
+
+def _mentions_jurisdiction(details: dict[str, Any], jurisdiction: str) -> bool:
+    if details.get("jurisdiction") == jurisdiction:
+        return True
+    many = details.get("jurisdictions")
+    return isinstance(many, list) and jurisdiction in many
 
 
 @audit_app.command("checkpoint")

@@ -173,20 +173,33 @@ def reidentify_cmd(
     version_dir: Path | None = typer.Option(None, "--version-dir", help="A persona version."),
     actor: str = typer.Option(..., "--actor", help="Who asks (authorised by policy, audited)."),
     column: str = typer.Option("customer_id", "--column", help="Column the tokens came from."),
+    reason: str = typer.Option(
+        ..., "--reason", help="Why (mandatory; audited as a digest: keep personal data out)."
+    ),
+    case: str | None = typer.Option(
+        None, "--case", help="Case reference, e.g. AML-2026-0042 (audited as is)."
+    ),
     workspace: Path = WorkspaceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Reveal kyc-domain tokens, if the policy allows this actor. Every call is audited."""
+    """Reveal kyc-domain tokens, if the policy allows this actor. Every call is audited,
+    with each token's digest, the case reference and the reason's digest."""
+    import re
+
     from engine.pseudonym.reidentify import queue_tokens, reidentify
 
     if bool(token) == bool(queue):
         raise UsageError("give either --token (one or more) or --queue")
+    if len(reason.strip()) < 5:
+        raise UsageError("--reason is mandatory: say why (at least a few words)")
+    if case is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}", case):
+        raise UsageError("--case: a reference of letters, digits and . _ : / - (max 64)")
     from engine.actors import acting
 
     ws = _open(workspace)
     tokens = list(token) if token else queue_tokens(queue or "", version_dir, column)
     with acting(ws, actor, "reidentify", column=column, count=len(tokens)):
-        values = reidentify(ws, actor, tokens, column)
+        values = reidentify(ws, actor, tokens, column, reason=reason, case=case)
     if as_json:
         emit_json([{"token": t, column: v} for t, v in zip(tokens, values, strict=True)])
         return

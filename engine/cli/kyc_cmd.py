@@ -37,7 +37,8 @@ ReaderOpt = typer.Option(
 VersionOpt = typer.Option(
     None,
     "--version",
-    help="v0003, 'latest' (default) or a full reference EU-DE/kyc_aml/v0003.",
+    help="'current' (default: the approved version), 'latest', v0003 or a full reference "
+    "EU-DE/kyc_aml/v0003.",
 )
 
 
@@ -252,9 +253,13 @@ def override_cmd(
     with acting(ws, actor, "kyc_override", customer=customer, tier=tier):
         ovr = _override(ws, customer, tier, reason, actor, expiry, jurisdiction, version)
     out = ovr.to_json(_today())
+    reports = _deliver_override(ws, ovr.jurisdiction, actor, out["status"])
     if as_json:
-        emit_json(out)
+        emit_json({**out, "deliveries": [r.to_json() for r in reports]})
+        _raise_dead(reports)
         return
+    print_deliveries(reports)
+    _raise_dead(reports)
     console.print(
         f"override {ovr.id}: {out['from_tier']} -> {out['tier']} is [bold]{out['status']}[/]",
         highlight=False,
@@ -310,10 +315,29 @@ def approve_cmd(
     with acting(ws, actor, "kyc_approve", override=override):
         ovr = approve_override(ws, override, actor)
     out = ovr.to_json(_today())
+    reports = _deliver_override(ws, ovr.request.jurisdiction, actor, out["status"])
     if as_json:
-        emit_json(out)
+        emit_json({**out, "deliveries": [r.to_json() for r in reports]})
+        _raise_dead(reports)
         return
     console.print(f"override {ovr.id} approved by {actor}: now {out['status']}", highlight=False)
+    print_deliveries(reports)
+    _raise_dead(reports)
+
+
+def _deliver_override(ws: Workspace, jurisdiction: str, actor: str, status: str) -> list[Any]:
+    """An override that is active changes what operations work from: deliver it now."""
+    from engine.kyc.delivery import sync
+
+    if status != "active":
+        return []
+    return sync(ws, jurisdiction, actor, "kyc_override", _today())
+
+
+def _raise_dead(reports: list[Any]) -> None:
+    from engine.kyc.delivery import raise_if_dead_lettered
+
+    raise_if_dead_lettered(reports)
 
 
 @kyc_app.command("overrides")
@@ -358,50 +382,52 @@ def overrides_cmd(
 @handle_errors
 def deliver_cmd(
     jurisdiction: str = typer.Option(..., "--jurisdiction", "-j"),
-    actor: str = typer.Option(..., "--actor", help="Who triggers the re-delivery (audited)."),
-    version: str | None = VersionOpt,
+    actor: str = typer.Option(..., "--actor", help="Who triggers the delivery (audited)."),
     as_json: bool = JsonOpt,
     workspace: Path = WorkspaceOpt,
 ) -> None:
-    """(Re-)deliver a published version's routing to the configured sinks; idempotent."""
+    """Bring the sinks up to date: obligations of the latest version, then the current
+    (approved) version's delta with active overrides. Idempotent; exit 10 on a dead letter."""
     from engine.actors import authenticate
-    from engine.audit import authorize, record
-    from engine.kyc.io import load_routing
-    from engine.kyc.sinks import deliver
-    from engine.kyc.versions import routing_versions
+    from engine.audit import authorize
 
     ws = _open(workspace)
-    authenticate(ws, actor, "kyc_deliver", {"jurisdiction": jurisdiction, "version": version})
-    (rv,) = routing_versions(ws, jurisdiction, version)
-    authorize(ws, actor, "kyc_deliver", {"jurisdiction": rv.jurisdiction, "purpose": "kyc_aml"})
-    report = deliver(
-        ws, f"{rv.jurisdiction}/{rv.version_id}", load_routing(rv.path), ws.config.sinks
-    )
-    record(
-        ws,
-        "kyc_routing_delivered",
-        actor,
-        jurisdiction=rv.jurisdiction,
-        purpose="kyc_aml",
-        version_id=rv.version_id,
-        queues=report.counts,
-        redelivery=True,
-    )
-    out = {
-        "version_id": report.version_id,
-        "counts": report.counts,
-        "complete": report.complete,
-        "sinks": [vars(s) for s in report.sinks],
-    }
+    if jurisdiction not in ws.config.jurisdictions:
+        raise UsageError(f"unknown jurisdiction '{jurisdiction}'")
+    authenticate(ws, actor, "kyc_deliver", {"jurisdiction": jurisdiction})
+    authorize(ws, actor, "kyc_deliver", {"jurisdiction": jurisdiction, "purpose": "kyc_aml"})
+    _sync_and_report(ws, jurisdiction, actor, "kyc_deliver", as_json)
+
+
+def _sync_and_report(
+    ws: Workspace, jurisdiction: str, actor: str, trigger: str, as_json: bool
+) -> None:
+    """Run a delivery sync, print what each sink got, and fail (exit 10) on a dead letter."""
+    from engine.kyc.delivery import raise_if_dead_lettered, sync
+
+    reports = sync(ws, jurisdiction, actor, trigger, _today())
     if as_json:
-        emit_json(out)
-        return
-    for s in report.sinks:
-        console.print(
-            f"{s.sink}: delivered {s.delivered}, already delivered {s.skipped}, "
-            f"dead-lettered {s.dead_lettered}",
-            highlight=False,
-        )
+        emit_json({"jurisdiction": jurisdiction, "deliveries": [r.to_json() for r in reports]})
+    else:
+        if not reports:
+            console.print(
+                f"{jurisdiction}: nothing to deliver (no approved version and no newer one)",
+                highlight=False,
+            )
+        print_deliveries(reports)
+    raise_if_dead_lettered(reports)
+
+
+def print_deliveries(reports: list[Any]) -> None:
+    for r in reports:
+        for s in r.sinks:
+            style = "[bold red]" if s.dead_lettered else ""
+            end = "[/]" if s.dead_lettered else ""
+            console.print(
+                f"{style}{r.version_id} ({r.basis}) -> {s.sink}: delivered {s.delivered}, "
+                f"already there {s.skipped}, dead-lettered {s.dead_lettered}{end}",
+                highlight=False,
+            )
 
 
 @kyc_app.command("ruleset")

@@ -24,7 +24,7 @@ from engine.cli._common import (
     handle_errors,
     open_workspace,
 )
-from engine.errors import ConfigError, UsageError, VerificationFailed
+from engine.errors import BadInputError, ConfigError, UsageError, VerificationFailed
 from engine.workspace import CONFIG_NAME, Workspace
 from lineage.report import VerificationReport
 
@@ -49,7 +49,8 @@ def resolve_version(ws: Workspace | None, version: str) -> Path:
         if d.is_dir():
             return d
     where = f" under {ws.versions_root}" if ws is not None else ""
-    raise UsageError(
+    # Not found is bad input (exit 5), as everywhere a named version is missing.
+    raise BadInputError(
         f"version {version!r} not found (a version directory, or JURISDICTION/PURPOSE/VERSION"
         f"{where})"
     )

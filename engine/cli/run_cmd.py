@@ -23,7 +23,7 @@ from engine.cli._common import (
     progress,
 )
 from engine.config import Purpose
-from engine.errors import ExitCode, PgovError, UsageError
+from engine.errors import ExitCode, PgovError, UsageError, most_severe
 from engine.request import RefreshRequest
 
 
@@ -64,6 +64,9 @@ def _summary(result: Any) -> dict[str, Any]:
         "personas": result.personas,
         "tiers": result.tiers,
         "delivered": result.delivered,
+        "dead_lettered": result.dead_lettered,
+        "deliveries": result.deliveries,
+        "approved_by": result.approved_by,
         "statement_sha256": result.version.statement_sha256,
         "seconds": result.seconds,
     }
@@ -126,10 +129,15 @@ def refresh(
             emit_json(summary)
         else:
             _print_summaries([summary])
-        if not summary["verified"]:
-            raise typer.Exit(int(ExitCode.VERIFICATION_FAILED))
-        if not result.valid:
-            raise typer.Exit(int(ExitCode.GATE_FAILED))
+            _print_deliveries(summary)
+        codes = [
+            0 if summary["verified"] else int(ExitCode.VERIFICATION_FAILED),
+            int(ExitCode.DELIVERY) if result.dead_lettered else 0,
+            0 if result.valid else int(ExitCode.GATE_FAILED),
+        ]
+        code = most_severe(codes)
+        if code:
+            raise typer.Exit(code)
         return
 
     from engine.executor import run_all
@@ -164,6 +172,8 @@ def refresh(
             "validity": (o.manifest or {}).get("validity"),
             "worker": o.worker,
             "seconds": round(o.seconds, 2),
+            "exit_code": o.exit_code,
+            "dead_lettered": o.dead_lettered,
             "error": o.error,
         }
         for o in outcomes
@@ -177,8 +187,28 @@ def refresh(
         for r in rows:
             table.add_row(*("" if r[c] is None else str(r[c]) for c in r))
         console.print(table)
-    if not all(o.ok for o in outcomes):
-        raise typer.Exit(int(ExitCode.POLICY_DENIED))
+    # The most severe job decides (README: exit codes, order of severity).
+    code = most_severe([o.exit_code for o in outcomes])
+    if code:
+        raise typer.Exit(code)
+
+
+def _print_deliveries(summary: dict[str, Any]) -> None:
+    if summary.get("approved_by"):
+        console.print(f"approved as current by {summary['approved_by']}", highlight=False)
+    for d in summary.get("deliveries") or []:
+        for s in d["sinks"]:
+            line = (
+                f"{d['version_id']} ({d['basis']}) -> {s['sink']}: delivered {s['delivered']}, "
+                f"already there {s['skipped']}, dead-lettered {s['dead_lettered']}"
+            )
+            console.print(f"[bold red]{line}[/]" if s["dead_lettered"] else line, highlight=False)
+    if summary.get("dead_lettered"):
+        console.print(
+            f"[bold red]delivery failed[/]: {summary['dead_lettered']} item(s) dead-lettered; "
+            "fix the receiver, then run 'pgov kyc deliver' (exit 10)",
+            highlight=False,
+        )
 
 
 _PURPOSE_SHORT = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -82,13 +83,29 @@ def approve_cmd(
     ws = open_workspace(workspace)
     with acting(ws, actor, "approve_version", version=version):
         approval = approve_version(ws, version, actor)
+    reports: list[Any] = []
+    if approval.purpose == "kyc_aml":
+        # Routine KYC changes wait for approval: deliver the approved version's delta now.
+        from datetime import UTC, datetime
+
+        from engine.kyc.delivery import sync
+
+        reports = sync(
+            ws, approval.jurisdiction, actor, "version_approved", datetime.now(UTC).date()
+        )
     if as_json:
-        emit_json(approval.to_json())
-        return
-    console.print(
-        f"{approval.jurisdiction}/{approval.purpose}/{approval.version_id} is now current "
-        f"(approved by {approval.approved_by}, statement {approval.statement_sha256[:12]})"
-    )
+        emit_json({**approval.to_json(), "deliveries": [r.to_json() for r in reports]})
+    else:
+        console.print(
+            f"{approval.jurisdiction}/{approval.purpose}/{approval.version_id} is now current "
+            f"(approved by {approval.approved_by}, statement {approval.statement_sha256[:12]})"
+        )
+        from engine.cli.kyc_cmd import print_deliveries
+
+        print_deliveries(reports)
+    from engine.kyc.delivery import raise_if_dead_lettered
+
+    raise_if_dead_lettered(reports)
 
 
 @versions_app.command("restore-config")

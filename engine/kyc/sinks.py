@@ -1,33 +1,34 @@
-"""Delivery of a version's routing to KYC operations: at least once, idempotent.
+"""Transports of KYC deliveries: the outbox on disk and Standard Webhooks over HTTP.
 
-Outbox (default): for every queue, `<outbox>/<queue>/<version_id>.jsonl`, one item per line
-sorted by token, each with `idempotency_key = sha256(version_id|queue|token)`; then
-`<outbox>/_manifests/<version_id>.json` with counts and sha256 digests, written last, so a
-manifest means a complete delivery. Re-delivering the same version rewrites nothing.
+What to deliver (a delta against what a sink already has) is decided in
+`engine.kyc.delivery`; this module only moves a frame of items to one sink, at least once,
+and says exactly which items the sink acknowledged.
 
-Webhook: the same items POSTed in batches as JSON, signed:
-    X-PGOV-Timestamp: <unix seconds>
-    X-PGOV-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>
-    Idempotency-Key:  sha256 over the batch's item keys (stable across retries and re-runs)
-Retries on timeouts, connection errors, 408, 429 and 5xx with exponential backoff; after
-`max_attempts` (or at once on another 4xx) the batch goes to a dead-letter file. Delivered
-batches are recorded in a ledger, so a re-run sends only what has not been acknowledged.
+Outbox (default): for every queue, `<outbox>/<queue>/<delivery_id>.jsonl`, one item per line
+sorted by token, each with its `idempotency_key`; then `<outbox>/_manifests/<delivery_id>.json`
+with counts and sha256 digests, written last, so a manifest means a complete delivery.
+
+Webhook (Standard Webhooks, https://www.standardwebhooks.com): the items POSTed in batches
+as JSON with the headers
+    webhook-id:        sha256 over the batch's item keys (stable across retries and re-runs)
+    webhook-timestamp: unix seconds of this attempt
+    webhook-signature: v1,<base64 HMAC-SHA256(secret, "<id>.<timestamp>.<body>")>
+so any Standard Webhooks library verifies them (the secret is `whsec_<base64>` or raw bytes).
+Retries (stamina: exponential backoff with jitter) on timeouts, connection errors, 408, 425,
+429 and 5xx, waiting what `Retry-After` asks when the receiver says; after `max_attempts`
+(or at once on another 4xx) the batch goes to a dead-letter file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
 import re
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,12 @@ from lineage.canonical import canonical_json
 log = structlog.get_logger(__name__)
 
 MANIFESTS = "_manifests"
-WEBHOOK_STATE = "_webhook"
 DEAD_LETTER = "_deadletter"
 BATCH_SIZE = 500
 MAX_BACKOFF_SECONDS = 30.0
-_VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+# A receiver asking for more than this is treated as down for this run (dead letter).
+MAX_RETRY_AFTER_SECONDS = 120.0
+_DELIVERY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 
 
@@ -60,10 +62,13 @@ class SinkItem(BaseModel):
 
     idempotency_key: str
     version_id: str
+    basis: str
     queue: str
     customer: str
     jurisdiction: str | None
     tier: str
+    previous_tier: str | None
+    previous_queue: str | None
     computed_tier: str
     system_tier: str | None
     score: int
@@ -79,7 +84,9 @@ class SinkItem(BaseModel):
 class WebhookBatch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    delivery_id: str
     version_id: str
+    basis: str
     queue: str
     batch: int
     batches: int
@@ -89,31 +96,46 @@ class WebhookBatch(BaseModel):
 @dataclass
 class SinkResult:
     sink: str  # "outbox:<path>" or "webhook:<host>"
+    key: str  # the sink's state key (see sink_key)
     delivered: int = 0  # items sent/written in this call
-    skipped: int = 0  # items already delivered earlier (idempotent re-delivery)
+    skipped: int = 0  # items the sink already had (idempotent re-delivery)
     dead_lettered: int = 0
     files: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    # Idempotency keys the sink acknowledged in this call: only these become sink state.
+    acked: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sink": self.sink,
+            "delivered": self.delivered,
+            "skipped": self.skipped,
+            "dead_lettered": self.dead_lettered,
+            "files": self.files,
+            "errors": self.errors,
+        }
 
 
-@dataclass
-class DeliveryReport:
-    version_id: str
-    counts: dict[str, int]  # queue -> items
-    sinks: list[SinkResult]
-
-    @property
-    def complete(self) -> bool:
-        return all(s.dead_lettered == 0 for s in self.sinks)
+def check_delivery_id(delivery_id: str) -> str:
+    if not _DELIVERY_ID.fullmatch(delivery_id) or ".." in delivery_id:
+        raise UsageError(f"'{delivery_id}' is not a deliverable version id")
+    return delivery_id
 
 
-def _check_version_id(version_id: str) -> str:
-    if not _VERSION_ID.fullmatch(version_id) or ".." in version_id:
-        raise UsageError(f"'{version_id}' is not a deliverable version id")
-    return version_id
+def sink_key(sink: Sink) -> str:
+    """A stable short name for a sink's delivery state (never the URL itself: it may carry a
+    token in its query)."""
+    ident = sink.path if isinstance(sink, OutboxSink) else sink.url
+    return f"{sink.type}-{hashlib.sha256(ident.encode('utf-8')).hexdigest()[:12]}"
 
 
 def items_frame(version_id: str, routing: KycRouting) -> pl.DataFrame:
-    """The sink items of a routing table, sorted by queue then token (vectorised)."""
+    """The sink items of a routing table, sorted by queue then token (vectorised).
+
+    The idempotency key names the change, not the delivery: the same customer moved to the
+    same queue and tier (and override) by the same version has the same key on every
+    re-run and every sink.
+    """
     t = routing.table
     opt = {
         c: pl.col(c) if c in t.columns else pl.lit(None, pl.String)
@@ -123,7 +145,14 @@ def items_frame(version_id: str, routing: KycRouting) -> pl.DataFrame:
         t.lazy()
         .select(
             pl.concat_str(
-                [pl.lit(version_id), pl.col("queue"), pl.col("customer_id")], separator="|"
+                [
+                    pl.lit(version_id),
+                    pl.col("queue"),
+                    pl.col("customer_id"),
+                    pl.col("tier"),
+                    opt["override_id"].fill_null(""),
+                ],
+                separator="|",
             )
             .chash.sha2_256()  # type: ignore[attr-defined]
             .alias("idempotency_key"),
@@ -148,15 +177,18 @@ def items_frame(version_id: str, routing: KycRouting) -> pl.DataFrame:
     )
 
 
+ITEM_COLUMNS: tuple[str, ...] = tuple(SinkItem.model_fields)
+
+
 def _ndjson(frame: pl.DataFrame) -> bytes:
-    return frame.write_ndjson().encode("utf-8") if frame.height else b""
+    return frame.select(ITEM_COLUMNS).write_ndjson().encode("utf-8") if frame.height else b""
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with tmp.open("wb") as fh:
@@ -166,52 +198,44 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _queues(routing: KycRouting, items: pl.DataFrame) -> list[str]:
-    names = list(routing.summaries) or []
-    for q in items.get_column("queue").unique().sort().to_list():
-        if q not in names:
-            names.append(q)
-    return names
-
-
 def deliver_outbox(
-    ws: Workspace, version_id: str, routing: KycRouting, sink: OutboxSink
+    ws: Workspace, delivery_id: str, items: pl.DataFrame, sink: OutboxSink
 ) -> SinkResult:
+    """Write one delta: a file per queue that has items, then the manifest."""
+    check_delivery_id(delivery_id)
     root = ws.path(sink.path)
-    items = items_frame(version_id, routing)
-    result = SinkResult(sink=f"outbox:{sink.path}")
-    manifest_path = root / MANIFESTS / f"{version_id}.json"
+    result = SinkResult(sink=f"outbox:{sink.path}", key=sink_key(sink))
+    manifest_path = root / MANIFESTS / f"{delivery_id}.json"
     files: dict[str, dict[str, Any]] = {}
-    for queue in _queues(routing, items):
+    for queue in items.get_column("queue").unique().sort().to_list():
         part = items.filter(pl.col("queue") == queue)
         data = _ndjson(part)
-        rel = f"{queue}/{version_id}.jsonl"
+        rel = f"{queue}/{delivery_id}.jsonl"
         path = root / rel
         digest = _sha256(data)
         files[queue] = {"file": rel, "count": part.height, "sha256": digest}
-        if path.is_file():
-            if _sha256(path.read_bytes()) == digest:
-                result.skipped += part.height
-                continue
-            if manifest_path.is_file():
-                # A published version never changes; different bytes mean a bug upstream.
+        if not (path.is_file() and _sha256(path.read_bytes()) == digest):
+            if path.is_file() and manifest_path.is_file():
+                # A delivery id names its content; different bytes mean a bug upstream.
                 raise BadInputError(
                     f"{path}: already delivered with different content; refusing to overwrite"
                 )
-        _atomic_write(path, data)
-        result.delivered += part.height
-        result.files.append(str(path))
+            atomic_write(path, data)
+            result.files.append(str(path))
     manifest = {
-        "version_id": version_id,
-        "ruleset_version": routing.ruleset_version,
+        "delivery_id": delivery_id,
+        "version_id": items.get_column("version_id")[0] if items.height else None,
+        "basis": items.get_column("basis")[0] if items.height else None,
         "total": items.height,
         "queues": files,
-        "idempotency_key": "sha256(version_id|queue|customer)",
+        "idempotency_key": "sha256(version_id|queue|customer|tier|override_id)",
     }
     body = canonical_json(manifest) + b"\n"
     if not (manifest_path.is_file() and manifest_path.read_bytes() == body):
-        _atomic_write(manifest_path, body)
+        atomic_write(manifest_path, body)
         result.files.append(str(manifest_path))
+    result.delivered = items.height
+    result.acked = items.get_column("idempotency_key").to_list()
     return result
 
 
@@ -219,7 +243,7 @@ def deliver_outbox(
 
 
 def resolve_secret(ws: Workspace, ref: str) -> bytes:
-    """The HMAC secret from `env:VAR` or `file:PATH`; never logged."""
+    """The signing secret from `env:VAR` or `file:PATH`; never logged."""
     kind, _, where = ref.partition(":")
     if kind == "env" and where:
         value = os.environ.get(where)
@@ -238,181 +262,218 @@ def resolve_secret(ws: Workspace, ref: str) -> bytes:
     raise KeyMaterialError("webhook secret must be 'env:VAR' or 'file:PATH'")
 
 
-def sign(secret: bytes, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+def signer(secret: bytes) -> Any:
+    """A Standard Webhooks signer: `whsec_<base64>` secrets are decoded, others used raw."""
+    from standardwebhooks.webhooks import Webhook
 
-
-def verify_signature(
-    secret: bytes,
-    timestamp: str,
-    body: bytes,
-    signature: str,
-    tolerance_seconds: int = 300,
-    now: float | None = None,
-) -> bool:
-    """The receiver's check (also documented for receivers in docs/kyc-operations.md)."""
+    text = secret.decode("utf-8", errors="strict") if secret.startswith(b"whsec_") else None
     try:
-        ts = int(timestamp)
-    except ValueError:
-        return False
-    current = time.time() if now is None else now
-    if abs(current - ts) > tolerance_seconds:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+        return Webhook(text if text is not None else secret)
+    except Exception:
+        raise KeyMaterialError("webhook secret: not a valid whsec_<base64> secret") from None
 
 
-def _sink_id(url: str) -> str:
-    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:12]
+def headers_for(hook: Any, msg_id: str, body: bytes, now: datetime | None = None) -> dict[str, str]:
+    """Standard Webhooks headers; without a signer (an unsigned destination) no signature."""
+    when = now or datetime.now(UTC)
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        # The same id under the header many receivers already deduplicate on.
+        "Idempotency-Key": msg_id,
+        "User-Agent": "personagov",
+    }
+    if hook is not None:
+        headers["webhook-signature"] = hook.sign(msg_id, when, body.decode("utf-8"))
+    return headers
 
 
-def _batch_key(version_id: str, queue: str, keys: list[str]) -> str:
-    h = hashlib.sha256(f"{version_id}|{queue}|".encode())
+def _batch_key(delivery_id: str, queue: str, keys: list[str]) -> str:
+    h = hashlib.sha256(f"{delivery_id}|{queue}|".encode())
     for k in keys:
         h.update(k.encode("ascii"))
     return h.hexdigest()
 
 
-@dataclass(frozen=True)
-class _Attempt:
-    ok: bool
-    retryable: bool
-    detail: str
+class _Retryable(Exception):
+    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
 
 
-def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> _Attempt:
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+class _Rejected(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """RFC 9110 Retry-After: delay-seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            status = int(resp.status)
-    except urllib.error.HTTPError as exc:
-        status = int(exc.code)
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-        return _Attempt(False, True, type(exc).__name__)
-    if 200 <= status < 300:
-        return _Attempt(True, False, str(status))
-    return _Attempt(False, status >= 500 or status in _RETRYABLE_STATUS, f"http {status}")
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _retry_on(exc: Exception) -> bool | float:
+    """stamina hook: retry transport errors and retryable statuses, honouring Retry-After."""
+    import httpx
+
+    if isinstance(exc, _Retryable):
+        if exc.retry_after is not None:
+            return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
+        return True
+    return isinstance(exc, httpx.TransportError)
+
+
+def _send(client: Any, sink: WebhookSink, hook: Any, msg_id: str, body: bytes) -> str:
+    return send(client, sink.url, body, msg_id, hook, sink.max_attempts, sink.backoff_seconds)
+
+
+def post_signed(
+    url: str,
+    body: bytes,
+    msg_id: str,
+    hook: Any,
+    max_attempts: int,
+    backoff_seconds: float,
+    timeout_seconds: float,
+) -> str | None:
+    """One Standard Webhooks POST with retries (for other HTTP senders, e.g. activation):
+    None when acknowledged, else the last error."""
+    import httpx
+
+    with httpx.Client(timeout=timeout_seconds) as client:
+        try:
+            send(client, url, body, msg_id, hook, max_attempts, backoff_seconds)
+        except (_Retryable, _Rejected) as exc:
+            return exc.detail
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+    return None
+
+
+def send(
+    client: Any,
+    url: str,
+    body: bytes,
+    msg_id: str,
+    hook: Any,
+    max_attempts: int,
+    backoff_seconds: float,
+) -> str:
+    """POST until acknowledged; returns the status, raises on a dead letter."""
+    import httpx
+    import stamina
+
+    for attempt in stamina.retry_context(
+        on=_retry_on,
+        attempts=max_attempts,
+        timeout=None,
+        wait_initial=backoff_seconds,
+        wait_max=MAX_BACKOFF_SECONDS,
+        wait_jitter=backoff_seconds,
+    ):
+        with attempt:
+            # Signed afresh each attempt: the timestamp must be recent when it arrives.
+            resp = client.post(url, content=body, headers=headers_for(hook, msg_id, body))
+            status = resp.status_code
+            if 200 <= status < 300:
+                return str(status)
+            if status >= 500 or status in _RETRYABLE_STATUS:
+                after = retry_after_seconds(resp.headers.get("retry-after"))
+                if after is not None and after > MAX_RETRY_AFTER_SECONDS:
+                    raise _Rejected(f"http {status}, Retry-After {after:g}s")
+                raise _Retryable(f"http {status}", after)
+            raise _Rejected(f"http {status}")
+    raise httpx.TransportError("no attempt made")  # pragma: no cover (attempts >= 1)
 
 
 def deliver_webhook(
     ws: Workspace,
-    version_id: str,
-    routing: KycRouting,
+    delivery_id: str,
+    items: pl.DataFrame,
     sink: WebhookSink,
     batch_size: int = BATCH_SIZE,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> SinkResult:
+    import httpx
+
+    check_delivery_id(delivery_id)
     if not sink.url.startswith(("https://", "http://")):
         raise UsageError("webhook url must be http(s)")
     if sink.max_attempts < 1:
         raise UsageError("webhook max_attempts must be >= 1")
-    secret = resolve_secret(ws, sink.secret)
-    sid = _sink_id(sink.url)
-    ledger = ws.outbox_dir / WEBHOOK_STATE / sid / f"{version_id}.delivered"
-    dead = ws.outbox_dir / DEAD_LETTER / sid / f"{version_id}.jsonl"
-    done = set(ledger.read_text("ascii").split()) if ledger.is_file() else set()
-    items = items_frame(version_id, routing)
+    hook = signer(resolve_secret(ws, sink.secret))
+    key = sink_key(sink)
+    dead = ws.outbox_dir / DEAD_LETTER / key / f"{delivery_id}.jsonl"
     host = urllib.parse.urlsplit(sink.url).netloc
-    result = SinkResult(sink=f"webhook:{host}")
-    for queue in _queues(routing, items):
-        part = items.filter(pl.col("queue") == queue)
-        batches = max(1, -(-part.height // batch_size)) if part.height else 0
-        for b in range(batches):
-            chunk = part.slice(b * batch_size, batch_size)
-            keys = chunk.get_column("idempotency_key").to_list()
-            key = _batch_key(version_id, queue, keys)
-            if key in done:
-                result.skipped += chunk.height
-                continue
-            payload = WebhookBatch(
-                version_id=version_id,
-                queue=queue,
-                batch=b + 1,
-                batches=batches,
-                items=[SinkItem.model_validate(r) for r in chunk.to_dicts()],
-            )
-            body = canonical_json(payload.model_dump(mode="json"))
-            attempt = _send(sink, secret, body, key, sleep)
-            if attempt.ok:
-                ledger.parent.mkdir(parents=True, exist_ok=True)
-                with ledger.open("a", encoding="ascii") as fh:
-                    fh.write(key + "\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                done.add(key)
-                result.delivered += chunk.height
-            else:
-                dead.parent.mkdir(parents=True, exist_ok=True)
-                record = {
-                    "idempotency_key": key,
-                    "queue": queue,
-                    "batch": b + 1,
-                    "error": attempt.detail,
-                    "body": json.loads(body),
-                }
-                with dead.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(record, sort_keys=True) + "\n")
-                result.dead_lettered += chunk.height
-                log.warning(
-                    "kyc_webhook_dead_letter",
-                    sink=sid,
-                    version_id=version_id,
+    result = SinkResult(sink=f"webhook:{host}", key=key)
+    with httpx.Client(timeout=sink.timeout_seconds) as client:
+        for queue in items.get_column("queue").unique().sort().to_list():
+            part = items.filter(pl.col("queue") == queue)
+            batches = -(-part.height // batch_size)
+            for b in range(batches):
+                chunk = part.slice(b * batch_size, batch_size)
+                keys = chunk.get_column("idempotency_key").to_list()
+                msg_id = _batch_key(delivery_id, queue, keys)
+                payload = WebhookBatch(
+                    delivery_id=delivery_id,
+                    version_id=str(chunk.get_column("version_id")[0]),
+                    basis=str(chunk.get_column("basis")[0]),
                     queue=queue,
                     batch=b + 1,
-                    error=attempt.detail,
+                    batches=batches,
+                    items=[
+                        SinkItem.model_validate(r) for r in chunk.select(ITEM_COLUMNS).to_dicts()
+                    ],
+                )
+                body = canonical_json(payload.model_dump(mode="json"))
+                try:
+                    _send(client, sink, hook, msg_id, body)
+                except (_Retryable, _Rejected) as exc:
+                    error = exc.detail
+                except httpx.HTTPError as exc:
+                    error = type(exc).__name__
+                else:
+                    result.delivered += chunk.height
+                    result.acked.extend(keys)
+                    continue
+                _dead_letter(dead, msg_id, queue, b + 1, error, body)
+                result.dead_lettered += chunk.height
+                result.errors.append(f"{queue} batch {b + 1}: {error}")
+                log.warning(
+                    "kyc_webhook_dead_letter",
+                    sink=key,
+                    delivery_id=delivery_id,
+                    queue=queue,
+                    batch=b + 1,
+                    error=error,
                 )
     if result.dead_lettered:
         result.files.append(str(dead))
     return result
 
 
-def _send(
-    sink: WebhookSink,
-    secret: bytes,
-    body: bytes,
-    key: str,
-    sleep: Callable[[float], None],
-) -> _Attempt:
-    attempt = _Attempt(False, True, "not attempted")
-    for n in range(1, sink.max_attempts + 1):
-        ts = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/json",
-            "X-PGOV-Timestamp": ts,
-            "X-PGOV-Signature": sign(secret, ts, body),
-            "Idempotency-Key": key,
-            "User-Agent": "personagov-kyc-sink",
-        }
-        attempt = _post(sink.url, body, headers, sink.timeout_seconds)
-        if attempt.ok or not attempt.retryable:
-            return attempt
-        if n < sink.max_attempts:
-            sleep(min(MAX_BACKOFF_SECONDS, sink.backoff_seconds * 2 ** (n - 1)))
-    return attempt
-
-
-# ---------------------------------------------------------------- entry point
-
-
-def deliver(
-    ws: Workspace, version_id: str, routing: KycRouting, sinks: list[Sink]
-) -> DeliveryReport:
-    """Deliver one version's routing to every configured sink (outbox by default)."""
-    _check_version_id(version_id)
-    counts = {
-        str(q): int(n) for q, n in routing.table.group_by("queue").len().sort("queue").iter_rows()
+def _dead_letter(dead: Path, msg_id: str, queue: str, batch: int, error: str, body: bytes) -> None:
+    dead.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "webhook_id": msg_id,
+        "queue": queue,
+        "batch": batch,
+        "error": error,
+        "body": json.loads(body),
     }
-    results: list[SinkResult] = []
-    for sink in sinks or [OutboxSink()]:
-        if isinstance(sink, OutboxSink):
-            results.append(deliver_outbox(ws, version_id, routing, sink))
-        else:
-            results.append(deliver_webhook(ws, version_id, routing, sink))
-    report = DeliveryReport(version_id=version_id, counts=counts, sinks=results)
-    log.info(
-        "kyc_delivered",
-        version_id=version_id,
-        items=routing.table.height,
-        sinks=[(s.sink, s.delivered, s.skipped, s.dead_lettered) for s in results],
-    )
-    return report
+    with dead.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())

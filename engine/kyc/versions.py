@@ -1,8 +1,10 @@
 """Finding routing tables in published kyc_aml versions (for the operations view and overrides).
 
-Versions live in `versions/<jurisdiction>/kyc_aml/<version_id>/routing.parquet`; "latest" is
-the highest version id. Overrides recorded after a version was published are applied when it
-is read, so the view always shows the effective tier with the computed tier beside it.
+Versions live in `versions/<jurisdiction>/kyc_aml/<version_id>/routing.parquet`. Views default
+to "current" (the approved version: what operations work from); "latest" (the highest
+version id, possibly unapproved) and a version id can be asked for. Overrides recorded after
+a version was published are applied when it is read, so the view always shows the effective
+tier with the computed tier beside it.
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ class RoutingVersion:
 def routing_versions(
     ws: Workspace, jurisdiction: str | None = None, version: str | None = None
 ) -> list[RoutingVersion]:
-    """The routing versions a command looks at: one per jurisdiction (latest unless named)."""
+    """The routing versions a command looks at: one per jurisdiction (current unless named)."""
+    from engine.approval import current_version
     from engine.versions import latest_version, resolve_version, version_number
+
+    version = version or "current"
 
     if version and "/" in version:
         path = resolve_version(ws, version)
@@ -42,14 +47,20 @@ def routing_versions(
         if jurisdiction and j != jurisdiction:
             raise UsageError(f"--version {version} is not in jurisdiction {jurisdiction}")
         return [_checked(RoutingVersion(j, path.name, path))]
-    if version and version != "latest" and version_number(version) is None:
-        raise UsageError(f"'{version}' is not a version id (v0001, ... or 'latest')")
+    if version not in ("latest", "current") and version_number(version) is None:
+        raise UsageError(f"'{version}' is not a version id (v0001, ..., 'current' or 'latest')")
     wanted = [jurisdiction] if jurisdiction else list(ws.config.jurisdictions)
     if jurisdiction and jurisdiction not in ws.config.jurisdictions:
         raise UsageError(f"unknown jurisdiction '{jurisdiction}'")
     found: list[RoutingVersion] = []
     for j in wanted:
-        if version and version != "latest":
+        if version == "current":
+            approved = current_version(ws, j, PURPOSE)
+            if approved is not None:
+                d = ws.versions_dir(j, PURPOSE) / approved.version_id
+                found.append(_checked(RoutingVersion(j, approved.version_id, d)))
+            continue
+        if version != "latest":
             d = ws.versions_dir(j, PURPOSE) / version
             if d.is_dir():
                 found.append(_checked(RoutingVersion(j, version, d)))
@@ -61,6 +72,11 @@ def routing_versions(
             found.append(RoutingVersion(j, latest.path.name, latest.path))
     if not found:
         where = jurisdiction or "any jurisdiction"
+        if version == "current":
+            raise BadInputError(
+                f"no approved (current) {PURPOSE} version for {where}; approve one with "
+                "'pgov versions approve', or look at an unapproved one with --version latest"
+            )
         raise BadInputError(f"no published {PURPOSE} routing for {where}")
     return found
 
@@ -132,10 +148,20 @@ def find_customer(
     jurisdiction: str | None = None,
     version: str | None = None,
 ) -> tuple[RoutingVersion, dict[str, object]]:
-    chosen = routing_versions(ws, jurisdiction, version)
-    authorize_read(ws, actor, [rv.jurisdiction for rv in chosen])
-    for rv in chosen:
-        t = effective_routing(ws, rv, as_of).table.filter(pl.col("customer_id") == customer)
-        if t.height:
-            return rv, t.row(0, named=True)
+    """The customer in the chosen version(s). Without --version: the current version, then
+    the latest one (a new EDD is delivered at publish, before approval, and operations must
+    be able to see and override it)."""
+    tries = [version] if version else ["current", "latest"]
+    for attempt in tries:
+        try:
+            chosen = routing_versions(ws, jurisdiction, attempt)
+        except BadInputError:
+            if attempt != tries[-1]:
+                continue
+            raise
+        authorize_read(ws, actor, [rv.jurisdiction for rv in chosen])
+        for rv in chosen:
+            t = effective_routing(ws, rv, as_of).table.filter(pl.col("customer_id") == customer)
+            if t.height:
+                return rv, t.row(0, named=True)
     raise BadInputError("customer token not found in the chosen kyc_aml version(s)")

@@ -100,13 +100,24 @@ def reidentify(
     column: str,
     *,
     keyring: Keyring | None = None,
+    reason: str | None = None,
+    case: str | None = None,
 ) -> list[str]:
-    """kyc tokens -> normalised cleartext values (same order), if policy allows `actor`."""
+    """kyc tokens -> normalised cleartext values (same order), if policy allows `actor`.
+
+    The audit entry carries the sha256 of every token revealed (or refused), the case
+    reference, and the sha256 of the reason: the reason's text belongs in the case file,
+    since free text may itself hold personal data; the digest proves which text was given.
+    """
     if not tokens:
         raise UsageError("re-identification: no tokens given")
     digests = [token_digest(t) if isinstance(t, str) else "" for t in tokens]
     base: dict[str, Any] = {"column": column, "domain": KYC, "count": len(tokens)}
     jurisdictions: list[str] = []
+    if reason is not None:
+        base["reason_sha256"] = hashlib.sha256(reason.strip().encode("utf-8")).hexdigest()
+    if case is not None:
+        base["case"] = case
     try:
         for i, tok in enumerate(tokens):
             if parse_token(tok).domain != KYC:
