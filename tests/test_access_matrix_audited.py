@@ -106,7 +106,18 @@ def _cell(ws: Workspace, actor: str, action: str, j: str) -> tuple[bool, list[st
     token = toks.get("CDD") or next(iter(toks.values()))
     read = _allowed(ws, actor, "kyc_read", {"jurisdiction": j, "purpose": "kyc_aml"})
     if action == "kyc queue":
-        return read, ["kyc", "queue", "standard-review", "-j", j, "--actor", actor, *w]
+        return read, [
+            "kyc",
+            "queue",
+            "standard-review",
+            "-j",
+            j,
+            "--version",
+            "latest",
+            "--actor",
+            actor,
+            *w,
+        ]
     if action == "kyc show":
         return read, ["kyc", "show", "--customer", token, "-j", j, "--actor", actor, *w]
     if action == "kyc deliver":
@@ -138,7 +149,16 @@ def _cell(ws: Workspace, actor: str, action: str, j: str) -> tuple[bool, list[st
         ok = _allowed(
             ws, actor, "reidentify", {"domain": "kyc", "column": "customer_id", "jurisdiction": j}
         )
-        return ok, ["reidentify", "--token", token, "--actor", actor, *w]
+        return ok, [
+            "reidentify",
+            "--token",
+            token,
+            "--reason",
+            "matrix access check",
+            "--actor",
+            actor,
+            *w,
+        ]
     if action == "versions approve":
         latest = sorted(ws.versions_dir(j, "kyc_aml").glob("v*"))[-1]
         producer = json.loads((latest / "manifest.json").read_bytes())["actor"]

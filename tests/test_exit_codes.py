@@ -132,7 +132,12 @@ def test_missing_things_are_exit_5(refreshed: Path) -> None:
     assert _pgov(refreshed, "lineage", "verify", "UK/kyc_aml/v0099").exit_code == 5
     assert _pgov(refreshed, "lineage", "show", "UK/kyc_aml/v0099").exit_code == 5
     assert _pgov(refreshed, "personas", "show", "UK/kyc_aml/v0099").exit_code == 5
-    assert _pgov(refreshed, "versions", "approve", "UK/kyc_aml/v0099", "-a", "x").exit_code == 5
+    assert (
+        _pgov(
+            refreshed, "versions", "approve", "UK/kyc_aml/v0099", "-a", "compliance-deputy"
+        ).exit_code
+        == 5
+    )
 
 
 # ---------------------------------------------------------------- proofs and keys
@@ -206,12 +211,13 @@ def test_failure_after_allow_is_audited_with_stage_and_reason(private: Path) -> 
 def test_disk_full_is_exit_9_and_nothing_half_published(
     private: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import engine.refresh
+    import engine.publish
 
     def full(stage: Path, final: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(final))
 
-    monkeypatch.setattr(engine.refresh, "commit", full)
+    # The rename of the staged version is the publish step (engine/publish.py).
+    monkeypatch.setattr(engine.publish, "commit", full)
     before = sorted(p.name for p in (private / "versions" / "UK" / "kyc_aml").iterdir())
     res = _pgov(private, "refresh", "-j", "UK", "-p", "kyc_aml", "-a", "compliance-lead",
                 "--as-of", "2026-11-01")  # fmt: skip

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -23,6 +23,9 @@ from engine.cli._common import (
 )
 from engine.errors import UsageError
 from engine.workspace import Workspace
+
+if TYPE_CHECKING:
+    from engine.kyc.overrides import Override
 
 kyc_app = typer.Typer(
     name="kyc",
@@ -253,7 +256,7 @@ def override_cmd(
     with acting(ws, actor, "kyc_override", customer=customer, tier=tier):
         ovr = _override(ws, customer, tier, reason, actor, expiry, jurisdiction, version)
     out = ovr.to_json(_today())
-    reports = _deliver_override(ws, ovr.jurisdiction, actor, out["status"])
+    reports = _deliver_override(ws, ovr.request.jurisdiction, actor, out["status"])
     if as_json:
         emit_json({**out, "deliveries": [r.to_json() for r in reports]})
         _raise_dead(reports)
@@ -281,7 +284,7 @@ def _override(
     expiry: date | None,
     jurisdiction: str | None,
     version: str | None,
-) -> Any:
+) -> Override:
     from engine.kyc.overrides import request_override
     from engine.kyc.versions import find_customer
 

@@ -120,8 +120,13 @@ def queue_items(
     """One queue's items across the chosen versions, most urgent first, if `actor` may read
     every one of them."""
     frames = []
+    if jurisdiction is not None:
+        # Decide before looking: a refused actor learns nothing, not even whether an approved
+        # version exists, and the refusal is what the log records.
+        authorize_read(ws, actor, [jurisdiction])
     chosen = routing_versions(ws, jurisdiction, version)
-    authorize_read(ws, actor, [rv.jurisdiction for rv in chosen])
+    if jurisdiction is None:
+        authorize_read(ws, actor, [rv.jurisdiction for rv in chosen])
     for rv in chosen:
         routing = effective_routing(ws, rv, as_of)
         known = [q.queue for q in routing.ruleset.queues] if routing.ruleset else []
