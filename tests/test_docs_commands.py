@@ -129,7 +129,13 @@ def test_compliance_officer_and_kyc_operations_commands_run(
 ) -> None:
     facts = _facts(ws)
     monkeypatch.chdir(ws)
+    # The verifier's own pinned copies, kept outside the workspace as the guide says.
+    verifier = ws.parent / "pgov-verifier"
+    verifier.mkdir(exist_ok=True)
+    shutil.copy(ws / "keys" / "trust.json", verifier / "trust.json")
     subst = {
+        "~/pgov-verifier/trust.json": str(verifier / "trust.json"),
+        "~/pgov-verifier/WS.checkpoint": str(verifier / "ws.checkpoint"),
         " -w WS": "",
         "EU-DE/marketing_segmentation/v0003": "EU-DE/marketing_segmentation/v0001",
         "EU-DE/kyc_aml/v0004": "EU-DE/kyc_aml/v0001",
@@ -192,6 +198,8 @@ def test_keys_commands_run(ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         "--reason TEXT": "--reason 'EDD file review'",
         "--case REF": "--case AML-2026-0042",
         "--version-dir DIR": "",
+        "--public-key B64": "",
+        "enrol-actor NAME": "enrol-actor analyst-eu",
     }
     for cmd in doc_commands("keys.md"):
         if cmd.startswith("pgov keys revoke"):

@@ -24,6 +24,19 @@ def _blocks() -> list[tuple[str, str]]:
     return re.findall(r"```(sh|toml)\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
 
 
+def _fix_master_key(ws: Path) -> None:
+    """`keys init` draws a random master key, so tokens, and with them the row order the
+    models see, differ run to run; at the guide's 3000 customers a gate can then fail by
+    chance (seen: exit 7 about one run in twenty). A fixed key makes the test deterministic."""
+    import hashlib
+    import json
+
+    path = ws / "keys" / "master.key"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["versions"]["1"]["key"] = hashlib.sha256(b"regional-guide-test").hexdigest()
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")
+
+
 @pytest.mark.slow
 def test_every_guide_command_runs_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -49,6 +62,8 @@ def test_every_guide_command_runs_in_order(tmp_path: Path, monkeypatch: pytest.M
             res = runner.invoke(app, args[1:])
             assert res.exit_code == 0, f"{line}\n{res.output}"
             ran.append(" ".join(args[1:3]))
+            if args[1:3] == ["keys", "init"]:
+                _fix_master_key(tmp_path / "ws")
     assert {"experiment design", "experiment analyse", "experiment promote"} <= set(ran)
     assert any(r.startswith("activate") for r in ran)
     exported = list((tmp_path / "ws" / "exports" / "cms").rglob("*.csv"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import sys
@@ -31,7 +30,6 @@ console = _Console(width=None if sys.stdout.isatty() else 140)
 err_console = _Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 P = ParamSpec("P")
-_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 R = TypeVar("R")
 
 WorkspaceOpt = typer.Option(
@@ -98,17 +96,14 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
             raise typer.Exit(int(exc.exit_code)) from None
         except OSError as exc:
-            if exc.errno not in _STORAGE_ERRNOS:
+            from engine.errors import StorageError, storage_error
+
+            err = storage_error(exc)
+            if not isinstance(err, StorageError):
                 raise
-            # Disk full, read-only or failing: exit 9. Publishing is atomic (staging dir +
-            # rename), so nothing half-written is left as a version.
-            where = f" ({exc.filename})" if exc.filename else ""
-            err_console.print(
-                f"[bold red]error:[/] storage: {exc.strerror or exc}{where}; nothing was "
-                "published half-written",
-                highlight=False,
-                soft_wrap=True,
-            )
+            # Disk full, read-only or failing: exit 9. Publishing is atomic (intent, rename,
+            # completion; recovery at the next run), so nothing half-written is left.
+            err_console.print(f"[bold red]error:[/] {err.message}", highlight=False, soft_wrap=True)
             raise typer.Exit(int(ExitCode.STORAGE)) from None
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]")
