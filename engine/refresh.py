@@ -48,6 +48,7 @@ from engine.workspace import Workspace
 
 __all__ = ["BuiltVersion", "RefreshResult", "emit_openlineage", "run_refresh"]
 
+
 @dataclass(frozen=True)
 class RefreshResult:
     request: RefreshRequest
