@@ -27,8 +27,9 @@ from engine.kyc import route_facts
 from engine.kyc.bundle import evaluate_ruleset
 from engine.kyc.delivery import APPROVED, OBLIGATION, deliver
 from engine.kyc.model import KycRouting
-from engine.kyc.sinks import SinkItem, retry_after_seconds
+from engine.kyc.sinks import SinkItem
 from engine.kyc.synthetic import synthetic_facts
+from engine.kyc.webhook import retry_after_seconds
 from engine.workspace import Workspace
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "engine" / "defaults" / "pgov.toml"
@@ -364,7 +365,7 @@ def test_signatures_are_standard_webhooks() -> None:
     """Any Standard Webhooks verifier accepts our headers; tampering and old timestamps fail."""
     from datetime import UTC, datetime, timedelta
 
-    from engine.kyc.sinks import headers_for, signer
+    from engine.kyc.webhook import headers_for, signer
 
     body = b'{"items":[]}'
     headers = headers_for(signer(SECRET.encode()), "msg-1", body)

@@ -102,9 +102,9 @@ def _payloads(
 def _post(dest: HttpDestination, secret: bytes | None, body: bytes, key: str) -> str | None:
     """None when delivered; otherwise the last error (status or exception class). Standard
     Webhooks headers (signed when the destination has a secret), retries with jittered
-    backoff honouring Retry-After: the same sender as the KYC webhooks (engine/kyc/sinks.py).
+    backoff honouring Retry-After: the same sender as the KYC webhooks (engine/kyc/webhook.py).
     """
-    from engine.kyc.sinks import post_signed, signer
+    from engine.kyc.webhook import post_signed, signer
 
     hook = signer(secret) if secret is not None else None
     return post_signed(dest.url, body, key, hook, dest.max_attempts, 0.2, dest.timeout_seconds)
@@ -220,7 +220,7 @@ def _deliver(
     failures: dict[str, str] = {}
     secret = None
     if isinstance(dest, HttpDestination) and dest.secret:
-        from engine.kyc.sinks import resolve_secret
+        from engine.kyc.webhook import resolve_secret
 
         secret = resolve_secret(ws, dest.secret)
     for pid, doc in payloads.items():

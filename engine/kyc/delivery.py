@@ -41,10 +41,10 @@ from engine.kyc.sinks import (
     atomic_write,
     check_delivery_id,
     deliver_outbox,
-    deliver_webhook,
     items_frame,
     sink_key,
 )
+from engine.kyc.webhook import deliver_webhook
 from engine.workspace import Workspace
 
 log = structlog.get_logger(__name__)

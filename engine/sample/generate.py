@@ -21,6 +21,7 @@ from engine.errors import UsageError
 from engine.sample import personas as P
 from engine.sample import tables as T
 from engine.sample.dirt import REASON, PlantedDirt, plant
+from engine.sample.draws import Customers
 
 SOURCES: tuple[str, ...] = (
     "crm",
@@ -154,7 +155,7 @@ def _dirt_rows(df: pl.DataFrame, before: int) -> dict[int, list[int]]:
 # so memory follows the block, not the sample (10M customers make ~235M transactions, about
 # 45 GiB as one frame). One block reproduces the unblocked draws exactly.
 BLOCK_CUSTOMERS = 1_000_000
-BlockBuilder = Callable[[np.random.Generator, T.Customers, date, int], pl.DataFrame]
+BlockBuilder = Callable[[np.random.Generator, Customers, date, int], pl.DataFrame]
 BLOCKED: dict[str, BlockBuilder] = {
     "transactions": lambda rng, c, as_of, first: T.transactions(rng, c, as_of, first_id=first),
     "app_events": lambda rng, c, as_of, first: T.app_events(rng, c, as_of, first_id=first),

@@ -8,101 +8,29 @@ regions or columns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import polars as pl
 
 from engine.sample import personas as P
+from engine.sample.draws import (
+    DAY_US,
+    MONTH_US,
+    RES,
+    SEASONAL,
+    US_REGION,
+    Customers,
+    categorical,
+    cdf_table,
+    days_before,
+    draw,
+    draw_codes,
+    normal,
+    serial_ids,
+)
 from engine.sample.geo import REGIONS
 from engine.sample.people import _digits, _perm, identities
-
-_US = np.array([r.jurisdiction.startswith("US-") for r in REGIONS])
-_DAY_US = 86_400_000_000
-_SEASONAL = P.NAMES.index("seasonal_microbusiness")
-_RES = 1 << 16  # resolution of categorical draws (uint16)
-_MONTH_US = 365 * _DAY_US // 12  # a twelfth of the year, in microseconds (exact)
-
-
-@dataclass
-class Customers:
-    """Per-customer arrays the child tables draw on (index = crm row)."""
-
-    ids: pl.Series
-    jurisdiction: pl.Series
-    region: np.ndarray
-    persona: np.ndarray
-    minor: np.ndarray
-    score: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.persona)
-
-    def block(self, start: int, stop: int) -> Customers:
-        """Customers [start, stop): child tables of a large sample are drawn block by block."""
-        return Customers(
-            ids=self.ids.slice(start, stop - start),
-            jurisdiction=self.jurisdiction.slice(start, stop - start),
-            region=self.region[start:stop],
-            persona=self.persona[start:stop],
-            minor=self.minor[start:stop],
-            score=self.score[start:stop],
-        )
-
-
-def _table(cdf: np.ndarray) -> np.ndarray:
-    """Inverse-CDF lookup table: row g of `cdf` -> the category of each of the _RES draws."""
-    mid = (np.arange(_RES) + 0.5) / _RES
-    cdf = np.array(cdf, dtype=np.float64)
-    cdf[:, -1] = 1.0  # rounding must never leave a draw past the last category
-    return np.concatenate([np.searchsorted(row, mid, side="right") for row in cdf]).astype(np.uint8)
-
-
-def _draw(rng: np.random.Generator, table: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """One category per row from its group's lookup table: a uint16 draw and one gather."""
-    r = rng.integers(0, _RES, len(group), dtype=np.uint16)
-    return table[(group.astype(np.int64, copy=False) << 16) | r]
-
-
-def _codes(
-    rng: np.random.Generator, group: np.ndarray, dists: list[dict[str, float]]
-) -> tuple[list[str], np.ndarray]:
-    """Sorted labels and one drawn label code per row, from the row's group's distribution.
-
-    Probabilities are quantised to 2**-16; drawing is a table lookup, with no per-group
-    masks or binary searches over tens of millions of rows.
-    """
-    labels = sorted({k for d in dists for k in d})
-    weights = np.array([[d.get(label, 0.0) for label in labels] for d in dists])
-    cdf = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
-    return labels, _draw(rng, _table(cdf), group)
-
-
-def _cat(rng: np.random.Generator, group: np.ndarray, dists: list[dict[str, float]]) -> pl.Series:
-    """Draw a category per row from the distribution of the row's group (persona/region)."""
-    labels, codes = _codes(rng, group, dists)
-    return pl.Series(labels).gather(codes.astype(np.uint32))
-
-
-def _ids(prefix: str, count: int, width: int, first: int = 1) -> pl.Series:
-    """Sequential fixed-width ids ("LN0000000001"): string order equals generation order."""
-    numbers = np.arange(first, first + count)
-    return (
-        pl.select(pl.concat_str(pl.lit(prefix), pl.lit(_digits(numbers, width))))["literal"]
-        if count
-        else pl.Series([], dtype=pl.String)
-    )
-
-
-def _days_before(as_of: date, days: np.ndarray) -> pl.Series:
-    return pl.Series(np.datetime64(as_of, "D") - days.astype("timedelta64[D]"))
-
-
-def _norm(
-    rng: np.random.Generator, means: np.ndarray, sds: np.ndarray, idx: np.ndarray
-) -> np.ndarray:
-    return means[idx] + sds[idx] * rng.standard_normal(len(idx))
 
 
 def customers(
@@ -136,11 +64,11 @@ def customers(
     jur = pl.Series([r.jurisdiction for r in REGIONS]).gather(region)
     country = pl.Series([r.country for r in REGIONS]).gather(region)
     people = identities(number, region, birth_year, rng)
-    emp = _cat(rng, persona, [p.employment for p in P.PERSONAS])
+    emp = categorical(rng, persona, [p.employment for p in P.PERSONAS])
     emp = pl.select(pl.when(pl.lit(minor)).then(pl.lit("student")).otherwise(pl.lit(emp)))[
         "literal"
     ]
-    occupation = _cat(
+    occupation = categorical(
         rng,
         persona,
         [
@@ -153,7 +81,7 @@ def customers(
         ],
     )
     smb = np.isin(persona, [0, 1])
-    sector = _cat(
+    sector = categorical(
         rng,
         persona,
         [
@@ -165,28 +93,28 @@ def customers(
             {"none": 1},
         ],
     )
-    size = _cat(
+    size = categorical(
         rng,
         persona,
         [{"micro": 0.8, "small": 0.2}, {"micro": 0.3, "small": 0.55, "medium": 0.15}]
         + [{"micro": 1.0}] * 4,
     )
-    income = np.round(np.exp(_norm(rng, P.table("income_mu"), np.full(6, 0.35), persona)), 2)
+    income = np.round(np.exp(normal(rng, P.table("income_mu"), np.full(6, 0.35), persona)), 2)
     basis = rng.choice(3, size=n_customers, p=[0.55, 0.3, 0.15])
     consent = (basis == 0) & (rng.random(n_customers) < 0.85)
     withdrawn = (basis == 0) & ~consent & (rng.random(n_customers) < 0.4)
     consent_unknown = rng.random(n_customers) < 0.02
     consent_back = rng.uniform(0, 1, n_customers) * signup_back
-    consent_at = np.datetime64(as_of, "us") - (consent_back * _DAY_US).astype("timedelta64[us]")
-    us = _US[region]
+    consent_at = np.datetime64(as_of, "us") - (consent_back * DAY_US).astype("timedelta64[us]")
+    us = US_REGION[region]
     ca = region == [r.jurisdiction for r in REGIONS].index("US-CA")
     u = rng.random((6, n_customers))
-    religion = _cat(
+    religion = categorical(
         rng,
         np.zeros(n_customers, dtype=np.int64),
         [{"christian": 4, "muslim": 2, "jewish": 1, "hindu": 1, "buddhist": 1, "none": 3}],
     )
-    health = _cat(
+    health = categorical(
         rng,
         np.zeros(n_customers, dtype=np.int64),
         [{"diabetes": 1, "pregnancy": 1, "disability support": 1, "long-term illness": 1}],
@@ -198,7 +126,7 @@ def customers(
             "full_name": people["full_name"],
             "email": people["email"],
             "phone": people["phone"],
-            "date_of_birth": _days_before(as_of, dob_days + rng.integers(0, 180, n_customers)),
+            "date_of_birth": days_before(as_of, dob_days + rng.integers(0, 180, n_customers)),
             "national_id": people["national_id"],
             "address": people["address"],
             "postcode": people["postcode"],
@@ -210,8 +138,8 @@ def customers(
             "business_sector": sector.set(pl.Series(~smb), None) if (~smb).any() else sector,
             "business_size": size.set(pl.Series(~smb), None) if (~smb).any() else size,
             "annual_income": pl.Series(np.where(minor, np.nan, income)).fill_nan(None),
-            "signup_date": _days_before(as_of, signup_back),
-            "last_activity_date": _days_before(as_of, last_back),
+            "signup_date": days_before(as_of, signup_back),
+            "last_activity_date": days_before(as_of, last_back),
             "lawful_basis_marketing": pl.Series(["consent", "legitimate_interest", "none"]).gather(
                 basis
             ),
@@ -241,11 +169,11 @@ def bureau(rng: np.random.Generator, c: Customers, as_of: date) -> pl.DataFrame:
     idx = np.flatnonzero(~c.minor)
     p = c.persona[idx]
     score = np.clip(
-        np.round(_norm(rng, P.table("score")[:, 0], P.table("score")[:, 1], p)), 300, 850
+        np.round(normal(rng, P.table("score")[:, 0], P.table("score")[:, 1], p)), 300, 850
     )
     c.score[idx] = score
     util = np.clip(
-        _norm(rng, P.table("utilisation")[:, 0], P.table("utilisation")[:, 1], p), 0, 1.6
+        normal(rng, P.table("utilisation")[:, 0], P.table("utilisation")[:, 1], p), 0, 1.6
     )
     return pl.DataFrame(
         {
@@ -255,7 +183,7 @@ def bureau(rng: np.random.Generator, c: Customers, as_of: date) -> pl.DataFrame:
             "delinquencies_24m": np.minimum(rng.poisson(P.table("delinquency_rate")[p]), 100),
             "utilisation": np.round(util, 3),
             "inquiries_6m": rng.poisson(np.where(p == 5, 4.0, np.where(p == 2, 2.5, 0.6))),
-            "report_date": _days_before(as_of, rng.integers(1, 60, len(idx))),
+            "report_date": days_before(as_of, rng.integers(1, 60, len(idx))),
         }
     )
 
@@ -266,11 +194,11 @@ def loans(rng: np.random.Generator, c: Customers, as_of: date) -> pl.DataFrame:
     idx = np.repeat(np.arange(len(c.persona)), counts)
     p = c.persona[idx]
     k = len(idx)
-    product = _cat(rng, p, [x.loan_products for x in P.PERSONAS])
+    product = categorical(rng, p, [x.loan_products for x in P.PERSONAS])
     lo = np.array([x.tenure[0] for x in P.PERSONAS])
     hi = np.array([x.tenure[1] for x in P.PERSONAS])
     tenure = rng.integers(lo[p], hi[p] + 1)
-    status = _cat(
+    status = categorical(
         rng,
         (p == 5).astype(np.int64),
         [
@@ -281,10 +209,10 @@ def loans(rng: np.random.Generator, c: Customers, as_of: date) -> pl.DataFrame:
     closed = (status == "closed").to_numpy()
     dpd = np.where(rng.random(k) < P.table("dpd_share")[p], 1 + rng.exponential(45, k), 0)
     dpd = np.where(closed, 0, np.minimum(dpd, 3650)).astype(np.int64)
-    amount = np.round(np.exp(_norm(rng, P.table("loan_mu"), np.full(6, 0.4), p)), 2)
+    amount = np.round(np.exp(normal(rng, P.table("loan_mu"), np.full(6, 0.4), p)), 2)
     return pl.DataFrame(
         {
-            "loan_id": _ids("LN", k, 10),
+            "loan_id": serial_ids("LN", k, 10),
             "customer_id": c.ids.gather(idx),
             "jurisdiction": c.jurisdiction.gather(idx),
             "product": product,
@@ -297,7 +225,7 @@ def loans(rng: np.random.Generator, c: Customers, as_of: date) -> pl.DataFrame:
             "days_past_due": dpd,
             "default_flag": status.is_in(["defaulted", "written_off"]),
             "fees_paid": np.round(amount * rng.uniform(0, 0.03, k), 2),
-            "originated_at": _days_before(
+            "originated_at": days_before(
                 as_of, rng.integers(15, np.minimum(tenure * 30, 1800) + 16)
             ),
         }
@@ -315,20 +243,20 @@ def transactions(
     t = len(idx)
     weights = P.table("month_weights")  # (personas, 12): relative activity per month
     cdf = np.cumsum(weights, axis=1) / weights.sum(axis=1, keepdims=True)
-    month = _draw(rng, _table(cdf), p).astype(np.int64)
+    month = draw(rng, cdf_table(cdf), p).astype(np.int64)
     # In-season (or later-in-the-year, for growth) tickets are larger as well as more frequent.
     follows = P.table("amount_follows_month")[:, None]
     factor = ((weights / weights.mean(axis=1, keepdims=True)) ** follows).ravel()
     z = rng.standard_normal(t, dtype=np.float32)
     amount = np.exp(P.table("txn_mu")[p] + P.table("txn_sigma")[p] * z) * factor[p * 12 + month]
     phase = rng.integers(0, 12, n)  # seasonal businesses peak in different months
-    month = np.where(p == _SEASONAL, (month + phase[idx]) % 12, month)
+    month = np.where(p == SEASONAL, (month + phase[idx]) % 12, month)
     # Integer microseconds: a month's start plus a uniform offset within it.
-    offset = month * _MONTH_US + rng.integers(0, _MONTH_US, t)
+    offset = month * MONTH_US + rng.integers(0, MONTH_US, t)
     ts = np.datetime64(as_of, "us") - np.timedelta64(365, "D") + offset.astype("timedelta64[us]")
-    share = np.round(P.table("credit_share") * _RES).astype(np.int64)
-    credit = rng.integers(0, _RES, t, dtype=np.uint16) < share[p]
-    merchants, merchant = _codes(
+    share = np.round(P.table("credit_share") * RES).astype(np.int64)
+    credit = rng.integers(0, RES, t, dtype=np.uint16) < share[p]
+    merchants, merchant = draw_codes(
         rng,
         p,
         [
@@ -340,7 +268,7 @@ def transactions(
             {"groceries": 2, "cash_withdrawal": 2, "payday_lender": 1, "utilities": 1},
         ],
     )
-    channels, channel = _codes(
+    channels, channel = draw_codes(
         rng,
         p,
         [
@@ -391,7 +319,7 @@ def app_events(
     logins = rng.poisson(P.table("logins")[p] * level)
     return pl.DataFrame(
         {
-            "event_id": _ids("EV", k, 11, first_id),
+            "event_id": serial_ids("EV", k, 11, first_id),
             "customer_id": c.ids.gather(idx),
             "jurisdiction": c.jurisdiction.gather(idx),
             "month": pl.Series(month),
@@ -411,11 +339,11 @@ def wallets(rng: np.random.Generator, c: Customers) -> pl.DataFrame:
     k = len(idx)
     return pl.DataFrame(
         {
-            "wallet_id": _ids("WL", k, 10),
+            "wallet_id": serial_ids("WL", k, 10),
             "customer_id": c.ids.gather(idx),
             "jurisdiction": c.jurisdiction.gather(idx),
             "trading_volume_90d": np.round(
-                np.exp(_norm(rng, P.table("crypto_mu"), P.table("crypto_sigma"), p)), 2
+                np.exp(normal(rng, P.table("crypto_mu"), P.table("crypto_sigma"), p)), 2
             ),
             "asset_count": np.minimum(1 + rng.poisson(P.table("assets")[p]), 10_000),
             "active_days_90d": np.minimum(rng.poisson(np.where(p == 3, 60, 8)), 90),
@@ -434,7 +362,7 @@ def screening(rng: np.random.Generator, c: Customers, as_of: date) -> pl.DataFra
             "pep": pep,
             "sanctions_hit": sanctions,
             "adverse_media": rng.random(n) < np.where(pep | sanctions, 0.3, 0.008),
-            "screened_at": _days_before(as_of, rng.integers(1, 365, n)),
+            "screened_at": days_before(as_of, rng.integers(1, 365, n)),
         }
     )
 
@@ -447,7 +375,7 @@ def surveys(rng: np.random.Generator, c: Customers) -> pl.DataFrame:
         {
             "customer_id": c.ids.gather(idx),
             "jurisdiction": c.jurisdiction.gather(idx),
-            "attitude_to_debt": _cat(
+            "attitude_to_debt": categorical(
                 rng,
                 p,
                 [
@@ -462,7 +390,7 @@ def surveys(rng: np.random.Generator, c: Customers) -> pl.DataFrame:
             "financial_literacy": np.clip(
                 np.round(lit_mean[p] + rng.normal(0, 0.7, len(p))), 1, 5
             ).astype(np.int64),
-            "risk_tolerance": _cat(
+            "risk_tolerance": categorical(
                 rng,
                 p,
                 [
@@ -480,13 +408,13 @@ def surveys(rng: np.random.Generator, c: Customers) -> pl.DataFrame:
 
 def privacy_requests(rng: np.random.Generator, c: Customers, as_of: date) -> pl.DataFrame:
     idx = np.flatnonzero(rng.random(len(c.persona)) < 0.02)
-    us = _US[c.region[idx]].astype(np.int64)
+    us = US_REGION[c.region[idx]].astype(np.int64)
     return pl.DataFrame(
         {
-            "request_id": _ids("PR", len(idx), 9),
+            "request_id": serial_ids("PR", len(idx), 9),
             "customer_id": c.ids.gather(idx),
             "jurisdiction": c.jurisdiction.gather(idx),
-            "request_type": _cat(
+            "request_type": categorical(
                 rng,
                 us,
                 [
@@ -494,7 +422,7 @@ def privacy_requests(rng: np.random.Generator, c: Customers, as_of: date) -> pl.
                     {"deletion": 0.4, "opt_out": 0.45, "access": 0.15},
                 ],
             ),
-            "requested_at": _days_before(as_of, rng.integers(1, 365, len(idx))),
+            "requested_at": days_before(as_of, rng.integers(1, 365, len(idx))),
         }
     )
 
@@ -507,6 +435,6 @@ def outcomes(rng: np.random.Generator, c: Customers, as_of: date) -> pl.DataFram
             "jurisdiction": c.jurisdiction,
             "converted": rng.random(n) < P.table("convert")[c.persona],
             "defaulted": (rng.random(n) < P.table("default")[c.persona]) & ~c.minor,
-            "observed_at": _days_before(as_of, rng.integers(1, 90, n)),
+            "observed_at": days_before(as_of, rng.integers(1, 90, n)),
         }
     )
