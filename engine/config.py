@@ -8,93 +8,53 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.conditions import Condition
+from engine.destinations import (
+    Destination as Destination,
+)
+from engine.destinations import (
+    FileDestination as FileDestination,
+)
+from engine.destinations import (
+    HttpDestination as HttpDestination,
+)
+from engine.destinations import (
+    OutboxSink as OutboxSink,
+)
+from engine.destinations import (
+    Sink as Sink,
+)
+from engine.destinations import (
+    WebhookSink as WebhookSink,
+)
 from engine.errors import ConfigError
 from engine.features.spec import FeatureSpec, check_features
-
-
-class Classification(StrEnum):
-    DIRECT_IDENTIFIER = "direct_identifier"
-    QUASI_IDENTIFIER = "quasi_identifier"
-    SPECIAL_CATEGORY = "special_category"
-    SENSITIVE_PI = "sensitive_pi"
-    FINANCIAL = "financial"
-    BEHAVIOURAL = "behavioural"
-    SCREENING = "screening"
-    CONSENT = "consent"
-    OUTCOME = "outcome"
-    TECHNICAL = "technical"  # keys and jurisdiction tags: governance metadata, not about the person
-
-
-class Purpose(StrEnum):
-    MARKETING = "marketing_segmentation"
-    CREDIT_RISK = "credit_risk_segmentation"
-    KYC_AML = "kyc_aml"
-
-
-class ColumnType(StrEnum):
-    STR = "str"
-    INT = "int"
-    FLOAT = "float"
-    BOOL = "bool"
-    DATE = "date"
-    DATETIME = "datetime"
-
-
-class Role(StrEnum):
-    REGIONAL_ANALYST = "regional_analyst"
-    COMPLIANCE_OFFICER = "compliance_officer"
-    KYC_OPERATIONS = "kyc_operations"
-    DATA_ENGINEER = "data_engineer"
-
-
-class PrivacyRole(StrEnum):
-    """What a column means to the privacy rules. The Rego bundle reads roles, never column
-    names: `input.roles = {role: column}` for the subjects source (docs/policy.md)."""
-
-    DATE_OF_BIRTH = "date_of_birth"
-    COUNTRY = "country"
-    LAWFUL_BASIS_MARKETING = "lawful_basis_marketing"
-    MARKETING_CONSENT = "marketing_consent"
-    MARKETING_CONSENT_AT = "marketing_consent_at"
-    CONSENT_WITHDRAWN = "consent_withdrawn"
-    OBJECTION_DIRECT_MARKETING = "objection_direct_marketing"
-    DO_NOT_SELL_SHARE = "do_not_sell_share"
-    GPC = "gpc"
-    LIMIT_SENSITIVE_PI = "limit_sensitive_pi"
-    DO_NOT_CALL = "do_not_call"
-    OPT_OUT_REQUESTED = "opt_out_requested"
-    ERASURE_REQUESTED = "erasure_requested"
-    DELETION_REQUESTED = "deletion_requested"
-    # On a requests table (any source with a subject column): one row per request; its type
-    # ("erasure", "deletion", "opt_out") and date derive erasure_requested,
-    # deletion_requested and opt_out_requested per subject.
-    PRIVACY_REQUEST_TYPE = "privacy_request_type"
-    PRIVACY_REQUEST_DATE = "privacy_request_date"
-
-
-# Roles declared on a requests table; every other role sits on the subjects source.
-REQUEST_ROLES = frozenset({PrivacyRole.PRIVACY_REQUEST_TYPE, PrivacyRole.PRIVACY_REQUEST_DATE})
-
-# Roles a column of a given type may play (a consent flag must be a boolean, ...).
-_ROLE_TYPES: dict[PrivacyRole, tuple[str, ...]] = {
-    PrivacyRole.DATE_OF_BIRTH: ("date", "datetime"),
-    PrivacyRole.COUNTRY: ("str",),
-    PrivacyRole.LAWFUL_BASIS_MARKETING: ("str",),
-    PrivacyRole.MARKETING_CONSENT_AT: ("date", "datetime"),
-    PrivacyRole.PRIVACY_REQUEST_TYPE: ("str",),
-    PrivacyRole.PRIVACY_REQUEST_DATE: ("date", "datetime"),
-}
-
-
-def role_types(role: PrivacyRole) -> tuple[str, ...]:
-    return _ROLE_TYPES.get(role, ("bool",))
+from engine.vocabulary import (
+    REQUEST_ROLES as REQUEST_ROLES,
+)
+from engine.vocabulary import (
+    Classification as Classification,
+)
+from engine.vocabulary import (
+    ColumnType as ColumnType,
+)
+from engine.vocabulary import (
+    PrivacyRole as PrivacyRole,
+)
+from engine.vocabulary import (
+    Purpose as Purpose,
+)
+from engine.vocabulary import (
+    Role as Role,
+)
+from engine.vocabulary import (
+    role_types as role_types,
+)
 
 
 class _Strict(BaseModel):
@@ -192,56 +152,6 @@ class KeysSpec(_Strict):
     master: str = "file:keys/master.key"
     signing_dir: str = "keys/signing"
     trust_file: str = "keys/trust.json"
-
-
-class OutboxSink(_Strict):
-    type: Literal["outbox"] = "outbox"
-    path: str = "outbox"
-
-
-class WebhookSink(_Strict):
-    type: Literal["webhook"] = "webhook"
-    url: str
-    secret: str = Field(description="env:VAR or file:PATH holding the HMAC secret")
-    max_attempts: int = 5
-    backoff_seconds: float = 0.5
-    timeout_seconds: float = 5.0
-
-
-Sink = Annotated[OutboxSink | WebhookSink, Field(discriminator="type")]
-
-
-class _DestinationBase(_Strict):
-    # Where the destination processes data (a region of the policy data, e.g. "EU", "US"):
-    # outside the data's region, activation needs adequacy or a transfer mechanism.
-    region: str
-    # Transfer mechanism relied on when the region differs (e.g. "scc", "bcr", "dpf").
-    transfer_mechanism: str | None = None
-    # The contact channel the destination acts through ("email", "phone", "sms", "push",
-    # "web", "content"): channels the policy suppresses stay suppressed.
-    channel: str = "content"
-    # Purposes whose personas may go here (empty: any).
-    purposes: list[str] = Field(default_factory=list)
-    # Only versions validated by an experiment may go here.
-    require_validated: bool = False
-
-
-class FileDestination(_DestinationBase):
-    type: Literal["file"] = "file"
-    path: str
-    format: Literal["parquet", "csv"] = "parquet"
-
-
-class HttpDestination(_DestinationBase):
-    type: Literal["http"] = "http"
-    url: str
-    # env:VAR or file:PATH holding the HMAC secret that signs each request (optional).
-    secret: str | None = None
-    timeout_seconds: float = Field(default=5.0, gt=0)
-    max_attempts: int = Field(default=3, ge=1, le=10)
-
-
-Destination = Annotated[FileDestination | HttpDestination, Field(discriminator="type")]
 
 
 class PolicySpec(_Strict):
