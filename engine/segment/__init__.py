@@ -34,26 +34,26 @@ from engine.segment.strategies import (
     informative,
     make_strategy,
     sample_indices,
+    selection_rows,
 )
 
 __all__ = ["GateResult", "PersonaProfile", "Segmentation", "segment"]
 
 
-def _selection_silhouette(strategy: object, sample_labels: np.ndarray) -> float | None:
+def _selection_silhouette(strategy: object, gate_labels: np.ndarray) -> float | None:
     """The silhouette selection computed for the chosen k, if the gate would compute the
-    same number: same rows, and a partition equal to the chosen model's on them."""
+    same number: same rows, and a partition equal to the chosen candidate's on them."""
     scores = getattr(strategy, "scores_", None)
-    model = getattr(strategy, "model_", None)
     k = getattr(strategy, "k_", None)
-    fitted = getattr(model, "labels_", None)
+    chosen = getattr(strategy, "selection_labels_", None)
     # A fixed k is not scored (its k_scores entry is a placeholder 0.0).
     if not isinstance(strategy, KMeansStrategy) or not scores or len(scores) < 2:
         return None
     if k not in scores:
         return None
-    if fitted is None or len(fitted) != len(sample_labels):
+    if chosen is None or len(chosen) != len(gate_labels):
         return None
-    a, b = np.asarray(fitted, dtype=np.int64), sample_labels
+    a, b = np.asarray(chosen, dtype=np.int64), gate_labels
     pairs = np.unique(a * (int(b.max()) + 1) + b)
     same = len(pairs) == len(np.unique(a)) == len(np.unique(b))
     return float(scores[k]) if same else None
@@ -122,6 +122,9 @@ def _segment(
     labels = canonical_labels(merged)
 
     idx = sample_indices(len(x), spec.sample_size, seed)
+    # Silhouette and stability are judged on the selection rows of the fitting sample, the
+    # rows model selection scored and refitted (all of the sample when it is small).
+    idx = idx[selection_rows(len(idx), seed)]
     gates: list[GateResult] = [min_size_gate(labels, k_min, merges)]
     chosen = strategy.params()
     same_sample = chosen.get("sample_size") == spec.sample_size and chosen.get("seed") == seed
@@ -130,7 +133,7 @@ def _segment(
     known = _selection_silhouette(strategy, labels[idx]) if same_sample else None
     z_sample = strategy.transform(x[idx])
     gates.append(silhouette_gate(z_sample, labels[idx], spec.min_silhouette, seed, known))
-    # Model selection already refitted the chosen k on this very sample (same resamples and
+    # Model selection already refitted the chosen k on these very rows (same resamples and
     # seeds): those refits are reused, so checking stability while choosing k costs nothing
     # extra unless the best-silhouette k turns out unstable.
     stab, per_persona = stability_gates(

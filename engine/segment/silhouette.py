@@ -57,15 +57,24 @@ def silhouettes(
         onehot[np.arange(n), off + c] = 1.0
     sq = np.einsum("ij,ij->i", z, z)
     totals = np.zeros(len(keys))
+    z_t = np.ascontiguousarray(z.T)
+    # Reused buffers: a fresh 40 MB array per block goes back to the OS when freed, and the
+    # page faults of the next one cost more than the arithmetic (measured 4x per block).
+    buf = np.empty((min(BLOCK, n), n))
+    sums_buf = np.empty((min(BLOCK, n), onehot.shape[1]))
     for start in range(0, n, BLOCK):
         block = z[start : start + BLOCK]
         m = len(block)
-        d2 = sq[start : start + m, None] + sq[None, :] - 2.0 * (block @ z.T)
-        np.maximum(d2, 0.0, out=d2)
-        d = np.sqrt(d2, out=d2)
+        d = buf[:m]
+        np.matmul(block, z_t, out=d)
+        d *= -2.0
+        d += sq[None, :]
+        d += sq[start : start + m, None]
+        np.maximum(d, 0.0, out=d)
+        np.sqrt(d, out=d)
         # A point's distance to itself is exactly zero (as scikit-learn enforces).
         d[np.arange(m), np.arange(start, start + m)] = 0.0
-        all_sums = d @ onehot
+        all_sums = np.matmul(d, onehot, out=sums_buf[:m])
         rows_i = np.arange(m)
         for j, (c, f) in enumerate(zip(codes, freqs, strict=True)):
             sums = all_sums[:, offsets[j] : offsets[j + 1]]

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from sklearn.metrics.cluster import contingency_matrix
-from threadpoolctl import threadpool_limits
+
+from engine.segment.threads import single_thread
 
 if TYPE_CHECKING:
     from engine.segment.strategies import Strategy
@@ -70,7 +71,7 @@ def _refit(
     rows = np.flatnonzero(times)
     counts = times[rows]
     # Inside a worker thread the OpenMP limit is per thread: set it here too.
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with single_thread("openmp"):
         refit = clone_at(s).fit_matrix(x[rows], counts)
         return refit.predict_matrix(x)
 
@@ -83,7 +84,7 @@ def run_parallel(jobs: Sequence[Callable[[], T]]) -> list[T]:
     if FIT_THREADS == 1 or len(jobs) <= 1:
         return [job() for job in jobs]
     # BLAS thread counts are process-wide: pin them once here, not inside each thread.
-    with threadpool_limits(limits=1), ThreadPoolExecutor(FIT_THREADS) as pool:
+    with single_thread(), ThreadPoolExecutor(FIT_THREADS) as pool:
         return list(pool.map(lambda job: job(), jobs))
 
 

@@ -1,0 +1,108 @@
+"""k-means: full KMeans on a deterministic sample, then `predict` on every row.
+
+k is fixed or chosen in [k_min, k_max] by silhouette among stable candidates
+(engine.segment.base). With a choice to make, candidates, silhouettes and bootstrap refits
+run on the selection rows of the fitting sample (at most SELECTION_ROWS), and the chosen k
+is refined on the whole fitting sample from the chosen candidate's centroids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Self
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+from engine.segment.base import (
+    KMEANS_N_INIT,
+    BaseStrategy,
+    candidate_silhouettes,
+    scale_columns,
+    selection_rows,
+)
+from engine.segment.stability import run_parallel
+from engine.segment.threads import threads_for
+
+
+@dataclass
+class KMeansStrategy(BaseStrategy):
+    """Full KMeans on a deterministic sample, then `predict` on every row.
+
+    k is chosen in [k_min, k_max] by silhouette among stable candidates unless k is fixed.
+    """
+
+    name: str = "kmeans"
+    k: int | None = None
+    k_min: int = 4
+    k_max: int = 8
+    n_init: int = KMEANS_N_INIT
+    model_: KMeans | None = field(default=None, repr=False)
+    k_: int = 0
+    scores_: dict[int, float] = field(default_factory=dict)
+    # The chosen candidate's labels of the selection rows (the gate's silhouette reuses its
+    # score when the published personas are the same partition of those rows).
+    selection_labels_: np.ndarray | None = field(default=None, repr=False)
+
+    def fit_matrix(self, x: np.ndarray, weights: np.ndarray | None = None) -> Self:
+        xs, w = self._sample(x, weights)
+        self.mean_, self.scale_ = scale_columns(xs, w)
+        z = self.transform(xs)
+        ks = self._k_range(self.k, self.k_min, self.k_max, len(z))
+        # With a k to choose, selection works on the selection rows (all rows when few).
+        rows = selection_rows(len(z), self.seed) if len(ks) > 1 else np.arange(len(z))
+        zs, ws = z[rows], None if w is None else w[rows]
+
+        def fit_k(k: int) -> KMeans:
+            with threads_for(len(zs)):
+                return KMeans(n_clusters=k, n_init=self.n_init, random_state=self.seed).fit(
+                    zs, sample_weight=ws
+                )
+
+        # Candidate k are independent fits: the thread pool runs them side by side.
+        fitted = run_parallel([partial(fit_k, k) for k in ks]) if len(ks) > 1 else [fit_k(ks[0])]
+        models: dict[int, KMeans] = dict(zip(ks, fitted, strict=True))
+        labels = {k: np.asarray(m.labels_, dtype=np.int64) for k, m in models.items()}
+        self.scores_ = candidate_silhouettes(zs, labels, self.seed) if len(ks) > 1 else {ks[0]: 0.0}
+        # Best silhouette first; ties keep the smaller k (simpler model).
+        order = sorted(ks, key=lambda k: (-self.scores_[k], k))
+        self.k_ = self._choose(order, labels, xs[rows])
+        self.selection_labels_ = labels[self.k_]
+        model = models[self.k_]
+        if len(rows) < len(z):
+            # The chosen k on the whole fitting sample, from the chosen candidate's centroids:
+            # the restarts already found the basin, Lloyd iterations refine it on more rows.
+            with threads_for(len(z)):
+                model = KMeans(
+                    n_clusters=self.k_, init=model.cluster_centers_, n_init=1, random_state=self.seed
+                ).fit(z, sample_weight=w)
+        self.model_ = model
+        return self
+
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
+        if self.model_ is None:
+            raise RuntimeError("KMeansStrategy is not fitted")
+        with threads_for(len(x)):
+            return np.asarray(self.model_.predict(self.transform(x)), dtype=np.int64)
+
+    def refit_clone(self, seed: int) -> KMeansStrategy:
+        return self._clone_at(self.k_, seed)
+
+    def _clone_at(self, k: int, seed: int) -> KMeansStrategy:
+        return KMeansStrategy(sample_size=self.sample_size, seed=seed, k=k, n_init=self.n_init)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "strategy": self.name,
+            "k": self.k_,
+            "k_fixed": self.k,
+            "k_range": [self.k_min, self.k_max],
+            "k_scores": {str(k): round(v, 6) for k, v in sorted(self.scores_.items())},
+            **self._selection_params(),
+            "n_init": self.n_init,
+            "sample_size": self.sample_size,
+            "seed": self.seed,
+        }
+
+
