@@ -77,7 +77,10 @@ def route_facts(
     # (over distinct combinations) rather than over every customer again.
     routed = apply_stability(scored, previous, ruleset, as_of, cooldown_days, with_queues=True)
     summaries = summarise(routed, ruleset)
-    table = routed.select([c for c in COLUMNS if c in routed.columns]).sort("customer_id")
+    table = routed.select([c for c in COLUMNS if c in routed.columns])
+    # apply_stability keeps token order; a string sort of every customer is the fallback.
+    if not table["customer_id"].is_sorted():
+        table = table.sort("customer_id")
     log.info(
         "kyc_routed",
         customers=table.height,

@@ -49,8 +49,9 @@ def tier_to_rank(tier: pl.Expr) -> pl.Expr:
 
 @dataclass(frozen=True)
 class Scored:
-    """Per customer: score, computed_tier, the pattern of matched rules (`_mask`) and its
-    `factors_key`; per distinct pattern: the reason lists (joined back at the end, once)."""
+    """Per customer (in token order): the identity columns and the pattern of matched rules
+    (`_mask`); per distinct pattern: score, computed tier, factors_key and the reason lists
+    (joined back at the end, once, with everything else that depends on the pattern)."""
 
     table: pl.DataFrame
     # _mask, score, computed_tier, factors_key, reasons, reason_codes, factors
@@ -63,7 +64,8 @@ def score_tiers(facts: pl.DataFrame, ruleset: KycRuleset) -> Scored:
     Each customer's matched rules become one bit pattern (one vectorised pass over the
     compiled conditions). Score, tier and reasons depend only on that pattern, so they are
     worked out once per *distinct* pattern (a few hundred, however many customers) and
-    joined back: per-row list building in Polars is an order of magnitude slower.
+    joined back by apply_stability: per-row string and list work in Polars is an order of
+    magnitude slower than integer keys.
     """
     schema = facts.schema
     rules: list[FactorRule | FloorRule] = [*ruleset.factors, *ruleset.floors]
@@ -79,8 +81,12 @@ def score_tiers(facts: pl.DataFrame, ruleset: KycRuleset) -> Scored:
     ]
     mask = (pl.sum_horizontal(bits) if bits else pl.lit(0, pl.Int64)).alias("_mask")
     keep = [c for c in (KEY, "jurisdiction", "persona_id", "persona_name") if c in facts.columns]
-    masked = facts.lazy().select(*keep, mask).collect()
-    explained = [_explain(int(m), rules, ruleset) for m in masked["_mask"].unique().sort()]
+    table = facts.lazy().select(*keep, mask).collect()
+    # Customers in token order; facts usually arrive sorted, and checking is cheaper than a
+    # string sort of millions of tokens.
+    if not table[KEY].is_sorted():
+        table = table.sort(KEY)
+    explained = [_explain(int(m), rules, ruleset) for m in table["_mask"].unique().sort()]
     lookup = pl.DataFrame(
         explained,
         schema={
@@ -94,9 +100,6 @@ def score_tiers(facts: pl.DataFrame, ruleset: KycRuleset) -> Scored:
         },
         orient="row",
     )
-    table = masked.join(
-        lookup.select("_mask", "score", "computed_tier", "factors_key"), on="_mask", how="left"
-    ).sort(KEY)
     return Scored(table=table, patterns=lookup)
 
 
@@ -158,53 +161,70 @@ def apply_stability(
         raise ValueError("cooldown_days must be >= 0")
     if (as_of - _EPOCH).days >= 1 << 16:
         raise ValueError("as_of beyond 2149-06-06 does not fit the combination key")
-    prev = _previous(previous)
-    new_rank = tier_to_rank(pl.col("computed_tier"))
-    prev_rank = tier_to_rank(pl.col("_prev_tier"))
-    is_new = pl.col("_prev_tier").is_null()
-    up = new_rank > prev_rank
-    down = new_rank < prev_rank
-    pending_since = pl.coalesce(pl.col("_prev_pending"), pl.lit(as_of))
-    waited = (pl.lit(as_of) - pending_since).dt.total_days() >= cooldown_days
+    masks = scored.patterns["_mask"]
+    # Per pattern: computed tier rank and an integer id of its factors_key, so the per-row
+    # work is integer arithmetic; previous factor keys are mapped onto the same ids.
+    fkeys = scored.patterns["factors_key"].to_list()
+    fkey_id = {k: i for i, k in enumerate(dict.fromkeys(fkeys))}
+    new_rank = pl.col("_mask").replace_strict(
+        masks, [TIER_RANK[t] for t in scored.patterns["computed_tier"]], return_dtype=pl.Int64
+    )
+    new_fkey = pl.col("_mask").replace_strict(
+        masks, [fkey_id[k] for k in fkeys], return_dtype=pl.Int64
+    )
     identity = [
         c for c in scored.table.columns if c in (KEY, "jurisdiction", "persona_id", "persona_name")
     ]
-    table = (
-        scored.table.lazy()
-        .join(prev, on=KEY, how="left")
-        .with_columns(
+    base = scored.table.lazy()
+    prev = _previous(previous)
+    if prev is None:
+        table = base.select(
+            *identity,
+            _combo_key(pl.col("_mask"), new_rank),
+            pl.lit(None, pl.Date).alias("_prev_review"),
+        ).collect()
+    else:
+        prev_rank = pl.col("_prev_rank")
+        is_new = ~pl.col("_prev_seen").fill_null(False)
+        up = new_rank > prev_rank
+        down = new_rank < prev_rank
+        pending_since = pl.coalesce(pl.col("_prev_pending"), pl.lit(as_of))
+        waited = (pl.lit(as_of) - pending_since).dt.total_days() >= cooldown_days
+        change = (
             pl.when(is_new)
-            .then(pl.lit("new"))
+            .then(pl.lit(_CHANGE["new"]))
             .when(up)
-            .then(pl.lit("upgrade"))
+            .then(pl.lit(_CHANGE["upgrade"]))
             .when(down & waited)
-            .then(pl.lit("downgrade"))
+            .then(pl.lit(_CHANGE["downgrade"]))
             .when(down)
-            .then(pl.lit("downgrade_deferred"))
-            .otherwise(pl.lit("same"))
-            .alias("tier_change"),
-            pl.when(down & ~waited)
-            .then(pending_since)
-            .otherwise(None)
-            .alias("downgrade_pending_since"),
-            # A change in the matched factors is a trigger event (AMLR Art. 26(2)).
-            (
-                ~is_new
-                & pl.col("_prev_fkey").is_not_null()
-                & (pl.col("factors_key") != pl.col("_prev_fkey"))
-            )
-            .fill_null(False)
-            .alias("out_of_cycle_review"),
+            .then(pl.lit(_CHANGE["downgrade_deferred"]))
+            .otherwise(pl.lit(_CHANGE["same"]))
         )
-        .select(*identity, _combo_key(), "_prev_review")
-        .collect()
-    )
+        pending = pl.when(down & ~waited).then(pending_since).otherwise(None)
+        prev_fkey = pl.col("_prev_fkey").replace_strict(
+            list(fkey_id), list(fkey_id.values()), default=-1, return_dtype=pl.Int64
+        )
+        # A change in the matched factors is a trigger event (AMLR Art. 26(2)).
+        ooc = (~is_new & pl.col("_prev_fkey").is_not_null() & (new_fkey != prev_fkey)).fill_null(
+            False
+        )
+        table = (
+            base.join(prev, on=KEY, how="left", maintain_order="left")
+            .select(
+                *identity,
+                _combo_key(pl.col("_mask"), new_rank, change, prev_rank, ooc, pending),
+                "_prev_review",
+            )
+            .collect()
+        )
     lookup = _combo_lookup(table["_combo"].unique(), scored.patterns, ruleset, as_of, cooldown_days)
     if with_queues:
         from engine.kyc.routing import assign_queues
 
         lookup = assign_queues(lookup, ruleset, as_of)
-    joined = table.sort(KEY).join(lookup, on="_combo", how="left", maintain_order="left")
+    # scored.table is in token order and both joins keep the left order: no sort needed.
+    joined = table.join(lookup, on="_combo", how="left", maintain_order="left")
     return joined.with_columns(_anchored_review()).drop("_combo", "_prev_review")
 
 
@@ -235,17 +255,30 @@ _EPOCH = date(1970, 1, 1)
 _NOTE_BITS = 26  # change 3 | previous tier + 1: 3 | computed tier 3 | out-of-cycle 1 | days 16
 
 
-def _combo_key() -> pl.Expr:
-    change = pl.col("tier_change").replace_strict(
-        list(_CHANGES), list(range(len(_CHANGES))), return_dtype=pl.Int64
+_CHANGE = {name: i for i, name in enumerate(_CHANGES)}
+
+
+def _combo_key(
+    mask: pl.Expr,
+    comp: pl.Expr,
+    change: pl.Expr | None = None,
+    prev_rank: pl.Expr | None = None,
+    ooc: pl.Expr | None = None,
+    pending: pl.Expr | None = None,
+) -> pl.Expr:
+    """The pattern and everything stability decided, as one Int64 (no previous version:
+    every customer is new, nothing pending, nothing out of cycle)."""
+    change = pl.lit(_CHANGE["new"], pl.Int64) if change is None else change.cast(pl.Int64)
+    prev = pl.lit(0, pl.Int64) if prev_rank is None else (prev_rank.cast(pl.Int64) + 1).fill_null(0)
+    flag = pl.lit(0, pl.Int64) if ooc is None else ooc.cast(pl.Int64)
+    days = (
+        pl.lit(0, pl.Int64)
+        if pending is None
+        else (pending - pl.lit(_EPOCH)).dt.total_days().fill_null(0).cast(pl.Int64)
     )
-    prev = (tier_to_rank(pl.col("_prev_tier")).cast(pl.Int64) + 1).fill_null(0)
-    comp = tier_to_rank(pl.col("computed_tier")).cast(pl.Int64)
-    ooc = pl.col("out_of_cycle_review").cast(pl.Int64)
-    days = (pl.col("downgrade_pending_since") - pl.lit(_EPOCH)).dt.total_days().fill_null(0)
     # Bit fields as arithmetic (Polars expressions have no shift operator); none overlaps.
-    note = change + prev * 8 + comp * 64 + ooc * 512 + days.cast(pl.Int64) * 1024
-    return (pl.col("_mask") * (1 << _NOTE_BITS) + note).alias("_combo")
+    note = change + prev * 8 + comp.cast(pl.Int64) * 64 + flag * 512 + days * 1024
+    return (mask * (1 << _NOTE_BITS) + note).alias("_combo")
 
 
 def _decode(key: int) -> tuple[int, dict[str, object]]:
@@ -343,33 +376,27 @@ def _notes(c: dict[str, object], cooldown_days: int) -> tuple[list[str], list[st
     return notes, codes
 
 
-def _previous(previous: pl.DataFrame | None) -> pl.LazyFrame:
-    """The previous version's routing reduced to what stability needs. Compares against the
-    system tier (before overrides): an override is a human decision, not the model's state."""
-    empty = pl.LazyFrame(
-        schema={
-            KEY: pl.String,
-            "_prev_tier": pl.String,
-            "_prev_fkey": pl.String,
-            "_prev_pending": pl.Date,
-            "_prev_review": pl.Date,
-        }
-    )
+def _previous(previous: pl.DataFrame | None) -> pl.LazyFrame | None:
+    """The previous version's routing reduced to what stability needs (None: nothing to
+    compare against). Compares against the system tier (before overrides): an override is a
+    human decision, not the model's state."""
     if previous is None or previous.height == 0:
-        return empty
+        return None
     cols = previous.columns
     tier_col = "system_tier" if "system_tier" in cols else "tier"
     if KEY not in cols or tier_col not in cols:
-        return empty
+        return None
     if "factors_key" in cols:
         fkey = pl.col("factors_key")
     elif "factors" in cols:  # older tables: slower, same meaning
         fkey = pl.col("factors").list.sort().list.join(_SEP)
     else:
         fkey = pl.lit(None, pl.String)
+    tier = pl.col(tier_col).cast(pl.String)
     return previous.lazy().select(
         pl.col(KEY).cast(pl.String),
-        pl.col(tier_col).cast(pl.String).alias("_prev_tier"),
+        tier.is_not_null().alias("_prev_seen"),
+        tier_to_rank(tier).cast(pl.Int64).alias("_prev_rank"),
         fkey.alias("_prev_fkey"),
         (
             pl.col("downgrade_pending_since").cast(pl.Date)

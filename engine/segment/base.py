@@ -90,7 +90,9 @@ def selection_rows(n: int, seed: int) -> np.ndarray:
     return sample_indices(n, SELECTION_ROWS, seed)
 
 
-def scale_columns(x: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def scale_columns(
+    x: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     # Weighted by multiplicity: the same mean and std as the rows repeated `weights` times.
     mean = np.average(x, axis=0, weights=weights)
     std = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=weights))
@@ -98,7 +100,9 @@ def scale_columns(x: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.
     return mean, np.where(std > NEAR_CONSTANT_RTOL * np.maximum(1.0, np.abs(mean)), std, 1.0)
 
 
-def candidate_silhouettes(z: np.ndarray, labels: dict[int, np.ndarray], seed: int) -> dict[int, float]:
+def candidate_silhouettes(
+    z: np.ndarray, labels: dict[int, np.ndarray], seed: int
+) -> dict[int, float]:
     """Silhouette of each candidate's labels on the same rows, one distance pass for all."""
     out = {k: -1.0 for k, lab in labels.items() if not 2 <= len(np.unique(lab)) < len(lab)}
     rest = {k: lab for k, lab in labels.items() if k not in out}
@@ -246,5 +250,3 @@ class BaseStrategy:
             "stability_candidates": self.stability_candidates,
             "selection_rows": self.selection_size_,
         }
-
-

@@ -75,7 +75,10 @@ class KMeansStrategy(BaseStrategy):
             # the restarts already found the basin, Lloyd iterations refine it on more rows.
             with threads_for(len(z)):
                 model = KMeans(
-                    n_clusters=self.k_, init=model.cluster_centers_, n_init=1, random_state=self.seed
+                    n_clusters=self.k_,
+                    init=model.cluster_centers_,
+                    n_init=1,
+                    random_state=self.seed,
                 ).fit(z, sample_weight=w)
         self.model_ = model
         return self
@@ -104,5 +107,3 @@ class KMeansStrategy(BaseStrategy):
             "sample_size": self.sample_size,
             "seed": self.seed,
         }
-
-

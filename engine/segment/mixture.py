@@ -102,5 +102,3 @@ class GaussianMixtureStrategy(BaseStrategy):
             "sample_size": self.sample_size,
             "seed": self.seed,
         }
-
-

@@ -33,15 +33,19 @@ from engine.config import PredictiveSpec, SegmentationSpec
 from engine.enforce import GovernedFrames
 from engine.errors import BadInputError
 from engine.features import KEY, FeatureFrame
+from engine.segment.bands import (
+    band_cuts,
+    band_names,
+    bands_of,
+    bands_with_merges,
+    cross_behaviour,
+    merge_small_bands,
+)
 from engine.segment.calibration import Calibrator, cross_fitted_calibration
 from engine.segment.model import GateResult, Segmentation
 from engine.segment.outcome import outcome_labels
 from engine.segment.stability import jaccard_per_cluster
-from engine.segment.strategies import KMeansStrategy, feature_matrix, sample_indices, threads_for
-
-# Risk words by relative band position (lowest first): names say where a band sits.
-RISK_WORDS = ("lowest-risk", "low-risk", "moderate-risk", "elevated-risk", "high-risk")
-TOP_RISK_WORD = "highest-risk"
+from engine.segment.strategies import feature_matrix, sample_indices, threads_for
 
 
 @dataclass
@@ -185,60 +189,6 @@ def fit_candidates(
     return fit.select(fit.ranked()[0], x, spec)
 
 
-def band_cuts(spec: PredictiveSpec, reference: np.ndarray) -> np.ndarray:
-    """Declared cut points, else quantiles of the calibrated out-of-fold scores (deduplicated:
-    isotonic maps are step functions, so two quantiles can fall on one step)."""
-    if spec.band_cuts:
-        return np.asarray(spec.band_cuts, dtype=np.float64)
-    return np.unique(np.quantile(reference, spec.band_quantiles))
-
-
-def _bands_with_merges(oof: np.ndarray, spec: PredictiveSpec, k: int) -> np.ndarray:
-    return merge_small_bands(bands_of(oof, band_cuts(spec, oof)), k)[0]
-
-
-def bands_of(scores: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    return np.searchsorted(cuts, scores, side="right").astype(np.int64)
-
-
-def _contiguous(labels: np.ndarray) -> np.ndarray:
-    """Relabel to 0..m-1 keeping order (risk order survives merges)."""
-    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
-
-
-def merge_small_bands(bands: np.ndarray, k: int) -> tuple[np.ndarray, int]:
-    """Merge every band below k into its smaller adjacent neighbour; bands stay ordered."""
-    out, merges = _contiguous(bands), 0
-    while True:
-        counts = np.bincount(out)
-        if len(counts) < 2 or counts.min() >= k:
-            return out, merges
-        b = int(np.argmin(counts))
-        neighbours = [n for n in (b - 1, b + 1) if 0 <= n < len(counts)]
-        target = min(neighbours, key=lambda n: (counts[n], n))
-        out = _contiguous(np.where(out == b, target, out))
-        merges += 1
-
-
-def cross_behaviour(
-    bands: np.ndarray, x: np.ndarray, clusters: int, k: int, sample_size: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(persona labels, band of each persona): band x behavioural cluster, small cells merged
-    into the largest cell of their band, personas ordered by (band, cluster)."""
-    km = KMeansStrategy(sample_size=sample_size, seed=seed, k=clusters).fit_matrix(x)
-    cell = bands * clusters + km.predict_matrix(x)
-    for b in np.unique(bands):
-        in_band = bands == b
-        ids, counts = np.unique(cell[in_band], return_counts=True)
-        largest = int(ids[np.lexsort((ids, -counts))[0]])
-        small = ids[counts < k]
-        cell[in_band & np.isin(cell, small)] = largest
-    labels = _contiguous(cell)
-    persona_band = np.zeros(int(labels.max()) + 1, dtype=np.int64)
-    persona_band[labels] = bands
-    return labels, persona_band
-
-
 def _band_gates(
     labels: np.ndarray, y: np.ndarray, k: int, merges: int, auc: float, min_auc: float
 ) -> list[GateResult]:
@@ -351,16 +301,6 @@ def _pspec(spec: SegmentationSpec) -> PredictiveSpec:
     return spec.predictive
 
 
-def risk_word(band: int, bands: int) -> str:
-    if band == bands - 1:
-        return TOP_RISK_WORD
-    if band == 0:
-        return RISK_WORDS[0]
-    # Middle bands spread over the middle words, in order.
-    middle = RISK_WORDS[1:]
-    return middle[min(len(middle) - 1, (band - 1) * len(middle) // max(1, bands - 2))]
-
-
 def segment_predictive(
     features: FeatureFrame,
     spec: SegmentationSpec,
@@ -388,7 +328,7 @@ def segment_predictive(
     best: tuple[float, PredictiveFit, list[GateResult], dict[int, float]] | None = None
     for name in fit.ranked():
         cand = fit.select(name, xs, pspec)
-        ref = _bands_with_merges(cand.oof, pspec, k_min)
+        ref = bands_with_merges(cand.oof, pspec, k_min)
         stab, per_band = _stability(cand, xs, ys, ref, spec, seed)
         tried[name] = stab[0].value
         if best is None or stab[0].value > best[0]:
@@ -419,7 +359,7 @@ def segment_predictive(
     per_persona = {int(p): per_band.get(int(b), 0.0) for p, b in enumerate(persona_band)}
 
     profiles, suppressed, pop = build_profiles(features, labels, k_min, governed, per_persona)
-    names = _names([p.name for p in profiles], persona_band, n_bands)
+    names = band_names([p.name for p in profiles], persona_band, n_bands)
     profiles = [replace(p, name=n) for p, n in zip(profiles, names, strict=True)]
     card = model_card(fit, pspec, y_all, scores, labels, persona_band, names, cuts, seed)
     assignments = (
@@ -470,18 +410,3 @@ def segment_predictive(
         population=pop.as_dict(),
         artifacts={"model_card.json": card},
     )
-
-
-def _names(generated: list[str], persona_band: np.ndarray, n_bands: int) -> list[str]:
-    """Risk word first; the behavioural name (without its own risk word) when crossed."""
-    out: list[str] = []
-    crossed = len(generated) > n_bands
-    for pid, gen in enumerate(generated):
-        word = risk_word(int(persona_band[pid]), n_bands)
-        rest = " ".join(w for w in gen.split() if not w.endswith("-risk"))
-        name = f"{word} {rest}" if crossed else f"{word} band {int(persona_band[pid]) + 1}"
-        base, n = name, 2
-        while name in out:
-            name, n = f"{base} {n}", n + 1
-        out.append(name)
-    return out

@@ -94,5 +94,3 @@ class RuleBased(BaseStrategy):
             "sample_size": self.sample_size,
             "seed": self.seed,
         }
-
-
