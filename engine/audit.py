@@ -17,6 +17,7 @@ from typing import Any
 from engine.errors import KeyMaterialError, PolicyDenied
 from engine.workspace import Workspace
 from lineage.canonical import canonical_json
+from lineage.checkpoint import log_origin
 
 # Every event type the engine writes. `pgov audit query --type` refuses a type that is
 # neither here nor in the log (a typo must not read as "no such events");
@@ -118,7 +119,7 @@ def checkpoint(ws: Workspace) -> bool:
         signer = SigningKeyring(ws.path(keys.signing_dir), trust_file).signer()
     except KeyMaterialError:
         return False
-    AuditLog(ws.audit_dir).checkpoint(signer, origin=f"personagov/{ws.config.name}")
+    AuditLog(ws.audit_dir).checkpoint(signer, origin=log_origin(ws.config.name))
     return True
 
 

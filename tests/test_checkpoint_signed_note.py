@@ -62,7 +62,7 @@ def test_key_hash_and_signature_line_match_the_go_reference_example() -> None:
     vkey_raw = base64.b64decode(VKEY.split("+", 2)[-1])
     assert vkey_raw[0] == 1 and vkey_raw[1:] == signer.public_raw
     assert note_key_hash("PeterNeumann", signer.public_raw).hex() == "c74f20a3"
-    assert sign_note(TEXT, signer) == SIGNED
+    assert sign_note(TEXT, signer, "PeterNeumann") == SIGNED
 
 
 @pytest.fixture()
@@ -84,7 +84,7 @@ def test_checkpoint_text_has_origin_size_root_time_then_signature(kr: SigningKey
     assert base64.b64decode(lines[2]) == b"\x07" * 32
     assert lines[3] == "time 2026-11-01T00:00:00.000000Z"
     assert lines[4] == ""
-    assert lines[5].startswith(f"— {kr.signer().key_id} ")
+    assert lines[5].startswith("— personagov/test ")  # key name = origin (C2SP)
     assert text.endswith("\n")
     vc = verify_checkpoint(text.encode(), kr.trust(), "cp")
     assert vc.checkpoint == _cp() and vc.key_ids == (kr.signer().key_id,)
@@ -126,4 +126,54 @@ def test_non_canonical_checkpoints_are_refused(kr: SigningKeyring, mangle: objec
 
 def test_note_text_with_a_blank_line_cannot_be_signed(kr: SigningKeyring) -> None:
     with pytest.raises(ValueError, match="blank line"):
-        sign_note(b"a\n\nb\n", kr.signer())
+        sign_note(b"a\n\nb\n", kr.signer(), "personagov/test")
+
+
+def _line(name: str, keyhash: bytes, sig: bytes) -> bytes:
+    return f"— {name} {base64.b64encode(keyhash + sig).decode()}\n".encode()
+
+
+def test_checkpoints_written_before_the_origin_became_the_key_name_still_verify(
+    kr: SigningKeyring,
+) -> None:
+    signer = kr.signer()
+    legacy = sign_note(_cp().body(), signer, signer.key_id)  # how checkpoints were named before
+    assert verify_checkpoint(legacy, kr.trust(), "cp").key_ids == (signer.key_id,)
+
+
+def test_a_line_sharing_only_the_name_or_only_the_key_hash_is_an_unknown_key_and_ignored(
+    kr: SigningKeyring, tmp_path: Path
+) -> None:
+    signer = kr.signer()
+    text = sign_checkpoint(_cp(), signer)
+    body = _cp().body()
+    other = Ed25519PrivateKey.generate()
+    other_pub = _SeedSigner("x", other).public_raw
+    junk = b"j" * 64
+    lines = [
+        # same name (the origin), a key we do not trust: ignored, not "does not verify"
+        _line("personagov/test", note_key_hash("personagov/test", other_pub), other.sign(body)),
+        # the trusted key's hash under the origin, but another name: another key
+        _line("witness.example", note_key_hash("personagov/test", signer.public_raw), junk),
+        # the trusted key's legacy id as name with a hash that is not ours
+        _line(signer.key_id, b"\x00\x00\x00\x00", junk),
+    ]
+    for extra in lines:
+        vc = verify_checkpoint(text + extra, kr.trust(), "cp")
+        assert vc.key_ids == (signer.key_id,)
+    # Only unknown keys: nothing vouches for it.
+    only_unknown = body + b"\n" + lines[0]
+    with pytest.raises(VerificationFailed, match="no signature by a trusted key"):
+        verify_checkpoint(only_unknown, kr.trust(), "cp")
+    # Name AND hash of the trusted key with a bad signature: that is a forgery, not noise.
+    forged = _line("personagov/test", note_key_hash("personagov/test", signer.public_raw), junk)
+    with pytest.raises(VerificationFailed, match="does not verify"):
+        verify_checkpoint(text + forged, kr.trust(), "cp")
+
+
+def test_a_checkpoint_under_another_origin_is_not_signed_by_our_key(kr: SigningKeyring) -> None:
+    signer = kr.signer()
+    text = sign_checkpoint(_cp(), signer)
+    moved = text.replace(b"personagov/test\n", b"personagov/other\n", 1)
+    with pytest.raises(VerificationFailed, match="no signature by a trusted key"):
+        verify_checkpoint(moved, kr.trust(), "cp")

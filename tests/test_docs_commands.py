@@ -192,6 +192,7 @@ def test_keys_commands_run(ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         " -w WS": "",
         "--actor A": "--actor data-engineer",
         "--at ISO": "",
+        "--since ISO": "",
         "--key-id ID": "",
         "--out FILE": "--out keys.pem",
         "--token T": f"--token {facts['TOKEN_EDD']}",

@@ -47,7 +47,9 @@ def _trust(ws: Workspace | None, trust_file: Path | None) -> Any:
 
 def origin_of(ws: Workspace) -> str:
     """The checkpoint origin line; the same string the refresh uses after each run."""
-    return f"personagov/{ws.config.name}"
+    from lineage.checkpoint import log_origin
+
+    return log_origin(ws.config.name)
 
 
 def print_report(rep: VerificationReport) -> None:

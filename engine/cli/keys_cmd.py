@@ -112,7 +112,13 @@ def _rotate(ws: Workspace, who: str, signing: bool, as_json: bool) -> None:
 @handle_errors
 def revoke_cmd(
     key_id: str = typer.Argument(..., help="Signing key id (see 'pgov keys list')."),
-    at: str | None = typer.Option(None, "--at", help="Revoked from (ISO time); default now."),
+    at: str | None = typer.Option(
+        None,
+        "--at",
+        "--since",
+        help="Revoked from (ISO time): the earliest moment the key may have been in other "
+        "hands; default now.",
+    ),
     workspace: Path = WorkspaceOpt,
     actor: str = ChangerOpt,
 ) -> None:

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING
 
 from engine.errors import VerificationFailed
 from lineage.audit.records import _LEN, HASH, MAGIC, TIME_SLACK_S, _read_entry, _Snapshot
-from lineage.checkpoint import VerifiedCheckpoint, verify_checkpoint
+from lineage.checkpoint import (
+    RevokedSignature,
+    VerifiedCheckpoint,
+    parse_checkpoint,
+    verify_checkpoint,
+)
 from lineage.merkle import MerkleTree, verify_consistency
 from lineage.report import VerificationReport
 from lineage.signing import TrustStore
@@ -216,11 +221,15 @@ def _verify_checkpoints(
 ) -> None:
     files = sorted(snap.checkpoints)
     verified: dict[int, VerifiedCheckpoint] = {}
+    revoked: dict[str, tuple[int, str]] = {}  # file -> (size, why it vouches for nothing)
     all_ok = True
     for name in files:
         where = f"checkpoints/{name}"
         try:
             vc = verify_checkpoint(snap.checkpoints[name], trust, where)
+        except RevokedSignature as exc:
+            revoked[name] = (parse_checkpoint(snap.checkpoints[name], where)[0].size, str(exc))
+            continue
         except VerificationFailed as exc:
             rep.failed("checkpoint-signature", str(exc))
             all_ok = False
@@ -231,8 +240,10 @@ def _verify_checkpoints(
             all_ok = False
             continue
         verified[cp.size] = vc
+    all_ok = _superseded(revoked, verified, rep) and all_ok
     if files and all_ok:
-        rep.passed("checkpoint-signature", f"{len(files)} checkpoints signed by trusted keys")
+        n = len(files) - len(revoked)
+        rep.passed("checkpoint-signature", f"{n} checkpoints signed by trusted keys")
     elif not files:
         rep.failed("checkpoint-signature", "no checkpoints: nothing signed vouches for this log")
     sizes = sorted(verified)
@@ -286,16 +297,48 @@ def _verify_checkpoints(
                     order_ok = False
     if sizes and order_ok:
         rep.passed("checkpoint-order", "checkpoint sizes and times only move forward")
-    _verify_latest(snap, trust, verified, cp_entries, rep)
+    _verify_latest(snap, trust, verified, set(revoked), cp_entries, rep)
     if verified and tree.size >= max(verified):
         tail = tree.size - max(verified)
         rep.passed("tail", f"{tail} entries after the latest checkpoint (not yet signed)")
+
+
+def _superseded(
+    revoked: dict[str, tuple[int, str]],
+    verified: dict[int, VerifiedCheckpoint],
+    rep: VerificationReport,
+) -> bool:
+    """Checkpoints signed only by a key revoked before their time vouch for nothing. After a
+    compromise (back-dated revocation, new key, re-checkpoint) a checkpoint by a valid key
+    covering the same entries takes their place; without one they are failures."""
+    ok = True
+    newest = max(verified, default=-1)
+    covered: list[str] = []
+    for name, (size, why) in sorted(revoked.items()):
+        if newest >= size:
+            covered.append(name)
+        else:
+            rep.failed(
+                "checkpoint-signature",
+                f"{why}; no later checkpoint by a valid key covers its {size} entries "
+                "(sign one: 'pgov audit checkpoint')",
+            )
+            ok = False
+    if covered:
+        rep.passed(
+            "revoked-checkpoints",
+            f"{len(covered)} checkpoint(s) signed after their key's revocation not counted "
+            f"({', '.join(covered[:3])}{', ...' if len(covered) > 3 else ''}); checkpoint "
+            f"{newest} by a valid key covers their entries",
+        )
+    return ok
 
 
 def _verify_latest(
     snap: _Snapshot,
     trust: TrustStore,
     verified: dict[int, VerifiedCheckpoint],
+    superseded: set[str],
     cp_entries: list[tuple[int, int, str]],
     rep: VerificationReport,
 ) -> None:
@@ -331,6 +374,8 @@ def _verify_latest(
         return
     for idx, size, root_hex in cp_entries:
         vc = verified.get(size)
+        if vc is None and f"{size}.txt" in superseded:
+            continue  # signed by a key revoked by then; a later valid checkpoint covers it
         if vc is None:
             name = f"{size}.txt"
             why = (
