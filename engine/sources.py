@@ -37,6 +37,7 @@ import structlog
 
 from engine.config import ColumnSpec, ColumnType, SourceSpec
 from engine.errors import BadInputError, ConfigError, UsageError
+from engine.integrity import check_parquet
 from engine.workspace import Workspace
 
 log = structlog.get_logger("pgov.sources")
@@ -139,6 +140,7 @@ def file_digest(path: Path) -> str:
 def scan(path: Path, fmt: str) -> pl.LazyFrame:
     """The raw lazy scan with `_row`; CSV is read as text so the contract does the typing."""
     if fmt == "parquet":
+        check_parquet(path)  # a corrupted page is bad input, not a silent read (integrity.py)
         return pl.scan_parquet(path, row_index_name=ROW, row_index_offset=1)
     if fmt == "csv":
         return pl.scan_csv(

@@ -100,8 +100,16 @@ def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
         # jurisdiction-scoped scan skip other jurisdictions' row groups entirely.
         group = int(min(100_000, max(256, df.height // 40)))
         # zstd level 1: a third less CPU than the default level for ~5 % larger files.
+        # pyarrow writes page CRCs (Polars' writer cannot): a flipped byte in a page is then
+        # caught before a refresh reads it (engine/integrity.py).
         df.write_parquet(
-            tmp, compression="zstd", compression_level=1, statistics=True, row_group_size=group
+            tmp,
+            compression="zstd",
+            compression_level=1,
+            statistics=True,
+            row_group_size=group,
+            use_pyarrow=True,
+            pyarrow_options={"write_page_checksum": True},
         )
     os.replace(tmp, path)
 
@@ -118,6 +126,34 @@ def _write_part(df: pl.DataFrame, path: Path, fmt: str, header: bool) -> None:
         df.write_parquet(path, compression="lz4", statistics=False)
 
 
+def _stream_with_checksums(parts: list[Path], out: Path, group: int) -> None:
+    """Concatenate block files into one Parquet file with page CRCs, one row group in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer: pq.ParquetWriter | None = None
+    try:
+        for part in parts:
+            pf = pq.ParquetFile(part)
+            for batch in pf.iter_batches(batch_size=group):
+                if writer is None:
+                    writer = pq.ParquetWriter(
+                        out,
+                        batch.schema,
+                        compression="zstd",
+                        compression_level=1,
+                        write_statistics=True,
+                        write_page_checksum=True,
+                    )
+                writer.write_table(pa.Table.from_batches([batch]), row_group_size=group)
+        if writer is None:  # no rows at all: still a valid, empty file
+            schema = pq.ParquetFile(parts[0]).schema_arrow
+            pq.write_table(schema.empty_table(), out, write_page_checksum=True)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 def _join_parts(parts: list[Path], path: Path, fmt: str, height: int) -> str:
     """One source file from its block files, streamed so memory stays at one row group."""
     tmp = path.with_name(path.name + ".tmp")
@@ -127,13 +163,7 @@ def _join_parts(parts: list[Path], path: Path, fmt: str, height: int) -> str:
                 with part.open("rb") as fh:
                     shutil.copyfileobj(fh, out, 1 << 22)
     else:
-        pl.scan_parquet(parts).sink_parquet(
-            tmp,
-            compression="zstd",
-            compression_level=1,
-            statistics=True,
-            row_group_size=int(min(100_000, max(256, height // 40))),
-        )
+        _stream_with_checksums(parts, tmp, int(min(100_000, max(256, height // 40))))
     os.replace(tmp, path)
     shutil.rmtree(parts[0].parent, ignore_errors=True)
     return _sha256(path)
