@@ -14,6 +14,12 @@ against the enrolled key before the policy decides, and kept in the log as an
 four-eyes is two different actors' signatures that anyone can check later, and `pgov
 lineage verify --all` re-verifies every request signature against the enrolment.
 
+An enrolment is itself signed by the workspace's signing key (a key in the trust file), so
+a line appended to the audit log by someone with write access grants nothing: `authenticate`
+and `pgov lineage verify --all` accept an actor's key only from an enrolment whose signature
+verifies under the trust store (the verifier's pinned copy with `--trust`), by a key not
+revoked when it signed; any other enrolment is a FAIL line.
+
 A bank maps this onto its identity provider by enrolling the public keys its PKI or HSM
 holds (`pgov keys enrol-actor --public-key`), or by verifying an OIDC/JWT token in place of
 the local signature (the extension point is `authenticate`; see docs/keys.md).
@@ -36,13 +42,21 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from engine.enrolment import (  # noqa: F401  (re-exported: the actors API is one module)
+    ENROLLED,
+    _enrolled_path,
+    _workspace_trust,
+    check_enrolment,
+    enrol,
+    enrol_all,
+    enrolled,
+    logged_enrolments,
+)
 from engine.errors import KeyMaterialError
 from engine.workspace import Workspace
 from lineage.canonical import canonical_json, sha256_hex
 
 ENV = "PGOV_ACTOR_KEYS"
-ENROLLED_FILE = "actors.json"
-ENROLLED = "actor_enrolled"
 REQUEST = "actor_request"
 REQUEST_FORMAT = "personagov-actor-request/v1"
 # The request an action runs under; engine.audit.record stamps its id on every entry.
@@ -100,64 +114,6 @@ def _load_private(actor: str) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyMaterialError(f"{path}: not an Ed25519 key")
     return key
-
-
-def _enrolled_path(ws: Workspace) -> Path:
-    return ws.path(ws.config.keys.signing_dir).parent / ENROLLED_FILE
-
-
-def enrolled(ws: Workspace) -> dict[str, str]:
-    """actor -> base64 public key, as enrolled in this workspace."""
-    path = _enrolled_path(ws)
-    if not path.is_file():
-        return {}
-    try:
-        doc = json.loads(path.read_bytes())
-        return {str(k): str(v["public_key"]) for k, v in doc["actors"].items()}
-    except (ValueError, KeyError, TypeError):
-        raise KeyMaterialError(f"{path}: unreadable actor enrolment file") from None
-
-
-def enrol(ws: Workspace, actor: str, by: str, public_key: bytes | None = None) -> bool:
-    """Enrol one declared actor (its keystore key, or a given public key); False if already
-    enrolled with that key. Re-enrolling with another key is a key change: audited."""
-    from engine import audit
-    from lineage.signing import atomic_write
-
-    if actor not in ws.config.actors:
-        raise KeyMaterialError(f"actor '{actor}' is not declared in pgov.toml")
-    pub = public_key if public_key is not None else ensure_credential(actor)
-    if len(pub) != 32:
-        raise KeyMaterialError("an actor's public key is 32 raw Ed25519 bytes")
-    b64 = base64.b64encode(pub).decode("ascii")
-    have = enrolled(ws)
-    if have.get(actor) == b64 and logged_enrolments(ws).get(actor) == b64:
-        return False
-    have[actor] = b64
-    doc = {
-        "format": "personagov-actors/v1",
-        "actors": {a: {"public_key": k} for a, k in sorted(have.items())},
-    }
-    atomic_write(_enrolled_path(ws), canonical_json(doc) + b"\n")
-    audit.record(ws, ENROLLED, by, enrolled_actor=actor, public_key=b64, key_id=sha256_hex(pub))
-    return True
-
-
-def logged_enrolments(ws: Workspace) -> dict[str, str]:
-    """actor -> base64 public key, from the latest `actor_enrolled` entry per actor."""
-    from lineage.auditlog import AuditLog
-
-    if not ws.audit_dir.is_dir():
-        return {}
-    keys: dict[str, str] = {}
-    for e in AuditLog(ws.audit_dir).query(type=ENROLLED):
-        d = e.get("details") or {}
-        keys[str(d.get("enrolled_actor"))] = str(d.get("public_key"))
-    return keys
-
-
-def enrol_all(ws: Workspace, by: str) -> list[str]:
-    return [a for a in sorted(ws.config.actors) if enrol(ws, a, by)]
 
 
 def sign_request(ws: Workspace, actor: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -260,16 +216,22 @@ def acting(ws: Workspace, actor: str, action: str, **params: Any) -> Iterator[st
         current_request.reset(token)
 
 
-def verify_requests(entries: list[dict[str, Any]]) -> list[str]:
-    """Problems with the log's signed requests: each verifies under the key enrolled (in the
-    log) before it, and every entry naming a request names a valid one by the same actor."""
+def verify_requests(entries: list[dict[str, Any]], trust: Any) -> list[str]:
+    """Problems with the log's enrolments and signed requests: each enrolment is signed by a
+    key of ``trust``; each request verifies under the key enrolled (in the log) before it,
+    and every entry naming a request names a valid one by the same actor."""
     keys: dict[str, str] = {}
     valid: dict[str, str] = {}
     problems: list[str] = []
     for e in entries:
         d = e.get("details") or {}
         if e.get("type") == ENROLLED:
-            keys[str(d.get("enrolled_actor"))] = str(d.get("public_key"))
+            try:
+                actor, pub = check_enrolment(d, trust)
+            except KeyMaterialError as exc:
+                problems.append(f"audit entry {e['index']}: {exc.message}: its key is not accepted")
+                continue
+            keys[actor] = pub
         elif e.get("type") == REQUEST:
             try:
                 req = check_request(d, keys)

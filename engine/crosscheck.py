@@ -231,10 +231,10 @@ def check_quarantine(ws: Workspace, entries: list[dict[str, Any]], rep: Verifica
         rep.passed("quarantine", f"{n} quarantine report(s) hash as recorded")
 
 
-def check_requests(entries: list[dict[str, Any]], rep: VerificationReport) -> None:
+def check_requests(entries: list[dict[str, Any]], trust: Any, rep: VerificationReport) -> None:
     from engine.actors import unsigned_actions, verify_requests
 
-    problems = verify_requests(entries) + unsigned_actions(entries)
+    problems = verify_requests(entries, trust) + unsigned_actions(entries)
     for line in problems:
         rep.failed("actor-requests", line)
     if not problems:
@@ -242,12 +242,17 @@ def check_requests(entries: list[dict[str, Any]], rep: VerificationReport) -> No
         rep.passed("actor-requests", f"{n} signed actor request(s) verify under enrolled keys")
 
 
-def crosscheck(ws: Workspace, entries: list[dict[str, Any]]) -> VerificationReport:
-    """Every cross-check, from log entries already read (dicts with their ``index``)."""
+def crosscheck(
+    ws: Workspace, entries: list[dict[str, Any]], trust: Any = None
+) -> VerificationReport:
+    """Every cross-check, from log entries already read (dicts with their ``index``); actor
+    enrolments are held to ``trust`` (the verifier's pinned store; default the workspace's)."""
+    from engine.actors import _workspace_trust
+
     rep = VerificationReport(subject=f"workspace {ws.root} against its audit log")
     check_versions(ws, entries, rep)
     check_approvals(ws, rep)
     check_overrides(ws, entries, rep)
     check_quarantine(ws, entries, rep)
-    check_requests(entries, rep)
+    check_requests(entries, trust if trust is not None else _workspace_trust(ws), rep)
     return rep

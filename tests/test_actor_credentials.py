@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,13 +15,19 @@ from typing import Any
 import polars as pl
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from typer.testing import CliRunner
 
 from engine.actors import ENV, verify_requests
 from engine.cli import app
 from lineage.auditlog import AuditLog
 from lineage.canonical import canonical_json
+from lineage.signing import SigningKeyring, TrustStore
 
 runner = CliRunner()
 AS_OF = "2026-11-01"
@@ -137,7 +144,7 @@ def test_four_eyes_is_two_actors_signatures_that_verify_later(ws: Path) -> None:
     ok = next(e for e in entries if e["type"] == "kyc_override_approved")
     assert requests[req["details"]["request"]] == "kyc-ops"
     assert requests[ok["details"]["request"]] == "compliance-lead"
-    assert verify_requests(entries) == []
+    assert verify_requests(entries, TrustStore.load(ws / "keys" / "trust.json")) == []
     assert _pgov("lineage", "verify", "--all", "-w", str(ws))[0] == 0
 
 
@@ -158,3 +165,92 @@ def test_a_governed_entry_without_a_signed_request_fails_verification(ws: Path) 
         fh.write(json.dumps(line) + "\n")
     code, out = _pgov("lineage", "verify", "--all", "-w", str(ws))
     assert code == 4 and "carries no signed request" in out
+
+
+def _append_enrolment(root: Path, actor: str, pub: bytes, **extra: Any) -> None:
+    entry = {
+        "type": "actor_enrolled",
+        "actor": "data-engineer",
+        "time": datetime.now(UTC).isoformat(),
+        "details": {
+            "enrolled_actor": actor,
+            "public_key": base64.b64encode(pub).decode(),
+            **extra,
+        },
+    }
+    AuditLog(root / "audit").append(canonical_json(entry))
+
+
+def _mallory(root: Path, actor: str) -> Ed25519PrivateKey:
+    """Write access, no signing key: a new key for `actor` in the keystore, the log and
+    keys/actors.json, as an attacker would place it."""
+    key = Ed25519PrivateKey.generate()
+    pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    keystore = Path(os.environ[ENV])
+    (keystore / f"{actor}.pem").write_bytes(pem)
+    doc = json.loads((root / "keys" / "actors.json").read_text())
+    doc["actors"][actor] = {"public_key": base64.b64encode(pub).decode()}
+    (root / "keys" / "actors.json").write_text(json.dumps(doc))
+    return key
+
+
+def test_an_unsigned_enrolment_appended_to_the_log_grants_nothing_and_fails_verify(
+    ws: Path,
+) -> None:
+    key = _mallory(ws, "compliance-deputy")
+    pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    _append_enrolment(ws, "compliance-deputy", pub)
+    code, out = _override(ws, "compliance-deputy")  # acting with the planted key
+    assert code == 6, out
+    code, out = _pgov("lineage", "verify", "--all", "-w", str(ws))
+    assert code == 4
+    fails = [ln for ln in out.splitlines() if "FAIL" in ln and "actor-requests" in ln]
+    assert any(
+        "enrolment of 'compliance-deputy' carries no signature by a workspace signing key" in ln
+        and "its key is not accepted" in ln
+        for ln in fails
+    ), out
+
+
+def test_an_enrolment_signed_by_a_key_outside_the_pinned_trust_fails_verify(
+    ws: Path, tmp_path: Path
+) -> None:
+    pinned = tmp_path / "pinned-trust.json"
+    shutil.copy(ws / "keys" / "trust.json", pinned)
+    # The attacker adds a signing key to the workspace's own trust file and signs with it.
+    rogue = SigningKeyring(tmp_path / "rogue", ws / "keys" / "trust.json")
+    rogue.rotate()
+    from engine.actors import enrol
+    from engine.workspace import Workspace
+
+    w = Workspace.open(ws)
+    pub = (
+        _mallory(ws, "compliance-deputy").public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    )
+    # enrol() signs with the newest key with a private half in the workspace: move the rogue
+    # key there as an attacker with write access would.
+    for pem in (tmp_path / "rogue").glob("*.pem"):
+        shutil.copy(pem, ws / "keys" / "signing" / pem.name)
+        (ws / "keys" / "signing" / pem.name).chmod(0o600)
+    assert enrol(w, "compliance-deputy", "data-engineer", pub)
+    # The workspace's own trust file vouches for it; the pinned copy does not.
+    args = ["lineage", "verify", "--all", "-w", str(ws), "--trust", str(pinned)]
+    code, out = _pgov(*args)
+    assert code == 4
+    assert "enrolment of 'compliance-deputy' is signed by key" in out
+    assert "which the trust store" in out and "does not hold" in out
+
+
+def test_a_signed_enrolment_whose_key_was_swapped_after_signing_fails(ws: Path) -> None:
+    entries = _entries(ws)
+    good = next(e for e in entries if e["type"] == "actor_enrolled")
+    other = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    d = dict(good["details"])
+    d["enrolled_actor"] = "compliance-deputy"
+    _append_enrolment(ws, "compliance-deputy", other, **{
+        k: d[k] for k in ("enrolment", "signature", "signing_key")
+    })  # fmt: skip
+    code, out = _pgov("lineage", "verify", "--all", "-w", str(ws))
+    assert code == 4
+    assert "enrolment of 'compliance-deputy'" in out and "its key is not accepted" in out

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_actor_support import enrol_actors
 from typer.testing import CliRunner
 
 from engine import audit
-from engine.actors import enrol_all
 from engine.cli import app
 from engine.pseudonym import Keyring
 from engine.workspace import Workspace
@@ -139,7 +139,7 @@ def test_rotate_refuses_loose_permissions_and_writes_nothing(
 def test_rotate_refuses_env_master(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGOV_TEST_MK", "cd" * 32)
     root = _ws(tmp_path, "env:PGOV_TEST_MK")
-    enrol_all(Workspace.open(root), "test")
+    enrol_actors(Workspace.open(root))
     res = runner.invoke(app, ["keys", "rotate", "-w", str(root), *ENGINEER])
     assert res.exit_code == 6 and "rotate it in that key store" in res.output
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_actor_support import enrol_actors
 from typer.testing import CliRunner
 
 import engine.executor
-from engine.actors import enrol_all
 from engine.cli import app
 from engine.workspace import Workspace
 
@@ -22,7 +22,7 @@ def test_workers_reach_the_local_pool(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], expected: int | None
 ) -> None:
     (tmp_path / "pgov.toml").write_text(DEFAULTS.read_text())
-    enrol_all(Workspace.open(tmp_path), "test")  # the actors' credentials (engine/actors.py)
+    enrol_actors(Workspace.open(tmp_path))  # the actors' credentials (engine/actors.py)
     seen: dict[str, Any] = {}
 
     def fake_run_all(root: Any, requests: Any, executor: Any, *args: Any, **kw: Any) -> list[Any]:

@@ -12,10 +12,10 @@ from typing import Any
 
 import polars as pl
 import pytest
+from test_actor_support import enrol_actors
 from typer.testing import CliRunner
 
 from engine import audit
-from engine.actors import enrol_all
 from engine.cli import app
 from engine.errors import BadInputError, KeyMaterialError, PolicyDenied, UsageError
 from engine.pseudonym import Keyring, Pseudonymiser
@@ -34,7 +34,7 @@ def ws(tmp_path: Path) -> Workspace:
     keyfile.write_bytes(Keyring.generate().document())
     os.chmod(keyfile, 0o600)
     ws = Workspace.open(tmp_path)
-    enrol_all(ws, "test")  # actors' credentials, so the CLI can authenticate them
+    enrol_actors(ws)  # actors' credentials, so the CLI can authenticate them
     return ws
 
 

@@ -84,11 +84,13 @@ def init(
         out["sample"] = _generate(
             sample, seed, root / "data", fmt, dirt_rate, date(2026, 11, 1), as_json
         )
-        from engine.actors import enrol_all
+        from engine.actors import ensure_credential
         from engine.workspace import Workspace
 
-        # A demo actor per declared actor, its private key in the local keystore.
-        out["actors_enrolled"] = enrol_all(Workspace.open(root), "pgov-init")
+        # A demo credential per declared actor, its private key in the local keystore; the
+        # enrolment follows at 'pgov keys init', signed by the workspace's first signing key.
+        actors = sorted(Workspace.open(root).config.actors)
+        out["actor_credentials"] = [a for a in actors if ensure_credential(a)]
     if as_json:
         emit_json(out)
         return

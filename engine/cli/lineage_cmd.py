@@ -221,7 +221,7 @@ def _cross_reports(
         rep = VerificationReport(subject=f"audit log {ws.audit_dir}")
         rep.failed("log-format", exc.message)
         return [rep]
-    reports = [crosscheck(ws, entries), verify_log(audit, store)]
+    reports = [crosscheck(ws, entries, store), verify_log(audit, store)]
     if pin is not None:
         rep = VerificationReport(subject=f"pinned checkpoint {pin}")
         Pin(pin).check(store, [leaf_hash(e) for e in raw], ws.root, rep)
