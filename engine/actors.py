@@ -206,6 +206,21 @@ def authenticate(
 
 
 @contextmanager
+def under_request(request_id: str | None) -> Iterator[None]:
+    """Stamp entries written inside with a request authenticated elsewhere (a fan-out job
+    runs under the parent's signed request; verify checks the id names a valid request by
+    the same actor)."""
+    if request_id is None:
+        yield
+        return
+    token = current_request.set(request_id)
+    try:
+        yield
+    finally:
+        current_request.reset(token)
+
+
+@contextmanager
 def acting(ws: Workspace, actor: str, action: str, **params: Any) -> Iterator[str]:
     """`authenticate`, with the request id stamped on every entry written inside."""
     rid = authenticate(ws, actor, action, params)

@@ -123,7 +123,10 @@ def run_job(
         if not structlog.is_configured():
             configure_logging(ws, ws.logs_dir / "pgov.jsonl", "INFO")
         fn = refresh_fn or _default_refresh()
-        result = fn(ws, req)
+        from engine.actors import under_request
+
+        with under_request(req.signed_request):  # the parent's signed request (run_cmd)
+            result = fn(ws, req)
         manifest = dict(result.manifest)
         dead = int(getattr(result, "dead_lettered", 0) or 0)
         code = ExitCode.OK

@@ -19,3 +19,7 @@ class RefreshRequest(BaseModel):
     # rerun with the same as_of and seed reproduces the same outputs.
     as_of: date
     seed: int = Field(default=7, ge=0)
+    # The id of the actor's signed request this refresh runs under (engine/actors.py). A
+    # fan-out job runs in another process or on another machine: it carries the parent's
+    # request so every entry it writes names it. Not an input of the computation.
+    signed_request: str | None = None

@@ -254,3 +254,62 @@ def test_a_signed_enrolment_whose_key_was_swapped_after_signing_fails(ws: Path) 
     code, out = _pgov("lineage", "verify", "--all", "-w", str(ws))
     assert code == 4
     assert "enrolment of 'compliance-deputy'" in out and "its key is not accepted" in out
+
+
+READS = [
+    ["kyc", "queue", "edd-review", "-j", "EU-DE", "--version", "latest", "--json"],
+    ["kyc", "show", "--customer", "CUSTOMER", "-j", "EU-DE", "--version", "latest", "--json"],
+    ["kyc", "overrides", "-j", "EU-DE", "--json"],
+]
+
+
+@pytest.mark.parametrize("read", READS, ids=lambda r: " ".join(r[:2]))
+def test_reading_customers_without_a_credential_is_refused_exit_6_and_audited(
+    ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read: list[str]
+) -> None:
+    args = [a.replace("CUSTOMER", _edd(ws)) for a in read]
+    monkeypatch.setenv(ENV, str(tmp_path / "empty-keystore"))
+    code, out = _pgov(*args, "--actor", "kyc-ops", "-w", str(ws))
+    assert code == 6 and "no credential for actor 'kyc-ops'" in out
+    assert _edd(ws) not in out
+    last = [e for e in _entries(ws) if e["type"] != "checkpoint_signed"][-1]
+    assert last["type"] == "actor_unauthenticated" and last["actor"] == "kyc-ops"
+    assert last["details"]["action"] == f"kyc_{read[1]}"
+
+
+@pytest.mark.parametrize("read", READS, ids=lambda r: " ".join(r[:2]))
+def test_a_read_runs_under_the_readers_signed_request_which_verifies_later(
+    ws: Path, read: list[str]
+) -> None:
+    args = [a.replace("CUSTOMER", _edd(ws)) for a in read]
+    before = len(_entries(ws))
+    code, out = _pgov(*args, "--actor", "kyc-ops", "-w", str(ws))
+    assert code == 0, out
+    new = _entries(ws)[before:]
+    (req,) = [e for e in new if e["type"] == "actor_request"]
+    assert req["actor"] == "kyc-ops" and req["details"]["action"] == f"kyc_{read[1]}"
+    viewed = [e for e in new if e["type"] in ("kyc_queue_viewed", "kyc_customer_viewed")]
+    assert all(e["details"]["request"] == req["details"]["request_id"] for e in viewed)
+    trust = TrustStore.load(ws / "keys" / "trust.json")
+    assert verify_requests(_entries(ws), trust) == []
+
+
+@pytest.mark.slow
+def test_all_jurisdiction_jobs_in_pool_processes_carry_the_parents_signed_request(
+    ws: Path,
+) -> None:
+    before = len(_entries(ws))
+    code, out = _pgov(
+        "refresh", "--all-jurisdictions", "-p", "marketing_segmentation", "-a", "analyst-eu",
+        "--executor", "local", "--workers", "2", "--as-of", AS_OF, "--json", "-w", str(ws),
+    )  # fmt: skip
+    new = _entries(ws)[before:]
+    (req,) = [e for e in new if e["type"] == "actor_request"]
+    rid = req["details"]["request_id"]
+    jobs = [e for e in new if e["type"] not in ("actor_request", "checkpoint_signed")]
+    published = [e for e in jobs if e["type"] == "version_published"]
+    assert published, out  # at least one jurisdiction ran in a pool process
+    assert {e["details"].get("request") for e in jobs} == {rid}
+    assert {e["type"] for e in jobs} >= {"refresh_placement", "version_published"}
+    trust = TrustStore.load(ws / "keys" / "trust.json")
+    assert verify_requests(_entries(ws), trust) == []

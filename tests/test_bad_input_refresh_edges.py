@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import shutil
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
+import tomli_w
 from typer.testing import CliRunner
 
 from engine.cli import app
@@ -64,6 +67,8 @@ def test_a_source_linked_out_of_the_workspace_is_refused(ws: Path, tmp_path: Pat
     (ws / "data" / "loans.parquet").symlink_to(outside)
     code, out = _pgov(*REFRESH, "-w", str(ws))
     assert code == 5 and "data/loans.parquet" in out and "leaves the workspace" in out
+    failed = AuditLog(ws / "audit").query(type="refresh_failed")
+    assert failed and "leaves the workspace" in failed[-1]["details"]["reason"]
 
 
 def test_rows_in_no_jurisdiction_are_counted_by_the_refresh(ws: Path) -> None:
@@ -105,3 +110,43 @@ def test_an_unknown_column_type_names_the_bad_value() -> None:
         parse_config(data, "pgov.toml")
     assert "sources.crm.columns.annual_income.type" in exc.value.message
     assert "'decimal128'" in exc.value.message
+
+
+def _edit_config(ws: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    data = tomllib.loads((ws / "pgov.toml").read_text())
+    edit(data)
+    (ws / "pgov.toml").write_text(tomli_w.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            lambda d: d["actors"]["analyst-uk"].__setitem__("jurisdictions", ["UK", "FR"]),
+            "actors.analyst-uk.jurisdictions: 'FR' not declared",
+        ),
+        (
+            lambda d: d["sources"]["crm"]["columns"]["annual_income"].__setitem__(
+                "type", "decimal128"
+            ),
+            "'decimal128'",
+        ),
+    ],
+    ids=["actor-undeclared-jurisdiction", "unknown-column-type"],
+)
+def test_bad_declarations_are_exit_2_naming_file_key_and_value_from_the_cli(
+    ws: Path, edit: Callable[[dict[str, Any]], None], named: str
+) -> None:
+    _edit_config(ws, edit)
+    before = len(AuditLog(ws / "audit").query())
+    code, out = _pgov(*REFRESH, "-w", str(ws))
+    assert code == 2, out
+    # The file on the error line, then one line per problem naming key and value.
+    errors = [ln for ln in out.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "pgov.toml" in errors[0], out
+    assert sum(named in ln for ln in out.splitlines()) == 1, out
+    assert "Traceback" not in out
+    # Nothing half-done: no version, and the log has nothing but what it had (the workspace
+    # cannot be opened with a broken declaration, so no actor or policy was consulted).
+    assert not list((ws / "versions").glob("*/*/v0*"))
+    assert len(AuditLog(ws / "audit").query()) == before

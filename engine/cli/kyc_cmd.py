@@ -99,24 +99,29 @@ def queue_cmd(
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """List a queue's items, most urgent first; shows the queue's total and pages."""
+    from engine.actors import acting
     from engine.audit import record
     from engine.kyc.versions import queue_items
 
     if sort not in _SORTS:
         raise UsageError(f"--sort must be one of {', '.join(_SORTS)}, not '{sort}'")
     ws = _open(workspace)
-    items = _sorted(queue_items(ws, queue, _today(), actor, jurisdiction, version), sort)
-    total = items.height
-    items = items.slice(offset, limit if limit > 0 else None)
-    record(
-        ws,
-        "kyc_queue_viewed",
-        actor,
-        queue=queue,
-        jurisdictions=sorted(set(items["jurisdiction"])) if "jurisdiction" in items.columns else [],
-        items=items.height,
-        total=total,
-    )
+    # Reading customers is a governed request like any other: signed, checked, logged.
+    with acting(ws, actor, "kyc_queue", queue=queue, jurisdiction=jurisdiction, version=version):
+        items = _sorted(queue_items(ws, queue, _today(), actor, jurisdiction, version), sort)
+        total = items.height
+        items = items.slice(offset, limit if limit > 0 else None)
+        record(
+            ws,
+            "kyc_queue_viewed",
+            actor,
+            queue=queue,
+            jurisdictions=sorted(set(items["jurisdiction"]))
+            if "jurisdiction" in items.columns
+            else [],
+            items=items.height,
+            total=total,
+        )
     cols = [
         "customer_id",
         "jurisdiction",
@@ -175,21 +180,23 @@ def show_cmd(
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """One customer's tier, computed tier, reasons, queue, due dates and overrides."""
+    from engine.actors import acting
     from engine.audit import record
     from engine.kyc.overrides import load_overrides
     from engine.kyc.versions import find_customer
 
     ws = _open(workspace)
     today = _today()
-    rv, row = find_customer(ws, customer, today, actor, jurisdiction, version)
-    record(
-        ws,
-        "kyc_customer_viewed",
-        actor,
-        customer=customer,
-        jurisdiction=rv.jurisdiction,
-        version_id=rv.version_id,
-    )
+    with acting(ws, actor, "kyc_show", customer=customer, jurisdiction=jurisdiction):
+        rv, row = find_customer(ws, customer, today, actor, jurisdiction, version)
+        record(
+            ws,
+            "kyc_customer_viewed",
+            actor,
+            customer=customer,
+            jurisdiction=rv.jurisdiction,
+            version_id=rv.version_id,
+        )
     overrides = [
         o.to_json(today)
         for o in load_overrides(ws, rv.jurisdiction)
@@ -352,13 +359,16 @@ def overrides_cmd(
     workspace: Path = WorkspaceOpt,
 ) -> None:
     """List overrides with their status (pending / active / expired)."""
+    from engine.actors import acting
     from engine.kyc.overrides import load_overrides
     from engine.kyc.versions import authorize_read
 
     ws = _open(workspace)
     if jurisdiction and jurisdiction not in ws.config.jurisdictions:
         raise UsageError(f"unknown jurisdiction '{jurisdiction}'")
-    authorize_read(ws, actor, [jurisdiction] if jurisdiction else list(ws.config.jurisdictions))
+    scope = [jurisdiction] if jurisdiction else list(ws.config.jurisdictions)
+    with acting(ws, actor, "kyc_overrides", jurisdiction=jurisdiction):
+        authorize_read(ws, actor, scope)
     rows = [o.to_json(_today()) for o in load_overrides(ws, jurisdiction)]
     if as_json:
         emit_json(rows)

@@ -103,7 +103,7 @@ def refresh(
     as_json: bool = JsonOpt,
 ) -> None:
     """Run a governed, jurisdiction-scoped refresh and publish a signed persona version."""
-    from engine.actors import acting, authenticate
+    from engine.actors import acting, authenticate, under_request
     from engine.refresh import run_refresh
 
     ws = open_workspace(workspace)
@@ -142,9 +142,18 @@ def refresh(
 
     from engine.executor import run_all
 
-    authenticate(ws, actor, "refresh", {"jurisdictions": "all", "purpose": purpose.value})
+    rid = authenticate(ws, actor, "refresh", {"jurisdictions": "all", "purpose": purpose.value})
+    # Every job (in this process, a pool process or a Dask worker) writes its entries under
+    # this one signed request: the request names all jurisdictions, each job one of them.
     requests = [
-        RefreshRequest(actor=actor, jurisdiction=j, purpose=purpose, as_of=day, seed=seed)
+        RefreshRequest(
+            actor=actor,
+            jurisdiction=j,
+            purpose=purpose,
+            as_of=day,
+            seed=seed,
+            signed_request=rid,
+        )
         for j in ws.config.jurisdictions
     ]
     with progress(f"refresh {purpose.value}, {len(requests)} jurisdictions ({executor})") as hook:
@@ -154,15 +163,16 @@ def refresh(
             functools.partial(run_refresh, progress=hook) if executor == "sequential" else None
         )
         hook.describe(f"{len(requests)} jurisdiction refreshes on the {executor} executor")
-        outcomes = run_all(
-            ws.root,
-            requests,
-            executor,  # type: ignore[arg-type]
-            scheduler,
-            timeout,
-            refresh_fn,
-            max_workers=workers or None,
-        )
+        with under_request(rid):  # the placement entries written here too
+            outcomes = run_all(
+                ws.root,
+                requests,
+                executor,  # type: ignore[arg-type]
+                scheduler,
+                timeout,
+                refresh_fn,
+                max_workers=workers or None,
+            )
     rows = [
         {
             "jurisdiction": o.jurisdiction,
