@@ -314,3 +314,22 @@ def test_all_jurisdiction_jobs_in_pool_processes_carry_the_parents_signed_reques
     assert {e["type"] for e in jobs} >= {"refresh_placement", "version_published"}
     trust = TrustStore.load(ws / "keys" / "trust.json")
     assert verify_requests(_entries(ws), trust) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "action"),
+    [
+        (["activate", "EU-DE/kyc_aml/latest", "--destination", "crm-export"], "activate"),
+        (["experiment", "promote", "spring-test"], "experiment_promote"),
+        (["experiment", "analyse", "spring-test", "--outcomes", "outcomes"], "experiment_analyse"),
+    ],
+    ids=["activate", "experiment promote", "experiment analyse"],
+)
+def test_activation_and_experiments_need_the_actors_credential(
+    ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], action: str
+) -> None:
+    monkeypatch.setenv(ENV, str(tmp_path / "empty-keystore"))
+    code, out = _pgov(*args, "--actor", "analyst-eu", "-w", str(ws))
+    assert code == 6 and "no credential for actor 'analyst-eu'" in out, out
+    last = [e for e in _entries(ws) if e["type"] != "checkpoint_signed"][-1]
+    assert last["type"] == "actor_unauthenticated" and last["details"]["action"] == action

@@ -28,7 +28,12 @@ def activate_cmd(
         day = date.fromisoformat(as_of) if as_of else date.today()
     except ValueError:
         raise UsageError(f"--as-of '{as_of}' is not an ISO date (YYYY-MM-DD)") from None
-    report = activate(open_workspace(workspace), version, destination, actor, day)
+    from engine.actors import acting
+
+    ws = open_workspace(workspace)
+    # Sending customers' tokens out is a governed request: signed by the actor, logged.
+    with acting(ws, actor, "activate", version=version, destination=destination):
+        report = activate(ws, version, destination, actor, day)
     if as_json:
         emit_json(report.to_json())
         return

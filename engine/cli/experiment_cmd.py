@@ -50,28 +50,30 @@ def design_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Assign a version's customers to arms (keyed hash, stratified) with a power table."""
+    from engine.actors import acting
     from engine.cli._common import open_workspace
     from engine.experiment.design import DesignRequest, design_experiment, parse_arms
 
     names, shares = parse_arms(arms, split)
     ws = open_workspace(workspace)
-    doc = design_experiment(
-        ws,
-        DesignRequest(
-            version=version,
-            name=name,
-            arms=names,
-            split=shares,
-            stratify=stratify,
-            actor=actor,
-            mde=mde,
-            alpha=alpha,
-            power=power,
-            correction=correction,
-            min_lift=min_lift,
-            baseline=baseline,
-        ),
-    )
+    with acting(ws, actor, "experiment_design", version=version, name=name):
+        doc = design_experiment(
+            ws,
+            DesignRequest(
+                version=version,
+                name=name,
+                arms=names,
+                split=shares,
+                stratify=stratify,
+                actor=actor,
+                mde=mde,
+                alpha=alpha,
+                power=power,
+                correction=correction,
+                min_lift=min_lift,
+                baseline=baseline,
+            ),
+        )
     if as_json:
         emit_json(doc)
         return
@@ -116,20 +118,22 @@ def analyse_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Rates, lift, interval and corrected p-values per persona and arm; signed and audited."""
+    from engine.actors import acting
     from engine.cli._common import open_workspace
     from engine.experiment.analyse import analyse_experiment
 
     ws = open_workspace(workspace)
-    doc = analyse_experiment(
-        ws,
-        name,
-        outcomes,
-        actor,
-        _as_of(as_of),
-        column=column,
-        costs=cost,
-        value_per_conversion=value,
-    )
+    with acting(ws, actor, "experiment_analyse", name=name, outcomes=outcomes):
+        doc = analyse_experiment(
+            ws,
+            name,
+            outcomes,
+            actor,
+            _as_of(as_of),
+            column=column,
+            costs=cost,
+            value_per_conversion=value,
+        )
     if as_json:
         emit_json(doc)
         return
@@ -178,10 +182,13 @@ def promote_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Mark the experiment's version "validated" (only if its criteria were met)."""
+    from engine.actors import acting
     from engine.cli._common import open_workspace
     from engine.experiment.promote import promote_experiment
 
-    doc = promote_experiment(open_workspace(workspace), name, actor)
+    ws = open_workspace(workspace)
+    with acting(ws, actor, "experiment_promote", name=name):
+        doc = promote_experiment(ws, name, actor)
     if as_json:
         emit_json(doc)
         return
