@@ -5,9 +5,9 @@ in a page whose encoding survives it (plain or raw-literal data, definition leve
 as a different value with exit 0. Before a Parquet source is scanned:
 
 1. **Page checksums** (when the writer stored them: parquet-mr/Spark by default, pyarrow with
-   ``write_page_checksum=True``, `pgov sample`): every page header of every column chunk is
-   walked from the footer's offsets and the CRC-32 of the page's bytes compared with the one
-   in its header. Cheap: it reads the file once and decodes nothing.
+   ``write_page_checksum=True``, `pgov sample --page-checksums`): every page header of every
+   column chunk is walked from the footer's offsets and the CRC-32 of the page's bytes
+   compared with the one in its header. Cheap: it reads the file once and decodes nothing.
 2. **Footer statistics** (``full=True``, `pgov validate --deep`; for column chunks whose
    pages carry no CRC): the chunk is decoded with pyarrow and its null count and min/max are
    checked against the row group's statistics in the footer. This catches a flipped value

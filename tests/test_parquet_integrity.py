@@ -145,12 +145,15 @@ def test_a_null_flipped_in_the_definition_levels_is_caught_by_the_null_count(
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("integrity") / "ws"
-    assert runner.invoke(app, ["init", str(root), "--sample", "400"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["init", str(root), "--sample", "400", "--page-checksums"]).exit_code
+        == 0
+    )
     assert runner.invoke(app, ["keys", "init", "-w", str(root)]).exit_code == 0
     return root
 
 
-def test_the_sample_writes_page_checksums_in_every_source(ws: Path) -> None:
+def test_the_sample_writes_page_checksums_in_every_source_when_asked(ws: Path) -> None:
     from engine.workspace import Workspace
 
     w = Workspace.open(ws)
@@ -204,3 +207,12 @@ def test_validate_deep_checks_statistics_of_files_without_crcs(ws: Path, tmp_pat
     _flip(crm, (chunk.dictionary_page_offset or chunk.data_page_offset) + 40, 0x08)
     bad = runner.invoke(app, base)
     assert bad.exit_code == 5 and "crm.parquet: row group 0" in bad.output, bad.output
+
+
+def test_the_default_sample_has_no_page_checksums_and_still_passes_the_check(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "plain"
+    assert runner.invoke(app, ["init", str(root), "--sample", "200"]).exit_code == 0
+    r = check_parquet(root / "data" / "crm.parquet")
+    assert r.pages > 0 and r.pages_with_crc == 0

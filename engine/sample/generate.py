@@ -91,7 +91,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
+def _write(df: pl.DataFrame, path: Path, fmt: str, checksums: bool = False) -> None:
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "csv":
         df.write_csv(tmp)
@@ -100,22 +100,26 @@ def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
         # jurisdiction-scoped scan skip other jurisdictions' row groups entirely.
         group = int(min(100_000, max(256, df.height // 40)))
         # zstd level 1: a third less CPU than the default level for ~5 % larger files.
-        # pyarrow writes page CRCs (Polars' writer cannot): a flipped byte in a page is then
-        # caught before a refresh reads it (engine/integrity.py).
+        # Page CRCs need pyarrow's writer (Polars' cannot write them), which costs about half
+        # again the CPU and a quarter more disk: opt-in (`--page-checksums`).
+        extra: dict[str, Any] = (
+            {"use_pyarrow": True, "pyarrow_options": {"write_page_checksum": True}}
+            if checksums
+            else {}
+        )
         df.write_parquet(
             tmp,
             compression="zstd",
             compression_level=1,
             statistics=True,
             row_group_size=group,
-            use_pyarrow=True,
-            pyarrow_options={"write_page_checksum": True},
+            **extra,
         )
     os.replace(tmp, path)
 
 
-def _write_and_hash(df: pl.DataFrame, path: Path, fmt: str) -> str:
-    _write(df, path, fmt)
+def _write_and_hash(df: pl.DataFrame, path: Path, fmt: str, checksums: bool = False) -> str:
+    _write(df, path, fmt, checksums)
     return _sha256(path)
 
 
@@ -154,7 +158,9 @@ def _stream_with_checksums(parts: list[Path], out: Path, group: int) -> None:
             writer.close()
 
 
-def _join_parts(parts: list[Path], path: Path, fmt: str, height: int) -> str:
+def _join_parts(
+    parts: list[Path], path: Path, fmt: str, height: int, checksums: bool = False
+) -> str:
     """One source file from its block files, streamed so memory stays at one row group."""
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "csv":
@@ -163,7 +169,17 @@ def _join_parts(parts: list[Path], path: Path, fmt: str, height: int) -> str:
                 with part.open("rb") as fh:
                     shutil.copyfileobj(fh, out, 1 << 22)
     else:
-        _stream_with_checksums(parts, tmp, int(min(100_000, max(256, height // 40))))
+        group = int(min(100_000, max(256, height // 40)))
+        if checksums:
+            _stream_with_checksums(parts, tmp, group)
+        else:
+            pl.scan_parquet(parts).sink_parquet(
+                tmp,
+                compression="zstd",
+                compression_level=1,
+                statistics=True,
+                row_group_size=group,
+            )
     os.replace(tmp, path)
     shutil.rmtree(parts[0].parent, ignore_errors=True)
     return _sha256(path)
@@ -201,8 +217,10 @@ def generate(
     as_of: date = date(2026, 11, 1),
     progress: Callable[[str], None] | None = None,
     block_customers: int = BLOCK_CUSTOMERS,
+    page_checksums: bool = False,
 ) -> SampleSummary:
-    """Write one file per declared source plus ground truth and manifest into `out`.
+    """Write one file per declared source plus ground truth and manifest into `out`;
+    ``page_checksums``: Parquet sources carry page CRCs (engine/integrity.py checks them).
 
     Same arguments -> byte-identical files.
     """
@@ -271,7 +289,9 @@ def generate(
                 height += df.height
                 if len(blocks) == 1 or name not in BLOCKED:
                     note(f"writing {path.name}")
-                    writes.append((path.name, writer.submit(_write_and_hash, df, path, fmt)))
+                    writes.append(
+                        (path.name, writer.submit(_write_and_hash, df, path, fmt, page_checksums))
+                    )
                 else:
                     # One block in flight at most: the writer never queues the whole table.
                     if pending is not None:
@@ -285,7 +305,12 @@ def generate(
                 assert pending is not None
                 pending.result()  # a failed block write surfaces here, not as a missing part
                 note(f"writing {path.name}")
-                writes.append((path.name, writer.submit(_join_parts, parts, path, fmt, height)))
+                writes.append(
+                    (
+                        path.name,
+                        writer.submit(_join_parts, parts, path, fmt, height, page_checksums),
+                    )
+                )
             for i, (kind, fld) in sorted(applied.items()):
                 planted.append(
                     PlantedDirt(kind, name, fld, f"{REASON[kind]}:{fld}", tuple(found.get(i, [])))
