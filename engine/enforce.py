@@ -25,8 +25,7 @@ from typing import Any, Protocol
 import polars as pl
 import structlog
 
-from engine.conditions import Condition, compile_condition
-from engine.config import PrivacyRole, SourceSpec
+from engine.enforce_subjects import SubjectFlags, or_by_reason, subject_facts, subject_flags
 from engine.errors import PolicyDenied, PolicyError
 from engine.policy.plan import ColumnAction, EnforcementPlan, SourcePlan
 from engine.sources import SourceFrame, SourceFrames
@@ -87,125 +86,6 @@ class TokenSource(Protocol):
 Generaliser = Callable[[str, str, dict[str, Any], date], pl.Expr]
 
 
-# ---------------------------------------------------------------- subject facts
-
-
-def _age_years(dob: pl.Expr, as_of: date) -> pl.Expr:
-    """Whole years as of the refresh date (birthday not yet reached this year: minus one)."""
-    before_birthday = (dob.dt.month().cast(pl.Int32) * 100 + dob.dt.day().cast(pl.Int32)) > (
-        as_of.month * 100 + as_of.day
-    )
-    return (pl.lit(as_of.year, pl.Int32) - dob.dt.year().cast(pl.Int32)) - before_birthday.cast(
-        pl.Int32
-    )
-
-
-def _role_column(spec: SourceSpec, role: PrivacyRole) -> str | None:
-    return next((c for c, s in spec.columns.items() if s.role == role), None)
-
-
-def _requests(sources: SourceFrames, subject: str, as_of: date) -> pl.LazyFrame | None:
-    """Per-subject request facts from the source whose column plays privacy_request_type."""
-    found = [
-        (f, col)
-        for f in sources.frames.values()
-        if (col := _role_column(f.spec, PrivacyRole.PRIVACY_REQUEST_TYPE)) is not None
-    ]
-    if not found or found[0][1] not in found[0][0].frame.columns:
-        return None
-    pr, type_col = found[0]
-    lf = pr.frame.lazy()
-    date_col = _role_column(pr.spec, PrivacyRole.PRIVACY_REQUEST_DATE)
-    if date_col and date_col in pr.frame.columns:
-        # A request filed after the refresh date does not exist yet for this run.
-        lf = lf.filter(pl.col(date_col).cast(pl.Date) <= as_of)
-    kind = pl.col(type_col)
-    return lf.group_by(pl.col(pr.spec.subject_column).alias(subject)).agg(
-        (kind == "erasure").any().alias("erasure_requested"),
-        (kind == "deletion").any().alias("deletion_requested"),
-        (kind == "opt_out").any().alias("opt_out_requested"),
-    )
-
-
-def subject_facts(sources: SourceFrames, as_of: date) -> pl.LazyFrame:
-    """The subjects source plus the derived per-subject facts subject-level rules may name."""
-    src = sources.frames.get(sources.subjects)
-    if src is None:
-        raise PolicyError(
-            f"no rows loaded for the subjects source '{sources.subjects}': subjects cannot be "
-            "evaluated",
-            reasons=["input.no_subjects"],
-        )
-    subject = src.spec.subject_column
-    cols = src.frame.columns
-    lf = src.frame.lazy()
-    dob = _role_column(src.spec, PrivacyRole.DATE_OF_BIRTH)
-    age = (
-        _age_years(pl.col(dob).cast(pl.Date), as_of)
-        if dob is not None and dob in cols
-        else pl.lit(None, pl.Int32)
-    )
-    idle = (
-        (pl.lit(as_of) - pl.col("last_activity_date").cast(pl.Date)).dt.total_days()
-        if "last_activity_date" in cols
-        else pl.lit(None, pl.Int64)
-    )
-    lf = lf.with_columns(
-        age.alias("age_years"), idle.cast(pl.Int64).alias("days_since_last_activity")
-    )
-    flags = ["erasure_requested", "deletion_requested", "opt_out_requested"]
-    req = _requests(sources, subject, as_of)
-    if req is None:
-        return lf.with_columns(pl.lit(False).alias(f) for f in flags)
-    joined = lf.join(req, on=subject, how="left")
-    return joined.with_columns(pl.col(f).fill_null(False) for f in flags)
-
-
-# ---------------------------------------------------------------- rules
-
-
-def _or_by_reason(
-    rules: list[tuple[str, Condition]], schema: dict[str, pl.DataType]
-) -> dict[str, pl.Expr]:
-    """One expression per reason code (two rules with one reason count once per row)."""
-    out: dict[str, pl.Expr] = {}
-    for reason, cond in rules:
-        expr = compile_condition(cond, schema)
-        out[reason] = out[reason] | expr if reason in out else expr
-    return out
-
-
-@dataclass(frozen=True)
-class _SubjectFlags:
-    table: pl.DataFrame  # subject, _x<i> per subject reason, _n<source>_<k> per nulling
-    subject_reasons: dict[str, str]  # internal column -> reason
-    nullings: dict[str, dict[int, str]]  # source -> nulling index -> internal column
-
-
-def _subject_flags(
-    subjects: pl.LazyFrame, subject: str, plan: EnforcementPlan, subjects_source: str
-) -> _SubjectFlags:
-    schema = dict(subjects.collect_schema())
-    rules = [(r.reason, r.condition) for r in plan.subject_exclusions]
-    subjects_plan = plan.sources[subjects_source]
-    rules += [(r.reason, r.condition) for r in subjects_plan.row_rules]
-    by_reason = _or_by_reason(rules, schema)
-    subject_reasons = {f"_x{i}": reason for i, reason in enumerate(sorted(by_reason))}
-    exprs = [by_reason[reason].alias(c) for c, reason in subject_reasons.items()]
-    nullings: dict[str, dict[int, str]] = {}
-    for name, sp in sorted(plan.sources.items()):
-        for k, n in enumerate(sp.nullings):
-            col = f"_n_{name}_{k}"
-            nullings.setdefault(name, {})[k] = col
-            exprs.append(compile_condition(n.condition, schema).alias(col))
-    table = subjects.select(pl.col(subject), *exprs).collect()
-    # A duplicated subject (should be quarantined upstream) gets the union of its flags.
-    flag_cols = [c for c in table.columns if c != subject]
-    if flag_cols and table[subject].n_unique() != table.height:
-        table = table.group_by(subject).agg(pl.col(c).any() for c in flag_cols)
-    return _SubjectFlags(table=table, subject_reasons=subject_reasons, nullings=nullings)
-
-
 # ---------------------------------------------------------------- columns
 
 
@@ -252,7 +132,7 @@ def _govern_source(
     name: str,
     src: SourceFrame,
     sp: SourcePlan,
-    flags: _SubjectFlags,
+    flags: SubjectFlags,
     plan: EnforcementPlan,
     pseudonymiser: TokenSource,
     generaliser: Generaliser,
@@ -264,7 +144,8 @@ def _govern_source(
     frame = src.frame
     if "_row" not in frame.columns:
         frame = frame.with_row_index("_row", offset=1)
-    missing = [c for c in sp.columns if c not in frame.columns]
+    # Columns the plan drops need not be here: the scan carries only what the plan uses.
+    missing = [c for c, a in sp.columns.items() if a.action != "drop" and c not in frame.columns]
     if missing or subject not in frame.columns:
         raise PolicyError(
             f"source '{name}' lacks planned column(s): {', '.join(sorted(missing or [subject]))}",
@@ -307,7 +188,7 @@ def _govern_source(
         reasons[SUBJECT_EXCLUDED] = known & pl.col("_subject_excluded").fill_null(True)
         reasons[SUBJECT_UNKNOWN] = ~known
         schema = dict(frame.schema)
-        for reason, expr in _or_by_reason(
+        for reason, expr in or_by_reason(
             [(r.reason, r.condition) for r in sp.row_rules], schema
         ).items():
             reasons[reason] = reasons[reason] | expr if reason in reasons else expr
@@ -398,8 +279,14 @@ def enforce(
     as_of: date,
     *,
     generaliser: Generaliser | None = None,
+    release: bool = False,
 ) -> GovernedFrames:
-    """Apply an allowed plan to the valid source rows; refuse anything the plan does not cover."""
+    """Apply an allowed plan to the valid source rows; refuse anything the plan does not cover.
+
+    With `release`, each source's rows are dropped from `sources` (in place, metadata kept)
+    as soon as its governed frame and accounting exist: the refresh then never holds every
+    source's raw rows beside every governed frame.
+    """
     if not plan.allowed:
         raise PolicyDenied(
             "enforce was handed a denied plan", reasons=plan.deny_reasons or ["policy.denied"]
@@ -428,7 +315,7 @@ def enforce(
         gen = generaliser
 
     subjects = subject_facts(sources, as_of)
-    flags = _subject_flags(
+    flags = subject_flags(
         subjects, plan.sources[sources.subjects].subject_column, plan, sources.subjects
     )
     frames: dict[str, pl.DataFrame] = {}
@@ -447,6 +334,8 @@ def enforce(
             sources.subjects,
         )
         frames[name], accounting[name] = df, acc
+        if release:
+            sources.release(name)
         column_actions.update(lineage)
         log.info(
             "enforce.source",

@@ -190,6 +190,7 @@ def _run_locked(
     import time
 
     from engine.enforce import enforce
+    from engine.enforce_subjects import needed_columns
     from engine.features import build_features
     from engine.pseudonym import Pseudonymiser
     from engine.pseudonym.keyring import Keyring
@@ -204,18 +205,23 @@ def _run_locked(
 
     t = time.perf_counter()
     timer.stage = "sources"
-    sources: SourceFrames = load_sources(ws, j, request.as_of)
+    # Valid rows carry only the columns the plan uses (every column is still checked).
+    keep = needed_columns(plan, ws.config)
+    sources: SourceFrames = load_sources(ws, j, request.as_of, keep)
     timer.lap("sources", t)
     crash_point("sources")
     _require_subjects(ws, sources)
     seal, _open = keyring.sealer("quarantine")
     quarantine_report = write_quarantine(ws, run_id, sources, seal)
+    sources.release_quarantine()  # sealed on disk: the rows need not stay in memory
     events.quarantine(quarantine_report)
     unscoped = events.unscoped()
 
     t = time.perf_counter()
     timer.stage = "enforce"
-    governed: GovernedFrames = enforce(sources, plan, Pseudonymiser(keyring), request.as_of)
+    governed: GovernedFrames = enforce(
+        sources, plan, Pseudonymiser(keyring), request.as_of, release=True
+    )
     timer.lap("enforce", t)
     crash_point("enforce")
     for name, acc in governed.accounting.items():

@@ -2,20 +2,29 @@
 their data contracts. Valid rows go on; bad rows go to quarantine with reason codes.
 
 Contract (owned here, consumed by enforce):
-    load_sources(ws, jurisdiction, as_of) -> SourceFrames
+    load_sources(ws, jurisdiction, as_of, keep=None) -> SourceFrames
 
-How a source is read:
+How a source is read (one streaming pass per source):
   * one lazy scan per file (parquet / csv / ndjson) with `_row` (1-based data row number in
     the file; a CSV header is not counted) and the jurisdiction predicate pushed into the
     scan, so Parquet row groups of other jurisdictions are skipped by their statistics;
   * the file's columns must be exactly the declared ones: a missing column or an undeclared
     extra column is a BadInputError (undeclared data must not flow);
-  * every contract check is a Polars expression; a row failing any check is quarantined with
-    every reason it failed ("type:credit_score", "orphan:customer_id", ...); one collect per
-    source; input_rows == valid_rows + quarantined_rows, always.
+  * every contract check is a Polars expression (engine/contracts.py) evaluated in that one
+    lazy query; a row failing any check is quarantined with every reason it failed
+    ("type:credit_score", "orphan:customer_id", ...); input_rows == valid_rows +
+    quarantined_rows, always;
+  * `keep` (from the policy plan: engine/enforce_subjects.py `needed_columns`) names the
+    columns later stages use; the valid rows carry only those. Every declared column is
+    still read and checked: a row's fate (kept or quarantined) and the quarantine accounting
+    do not depend on the purpose, and the quarantined rows keep every column as read, for
+    repair. A column the plan drops is checked in the pass and never materialised for the
+    valid rows.
 
 Key uniqueness: every row of a duplicated key is quarantined (`duplicate_key:<key>`): two
 rows claiming the same customer or loan are ambiguous, and picking one would be a guess.
+A duplicate is a property of the whole source, not of a row, so the key columns alone are
+read first (engine/source_keys.py); the pass then marks those rows like any other check.
 Uniqueness is checked within the jurisdiction being loaded (other jurisdictions' rows are
 never read). References (`references = "crm.customer_id"`) are checked against the *valid*
 rows of the referenced source: a child row of a quarantined customer is an orphan too.
@@ -24,46 +33,29 @@ rows of the referenced source: a child row of a quarantined customer is an orpha
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-import phonenumbers
 import polars as pl
 import structlog
 
-from engine.config import ColumnSpec, ColumnType, SourceSpec
+from engine.config import ColumnType, SourceSpec
+from engine.contracts import DTYPES, FORMATS, check_exprs, typed_expr
 from engine.errors import BadInputError, ConfigError, UsageError
 from engine.integrity import check_parquet
+from engine.source_keys import duplicate_rows
 from engine.workspace import Workspace
 
 log = structlog.get_logger("pgov.sources")
 
 ROW = "_row"
-KEY_HASH = "__key_hash"
 REASONS = "_reasons"
 
-DTYPES: dict[ColumnType, pl.DataType] = {
-    ColumnType.STR: pl.String(),
-    ColumnType.INT: pl.Int64(),
-    ColumnType.FLOAT: pl.Float64(),
-    ColumnType.BOOL: pl.Boolean(),
-    ColumnType.DATE: pl.Date(),
-    ColumnType.DATETIME: pl.Datetime("us"),
-}
-
-_EMAIL = (
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-)
-# E.164 with optional separators, or a national number with a trunk 0.
-_PHONE = r"^(?:\+[1-9][0-9]{6,14}|0[0-9]{6,13})$"
-_COUNTRIES: tuple[str, ...] = tuple(sorted(phonenumbers.SUPPORTED_REGIONS))
-_BOOLS = {"true": True, "false": False, "1": True, "0": False}
-FORMATS = ("email", "phone", "country", "iso_date")
+__all__ = ["DTYPES", "FORMATS", "REASONS", "ROW", "SourceFrames", "load_sources"]
 
 
 @dataclass(frozen=True)
@@ -110,13 +102,22 @@ class SourceFrames:
         lineage needs only this metadata; holding the raw rows for the rest of the refresh
         would double its memory at scale.
         """
-        return replace(
-            self,
-            frames={
-                n: replace(f, frame=f.frame.clear(), quarantine=f.quarantine.clear())
-                for n, f in self.frames.items()
-            },
-        )
+        return replace(self, frames={n: _emptied(f) for n, f in self.frames.items()})
+
+    def release(self, name: str) -> None:
+        """Drop one source's rows in place, metadata kept. Enforcement calls it as soon as it
+        has accounted for a source, so a refresh never holds every source's raw rows beside
+        every governed frame (the caller's reference would otherwise keep them alive)."""
+        self.frames[name] = _emptied(self.frames[name])
+
+    def release_quarantine(self) -> None:
+        """Drop the quarantined rows in place once they are sealed to disk."""
+        for name, f in self.frames.items():
+            self.frames[name] = replace(f, quarantine=f.quarantine.clear())
+
+
+def _emptied(f: SourceFrame) -> SourceFrame:
+    return replace(f, frame=f.frame.clear(), quarantine=f.quarantine.clear())
 
 
 # ------------------------------------------------------------------ reading
@@ -203,121 +204,6 @@ def _check_columns(schema: pl.Schema, spec: SourceSpec, rel: str, name: str) -> 
         )
 
 
-# ------------------------------------------------------------------ typing
-
-
-def _typed(col: str, raw: pl.DataType, spec: ColumnSpec, rel: str, name: str) -> pl.Expr:
-    """The column cast to its declared type; a value that does not fit becomes null."""
-    target = DTYPES[spec.type]
-    c = pl.col(col)
-    if raw == target:
-        expr = c
-    elif raw == pl.String:
-        s = c.str.strip_chars()
-        if spec.type == ColumnType.STR:
-            expr = c
-        elif spec.type == ColumnType.INT:
-            expr = s.cast(pl.Int64, strict=False)
-        elif spec.type == ColumnType.FLOAT:
-            expr = s.cast(pl.Float64, strict=False)
-        elif spec.type == ColumnType.BOOL:
-            expr = s.str.to_lowercase().replace_strict(
-                _BOOLS, default=None, return_dtype=pl.Boolean
-            )
-        elif spec.type == ColumnType.DATE:
-            expr = s.str.to_date("%Y-%m-%d", strict=False)
-        else:
-            expr = pl.coalesce(
-                s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
-                s.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
-            )
-    elif spec.type == ColumnType.STR and (raw == pl.Categorical or isinstance(raw, pl.Enum)):
-        expr = c.cast(pl.String)
-    elif spec.type == ColumnType.INT and raw.is_integer():
-        expr = c.cast(pl.Int64, strict=False)
-    elif spec.type == ColumnType.INT and raw.is_float():
-        expr = pl.when(c == c.round()).then(c.cast(pl.Int64, strict=False))
-    elif spec.type == ColumnType.FLOAT and raw.is_numeric():
-        expr = c.cast(pl.Float64)
-    elif spec.type == ColumnType.DATETIME and isinstance(raw, pl.Datetime):
-        if raw.time_zone is not None:  # timestamps are stored as naive UTC
-            expr = c.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(target)
-        else:
-            expr = c.cast(target)
-    elif spec.type == ColumnType.DATETIME and raw == pl.Date:
-        expr = c.cast(target)
-    else:
-        raise BadInputError(
-            f"{rel}: source '{name}' column '{col}' is stored as {raw}; the contract says "
-            f"{spec.type.value}"
-        )
-    if spec.type == ColumnType.FLOAT:
-        expr = pl.when(expr.is_finite()).then(expr)  # NaN and infinities are not amounts
-    return expr
-
-
-def _format_ok(expr: pl.Expr, fmt: str, rel: str, name: str, col: str) -> pl.Expr:
-    if fmt == "email":
-        return expr.str.contains(_EMAIL)
-    if fmt == "phone":
-        return expr.str.replace_all(r"[ ()./-]", "").str.contains(_PHONE)
-    if fmt == "country":
-        return expr.is_in(pl.Series(_COUNTRIES).implode())
-    if fmt == "iso_date":
-        return expr.str.to_date("%Y-%m-%d", strict=False).is_not_null()
-    raise ConfigError(
-        f"{rel}: source '{name}' column '{col}' names unknown format '{fmt}' "
-        f"(known: {', '.join(FORMATS)})"
-    )
-
-
-def _checks(
-    col: str,
-    raw: pl.Expr,
-    typed: pl.Expr,
-    spec: ColumnSpec,
-    as_of: date,
-    rel: str,
-    name: str,
-) -> list[tuple[str, pl.Expr]]:
-    """(reason code, boolean expression true where the row fails) per check."""
-    out: list[tuple[str, pl.Expr]] = []
-
-    def reason(code: str, failed: pl.Expr) -> None:
-        out.append((f"{code}:{col}", failed))
-
-    missing = raw.is_null()
-    if spec.type == ColumnType.STR:
-        missing = missing | (typed.cast(pl.String).str.strip_chars() == "").fill_null(False)
-    if spec.required:
-        reason("required", missing)
-    reason("type", raw.is_not_null() & typed.is_null())
-    present = typed.is_not_null()
-    if spec.min is not None or spec.max is not None:
-        if spec.type not in (ColumnType.INT, ColumnType.FLOAT):
-            raise ConfigError(f"{rel}: source '{name}' column '{col}': min/max need int or float")
-        low = typed < spec.min if spec.min is not None else pl.lit(False)
-        high = typed > spec.max if spec.max is not None else pl.lit(False)
-        reason("range", present & (low | high))
-    if spec.format is not None:
-        if spec.type != ColumnType.STR:
-            raise ConfigError(f"{rel}: source '{name}' column '{col}': format needs type str")
-        reason("format", present & ~missing & ~_format_ok(typed, spec.format, rel, name, col))
-    if spec.allowed is not None:
-        allowed = pl.Series(spec.allowed, dtype=pl.String).implode()
-        reason("not_allowed", present & ~typed.cast(pl.String).is_in(allowed))
-    if spec.not_future:
-        if spec.type == ColumnType.DATE:
-            reason("future", typed > pl.lit(as_of))
-        elif spec.type == ColumnType.DATETIME:
-            # Anything on the refresh day itself is allowed; the day after is the future.
-            limit = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
-            reason("future", typed >= pl.lit(limit, dtype=pl.Datetime("us")))
-        else:
-            raise ConfigError(f"{rel}: source '{name}' column '{col}': not_future needs a date")
-    return out
-
-
 # ------------------------------------------------------------------ loading
 
 
@@ -328,6 +214,7 @@ def _load_one(
     as_of: date,
     valid_refs: dict[str, pl.Series],
     digests: ThreadPoolExecutor,
+    keep: Collection[str] | None,
 ) -> SourceFrame:
     spec = ws.source(name)
     path = source_file(ws, name)
@@ -337,35 +224,40 @@ def _load_one(
     lf = scan(path, spec.format)
     schema = _schema(lf, rel, name, spec.format)
     _check_columns(schema, spec, rel, name)
+    # A background thread hashes the file while Polars scans it (hashlib releases the GIL).
+    digest = digests.submit(file_digest, path)
     lf = lf.filter(pl.col(spec.jurisdiction_column) == jurisdiction)
 
     typed: dict[str, pl.Expr] = {}
-    cast_cols: dict[str, str] = {}  # declared column -> name of its typed copy
     for col, cspec in spec.columns.items():
-        expr = _typed(col, schema[col], cspec, rel, name)
+        expr = typed_expr(col, schema[col], cspec, rel, name)
         if schema[col] == DTYPES[cspec.type] and cspec.type != ColumnType.FLOAT:
             typed[col] = pl.col(col)
-        else:
-            cast_cols[col] = f"__typed__{col}"
-            typed[col] = pl.col(cast_cols[col])
-        if col in cast_cols:
-            lf = lf.with_columns(expr.alias(cast_cols[col]))
+        else:  # cast once, into a column the checks and the output share
+            typed[col] = pl.col(f"__typed__{col}")
+            lf = lf.with_columns(expr.alias(f"__typed__{col}"))
+
+    def unreadable(exc: Exception) -> BadInputError:
+        # A Polars message may quote a value: only its type is shown.
+        return BadInputError(
+            f"{rel}: source '{name}' could not be read as {spec.format} "
+            f"({type(exc).__name__}); check the delimiter (','), the encoding (UTF-8) and "
+            "that every row has the declared columns"
+        )
 
     checks: list[tuple[str, pl.Expr]] = []
     for col, cspec in spec.columns.items():
-        checks += _checks(col, pl.col(col), typed[col], cspec, as_of, rel, name)
+        checks += check_exprs(col, pl.col(col), typed[col], cspec, as_of, rel, name)
         if cspec.references:
             ref = valid_refs[cspec.references]
             orphan = typed[col].is_not_null() & ~typed[col].is_in(ref.implode())
             checks.append((f"orphan:{col}", orphan))
-    # A background thread hashes the file while Polars scans it (hashlib releases the GIL).
-    digest = digests.submit(file_digest, path)
-    keys = [typed[k] for k in spec.key]
-    key = keys[0] if len(keys) == 1 else pl.struct(keys)
-    # Duplicate keys are marked after the scan (see _mark_duplicates): a hash per key here.
-    key_hash = pl.when(pl.all_horizontal([k.is_not_null() for k in keys])).then(key.hash())
-    dup_at = len(checks)
-    checks.append((f"duplicate_key:{'+'.join(spec.key)}", pl.lit(False)))
+    try:
+        duplicated = duplicate_rows(lf, ROW, [typed[k] for k in spec.key])
+    except pl.exceptions.PolarsError as exc:
+        raise unreadable(exc) from None
+    dup = pl.col(ROW).is_in(duplicated.implode()) if len(duplicated) else pl.lit(False)
+    checks.append((f"duplicate_key:{'+'.join(spec.key)}", dup))
     for k in spec.key:  # a key is always required, declared so or not
         if not spec.columns[k].required:
             checks.append((f"required:{k}", typed[k].is_null()))
@@ -374,38 +266,35 @@ def _load_one(
     flags = [f"__check{i}" for i in range(len(checks))]
     lf = lf.with_columns(
         [failed.fill_null(False).alias(f) for f, (_, failed) in zip(flags, checks, strict=True)]
-    ).with_columns(pl.any_horizontal(flags).alias("__bad"), key_hash.alias(KEY_HASH))
-
+    ).with_columns(pl.any_horizontal(flags).alias("__bad"))
+    carried = [c for c in spec.columns if keep is None or c in keep]
+    # One query, two outputs sharing the scan: valid rows with only the carried columns,
+    # failed rows with every column as read and their check marks.
+    valid_lf = lf.filter(~pl.col("__bad")).select(ROW, *[typed[c].alias(c) for c in carried])
+    failed_lf = lf.filter(pl.col("__bad")).select(ROW, *spec.columns, *flags)
     try:
-        df = _mark_duplicates(lf.collect(), key, flags[dup_at])
+        valid, failed = pl.collect_all([valid_lf, failed_lf])
     except pl.exceptions.PolarsError as exc:
-        # The message may quote a value: only its type is shown.
-        raise BadInputError(
-            f"{rel}: source '{name}' could not be read as {spec.format} "
-            f"({type(exc).__name__}); check the delimiter (','), the encoding (UTF-8) and "
-            "that every row has the declared columns"
-        ) from None
-    bad = df["__bad"]
-    valid = df.filter(~bad).select(ROW, *[typed[c].alias(c) for c in spec.columns]).sort(ROW)
-    failed = df.filter(bad)
+        raise unreadable(exc) from None
+    if not valid[ROW].is_sorted():
+        valid = valid.sort(ROW)
     codes = [code for code, _ in checks]
     reason_list = pl.concat_list(
         [pl.when(pl.col(f)).then(pl.lit(code)) for f, code in zip(flags, codes, strict=True)]
     ).list.drop_nulls()
     quarantine = failed.select(ROW, *spec.columns, reason_list.alias(REASONS)).sort(ROW)
-    sums = failed.select([pl.col(f).sum().alias(f) for f in flags]).row(0) if flags else ()
+    sums = failed.select([pl.col(f).sum().alias(f) for f in flags]).row(0)
     tally: dict[str, int] = {}
     for code, n in zip(codes, sums, strict=True):
         if n:
             tally[code] = tally.get(code, 0) + int(n)
     accounting = SourceAccounting(
         source=name,
-        input_rows=df.height,
+        input_rows=valid.height + quarantine.height,
         valid_rows=valid.height,
         quarantined_rows=quarantine.height,
         quarantine_reasons=dict(sorted(tally.items())),
     )
-    assert accounting.balanced()
     log.info(
         "source.loaded",
         source=name,
@@ -413,6 +302,7 @@ def _load_one(
         input_rows=accounting.input_rows,
         valid_rows=accounting.valid_rows,
         quarantined_rows=accounting.quarantined_rows,
+        carried_columns=len(carried),
     )
     return SourceFrame(
         name=name,
@@ -423,30 +313,6 @@ def _load_one(
         path=rel,
         accounting=accounting,
     )
-
-
-def _mark_duplicates(df: pl.DataFrame, key: pl.Expr, flag: str) -> pl.DataFrame:
-    """Set `flag` (and `__bad`) on every row whose non-null key occurs more than once.
-
-    Polars' hash-table `is_duplicated` on millions of string keys was most of the scan's
-    time. Here the keys' 64-bit hashes are sorted (cheap): when no hash repeats, which is
-    the normal case, no key repeats either and nothing else is done. Rows whose hash
-    repeats are only candidates (two keys can share a hash): the exact key comparison runs
-    on those few rows alone, so the answer is exactly `is_duplicated`'s.
-    """
-    hashes = df[KEY_HASH]
-    df = df.drop(KEY_HASH)
-    ordered = hashes.drop_nulls().sort().to_numpy()  # Polars' sort uses both cores
-    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-    if len(repeated) == 0:
-        return df
-    candidate = hashes.is_in(pl.Series(repeated, dtype=hashes.dtype).implode()).fill_null(False)
-    rows = df.with_row_index("__i").filter(candidate)
-    exact = rows.filter(key.is_duplicated())["__i"].to_numpy()
-    mark = np.zeros(df.height, dtype=bool)
-    mark[exact] = True
-    marks = pl.Series(flag, mark)
-    return df.with_columns(marks, (pl.col("__bad") | marks).alias("__bad"))
 
 
 def _load_order(ws: Workspace) -> list[str]:
@@ -473,8 +339,17 @@ def _load_order(ws: Workspace) -> list[str]:
     return order
 
 
-def load_sources(ws: Workspace, jurisdiction: str, as_of: date) -> SourceFrames:
-    """Every declared source, this jurisdiction only, split into valid and quarantined rows."""
+def load_sources(
+    ws: Workspace,
+    jurisdiction: str,
+    as_of: date,
+    keep: Mapping[str, Collection[str]] | None = None,
+) -> SourceFrames:
+    """Every declared source, this jurisdiction only, split into valid and quarantined rows.
+
+    `keep` maps a source to the columns its valid rows carry (all declared columns for a
+    source it does not name); every column is read and checked either way.
+    """
     if jurisdiction not in ws.config.jurisdictions:
         raise UsageError(
             f"{ws.config_path}: jurisdiction '{jurisdiction}' is not declared "
@@ -487,7 +362,10 @@ def load_sources(ws: Workspace, jurisdiction: str, as_of: date) -> SourceFrames:
     }
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgov-digest") as digests:
         for name in _load_order(ws):
-            frames[name] = _load_one(ws, name, jurisdiction, as_of, valid_refs, digests)
+            carry = None if keep is None or name not in keep else set(keep[name])
+            if carry is not None:  # what other sources' references are checked against
+                carry |= {r.partition(".")[2] for r in needed if r.partition(".")[0] == name}
+            frames[name] = _load_one(ws, name, jurisdiction, as_of, valid_refs, digests, carry)
             for ref in needed:
                 src, _, col = ref.partition(".")
                 if src == name:

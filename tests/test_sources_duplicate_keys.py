@@ -1,45 +1,43 @@
-"""Duplicate keys are found by sorting 64-bit key hashes, then confirmed on the keys
-themselves: a shared hash alone (a collision) never quarantines a row."""
+"""Duplicate keys are found by sorting 64-bit key hashes of the key columns alone, then
+confirmed on the keys themselves: a shared hash alone (a collision) never quarantines a
+row, a null key never counts, and the answer is exactly `is_duplicated`'s."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
+import pytest
 
-from engine.sources import KEY_HASH, _mark_duplicates
-
-
-def _frame(keys: list[str | None], hashes: list[int | None]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "id": keys,
-            "__check0": [False] * len(keys),
-            "__bad": [False] * len(keys),
-            KEY_HASH: pl.Series(hashes, dtype=pl.UInt64),
-        }
-    )
+import engine.source_keys as source_keys
+from engine.source_keys import duplicate_rows
 
 
-def test_colliding_hashes_of_different_keys_are_not_duplicates() -> None:
-    df = _frame(["a", "b", "c", "a"], [5, 5, 9, 5])  # a, b collide; a repeats for real
-    out = _mark_duplicates(df, pl.col("id"), "__check0")
-    assert out["__check0"].to_list() == [True, False, False, True]
-    assert out["__bad"].to_list() == [True, False, False, True]
-    assert KEY_HASH not in out.columns
+def _lf(**cols: Sequence[object]) -> pl.LazyFrame:
+    return pl.LazyFrame(cols).with_row_index("_row", offset=1)
 
 
-def test_unique_hashes_mark_nothing_and_null_keys_never_count() -> None:
-    df = _frame(["a", None, None, "d"], [1, None, None, 4])
-    out = _mark_duplicates(df, pl.col("id"), "__check0")
-    assert not out["__check0"].any() and not out["__bad"].any()
+def test_colliding_hashes_of_different_keys_are_not_duplicates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every key hashes alike: all rows are candidates, only the real repeat is a duplicate.
+    monkeypatch.setattr(source_keys, "key_hash", lambda key: pl.lit(5, pl.UInt64))
+    rows = duplicate_rows(_lf(id=["a", "b", "c", "a"]), "_row", [pl.col("id")])
+    assert rows.to_list() == [1, 4]
 
 
-def test_marks_agree_with_is_duplicated_on_many_keys() -> None:
+def test_unique_keys_mark_nothing_and_null_keys_never_count() -> None:
+    lf = _lf(id=["a", None, None, "d"])
+    assert duplicate_rows(lf, "_row", [pl.col("id")]).to_list() == []
+    pair = _lf(a=[1, 1, None, None, 2], b=["x", "x", "y", "y", None])
+    # Rows 3-4 and 5 have a null key part: not duplicates (they are `required:` failures).
+    assert duplicate_rows(pair, "_row", [pl.col("a"), pl.col("b")]).to_list() == [1, 2]
+
+
+def test_rows_agree_with_is_duplicated_on_many_keys() -> None:
     keys = [f"k{i % 4_000}" if i % 3 == 0 else f"u{i}" for i in range(20_000)]
-    df = pl.DataFrame({"id": keys}).with_columns(
-        pl.lit(False).alias("__check0"),
-        pl.lit(False).alias("__bad"),
-        pl.col("id").hash().alias(KEY_HASH),
-    )
-    out = _mark_duplicates(df, pl.col("id"), "__check0")
-    assert out["__check0"].to_list() == df["id"].is_duplicated().to_list()
-    assert out["__check0"].sum() > 0
+    lf = _lf(id=keys)
+    rows = duplicate_rows(lf, "_row", [pl.col("id")])
+    expected = lf.filter(pl.col("id").is_duplicated()).collect()["_row"]
+    assert rows.to_list() == expected.to_list()
+    assert len(rows) > 0

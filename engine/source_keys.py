@@ -1,0 +1,50 @@
+"""Duplicate keys of one source: which rows share a key with another row.
+
+A duplicate is a property of the whole source, not of one row, so it is found before the
+contract pass, from the key columns alone (the scan reads nothing else), and handed to that
+pass as a list of row numbers.
+
+Polars' hash-table `is_duplicated` on millions of string keys was most of a scan's time.
+Here the keys' 64-bit hashes are sorted (cheap): when no hash repeats, which is the normal
+case, no key repeats either and nothing else is read. Rows whose hash repeats are only
+candidates (two keys can share a hash): their keys alone are read again and compared
+exactly, so the answer is exactly `is_duplicated`'s. A row with a null key part is never a
+duplicate (it is quarantined as `required:` instead).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+KEY_HASH = "__key_hash"
+
+
+def key_hash(key: pl.Expr) -> pl.Expr:
+    """A 64-bit hash of a key (a module-level seam so a test can force collisions)."""
+    return key.hash()
+
+
+def repeated_hashes(hashes: pl.Series) -> np.ndarray:
+    """The hash values that occur more than once (nulls ignored)."""
+    ordered = hashes.drop_nulls().sort().to_numpy()  # Polars' sort uses both cores
+    return np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+
+
+def duplicate_rows(lf: pl.LazyFrame, row: str, keys: list[pl.Expr]) -> pl.Series:
+    """The `row` values of every row whose (non-null) key occurs more than once in `lf`."""
+    key = keys[0] if len(keys) == 1 else pl.struct(keys)
+    present = pl.all_horizontal([k.is_not_null() for k in keys])
+    hashed = lf.select(pl.col(row), pl.when(present).then(key_hash(key)).alias(KEY_HASH)).collect()
+    repeated = repeated_hashes(hashed[KEY_HASH])
+    if len(repeated) == 0:
+        return hashed[row].clear()
+    candidates = hashed.filter(
+        pl.col(KEY_HASH).is_in(pl.Series(repeated, dtype=pl.UInt64).implode())
+    )[row]
+    exact = (
+        lf.filter(pl.col(row).is_in(candidates.implode()))
+        .select(pl.col(row), key.alias("__key"))
+        .collect()
+    )
+    return exact.filter(pl.col("__key").is_duplicated())[row].sort()
