@@ -1,0 +1,215 @@
+"""Governance overhead as an A/B: the same pipeline with governance switched off and on.
+
+    python bench/bench_governance.py --data /work/bigdata/ws1m/data --runs 3
+    python bench/bench_governance.py --workspace DIR --purpose kyc_aml
+
+"On" is a real refresh (`run_refresh`, what `pgov refresh` runs): policy decision, source
+contract checks and quarantine, enforcement (exclusions, tokens, generalisation), features,
+segmentation, KYC tiering under kyc_aml, store + sign, audit and lineage.
+
+"Off" exists only here, assembled from the engine's own stage functions, never as a product
+flag: a scan of each source the purpose's declared features read, with the jurisdiction
+pushed into the scan and only the columns those features name (what a notebook would
+read; no contract checks, no quarantine, no policy, no tokens, raw identifiers), then the
+same `build_features`, the same `segment` and, under kyc_aml, the same KYC tiering
+(`engine.kyc.route`): tiering is the product, not governance. Nothing is stored, signed or
+audited. The k-anonymity minimum and the KYC ruleset come from one policy decision made
+before the clock starts (they are parameters of segmentation and tiering).
+
+The two alternate, `--runs` times each, one process; the script prints wall and CPU seconds
+(all threads), medians, the load average, and the overhead as the share of the governed
+refresh that governance costs: (on - off) / on (targets: <= 15 % marketing, <= 25 %
+kyc_aml), plus on / off.
+
+`--data DIR` builds a temporary workspace whose sources point at DIR's files (absolute
+paths; nothing is written into DIR), so a large sample can be reused read-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from engine.config import Purpose
+from engine.enforce import SUBJECT, GovernedFrames
+from engine.features import build_features
+from engine.features.build import for_purpose
+from engine.logs import configure_logging
+from engine.pseudonym.lifecycle import init_keys
+from engine.refresh import run_refresh
+from engine.request import RefreshRequest
+from engine.sample.workspace import init_workspace
+from engine.segment import segment
+from engine.sources import scoped_scan
+from engine.workspace import Workspace
+
+AS_OF = date(2026, 11, 1)
+
+
+def _load() -> str:
+    return "load " + "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _actor(ws: Workspace, jurisdiction: str, purpose: Purpose) -> str:
+    if purpose is Purpose.KYC_AML:
+        return "compliance-lead"
+    for actor, spec in ws.config.actors.items():
+        roles = [r.value for r in spec.roles]
+        if "regional_analyst" in roles and jurisdiction in spec.jurisdictions:
+            return actor
+    raise SystemExit(f"no analyst serves {jurisdiction}")
+
+
+def workspace_on(data: Path, root: Path) -> Workspace:
+    """A fresh workspace (its own keys, audit log, versions) reading `data`'s files."""
+    init_workspace(root, "parquet")
+    toml = root / "pgov.toml"
+    text = toml.read_text()
+    toml.write_text(text.replace('path = "data/', f'path = "{data.resolve()}/'))
+    shutil.rmtree(root / "data", ignore_errors=True)
+    ws = Workspace.open(root)
+    init_keys(ws)
+    return Workspace.open(root)
+
+
+def ungoverned(ws: Workspace, request: RefreshRequest, plan: Any) -> dict[str, float]:
+    """scan + features + segment (+ KYC tiering): no decision, checks, tokens or records."""
+    purpose = request.purpose.value
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    needed: dict[str, set[str]] = {ws.config.subjects: set()}
+    for spec in for_purpose(ws.config, purpose).values():
+        if spec.source is not None:
+            needed.setdefault(spec.source, set()).update(spec.inputs())
+    frames: dict[str, pl.DataFrame] = {}
+    for name, cols in sorted(needed.items()):
+        subject = ws.source(name).subject_column
+        lf = scoped_scan(ws, name, request.jurisdiction)
+        frames[name] = lf.select(
+            pl.col(subject).alias(SUBJECT), *[pl.col(c) for c in sorted(cols - {subject})]
+        ).collect()
+    governed = GovernedFrames(
+        jurisdiction=request.jurisdiction,
+        purpose=purpose,
+        frames=frames,
+        accounting={},
+        plan_digest="",
+        subject_domain=plan.subject_domain,
+    )
+    seconds["scan"] = time.perf_counter() - t
+    t = time.perf_counter()
+    features = build_features(governed, request.as_of, ws.config)
+    seconds["features"] = time.perf_counter() - t
+    t = time.perf_counter()
+    seg = segment(
+        features,
+        ws.config.segmentation.for_purpose(purpose),
+        plan.k_anonymity_min,
+        request.seed,
+        governed,
+    )
+    seconds["segment"] = time.perf_counter() - t
+    if request.purpose is Purpose.KYC_AML:
+        from engine.kyc import route
+        from engine.kyc.ruleset import KycRuleset
+
+        t = time.perf_counter()
+        ruleset = KycRuleset.from_policy(plan.kyc_ruleset)
+        cooldown = ws.config.kyc.downgrade_cooldown_days
+        route(features, governed, seg, ruleset, None, request.as_of, cooldown)
+        seconds["kyc"] = time.perf_counter() - t
+    seconds["customers"] = float(features.frame.height)
+    return seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, help="read this sample's files (never written)")
+    ap.add_argument("--workspace", type=Path, help="use this workspace (versions are written)")
+    ap.add_argument("--jurisdiction", default="EU-DE")
+    ap.add_argument(
+        "--purpose",
+        action="append",
+        choices=[Purpose.MARKETING.value, Purpose.KYC_AML.value],
+        help="repeatable; default: both",
+    )
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    if (args.data is None) == (args.workspace is None):
+        raise SystemExit("give exactly one of --data DIR or --workspace DIR")
+    configure_logging(None, None, "WARNING")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
+        f"{platform.python_version()}, polars {pl.__version__}, {date.today().isoformat()}, "
+        f"{_load()}"
+    )
+    tmp = None
+    if args.data is not None:
+        tmp = Path(tempfile.mkdtemp(prefix="pgov-bench-gov-"))
+        ws = workspace_on(args.data, tmp / "ws")
+    else:
+        ws = Workspace.open(args.workspace)
+    from engine.policy.decide import decide, engine_for
+
+    try:
+        for p in args.purpose or [Purpose.MARKETING.value, Purpose.KYC_AML.value]:
+            purpose = Purpose(p)
+            request = RefreshRequest(
+                actor=_actor(ws, args.jurisdiction, purpose),
+                jurisdiction=args.jurisdiction,
+                purpose=purpose,
+                as_of=AS_OF,
+            )
+            plan = decide(ws, request, engine_for(ws))  # parameters for "off", not timed
+            off_s, off_c, on_s, on_c = [], [], [], []
+            for run in range(args.runs):
+                t, c = time.perf_counter(), time.process_time()
+                parts = ungoverned(ws, request, plan)
+                off_s.append(time.perf_counter() - t)
+                off_c.append(time.process_time() - c)
+                n = int(parts.pop("customers"))
+                detail = " ".join(f"{k}={v:.2f}" for k, v in parts.items())
+                print(
+                    f"{p} run {run + 1} off {off_s[-1]:.2f} s cpu {off_c[-1]:.2f} s "
+                    f"({n:,} customers; {detail}) {_load()}",
+                    flush=True,
+                )
+                t, c = time.perf_counter(), time.process_time()
+                result = run_refresh(ws, request)
+                on_s.append(time.perf_counter() - t)
+                on_c.append(time.process_time() - c)
+                stages = " ".join(f"{k}={v:.2f}" for k, v in result.seconds.items())
+                unstaged = on_s[-1] - sum(result.seconds.values())
+                print(
+                    f"{p} run {run + 1} on  {on_s[-1]:.2f} s cpu {on_c[-1]:.2f} s "
+                    f"(valid={result.valid}, personas={result.personas}; {stages} "
+                    f"unstaged={unstaged:.2f}) {_load()}",
+                    flush=True,
+                )
+            off, on = statistics.median(off_s), statistics.median(on_s)
+            offc, onc = statistics.median(off_c), statistics.median(on_c)
+            target = 0.25 if purpose is Purpose.KYC_AML else 0.15
+            print(
+                f"{p} median off {off:.2f} s (cpu {offc:.2f}), on {on:.2f} s (cpu {onc:.2f}): "
+                f"governance overhead {(on - off) / on:.0%} wall, {(onc - offc) / onc:.0%} cpu "
+                f"(target <= {target:.0%}); on/off {on / off:.2f} wall, {onc / offc:.2f} cpu "
+                f"{_load()}",
+                flush=True,
+            )
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
