@@ -127,6 +127,32 @@ def _lineage_entry(col: str, action: ColumnAction, out: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------- per source
 
+TOKEN = "_subject_token"
+
+
+class _SubjectTokens:
+    """The subject column's tokens, computed once per (domain, normaliser) on the flags
+    table (one row per subject) and joined onto each source's rows with the flags it already
+    joins: tokenising every source's subject column row by row hashed the same id once per
+    transaction. Tokens are deterministic, so the values are the same either way."""
+
+    def __init__(self, table: pl.DataFrame, pseudonymiser: TokenSource) -> None:
+        self.table = table
+        self.pseudonymiser = pseudonymiser
+        self.memo: dict[tuple[str | None, str | None], pl.Series] = {}
+
+    def column(self, action: ColumnAction) -> pl.Series:
+        key = (action.domain, action.normaliser)
+        if key not in self.memo:
+            assert action.domain is not None
+            expr = self.pseudonymiser.token_expr(
+                self.table.columns[0], action.domain, action.normaliser, key_column=SUBJECT
+            )
+            self.memo[key] = self.table.select(expr.alias(TOKEN)).to_series()
+        return self.memo[key]
+
+
+
 
 def _govern_source(
     name: str,
@@ -138,6 +164,7 @@ def _govern_source(
     generaliser: Generaliser,
     as_of: date,
     subjects_source: str,
+    tokens: _SubjectTokens,
 ) -> tuple[pl.DataFrame, SourceRowAccounting, dict[str, dict[str, str]]]:
     subject = sp.subject_column
     declared = set(src.spec.columns)
@@ -157,8 +184,21 @@ def _govern_source(
         log.warning("enforce.undeclared_columns_dropped", source=name, count=len(undeclared))
 
     lf = frame.lazy()
-    table = flags.table.lazy().rename({flags.table.columns[0]: subject})
     keep_flag_cols = list(flags.nullings.get(name, {}).values())
+    subject_action = sp.columns.get(subject)
+    nulled = {c for n in sp.nullings for c in n.columns}
+    # A nulled subject value must never be tokenised: that rare plan tokenises row by row.
+    joined_token = (
+        subject_action is not None
+        and subject_action.action == "pseudonymise"
+        and subject not in nulled
+    )
+    table_df = flags.table
+    if joined_token:
+        assert subject_action is not None
+        table_df = table_df.with_columns(tokens.column(subject_action))
+        keep_flag_cols.append(TOKEN)
+    table = table_df.lazy().rename({flags.table.columns[0]: subject})
     reasons: dict[str, pl.Expr] = {}
     if name == subjects_source:
         lf = lf.join(
@@ -266,7 +306,10 @@ def _govern_source(
                 reasons=["policy.output_collision"],
             )
         outputs.add(out)
-        exprs.append(_action_expr(col, action, pseudonymiser, generaliser, as_of, out))
+        if col == subject and joined_token:
+            exprs.append(pl.col(TOKEN).alias(out))
+        else:
+            exprs.append(_action_expr(col, action, pseudonymiser, generaliser, as_of, out))
         lineage[f"{name}.{col}"] = _lineage_entry(col, action, out)
     governed = kept.select(exprs)
     return governed, acc, lineage
@@ -318,6 +361,7 @@ def enforce(
     flags = subject_flags(
         subjects, plan.sources[sources.subjects].subject_column, plan, sources.subjects
     )
+    tokens = _SubjectTokens(flags.table, pseudonymiser)
     frames: dict[str, pl.DataFrame] = {}
     accounting: dict[str, SourceRowAccounting] = {}
     column_actions: dict[str, dict[str, str]] = {}
@@ -332,6 +376,7 @@ def enforce(
             gen,
             as_of,
             sources.subjects,
+            tokens,
         )
         frames[name], accounting[name] = df, acc
         if release:
