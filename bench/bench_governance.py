@@ -9,9 +9,10 @@ segmentation, KYC tiering under kyc_aml, store + sign, audit and lineage.
 
 "Off" exists only here, assembled from the engine's own stage functions, never as a product
 flag: the sources stage (`load_sources`: scan with the jurisdiction pushed down and the
-contract checks, because features need validated, typed rows; the valid rows carry only
-the columns the purpose's declared features read, raw identifiers, and the failed rows are
-simply dropped: nothing is sealed or written), then the same `build_features`, the same
+contract checks, because features need validated, typed rows; the valid rows carry the
+columns the purpose's declared features read and those the plan would let through, for
+segmentation's KPIs, raw: identifiers untokenised, nothing generalised; the failed rows
+are simply dropped: nothing is sealed or written), then the same `build_features`, the same
 `segment` and, under kyc_aml, the same KYC tiering (`engine.kyc.route`): tiering is the
 product, not governance. No policy decision, no enforcement (exclusions, tokens,
 generalisation), no quarantine files, nothing stored, signed or audited. The k-anonymity
@@ -20,6 +21,13 @@ minimum and the KYC ruleset come from one policy decision made before the clock 
 quarantine sealing + enforce + store/sign + audit and lineage (and the unscoped-rows
 count); the contract checks are on both sides (the refresh prints its `sources` stage, so
 their cost can be read off too).
+
+Segmentation's cost depends on its input (governance excludes customers, so the two sides
+segment different sets, and the stability checks do more or less work), so two more figures
+are printed: the governance stages' share of the refresh's CPU (quarantine, enforce, store +
+sign, the unscoped count, audit/lineage/policy as the unstaged rest, and what the governed
+sources stage costs beyond the ungoverned one: file digests for lineage, carried columns),
+and the A/B with segmentation taken out of both sides.
 
 The two alternate, `--runs` times each, one process; the script prints wall and CPU seconds
 (all threads), medians, the load average, and the overhead as the share of the governed
@@ -102,11 +110,17 @@ def ungoverned(ws: Workspace, request: RefreshRequest, plan: Any) -> dict[str, f
             needed[spec.source].update(spec.inputs())
     for name in needed:
         needed[name].add(ws.source(name).subject_column)
-    loaded = load_sources(ws, request.jurisdiction, request.as_of, needed)
+        # What segmentation's KPIs and value read (loans, outcomes, ...): the columns the
+        # plan would let through, raw (no generalisation without governance).
+        sp = plan.sources.get(name)
+        if sp is not None:
+            needed[name] |= {c for c, a in sp.columns.items() if a.action != "drop"}
+    try:
+        loaded = load_sources(ws, request.jurisdiction, request.as_of, needed)
+    except TypeError:  # code before the column projection (for before/after runs)
+        loaded = load_sources(ws, request.jurisdiction, request.as_of)
     frames: dict[str, pl.DataFrame] = {}
     for name, cols in sorted(needed.items()):
-        if cols == {ws.source(name).subject_column} and name != ws.config.subjects:
-            continue  # no feature reads it
         subject = ws.source(name).subject_column
         frames[name] = loaded.frames[name].frame.select(
             pl.col(subject).alias(SUBJECT), *[pl.col(c) for c in sorted(cols - {subject})]
@@ -229,12 +243,15 @@ def main() -> None:
             )
             plan = decide(ws, request, engine_for(ws))  # parameters for "off", not timed
             off_s, off_c, on_s, on_c = [], [], [], []
+            attributed: list[float] = []  # governance stages' share of the refresh's CPU
+            unsegmented: list[float] = []  # the A/B without segmentation on either side
             for run in range(args.runs):
                 t, c = time.perf_counter(), time.process_time()
                 parts = ungoverned(ws, request, plan)
                 off_s.append(time.perf_counter() - t)
                 off_c.append(time.process_time() - c)
                 n = int(parts.pop("customers"))
+                off_parts = parts
                 detail = " ".join(f"{k}={v:.2f}" for k, v in parts.items())
                 print(
                     f"{p} run {run + 1} off {off_s[-1]:.2f} s cpu {off_c[-1]:.2f} s "
@@ -250,6 +267,12 @@ def main() -> None:
                 on_c.append(time.process_time() - c)
                 cpu = stages.take()
                 cpu["rest"] = on_c[-1] - sum(cpu.values())
+                governance = ("quarantine", "unscoped", "enforce", "write", "sign", "rest")
+                extra_scan = max(0.0, cpu.get("sources", 0.0) - off_parts["sources"])
+                gov_cpu = sum(cpu.get(k, 0.0) for k in governance) + extra_scan
+                attributed.append(gov_cpu / on_c[-1])
+                on_rest = on_c[-1] - cpu.get("segment", 0.0)
+                unsegmented.append((on_rest - (off_c[-1] - off_parts["segment"])) / on_rest)
                 detail = " ".join(f"{k}={v:.2f}" for k, v in cpu.items())
                 print(
                     f"{p} run {run + 1} on  {on_s[-1]:.2f} s cpu {on_c[-1]:.2f} s "
@@ -262,7 +285,9 @@ def main() -> None:
             print(
                 f"{p} median off {off:.2f} s (cpu {offc:.2f}), on {on:.2f} s (cpu {onc:.2f}): "
                 f"governance overhead {(on - off) / on:.0%} wall, {(onc - offc) / onc:.0%} cpu "
-                f"(target <= {target:.0%}); on/off {on / off:.2f} wall, {onc / offc:.2f} cpu "
+                f"(target <= {target:.0%}); on/off {on / off:.2f} wall, {onc / offc:.2f} cpu; "
+                f"governance stages {statistics.median(attributed):.0%} of the refresh's cpu; "
+                f"without segmentation on either side {statistics.median(unsegmented):.0%} cpu "
                 f"{_load()}",
                 flush=True,
             )

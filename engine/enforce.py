@@ -127,7 +127,7 @@ def _lineage_entry(col: str, action: ColumnAction, out: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------- per source
 
-TOKEN = "_subject_token"
+TOKEN = "_subject_at"  # position of the row's subject in the flags table
 
 
 class _SubjectTokens:
@@ -195,8 +195,9 @@ def _govern_source(
     )
     table_df = flags.table
     if joined_token:
-        assert subject_action is not None
-        table_df = table_df.with_columns(tokens.column(subject_action))
+        # The join carries each row's subject position (4 bytes), not its token string: the
+        # tokens are gathered for the kept rows only.
+        table_df = table_df.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(TOKEN))
         keep_flag_cols.append(TOKEN)
     table = table_df.lazy().rename({flags.table.columns[0]: subject})
     reasons: dict[str, pl.Expr] = {}
@@ -307,7 +308,7 @@ def _govern_source(
             )
         outputs.add(out)
         if col == subject and joined_token:
-            exprs.append(pl.col(TOKEN).alias(out))
+            exprs.append(pl.lit(tokens.column(action)).gather(pl.col(TOKEN)).alias(out))
         else:
             exprs.append(_action_expr(col, action, pseudonymiser, generaliser, as_of, out))
         lineage[f"{name}.{col}"] = _lineage_entry(col, action, out)
