@@ -1,6 +1,7 @@
 """Governance overhead as an A/B: the same pipeline with governance switched off and on.
 
-    python bench/bench_governance.py --data /work/bigdata/ws1m/data --runs 3
+    python bench/bench_governance.py --customers 1000000 --runs 3   # generates the sample
+    python bench/bench_governance.py --data SAMPLE/data --runs 3       # reuses one, read only
     python bench/bench_governance.py --workspace DIR --purpose kyc_aml
 
 "On" is a real refresh (`run_refresh`, what `pgov refresh` runs): policy decision, source
@@ -212,9 +213,15 @@ def main() -> None:
         help="repeatable; default: both",
     )
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--customers",
+        type=int,
+        default=1_000_000,
+        help="without --data or --workspace: generate a sample of this size (seed 7)",
+    )
     args = ap.parse_args()
-    if (args.data is None) == (args.workspace is None):
-        raise SystemExit("give exactly one of --data DIR or --workspace DIR")
+    if args.data is not None and args.workspace is not None:
+        raise SystemExit("give at most one of --data DIR or --workspace DIR")
     configure_logging(None, None, "WARNING")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
@@ -222,11 +229,17 @@ def main() -> None:
         f"{_load()}"
     )
     tmp = None
-    if args.data is not None:
-        tmp = Path(tempfile.mkdtemp(prefix="pgov-bench-gov-"))
-        ws = workspace_on(args.data, tmp / "ws")
-    else:
+    if args.workspace is not None:
         ws = Workspace.open(args.workspace)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="pgov-bench-gov-"))
+        data = args.data
+        if data is None:
+            from engine.sample import generate
+
+            data = tmp / "data"
+            generate(args.customers, 7, data, "parquet", as_of=AS_OF)
+        ws = workspace_on(data, tmp / "ws")
     from engine.policy.decide import decide, engine_for
     from engine.sources import _digest_cached
 

@@ -26,6 +26,7 @@ RUNS: list[tuple[str, list[str], list[str]]] = [
     ("bench_refresh.py", [], ["--customers", "100000"]),
     ("bench_scaleout.py", [], ["--customers", "20000", "--executors", "sequential,local"]),
     ("bench_baseline.py", [], ["--customers", "100000", "--runs", "1"]),
+    ("bench_governance.py", [], ["--customers", "50000", "--runs", "1"]),
     ("bench_validity.py", [], ["--customers", "20000"]),
     ("bench_scaling.py", [], ["--customers", "50000"]),
 ]
