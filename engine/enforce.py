@@ -152,8 +152,6 @@ class _SubjectTokens:
         return self.memo[key]
 
 
-
-
 def _govern_source(
     name: str,
     src: SourceFrame,

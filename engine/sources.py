@@ -14,12 +14,10 @@ How a source is read (one streaming pass per source):
     lazy query; a row failing any check is quarantined with every reason it failed
     ("type:credit_score", "orphan:customer_id", ...); input_rows == valid_rows +
     quarantined_rows, always;
-  * `keep` (from the policy plan: engine/enforce_subjects.py `needed_columns`) names the
-    columns later stages use; the valid rows carry only those. Every declared column is
-    still read and checked: a row's fate (kept or quarantined) and the quarantine accounting
-    do not depend on the purpose, and the quarantined rows keep every column as read, for
-    repair. A column the plan drops is checked in the pass and never materialised for the
-    valid rows.
+  * `keep` (engine/enforce_subjects.py `needed_columns`) names the columns later stages
+    use: the valid rows carry only those. Every declared column is still read and checked,
+    so a row's fate and the quarantine accounting never depend on the purpose, and
+    quarantined rows keep every column as read, for repair.
 
 Key uniqueness: every row of a duplicated key is quarantined (`duplicate_key:<key>`): two
 rows claiming the same customer or loan are ambiguous, and picking one would be a guess.
@@ -32,13 +30,10 @@ rows of the referenced source: a child row of a quarantined customer is an orpha
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
-from functools import lru_cache
-from pathlib import Path
 
 import polars as pl
 import structlog
@@ -46,16 +41,36 @@ import structlog
 from engine.config import ColumnType, SourceSpec
 from engine.contracts import DTYPES, FORMATS, check_exprs, typed_expr
 from engine.errors import BadInputError, ConfigError, UsageError
-from engine.integrity import check_parquet
+from engine.source_files import (
+    ROW,
+    _digest_cached,
+    check_columns,
+    file_digest,
+    read_schema,
+    scan,
+    scoped_scan,
+    source_file,
+)
 from engine.source_keys import duplicate_rows
 from engine.workspace import Workspace
 
 log = structlog.get_logger("pgov.sources")
 
-ROW = "_row"
 REASONS = "_reasons"
 
-__all__ = ["DTYPES", "FORMATS", "REASONS", "ROW", "SourceFrames", "load_sources"]
+__all__ = [
+    "DTYPES",
+    "FORMATS",
+    "REASONS",
+    "ROW",
+    "SourceFrames",
+    "_digest_cached",
+    "file_digest",
+    "load_sources",
+    "scan",
+    "scoped_scan",
+    "source_file",
+]
 
 
 @dataclass(frozen=True)
@@ -120,90 +135,6 @@ def _emptied(f: SourceFrame) -> SourceFrame:
     return replace(f, frame=f.frame.clear(), quarantine=f.quarantine.clear())
 
 
-# ------------------------------------------------------------------ reading
-
-
-@lru_cache(maxsize=64)
-def _digest_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of the file's bytes (cached per size and mtime: refreshes re-read files)."""
-    st = path.stat()
-    return _digest_cached(str(path), st.st_size, st.st_mtime_ns)
-
-
-def scan(path: Path, fmt: str) -> pl.LazyFrame:
-    """The raw lazy scan with `_row`; CSV is read as text so the contract does the typing."""
-    if fmt == "parquet":
-        check_parquet(path)  # a corrupted page is bad input, not a silent read (integrity.py)
-        return pl.scan_parquet(path, row_index_name=ROW, row_index_offset=1)
-    if fmt == "csv":
-        return pl.scan_csv(
-            path, infer_schema=False, row_index_name=ROW, row_index_offset=1, encoding="utf8"
-        )
-    if fmt == "ndjson":
-        return pl.scan_ndjson(
-            path, row_index_name=ROW, row_index_offset=1, infer_schema_length=None
-        )
-    raise ConfigError(f"{path}: unknown source format '{fmt}'")  # pragma: no cover
-
-
-def source_file(ws: Workspace, name: str) -> Path:
-    """A source's file; a relative declaration must stay inside the workspace once links are
-    followed (a symlink out of it would read data nobody declared)."""
-    spec = ws.source(name)
-    path = ws.path(spec.path)
-    if not Path(spec.path).is_absolute() and path.exists():
-        real = path.resolve()
-        if not real.is_relative_to(ws.root.resolve()):
-            raise BadInputError(
-                f"{spec.path}: source '{name}' is a link that leaves the workspace (to "
-                f"{real}); refusing to read it: declare an absolute path if that is intended"
-            )
-    return path
-
-
-def scoped_scan(ws: Workspace, name: str, jurisdiction: str) -> pl.LazyFrame:
-    """Lazy scan of one source with the jurisdiction predicate inside the scan."""
-    spec = ws.source(name)
-    lf = scan(source_file(ws, name), spec.format)
-    return lf.filter(pl.col(spec.jurisdiction_column) == jurisdiction)
-
-
-def _schema(lf: pl.LazyFrame, rel: str, name: str, fmt: str) -> pl.Schema:
-    try:
-        return lf.collect_schema()
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise BadInputError(
-            f"{rel}: source '{name}' is not readable as {fmt} ({type(exc).__name__})"
-        ) from None
-
-
-def _check_columns(schema: pl.Schema, spec: SourceSpec, rel: str, name: str) -> None:
-    present = [c for c in schema.names() if c != ROW]
-    missing = [c for c in spec.columns if c not in present]
-    extra = [c for c in present if c not in spec.columns]
-    if missing:
-        hint = ""
-        if any(ch in c for c in present for ch in ";\t|"):
-            hint = " (the header looks split on another delimiter: CSV sources must use ',')"
-        raise BadInputError(
-            f"{rel}: source '{name}' lacks declared column(s): {', '.join(missing)}{hint}"
-        )
-    if extra:
-        raise BadInputError(
-            f"{rel}: source '{name}' has undeclared column(s): {', '.join(extra)}; declare "
-            "them with a classification in pgov.toml or remove them (undeclared data must "
-            "not flow)"
-        )
-
-
 # ------------------------------------------------------------------ loading
 
 
@@ -222,8 +153,8 @@ def _load_one(
     if not path.is_file():
         raise BadInputError(f"{rel}: source '{name}' file not found")
     lf = scan(path, spec.format)
-    schema = _schema(lf, rel, name, spec.format)
-    _check_columns(schema, spec, rel, name)
+    schema = read_schema(lf, rel, name, spec.format)
+    check_columns(schema, spec, rel, name)
     # A background thread hashes the file while Polars scans it (hashlib releases the GIL).
     digest = digests.submit(file_digest, path)
     lf = lf.filter(pl.col(spec.jurisdiction_column) == jurisdiction)
@@ -268,14 +199,31 @@ def _load_one(
         [failed.fill_null(False).alias(f) for f, (_, failed) in zip(flags, checks, strict=True)]
     ).with_columns(pl.any_horizontal(flags).alias("__bad"))
     carried = [c for c in spec.columns if keep is None or c in keep]
-    # One query, two outputs sharing the scan: valid rows with only the carried columns,
-    # failed rows with every column as read and their check marks.
-    valid_lf = lf.filter(~pl.col("__bad")).select(ROW, *[typed[c].alias(c) for c in carried])
-    failed_lf = lf.filter(pl.col("__bad")).select(ROW, *spec.columns, *flags)
+    # One collect: the valid rows' carried columns, the raw value of a column the valid rows
+    # do not carry (or carry cast) only where the row failed (null elsewhere, so a dropped
+    # column's values are never materialised for valid rows), and the check marks.
+    bad = pl.col("__bad")
+    raw_only = {
+        c: f"__raw__{c}"
+        for c in spec.columns
+        if c not in carried or not typed[c].meta.eq(pl.col(c))
+    }
     try:
-        valid, failed = pl.collect_all([valid_lf, failed_lf])
+        df = lf.select(
+            ROW,
+            *[typed[c].alias(c) for c in carried],
+            *[pl.when(bad).then(pl.col(c)).alias(r) for c, r in raw_only.items()],
+            *flags,
+            bad,
+        ).collect()
     except pl.exceptions.PolarsError as exc:
         raise unreadable(exc) from None
+    mask = df["__bad"]
+    valid = df.filter(~mask).select(ROW, *carried)
+    failed = df.filter(mask).select(
+        ROW, *[pl.col(raw_only.get(c, c)).alias(c) for c in spec.columns], *flags
+    )
+    del df, mask
     if not valid[ROW].is_sorted():
         valid = valid.sort(ROW)
     codes = [code for code, _ in checks]
