@@ -11,21 +11,18 @@ RSS printed is that of the largest jurisdiction's refresh plus the sample genera
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib
 import platform
 import resource
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from engine.config import Purpose
 from engine.logs import configure_logging
+from engine.progress import ProgressEvent
 from engine.pseudonym.lifecycle import init_keys
 from engine.refresh import run_refresh
 from engine.request import RefreshRequest
@@ -42,47 +39,44 @@ def _peak_rss_gib() -> float:
 
 
 class StageMemory:
-    """Peak RSS per refresh stage: a thread samples /proc/self/status every 20 ms while the
-    stage functions (wrapped, not changed) mark which stage is running."""
+    """Peak RSS per refresh stage, from the refresh's own progress events.
 
-    STAGES = (
-        ("engine.sources", "load_sources", "sources"),
-        ("engine.enforce", "enforce", "enforce"),
-        ("engine.features", "build_features", "features"),
-        ("engine.segment", "segment", "segment"),
-        ("engine.refresh", "_route", "kyc"),
-        ("engine.refresh", "_write_outputs", "write"),
-    )
+    A thread samples /proc/self/status every 20 ms; each progress event (the refresh emits
+    one as each stage ends) closes that stage's window, so a stage's peak is the highest
+    resident set seen since the previous event. Pass ``memory.hook`` as ``progress=`` to
+    run_refresh. Work between two laps (e.g. writing quarantine after `sources`) counts
+    towards the next stage.
+    """
 
     def __init__(self) -> None:
-        self.stage = "policy"
         self.peak: dict[str, float] = {}
-        for module, name, label in self.STAGES:
-            mod = importlib.import_module(module)
-            setattr(mod, name, self._wrap(getattr(mod, name), label))
+        self._window = 0.0
+        self._lock = threading.Lock()
         threading.Thread(target=self._sample, daemon=True).start()
 
-    def _wrap(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            self.stage = label
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.stage = f"after {label}"
+    @staticmethod
+    def rss_gib() -> float:
+        with open("/proc/self/status") as fh:
+            return next(int(x.split()[1]) for x in fh if x.startswith("VmRSS")) / 2**20
 
-        return run
+    def hook(self, event: ProgressEvent) -> None:
+        with self._lock:
+            now = self.rss_gib()
+            self.peak[event.stage] = max(self.peak.get(event.stage, 0.0), self._window, now)
+            self._window = now
 
     def _sample(self) -> None:
         while True:
-            with open("/proc/self/status") as fh:
-                rss = next(int(x.split()[1]) for x in fh if x.startswith("VmRSS")) / 2**20
-            self.peak[self.stage] = max(self.peak.get(self.stage, 0.0), rss)
+            rss = self.rss_gib()
+            with self._lock:
+                self._window = max(self._window, rss)
             time.sleep(0.02)
 
     def report(self) -> str:
-        out = " ".join(f"{k}={v:.2f}" for k, v in self.peak.items() if not k.startswith("after"))
-        self.peak.clear()
+        with self._lock:
+            out = " ".join(f"{k}={v:.2f}" for k, v in self.peak.items())
+            self.peak.clear()
+            self._window = self.rss_gib()
         return out
 
 
@@ -127,7 +121,7 @@ def main() -> None:
             actor = ACTORS.get(purpose.value) or _analyst(ws, j)
             request = RefreshRequest(actor=actor, jurisdiction=j, purpose=purpose, as_of=AS_OF)
             t = time.perf_counter()
-            result = run_refresh(ws, request)
+            result = run_refresh(ws, request, progress=memory.hook)
             seconds = time.perf_counter() - t
             total += seconds
             crm = result.accounting["crm"]

@@ -47,9 +47,8 @@ def run_set(n: int, seed: int, purpose: Purpose, memory: StageMemory) -> tuple[f
         t, c = time.perf_counter(), time.process_time()
         for j in ws.config.jurisdictions:
             actor = ACTORS.get(purpose.value) or _analyst(ws, j)
-            run_refresh(
-                ws, RefreshRequest(actor=actor, jurisdiction=j, purpose=purpose, as_of=AS_OF)
-            )
+            request = RefreshRequest(actor=actor, jurisdiction=j, purpose=purpose, as_of=AS_OF)
+            run_refresh(ws, request, progress=memory.hook)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         print(
             f"{n:>10,} customers, {len(ws.config.jurisdictions)} jurisdictions: {wall:.1f} s "

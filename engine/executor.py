@@ -14,8 +14,6 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -194,11 +192,14 @@ def run_all(
     *,
     regions: Mapping[str, str] | None = None,
     max_workers: int | None = None,
+    memory_budget: str | int | None = None,
 ) -> list[JobOutcome]:
     """Run every request (one job each) and return their outcomes in request order.
 
     ``timeout`` bounds each job from submission (queueing behind other jobs of the same
     region counts). ``regions`` overrides the jurisdiction -> region rule for Dask.
+    ``max_workers`` and ``memory_budget`` (bytes or "10G"; default $PGOV_MEMORY_BUDGET, else
+    80 % of the memory available) shape the local pool (engine/executors/local.py).
     A failed job never stops the others; the caller decides what a partial failure means.
     """
     if executor not in EXECUTORS:
@@ -215,7 +216,9 @@ def run_all(
             for r, g in zip(reqs, region_list, strict=True)
         ]
     elif executor == "local":
-        outcomes = _run_local(root, reqs, region_list, timeout, refresh_fn, max_workers)
+        outcomes = _run_local(
+            root, reqs, region_list, timeout, refresh_fn, max_workers, memory_budget
+        )
     else:
         if not scheduler:
             raise UsageError("--executor dask needs --scheduler ADDRESS (see 'pgov cluster local')")
@@ -256,44 +259,14 @@ def _run_local(
     timeout: float,
     refresh_fn: RefreshFn | None,
     max_workers: int | None,
+    memory_budget: str | int | None,
 ) -> list[JobOutcome]:
-    import multiprocessing
+    from engine.executors.local import run_local
 
-    if not reqs:
-        return []
-    workers = max_workers or min(len(reqs), os.cpu_count() or 1)
-    # spawn, not fork: forking a process that may hold threads (structlog, Polars, Dask)
-    # can copy a held lock into the child.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    started = time.monotonic()
-    timed_out = False
-    try:
-        futures: list[Future[dict[str, Any]]] = [
-            pool.submit(run_job, root, r.model_dump(mode="json"), g, refresh_fn)
-            for r, g in zip(reqs, region_list, strict=True)
-        ]
-        out: list[JobOutcome] = []
-        for r, g, f in zip(reqs, region_list, futures, strict=True):
-            remaining = max(0.0, started + timeout - time.monotonic())
-            try:
-                out.append(_outcome(r, g, f.result(timeout=remaining)))
-            except FuturesTimeout:
-                timed_out = True
-                f.cancel()
-                out.append(_failed(r, g, f"not finished within {timeout:g}s; stopped", timeout))
-            except Exception as exc:
-                out.append(_failed(r, g, f"{exc.__class__.__name__}: {exc}"))
-        return out
-    finally:
-        if timed_out:
-            # A refresh is crash-safe (atomic publish, lock freed by the kernel), so stopping
-            # its process is the honest way to enforce the timeout.
-            procs = list(getattr(pool, "_processes", {}).values())
-            for proc in procs:
-                proc.kill()
-            for proc in procs:
-                proc.join(10)  # reap, so nobody mistakes the dead for a live lock holder
-        pool.shutdown(wait=not timed_out, cancel_futures=True)
+    summaries = run_local(
+        root, reqs, region_list, timeout, run_job, refresh_fn, max_workers, memory_budget
+    )
+    return [_outcome(r, g, s) for r, g, s in zip(reqs, region_list, summaries, strict=True)]
 
 
 def _served_regions(client: Any) -> dict[str, list[str]]:

@@ -90,8 +90,15 @@ def refresh(
         0,
         "--workers",
         min=0,
-        help="local executor: processes (0 = one per core). Each holds one jurisdiction's "
-        "refresh in memory, so at 10M customers use 1 on a 24 GiB machine.",
+        help="local executor: at most this many jobs at once (0 = one per core); each job is "
+        "a fresh process holding one jurisdiction's refresh.",
+    ),
+    memory_budget: str = typer.Option(
+        None,
+        "--memory-budget",
+        help="local executor: start a job only while the running jobs' estimated peaks fit "
+        "in this much memory (e.g. 10G; default $PGOV_MEMORY_BUDGET, else 80% of the "
+        "memory available). Estimates come from each job's last measured peak.",
     ),
     timeout: float = typer.Option(600.0, "--timeout", help="Per-jurisdiction timeout (s)."),
     as_of: str = typer.Option(None, "--as-of", help="Refresh date (ISO); default today."),
@@ -172,6 +179,7 @@ def refresh(
                 timeout,
                 refresh_fn,
                 max_workers=workers or None,
+                memory_budget=memory_budget,
             )
     rows = [
         {

@@ -1,0 +1,356 @@
+"""The 10M figures of issue 17, one command each, on an existing sample's data files.
+
+    python bench/bench_tenm.py eu-de --data WS10M --purpose marketing_segmentation
+    python bench/bench_tenm.py eu-de --data WS10M --purpose kyc_aml
+    python bench/bench_tenm.py all   --data WS10M --purpose marketing_segmentation
+    python bench/bench_tenm.py all   --data WS10M --purpose kyc_aml
+    python bench/bench_tenm.py ratio --data WS10M --small WS1M --purpose marketing_segmentation
+
+WS10M / WS1M are sample workspaces made by ``bench/bench_sample.py --ten-million --keep DIR``
+(and ``--customers 1000000 --keep DIR``). They are only read: each run makes a temporary
+workspace next to them (``--tmp-parent``, default: the data workspace's parent) with its own
+keys and actor credentials, whose sources are declared by absolute path to the sample's
+files, and deletes it afterwards (``--keep`` keeps it).
+
+``eu-de`` runs one jurisdiction's refresh (``bench/bench_refresh.py`` in a child process:
+per-stage seconds and per-stage peak RSS). ``all`` runs the one command a user runs,
+``pgov refresh --all-jurisdictions --executor local --workers 2`` (``--executor`` and
+``--workers`` to change). ``ratio`` runs that same command on the 1M and the 10M sample and
+prints time(10M)/time(1M) (issue 17 target: <= 11).
+
+Every run prints wall seconds, CPU seconds of all child processes (user + system, from
+``getrusage(RUSAGE_CHILDREN)``), the peak RSS of the largest single process and the peak of
+the whole process tree's summed RSS (sampled from /proc every 50 ms: the figure that says
+whether pool workers fit in memory together), the load average before and after, the date
+and the commit measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# The CLI of this checkout (PYTHONPATH points at it), whatever pgov is on PATH.
+PGOV = [sys.executable, "-c", "from engine.cli import main; main()"]
+AS_OF = "2026-11-01"  # the samples' as-of date (bench_sample.AS_OF)
+TARGETS = {
+    ("eu-de", "marketing_segmentation"): (30.0, 8.0),
+    ("eu-de", "kyc_aml"): (45.0, 8.0),
+    ("all", "marketing_segmentation"): (240.0, 10.0),
+    ("all", "kyc_aml"): (360.0, 10.0),
+}
+ALL_ACTOR = "compliance-lead"  # declared for every jurisdiction in the sample's pgov.toml
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
+def _children_of() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        # The command name (field 2) may hold spaces: the ppid follows the last ')'.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+@dataclass
+class TreeMemory:
+    """Peak of the summed RSS of a process and all its descendants, and per-process peaks."""
+
+    root: int
+    interval: float = 0.05
+    tree_peak_kib: int = 0
+    process_peak_kib: dict[int, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            kids = _children_of()
+            todo, total = [self.root], 0
+            while todo:
+                pid = todo.pop()
+                rss = _rss_kib(pid)
+                total += rss
+                self.process_peak_kib[pid] = max(self.process_peak_kib.get(pid, 0), rss)
+                todo.extend(kids.get(pid, []))
+            self.tree_peak_kib = max(self.tree_peak_kib, total)
+            time.sleep(self.interval)
+
+
+@dataclass
+class Measured:
+    wall: float
+    cpu: float
+    tree_peak_gib: float
+    process_peak_gib: float
+    processes: int
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    returncode: int
+    stdout: str
+
+
+def measure(cmd: list[str], env: dict[str, str]) -> Measured:
+    """Run cmd as a child; wall, CPU of all its descendants and memory, as described above."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_before = os.getloadavg()
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    mem = TreeMemory(proc.pid)
+    mem.start()
+    out, _ = proc.communicate()
+    wall = time.perf_counter() - t
+    mem.stop()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # ru_maxrss of RUSAGE_CHILDREN: the largest single descendant that has been waited for.
+    biggest = max(after.ru_maxrss, max(mem.process_peak_kib.values(), default=0))
+    return Measured(
+        wall=wall,
+        cpu=cpu,
+        tree_peak_gib=mem.tree_peak_kib / 2**20,
+        process_peak_gib=biggest / 2**20,
+        processes=sum(1 for v in mem.process_peak_kib.values() if v > 0),
+        load_before=load_before,
+        load_after=os.getloadavg(),
+        returncode=proc.returncode,
+        stdout=out,
+    )
+
+
+class TempWorkspace:
+    """A workspace of our own over a sample's data files (symlinked, never written)."""
+
+    def __init__(self, data_ws: Path, parent: Path, keep: bool) -> None:
+        self.data_ws = data_ws.resolve()
+        if not (self.data_ws / "pgov.toml").is_file():
+            raise SystemExit(f"{self.data_ws} is not a workspace (no pgov.toml)")
+        self.dir = Path(tempfile.mkdtemp(prefix="tmp-tenm-", dir=parent))
+        self.root = self.dir / "ws"
+        self.keep = keep
+        self.env = dict(os.environ)
+        # Actor credentials outside the workspace, and not in the user's home.
+        self.env["PGOV_ACTOR_KEYS"] = str(self.dir / "actor-keys")
+        self.env["PYTHONPATH"] = str(REPO)
+
+    def __enter__(self) -> TempWorkspace:
+        subprocess.run(
+            [*PGOV, "init", str(self.root)], env=self.env, check=True, stdout=subprocess.DEVNULL
+        )
+        (self.root / "pgov.toml").write_text(self._pointed_config())
+        subprocess.run(
+            [*PGOV, "keys", "init", "-w", str(self.root)],
+            env=self.env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        return self
+
+    def _pointed_config(self) -> str:
+        """The sample's pgov.toml with each source's relative path made absolute (a source
+        must not be a link out of its workspace; an absolute path is declared on purpose)."""
+        out, table = [], ""
+        for line in (self.data_ws / "pgov.toml").read_text().splitlines():
+            m = re.match(r"^\[+([^\]]+)\]+", line)
+            if m:
+                table = m.group(1).strip()
+            m = re.match(r'^(\s*path\s*=\s*")([^"]+)"(.*)$', line)
+            if m and table.startswith("sources.") and not Path(m.group(2)).is_absolute():
+                line = f'{m.group(1)}{self.data_ws / m.group(2)}"{m.group(3)}'
+            out.append(line)
+        return "\n".join(out) + "\n"
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print(f"kept {self.root}")
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "engine"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _customers(ws: Path) -> str:
+    manifest = ws / "data" / "sample_manifest.json"
+    try:
+        n = json.loads(manifest.read_text()).get("customers")
+        return f"{int(n):,}" if n else "?"
+    except (OSError, ValueError):
+        return "?"
+
+
+def _header(args: argparse.Namespace) -> None:
+    print(
+        f"date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {_commit()}, "
+        f"{platform.machine()}, cores {os.cpu_count()}, python {platform.python_version()}"
+    )
+
+
+def _report(label: str, m: Measured, target: tuple[float, float] | None) -> None:
+    lb = "/".join(f"{x:.1f}" for x in m.load_before)
+    la = "/".join(f"{x:.1f}" for x in m.load_after)
+    print(
+        f"RESULT {label}: wall {m.wall:.1f} s, cpu {m.cpu:.1f} s, peak RSS {m.tree_peak_gib:.2f} "
+        f"GiB (process tree, {m.processes} processes), largest process "
+        f"{m.process_peak_gib:.2f} GiB, load {lb} -> {la}, exit {m.returncode}"
+    )
+    if target is not None:
+        seconds, gib = target
+        ok = m.returncode == 0 and m.wall <= seconds and m.tree_peak_gib <= gib
+        print(f"  target: <= {seconds:g} s and <= {gib:g} GiB: {'met' if ok else 'NOT met'}")
+
+
+def run_one(args: argparse.Namespace, data_ws: Path) -> Measured:
+    parent = args.tmp_parent or data_ws.resolve().parent
+    with TempWorkspace(data_ws, parent, args.keep) as tw:
+        if args.command == "eu-de":
+            cmd = [
+                sys.executable,
+                str(REPO / "bench" / "bench_refresh.py"),
+                "--workspace",
+                str(tw.root),
+                "--jurisdiction",
+                args.jurisdiction,
+                "--purpose",
+                args.purpose,
+            ]
+        else:
+            cmd = [
+                *PGOV,
+                "refresh",
+                "--all-jurisdictions",
+                "--purpose",
+                args.purpose,
+                "--actor",
+                ALL_ACTOR,
+                "--as-of",
+                AS_OF,
+                "--executor",
+                args.executor,
+                "--workers",
+                str(args.workers),
+                "--timeout",
+                str(args.timeout),
+                "-w",
+                str(tw.root),
+                "--json",
+            ]
+        print(
+            f"running on {data_ws} ({_customers(data_ws)} customers): "
+            f"{' '.join(Path(c).name if c.startswith('/') else c for c in cmd[1:])}",
+            flush=True,
+        )
+        m = measure(cmd, tw.env)
+    if args.command == "eu-de":
+        print(m.stdout.rstrip())
+    else:
+        try:
+            rows = json.loads(m.stdout)
+        except ValueError:
+            rows = []
+            print(m.stdout[-4000:])
+        for r in rows:
+            print(
+                f"  {r['jurisdiction']:<6} {r['seconds']:>8.1f} s  ok={r['ok']} "
+                f"validity={r.get('validity')} exit={r['exit_code']} worker={r.get('worker')}"
+                + (f" error={r['error']}" if r.get("error") else "")
+            )
+    return m
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("command", choices=["eu-de", "all", "ratio"])
+    ap.add_argument("--data", type=Path, required=True, help="the 10M (or N) sample workspace")
+    ap.add_argument("--small", type=Path, help="ratio: the 1M (or N/10) sample workspace")
+    ap.add_argument(
+        "--purpose",
+        default="marketing_segmentation",
+        choices=["marketing_segmentation", "kyc_aml", "credit_risk_segmentation"],
+    )
+    ap.add_argument("--jurisdiction", default="EU-DE", help="eu-de: which jurisdiction")
+    ap.add_argument("--executor", default="local", choices=["sequential", "local"])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=7200.0, help="per job, seconds")
+    ap.add_argument("--tmp-parent", type=Path, help="where temp workspaces go")
+    ap.add_argument("--keep", action="store_true", help="keep the temp workspace(s)")
+    args = ap.parse_args()
+    _header(args)
+    if args.command == "ratio":
+        if args.small is None:
+            ap.error("ratio needs --small (the N/10 sample workspace)")
+        args.command = "all"
+        small = run_one(args, args.small)
+        _report(f"all {args.purpose} on {args.small.name}", small, None)
+        large = run_one(args, args.data)
+        _report(f"all {args.purpose} on {args.data.name}", large, None)
+        print(
+            f"RESULT time(10M)/time(1M) {args.purpose} ({args.executor}, {args.workers} "
+            f"workers): {large.wall / small.wall:.2f} wall, {large.cpu / small.cpu:.2f} cpu "
+            f"(target <= 11)"
+        )
+        return
+    m = run_one(args, args.data)
+    label = f"{args.jurisdiction if args.command == 'eu-de' else 'all'} {args.purpose}"
+    if args.command == "all":
+        label += f" ({args.executor}, {args.workers} workers)"
+    key = (args.command, args.purpose)
+    _report(label, m, TARGETS.get(key) if args.jurisdiction == "EU-DE" else None)
+    if m.returncode != 0:
+        raise SystemExit(m.returncode)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The local pool: jurisdiction refreshes in worker processes on this machine, within memory.
+
+Each job runs in a fresh spawned process that exits when the job ends, so the memory a
+large jurisdiction's refresh held goes back to the system before the next job starts (an
+allocator keeps freed pages for reuse; a long-lived worker would carry the largest job's
+footprint into every later job). At most ``workers`` jobs run at once, and a job starts only
+when its estimated peak fits next to the running jobs' estimates within the memory budget
+(engine/executors/memory.py); the largest job that fits goes first, which also keeps the
+last minutes from being one large job running alone. A job larger than the budget runs
+alone. Every job's measured peak is recorded for the next estimate.
+
+``timeout`` bounds each job from the start of the fan-out (waiting for a slot counts), as
+for the other executors: a job still running then is killed (a refresh is crash-safe:
+atomic publish, the lock is freed with the process), one not started is reported so.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from engine.errors import ExitCode
+from engine.executors.memory import (
+    Estimate,
+    estimate,
+    load_history,
+    record_peaks,
+    resolve_budget,
+    subject_counts,
+)
+from engine.request import RefreshRequest
+
+log = structlog.get_logger(__name__)
+
+# (root, request as JSON, region, refresh_fn) -> summary dict (engine.executor.run_job)
+JobFn = Callable[[str, dict[str, Any], str, Any], dict[str, Any]]
+
+
+def _child(conn: Connection, job: JobFn, args: tuple[Any, ...]) -> None:
+    summary = job(*args)
+    # Linux reports ru_maxrss in KiB. This process ran only this job: it is the job's peak.
+    summary["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    conn.send(summary)
+    conn.close()
+
+
+@dataclass
+class _Running:
+    index: int
+    proc: Any  # multiprocessing.context.SpawnProcess
+    conn: Connection
+    estimate: int
+
+
+def _gib(n: int | None) -> float | None:
+    return None if n is None else round(n / 2**30, 2)
+
+
+def run_local(
+    root: str,
+    requests: list[RefreshRequest],
+    regions: list[str],
+    timeout: float,
+    job: JobFn,
+    refresh_fn: Any,
+    workers: int | None,
+    memory_budget: str | int | None = None,
+) -> list[dict[str, Any]]:
+    """Run every job; one summary dict per request, in request order (see run_job)."""
+    if not requests:
+        return []
+    n_workers = max(1, workers or min(len(requests), os.cpu_count() or 1))
+    budget = resolve_budget(memory_budget)
+    keys = [(r.jurisdiction, r.purpose.value) for r in requests]
+    history = load_history(Path(root))
+    estimates = estimate(keys, history, subject_counts(Path(root)))
+    # Equal shares for jobs nothing is known about: the plain pool's behaviour.
+    share = budget // n_workers if budget else 0
+    need = [e.bytes if e.bytes is not None else share for e in estimates]
+    # Largest first: big jobs start while small ones can still fill the other slots.
+    pending = sorted(range(len(requests)), key=lambda i: (-need[i], i))
+    log.info(
+        "local_pool",
+        workers=n_workers,
+        budget_gib=_gib(budget),
+        estimates={
+            f"{k[0]}/{k[1]}": [_gib(e.bytes), e.basis] for k, e in zip(keys, estimates, strict=True)
+        },
+    )
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold threads
+    running: dict[int, _Running] = {}
+    results: dict[int, dict[str, Any]] = {}
+    started_at: dict[int, float] = {}
+    deadline = time.monotonic() + timeout
+
+    def admit() -> None:
+        while pending and len(running) < n_workers:
+            free = None if budget is None else budget - sum(r.estimate for r in running.values())
+            pick = next((i for i in pending if free is None or need[i] <= free), None)
+            if pick is None and not running:
+                pick = pending[0]  # larger than the whole budget: it runs alone
+                log.warning(
+                    "job_over_memory_budget",
+                    job="/".join(keys[pick]),
+                    estimate_gib=_gib(need[pick]),
+                    budget_gib=_gib(budget),
+                )
+            if pick is None:
+                return
+            pending.remove(pick)
+            parent, child = ctx.Pipe(duplex=False)
+            r = requests[pick]
+            args = (root, r.model_dump(mode="json"), regions[pick], refresh_fn)
+            proc = ctx.Process(target=_child, args=(child, job, args), daemon=False)
+            proc.start()
+            child.close()
+            started_at[pick] = time.monotonic()
+            running[pick] = _Running(pick, proc, parent, need[pick])
+
+    def finish(run: _Running, summary: dict[str, Any]) -> None:
+        run.proc.join(10)
+        run.conn.close()
+        results[run.index] = summary
+        del running[run.index]
+
+    try:
+        admit()
+        while running:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready = wait(
+                [r.conn for r in running.values()] + [r.proc.sentinel for r in running.values()],
+                timeout=min(left, 5.0),
+            )
+            for run in list(running.values()):
+                if run.conn in ready or run.conn.poll():
+                    try:
+                        summary = run.conn.recv()
+                    except (EOFError, OSError):
+                        summary = None
+                    if summary is not None:
+                        finish(run, summary)
+                        continue
+                if run.proc.sentinel in ready or not run.proc.is_alive():
+                    run.proc.join(1)
+                    code = run.proc.exitcode
+                    why = (
+                        f"worker process killed by signal {-code}"
+                        + (" (out of memory?)" if code == -9 else "")
+                        if code is not None and code < 0
+                        else f"worker process exited with code {code} before reporting"
+                    )
+                    finish(run, _lost(why, time.monotonic() - started_at[run.index]))
+            admit()
+    finally:
+        # Past the deadline (or on an error here): stop what still runs. A refresh is
+        # crash-safe, so killing its process is the honest way to enforce the timeout.
+        for run in list(running.values()):
+            run.proc.kill()
+            run.proc.join(10)  # reap, so nobody mistakes the dead for a live lock holder
+            run.conn.close()
+            results[run.index] = _lost(
+                f"not finished within {timeout:g}s; stopped", timeout, ExitCode.INTERNAL
+            )
+        running.clear()
+    for i in pending:
+        results[i] = _lost(
+            f"not started within {timeout:g}s (waiting for a worker or memory)", timeout
+        )
+    _remember(root, keys, estimates, results)
+    return [results[i] for i in range(len(requests))]
+
+
+def _lost(error: str, seconds: float, code: ExitCode = ExitCode.INTERNAL) -> dict[str, Any]:
+    return {
+        "manifest": None,
+        "error": error,
+        "worker": None,
+        "seconds": seconds,
+        "exit_code": int(code),
+    }
+
+
+def _remember(
+    root: str,
+    keys: list[tuple[str, str]],
+    estimates: list[Estimate],
+    results: dict[int, dict[str, Any]],
+) -> None:
+    measured = [
+        (j, p, e.subjects, int(results[i]["peak_rss_bytes"]))
+        for i, ((j, p), e) in enumerate(zip(keys, estimates, strict=True))
+        if results.get(i, {}).get("peak_rss_bytes") and results[i].get("error") is None
+    ]
+    record_peaks(Path(root), measured)
+    for j, p, _, peak in measured:
+        log.info("job_memory", job=f"{j}/{p}", peak_gib=_gib(peak))

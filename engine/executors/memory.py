@@ -1,0 +1,169 @@
+"""How much memory a jurisdiction's refresh needs, so the local pool never overcommits.
+
+A refresh holds one jurisdiction's governed rows in memory, so its peak grows with the
+jurisdiction's data subjects. Each local-pool job runs in a fresh process and reports its
+peak resident set (``ru_maxrss``); the pool keeps the last figure per (jurisdiction,
+purpose) in ``logs/job-memory.json`` (counts and bytes only: no personal data) and the next
+fan-out estimates each job from it:
+
+1. the job's own last peak, scaled by how its subject count changed since;
+2. else its subjects times the largest bytes-per-subject any measured job of this
+   workspace needed (same purpose first);
+3. else its subjects times ``DEFAULT_BYTES_PER_SUBJECT`` (measured on the 10M sample,
+   docs/performance.md), until a job of this workspace has been measured.
+
+The pool then starts the largest job that fits the memory budget next to those running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from engine.errors import UsageError
+
+log = structlog.get_logger(__name__)
+
+HISTORY = "job-memory.json"
+ENV_BUDGET = "PGOV_MEMORY_BUDGET"
+# Peak RSS of a whole refresh per data subject of the 10M sample (EU-DE, 1.6M subjects, ten
+# sources): see docs/performance.md, "10M". Only used before this workspace has a figure.
+DEFAULT_BYTES_PER_SUBJECT = 5 * 1024
+# An estimate is a forecast, not a promise: keep a margin.
+MARGIN = 1.1
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'10G', '10GiB', '512M', '1.5g', '2000000000' -> bytes. Refuses anything else."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    if not m or float(m.group(1)) <= 0:
+        raise UsageError(f"memory budget '{text}' is not a size such as 10G or 512M")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def available_bytes() -> int | None:
+    """MemAvailable of this host (Linux), or None where /proc/meminfo says nothing."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def resolve_budget(budget: str | int | None) -> int | None:
+    """An explicit budget (bytes or a size string), else $PGOV_MEMORY_BUDGET, else 80 % of the
+    memory available now; None when none of these is known (no memory limit applied)."""
+    if isinstance(budget, int):
+        if budget <= 0:
+            raise UsageError("memory budget must be positive")
+        return budget
+    text = budget or os.environ.get(ENV_BUDGET, "")
+    if text:
+        return parse_size(text)
+    avail = available_bytes()
+    return int(avail * 0.8) if avail else None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    bytes: int | None  # None: nothing to go by (the job gets an equal share of the budget)
+    subjects: int | None
+    basis: str  # "measured", "workspace rate", "default rate" or "unknown"
+
+
+def _history_path(root: Path) -> Path:
+    return root / "logs" / HISTORY
+
+
+def load_history(root: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(_history_path(root).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def record_peaks(root: Path, measured: Sequence[tuple[str, str, int | None, int]]) -> None:
+    """(jurisdiction, purpose, subjects, peak bytes) of finished jobs into the history."""
+    if not measured:
+        return
+    history = load_history(root)
+    for j, p, subjects, peak in measured:
+        history[f"{j}/{p}"] = {"subjects": subjects, "peak_bytes": int(peak)}
+    path = _history_path(root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(history, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:  # an estimate is a convenience: never fail a fan-out over it
+        log.warning("job_memory_not_recorded", error=str(exc))
+
+
+def subject_counts(root: Path) -> dict[str, int]:
+    """Subjects per jurisdiction from the subjects source (one column read), or {}."""
+    try:
+        import polars as pl
+
+        from engine.sources import scan, source_file
+        from engine.workspace import Workspace
+
+        ws = Workspace.open(root)
+        name = ws.config.subjects
+        spec = ws.source(name)
+        col = spec.jurisdiction_column
+        lf = scan(source_file(ws, name), spec.format).select(pl.col(col).cast(pl.String))
+        counts = lf.group_by(col).len().collect()
+    except Exception as exc:  # the source is checked properly by the refresh itself
+        log.warning("subject_counts_unavailable", error=f"{exc.__class__.__name__}: {exc}")
+        return {}
+    return {str(j): int(n) for j, n in counts.iter_rows() if j is not None}
+
+
+def estimate(
+    jobs: Sequence[tuple[str, str]],
+    history: dict[str, dict[str, Any]],
+    subjects: dict[str, int],
+) -> list[Estimate]:
+    """One estimate per (jurisdiction, purpose), in order."""
+
+    def rate(purpose: str | None) -> float | None:
+        rates = [
+            h["peak_bytes"] / h["subjects"]
+            for key, h in history.items()
+            if h.get("subjects")
+            and h.get("peak_bytes")
+            and (purpose is None or key.rsplit("/", 1)[-1] == purpose)
+        ]
+        return max(rates) if rates else None
+
+    out: list[Estimate] = []
+    for j, p in jobs:
+        n = subjects.get(j)
+        own = history.get(f"{j}/{p}")
+        if own and own.get("peak_bytes"):
+            peak = float(own["peak_bytes"])
+            if n and own.get("subjects"):
+                peak *= max(1.0, n / own["subjects"])
+            out.append(Estimate(int(peak * MARGIN), n, "measured"))
+            continue
+        if n is None:
+            out.append(Estimate(None, None, "unknown"))
+            continue
+        r = rate(p) or rate(None)
+        if r is not None:
+            out.append(Estimate(int(n * r * MARGIN), n, "workspace rate"))
+        else:
+            out.append(Estimate(int(n * DEFAULT_BYTES_PER_SUBJECT), n, "default rate"))
+    return out
