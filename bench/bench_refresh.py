@@ -50,6 +50,10 @@ class StageMemory:
 
     def __init__(self) -> None:
         self.peak: dict[str, float] = {}
+        # CPU seconds of the whole process (every thread) per stage: the steadier figure
+        # when other jobs share the cores.
+        self.cpu: dict[str, float] = {}
+        self._cpu_mark = time.process_time()
         self._window = 0.0
         self._lock = threading.Lock()
         threading.Thread(target=self._sample, daemon=True).start()
@@ -64,6 +68,9 @@ class StageMemory:
             now = self.rss_gib()
             self.peak[event.stage] = max(self.peak.get(event.stage, 0.0), self._window, now)
             self._window = now
+            cpu = time.process_time()
+            self.cpu[event.stage] = self.cpu.get(event.stage, 0.0) + cpu - self._cpu_mark
+            self._cpu_mark = cpu
 
     def _sample(self) -> None:
         while True:
@@ -77,6 +84,13 @@ class StageMemory:
             out = " ".join(f"{k}={v:.2f}" for k, v in self.peak.items())
             self.peak.clear()
             self._window = self.rss_gib()
+        return out
+
+    def report_cpu(self) -> str:
+        with self._lock:
+            out = " ".join(f"{k}={v:.2f}" for k, v in self.cpu.items())
+            self.cpu.clear()
+            self._cpu_mark = time.process_time()
         return out
 
 
@@ -131,6 +145,7 @@ def main() -> None:
                 f"({crm.input_rows / seconds:,.0f}/s), valid={result.valid}, "
                 f"personas={result.personas}; stages: {stages}"
             )
+            print(f"  cpu s by stage: {memory.report_cpu()}")
             print(f"  peak RSS GiB by stage: {memory.report()}")
         print(f"total refresh time: {total:.1f} s; peak RSS: {_peak_rss_gib():.2f} GiB")
     finally:

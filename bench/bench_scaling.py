@@ -44,6 +44,7 @@ def run_set(n: int, seed: int, purpose: Purpose, memory: StageMemory) -> tuple[f
         generate(n, seed, root / "data", "parquet", as_of=AS_OF)
         ws = Workspace.open(root)
         memory.report()  # forget the generator's peak
+        memory.report_cpu()
         t, c = time.perf_counter(), time.process_time()
         for j in ws.config.jurisdictions:
             actor = ACTORS.get(purpose.value) or _analyst(ws, j)
