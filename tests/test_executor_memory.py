@@ -15,6 +15,7 @@ from engine.config import Purpose
 from engine.errors import UsageError
 from engine.executor import run_all
 from engine.executors.memory import (
+    BASE_BYTES,
     DEFAULT_BYTES_PER_SUBJECT,
     MARGIN,
     estimate,
@@ -72,22 +73,25 @@ def test_sizes_parse_and_nonsense_is_a_usage_error(monkeypatch: pytest.MonkeyPat
 
 def test_estimates_use_own_peak_then_workspace_rate_then_default() -> None:
     history = {
-        "EU-DE/kyc_aml": {"subjects": 1000, "peak_bytes": 4_000_000},
-        "UK/marketing_segmentation": {"subjects": 1000, "peak_bytes": 2_000_000},
+        "EU-DE/kyc_aml": {"subjects": 1000, "peak_bytes": BASE_BYTES + 4_000_000},
+        "UK/marketing_segmentation": {"subjects": 1000, "peak_bytes": BASE_BYTES + 2_000_000},
     }
     subjects = {"EU-DE": 2000, "UK": 500, "SG": 100}
     jobs = [("EU-DE", "kyc_aml"), ("SG", "kyc_aml"), ("SG", "credit"), ("BR", "kyc_aml")]
     de, sg, sg_other, br = estimate(jobs, history, subjects)
     # its own peak, grown with its subjects (twice as many now)
-    assert de.basis == "measured" and de.bytes == int(8_000_000 * MARGIN)
-    # no figure of its own: the workspace's bytes per subject for this purpose (4000/subject)
-    assert sg.basis == "workspace rate" and sg.bytes == int(100 * 4000 * MARGIN)
+    assert de.basis == "measured" and de.bytes == int((BASE_BYTES + 4_000_000) * 2 * MARGIN)
+    # no figure of its own: a process's base plus the workspace's bytes per subject for this
+    # purpose (4000 per subject above the base)
+    assert sg.basis == "workspace rate"
+    assert sg.bytes == int((BASE_BYTES + 100 * 4000) * MARGIN)
     # no figure for the purpose either: the largest rate of any purpose
-    assert sg_other.basis == "workspace rate" and sg_other.bytes == int(100 * 4000 * MARGIN)
+    assert sg_other.basis == "workspace rate" and sg_other.bytes == sg.bytes
     # subjects unknown: nothing to go by
     assert br.basis == "unknown" and br.bytes is None
     [fresh] = estimate([("SG", "kyc_aml")], {}, subjects)
-    assert fresh.basis == "default rate" and fresh.bytes == 100 * DEFAULT_BYTES_PER_SUBJECT
+    assert fresh.basis == "default rate"
+    assert fresh.bytes == BASE_BYTES + 100 * DEFAULT_BYTES_PER_SUBJECT
 
 
 def test_subjects_are_counted_per_jurisdiction_from_the_subjects_source(tmp_path: Path) -> None:

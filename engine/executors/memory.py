@@ -7,10 +7,10 @@ purpose) in ``logs/job-memory.json`` (counts and bytes only: no personal data) a
 fan-out estimates each job from it:
 
 1. the job's own last peak, scaled by how its subject count changed since;
-2. else its subjects times the largest bytes-per-subject any measured job of this
-   workspace needed (same purpose first);
-3. else its subjects times ``DEFAULT_BYTES_PER_SUBJECT`` (measured on the 10M sample,
-   docs/performance.md), until a job of this workspace has been measured.
+2. else a process's base plus its subjects times the largest bytes-per-subject any
+   measured job of this workspace needed (same purpose first);
+3. else the base plus its subjects times ``DEFAULT_BYTES_PER_SUBJECT`` (measured on the
+   10M sample, docs/performance.md), until a job of this workspace has been measured.
 
 The pool then starts the largest job that fits the memory budget next to those running.
 """
@@ -35,7 +35,10 @@ HISTORY = "job-memory.json"
 ENV_BUDGET = "PGOV_MEMORY_BUDGET"
 # Peak RSS of a whole refresh per data subject of the 10M sample (EU-DE, 1.6M subjects, ten
 # sources): see docs/performance.md, "10M". Only used before this workspace has a figure.
-DEFAULT_BYTES_PER_SUBJECT = 5 * 1024
+DEFAULT_BYTES_PER_SUBJECT = 8 * 1024
+# A worker process before it reads any row (Python, Polars, scikit-learn, the policy engine),
+# so small jurisdictions' rates do not inflate large ones' estimates.
+BASE_BYTES = 256 * 2**20
 # An estimate is a forecast, not a promise: keep a margin.
 MARGIN = 1.1
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -140,7 +143,7 @@ def estimate(
 
     def rate(purpose: str | None) -> float | None:
         rates = [
-            h["peak_bytes"] / h["subjects"]
+            max(0, h["peak_bytes"] - BASE_BYTES) / h["subjects"]
             for key, h in history.items()
             if h.get("subjects")
             and h.get("peak_bytes")
@@ -163,7 +166,7 @@ def estimate(
             continue
         r = rate(p) or rate(None)
         if r is not None:
-            out.append(Estimate(int(n * r * MARGIN), n, "workspace rate"))
+            out.append(Estimate(int((BASE_BYTES + n * r) * MARGIN), n, "workspace rate"))
         else:
-            out.append(Estimate(int(n * DEFAULT_BYTES_PER_SUBJECT), n, "default rate"))
+            out.append(Estimate(BASE_BYTES + n * DEFAULT_BYTES_PER_SUBJECT, n, "default rate"))
     return out
