@@ -34,6 +34,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -136,10 +137,16 @@ def measure(cmd: list[str], env: dict[str, str]) -> Measured:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    # Its own process group, so an interrupted bench stops the pool workers too.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
     mem = TreeMemory(proc.pid)
     mem.start()
-    out, _ = proc.communicate()
+    try:
+        out, _ = proc.communicate()
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     wall = time.perf_counter() - t
     mem.stop()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -175,16 +182,20 @@ class TempWorkspace:
         self.env["PYTHONPATH"] = str(REPO)
 
     def __enter__(self) -> TempWorkspace:
-        subprocess.run(
-            [*PGOV, "init", str(self.root)], env=self.env, check=True, stdout=subprocess.DEVNULL
-        )
-        (self.root / "pgov.toml").write_text(self._pointed_config())
-        subprocess.run(
-            [*PGOV, "keys", "init", "-w", str(self.root)],
-            env=self.env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        try:
+            subprocess.run(
+                [*PGOV, "init", str(self.root)], env=self.env, check=True, stdout=subprocess.DEVNULL
+            )
+            (self.root / "pgov.toml").write_text(self._pointed_config())
+            subprocess.run(
+                [*PGOV, "keys", "init", "-w", str(self.root)],
+                env=self.env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
         return self
 
     def _pointed_config(self) -> str:
