@@ -29,8 +29,8 @@ from engine.kyc.delivery import deliver
 from engine.kyc.io import write_routing
 from engine.kyc.model import KycRouting
 from engine.kyc.routing import assign_queues, summarise
-from engine.kyc.synthetic import synthetic_facts
 from engine.kyc.tiering import apply_stability, score_tiers
+from engine.sample.kyc_facts import synthetic_facts
 
 AS_OF = date(2026, 11, 23)
 

@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_segment.py --full          # also 10M customers
     .venv/bin/python bench/bench_segment.py --customers 200000 --strategy gmm
 
-Synthetic governed frames (engine.segment.synthetic: tokens, four planted groups).
+Synthetic governed frames (engine.sample.governed: tokens, four planted groups).
 `peak_after_*` is the process high-water mark (ru_maxrss), which the input generator's numpy
 temporaries dominate; `rss_*_peak_gib` is sampled (psutil, every 50 ms) during each stage
 only, and `rss_*_delta_gib` is that stage's peak above the RSS it started from.
@@ -27,9 +27,9 @@ import psutil
 from engine.config import SegmentationSpec
 from engine.features import build_features
 from engine.sample.declaration import sample_config
+from engine.sample.governed import synthetic_governed
 from engine.segment import segment
 from engine.segment.strategies import feature_matrix, make_strategy
-from engine.segment.synthetic import synthetic_governed
 
 AS_OF = date(2026, 10, 31)
 T = TypeVar("T")

@@ -17,7 +17,6 @@ from engine.policy.plan import EnforcementPlan
 from engine.sources import SourceFrames
 
 # The inactivity fact reads this column of the subjects source when it is declared.
-LAST_ACTIVITY = "last_activity_date"
 _FACT_ROLES = (
     PrivacyRole.DATE_OF_BIRTH,
     PrivacyRole.PRIVACY_REQUEST_TYPE,
@@ -83,9 +82,11 @@ def subject_facts(sources: SourceFrames, as_of: date) -> pl.LazyFrame:
         if dob is not None and dob in cols
         else pl.lit(None, pl.Int32)
     )
+    # "Last activity" is the subjects source's declared record date, whatever it is called.
+    last = src.spec.record_date_column
     idle = (
-        (pl.lit(as_of) - pl.col(LAST_ACTIVITY).cast(pl.Date)).dt.total_days()
-        if LAST_ACTIVITY in cols
+        (pl.lit(as_of) - pl.col(last).cast(pl.Date)).dt.total_days()
+        if last is not None and last in cols
         else pl.lit(None, pl.Int64)
     )
     lf = lf.with_columns(
@@ -164,7 +165,8 @@ def needed_columns(plan: EnforcementPlan, config: WorkspaceConfig) -> dict[str, 
             cols |= rule.condition.fields()
         cols |= {c for c, s in spec.columns.items() if s.role in _FACT_ROLES}
         if name == config.subjects:
-            cols.add(LAST_ACTIVITY)
+            if spec.record_date_column:
+                cols.add(spec.record_date_column)
             for cond in subject_conditions:
                 cols |= cond.fields()
         out[name] = cols & set(spec.columns)

@@ -12,7 +12,7 @@ from engine.enforce import GovernedFrames
 from engine.errors import BadInputError
 from engine.features import FeatureFrame, build_features
 from engine.sample.declaration import sample_config
-from engine.segment.synthetic import synthetic_governed
+from engine.sample.governed import synthetic_governed
 
 AS_OF = date(2026, 10, 31)
 

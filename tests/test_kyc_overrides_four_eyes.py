@@ -21,7 +21,7 @@ from engine.kyc import route_facts
 from engine.kyc.bundle import evaluate_ruleset
 from engine.kyc.io import write_routing
 from engine.kyc.overrides import apply_overrides, approve_override, load_overrides, request_override
-from engine.kyc.synthetic import facts_from_rows
+from engine.sample.kyc_facts import facts_from_rows
 from engine.workspace import Workspace
 from lineage.auditlog import AuditLog
 

@@ -17,8 +17,8 @@ from engine.kyc.bundle import evaluate_ruleset
 from engine.kyc.facts import build_facts
 from engine.kyc.io import load_routing, read_routing, write_routing
 from engine.kyc.ruleset import KycRuleset
-from engine.kyc.synthetic import facts_from_rows, synthetic_facts
 from engine.sample.declaration import sample_config
+from engine.sample.kyc_facts import facts_from_rows, synthetic_facts
 from engine.segment.model import Segmentation
 
 AS_OF = date(2026, 11, 23)

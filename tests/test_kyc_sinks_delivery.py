@@ -28,8 +28,8 @@ from engine.kyc.bundle import evaluate_ruleset
 from engine.kyc.delivery import APPROVED, OBLIGATION, deliver
 from engine.kyc.model import KycRouting
 from engine.kyc.sinks import SinkItem
-from engine.kyc.synthetic import synthetic_facts
 from engine.kyc.webhook import retry_after_seconds
+from engine.sample.kyc_facts import synthetic_facts
 from engine.workspace import Workspace
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "engine" / "defaults" / "pgov.toml"

@@ -13,7 +13,7 @@ import pytest
 from engine.kyc import route_facts
 from engine.kyc.bundle import evaluate_ruleset
 from engine.kyc.ruleset import KycRuleset
-from engine.kyc.synthetic import facts_from_rows
+from engine.sample.kyc_facts import facts_from_rows
 
 D0 = date(2026, 1, 1)
 COOLDOWN = 90

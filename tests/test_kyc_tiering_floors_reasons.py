@@ -14,8 +14,8 @@ from engine.errors import PolicyError
 from engine.kyc import route_facts
 from engine.kyc.bundle import evaluate_ruleset
 from engine.kyc.ruleset import TIER_RANK, KycRuleset
-from engine.kyc.synthetic import facts_from_rows, synthetic_facts
 from engine.kyc.tiering import add_months
+from engine.sample.kyc_facts import facts_from_rows, synthetic_facts
 
 AS_OF = date(2026, 11, 23)
 

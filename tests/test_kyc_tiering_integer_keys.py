@@ -8,8 +8,8 @@ from datetime import date
 import polars as pl
 
 from engine.kyc.bundle import evaluate_ruleset
-from engine.kyc.synthetic import synthetic_facts
 from engine.kyc.tiering import apply_stability, score_tiers
+from engine.sample.kyc_facts import synthetic_facts
 
 AS_OF = date(2026, 11, 23)
 

@@ -14,9 +14,9 @@ from engine.cli import app
 from engine.config import SegmentationSpec
 from engine.features import build_features
 from engine.sample.declaration import sample_config
+from engine.sample.governed import synthetic_governed
 from engine.segment import segment
 from engine.segment.io import write_segmentation
-from engine.segment.synthetic import synthetic_governed
 
 runner = CliRunner()
 

@@ -11,10 +11,10 @@ import pytest
 from engine.config import SegmentationSpec
 from engine.features import build_features
 from engine.sample.declaration import sample_config
+from engine.sample.governed import synthetic_governed
 from engine.segment import segment
 from engine.segment.diff import diff_versions, migration_counts
 from engine.segment.io import read_assignments, write_segmentation
-from engine.segment.synthetic import synthetic_governed
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 from engine.config import SegmentationSpec
 from engine.features import FeatureFrame, build_features
 from engine.sample.declaration import sample_config
+from engine.sample.governed import synthetic_governed
 from engine.segment import segment
 from engine.segment.gates import (
     canonical_labels,
@@ -18,7 +19,6 @@ from engine.segment.gates import (
     merge_small,
     min_size_gate,
 )
-from engine.segment.synthetic import synthetic_governed
 
 
 def _gates(seg: object) -> dict[str, object]:

@@ -12,10 +12,10 @@ from engine.config import SegmentationSpec
 from engine.errors import BadInputError
 from engine.features import build_features
 from engine.sample.declaration import sample_config
+from engine.sample.governed import synthetic_governed
 from engine.segment import segment
 from engine.segment.io import read_assignments, read_personas, write_segmentation
 from engine.segment.model import Segmentation
-from engine.segment.synthetic import synthetic_governed
 from lineage.canonical import canonical_json
 
 

@@ -12,10 +12,10 @@ from engine.config import SegmentationSpec
 from engine.enforce import GovernedFrames
 from engine.features import build_features
 from engine.sample.declaration import sample_config
+from engine.sample.governed import synthetic_governed
 from engine.segment import segment
 from engine.segment.model import Segmentation
 from engine.segment.profiles import unique_names
-from engine.segment.synthetic import synthetic_governed
 
 AS_OF = date(2026, 10, 31)
 

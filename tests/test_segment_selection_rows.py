@@ -16,10 +16,10 @@ import engine.segment.base as base
 from engine.config import SegmentationSpec
 from engine.features import FeatureFrame, build_features
 from engine.sample.declaration import sample_config
+from engine.sample.governed import synthetic_governed
 from engine.segment import segment
 from engine.segment.silhouette import silhouette
 from engine.segment.strategies import KMeansStrategy, feature_matrix, sample_indices
-from engine.segment.synthetic import synthetic_governed
 from engine.segment.threads import single_thread, threads_for
 
 AS_OF = date(2026, 10, 31)

@@ -16,6 +16,7 @@ from sklearn.metrics import adjusted_rand_score
 from engine.config import SegmentationSpec
 from engine.features import FeatureFrame, build_features
 from engine.sample.declaration import sample_config
+from engine.sample.governed import synthetic_governed
 from engine.segment import segment
 from engine.segment.io import write_segmentation
 from engine.segment.strategies import (
@@ -25,7 +26,6 @@ from engine.segment.strategies import (
     make_strategy,
     sample_indices,
 )
-from engine.segment.synthetic import synthetic_governed
 
 AS_OF = date(2026, 10, 31)
 DEFAULTS = Path(__file__).resolve().parents[1] / "engine" / "defaults" / "pgov.toml"
