@@ -68,6 +68,8 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "version_rolled_back",
         "version_validated",
         "version_validation_refused",
+        "vault_erased",
+        "vault_written",
     }
 )
 
@@ -79,6 +81,7 @@ SIGNED_AT_ONCE: tuple[str, ...] = (
     "key_initialised",
     "version_approved",
     "access_denied",
+    "vault_erased",
 )
 
 DENIED = "access_denied"

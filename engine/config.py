@@ -152,6 +152,11 @@ class KeysSpec(_Strict):
     master: str = "file:keys/master.key"
     signing_dir: str = "keys/signing"
     trust_file: str = "keys/trust.json"
+    # How new kyc-domain tokens are made: "vault" (keyed HMAC token + encrypted token vault,
+    # vectorised) or "siv" (AES-SIV ciphertext as the token, one call per value). Tokens of
+    # both kinds always re-identify; a workspace whose KYC chains must keep linking across
+    # the upgrade keeps "siv" until its next key rotation (docs/keys.md).
+    kyc_tokens: Literal["vault", "siv"] = "vault"
 
 
 class PolicySpec(_Strict):

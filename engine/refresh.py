@@ -193,6 +193,7 @@ def _run_locked(
     from engine.enforce_subjects import needed_columns
     from engine.features import build_features
     from engine.pseudonym import Pseudonymiser
+    from engine.pseudonym.filing import file_tokens
     from engine.pseudonym.keyring import Keyring
     from engine.quarantine import write_quarantine
     from engine.segment import segment
@@ -219,9 +220,12 @@ def _run_locked(
 
     t = time.perf_counter()
     timer.stage = "enforce"
+    pseudonymiser = Pseudonymiser.for_workspace(ws, keyring)
     governed: GovernedFrames = enforce(
-        sources, plan, Pseudonymiser(keyring), request.as_of, release=True
+        sources, plan, pseudonymiser, request.as_of, release=True
     )
+    # kv tokens are filed in the token vault before anything carrying them is published.
+    file_tokens(ws, pseudonymiser, actor, run_id=run_id, jurisdiction=j, purpose=p)
     timer.lap("enforce", t)
     crash_point("enforce")
     for name, acc in governed.accounting.items():

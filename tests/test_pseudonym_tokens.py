@@ -1,4 +1,5 @@
-"""Pseudonym tokens: marketing HMAC and kyc AES-SIV, joins, separation, rotation, no leaks."""
+"""Pseudonym tokens: marketing HMAC and kyc (vault HMAC, AES-SIV), joins, separation,
+rotation, no leaks. The kyc vault itself: tests/test_pseudonym_vault.py."""
 
 from __future__ import annotations
 
@@ -54,26 +55,29 @@ def test_domains_and_columns_give_unrelated_tokens(ring: Keyring) -> None:
     m_id = p.tokenise(["C1"], "customer_id", "marketing")[0]
     m_email = p.tokenise(["C1"], "email", "marketing")[0]
     k_id = p.tokenise(["C1"], "customer_id", "kyc")[0]
-    assert m_id is not None and m_email is not None and k_id is not None
+    s_id = Pseudonymiser(ring, scheme="siv").tokenise(["C1"], "customer_id", "kyc")[0]
+    assert m_id is not None and m_email is not None and k_id is not None and s_id is not None
     assert m_id.split(".")[1] != m_email.split(".")[1]
-    assert k_id.startswith("k1.") and m_id.startswith("m1.")
+    # The kyc HMAC token uses its own key: it never equals the marketing token's body.
+    assert k_id.split(".")[1] != m_id.split(".")[1]
+    assert k_id.startswith("kv1.") and s_id.startswith("k1.") and m_id.startswith("m1.")
 
 
 def test_kyc_tokens_are_deterministic_and_reversible(ring: Keyring) -> None:
-    p = Pseudonymiser(ring)
+    p = Pseudonymiser(ring, scheme="siv")
     toks = p.tokenise(["C1", "C2", "C1"], "customer_id", "kyc")
     assert toks[0] == toks[2] != toks[1]
     assert p.reveal([t for t in toks if t], "customer_id") == ["C1", "C2", "C1"]
-    assert Pseudonymiser(Keyring({1: KeyVersion(1, "", MASTER)})).tokenise(
+    assert Pseudonymiser(Keyring({1: KeyVersion(1, "", MASTER)}), scheme="siv").tokenise(
         ["C1"], "customer_id", "kyc"
     ) == [toks[0]]
 
 
 def test_wrong_key_wrong_column_or_altered_token_fails_authentication(ring: Keyring) -> None:
-    p = Pseudonymiser(ring)
+    p = Pseudonymiser(ring, scheme="siv")
     [tok] = p.tokenise(["C1"], "customer_id", "kyc")
     assert tok is not None
-    other = Pseudonymiser(Keyring({1: KeyVersion(1, "", b"\x07" * 32)}))
+    other = Pseudonymiser(Keyring({1: KeyVersion(1, "", b"\x07" * 32)}), scheme="siv")
     with pytest.raises(KeyMaterialError, match="failed authentication"):
         other.reveal([tok], "customer_id")
     with pytest.raises(KeyMaterialError, match="failed authentication"):
@@ -95,10 +99,10 @@ def test_marketing_tokens_cannot_be_revealed(ring: Keyring) -> None:
 
 
 def test_rotation_new_version_in_tokens_old_still_reveal(ring: Keyring) -> None:
-    old = Pseudonymiser(ring)
+    old = Pseudonymiser(ring, scheme="siv")
     [t1] = old.tokenise(["C1"], "customer_id", "kyc")
     rotated = ring.with_new_version()
-    new = Pseudonymiser(rotated)
+    new = Pseudonymiser(rotated, scheme="siv")
     [t2] = new.tokenise(["C1"], "customer_id", "kyc")
     [m2] = new.tokenise(["C1"], "customer_id", "marketing")
     assert t1 is not None and t2 is not None and m2 is not None
@@ -107,7 +111,9 @@ def test_rotation_new_version_in_tokens_old_still_reveal(ring: Keyring) -> None:
     assert t1 != t2  # the linkage trade-off: versions do not link
     assert new.reveal([t1, t2], "customer_id") == ["C1", "C1"]
     # Re-pseudonymisation from source under an old version stays possible while it is kept.
-    assert Pseudonymiser(rotated, version=1).tokenise(["C1"], "customer_id", "kyc") == [t1]
+    assert Pseudonymiser(rotated, version=1, scheme="siv").tokenise(
+        ["C1"], "customer_id", "kyc"
+    ) == [t1]
     with pytest.raises(KeyMaterialError):
         Pseudonymiser(rotated, version=5)
 
@@ -126,7 +132,9 @@ def test_key_material_not_in_repr_or_explain(ring: Keyring) -> None:
         MASTER.hex(),
         ring.derive("marketing", "email").hex(),
         ring.derive("kyc", "email", length=64).hex(),
+        ring.derive("kyc_token", "email").hex(),
     }
+    lf = lf.with_columns(p.token_expr("email", "kyc", "email").alias("k"))
     for text in (repr(p), lf.explain()):
         assert not any(s in text for s in secrets_hex)
 
@@ -138,7 +146,7 @@ def test_token_parser_refuses_anything_else() -> None:
 
 
 def test_kyc_batches_give_the_same_tokens_whether_values_repeat_or_not(ring: Keyring) -> None:
-    p = Pseudonymiser(ring)
+    p = Pseudonymiser(ring, scheme="siv")
     distinct = [f"CUST-{i:06d}" for i in range(6000)] + [None]
     repeated = [f"CUST-{i % 50:06d}" for i in range(6000)] + [None]
     a = p.tokenise(distinct, "customer_id", "kyc")
@@ -174,7 +182,7 @@ def test_key_column_lets_differently_named_columns_link(ring: Keyring) -> None:
 def test_kyc_tokens_of_repeated_identifiers_are_computed_once_per_refresh(ring: Keyring) -> None:
     """The customer id is in every source: its AES-SIV tokens are reused, not recomputed,
     and reuse never changes a token."""
-    p = Pseudonymiser(ring)
+    p = Pseudonymiser(ring, scheme="siv")
     events = pl.DataFrame({"customer_id": ["C1", "C2", "C1", "C2", "C1", None]})
     first = events.select(p.token_expr("customer_id", "kyc"))["customer_id"]
     memo = p._memo.get("customer_id")
@@ -183,7 +191,7 @@ def test_kyc_tokens_of_repeated_identifiers_are_computed_once_per_refresh(ring: 
     second = crm.select(p.token_expr("customer_id", "kyc"))["customer_id"]
     memo = p._memo.get("customer_id")
     assert memo is not None and sorted(memo["v"].to_list()) == ["C1", "C2", "C3"]
-    fresh = Pseudonymiser(ring)
+    fresh = Pseudonymiser(ring, scheme="siv")
     assert first.to_list() == fresh.tokenise(events["customer_id"].to_list(), "customer_id", "kyc")
     assert second.to_list() == fresh.tokenise(crm["customer_id"].to_list(), "customer_id", "kyc")
     assert first[5] is None

@@ -15,11 +15,13 @@ import pytest
 from test_actor_support import enrol_actors
 from typer.testing import CliRunner
 
+import engine.policy  # noqa: F401  (imported before any test swaps engine.policy.decide)
 from engine import audit
 from engine.cli import app
 from engine.errors import BadInputError, KeyMaterialError, PolicyDenied, UsageError
 from engine.pseudonym import Keyring, Pseudonymiser
 from engine.pseudonym.reidentify import queue_tokens, reidentify, token_digest
+from engine.pseudonym.vault import Vault
 from engine.workspace import Workspace
 
 DEFAULTS = Path(__file__).resolve().parents[1] / "engine" / "defaults" / "pgov.toml"
@@ -77,8 +79,14 @@ def _publish(ws: Workspace, toks: list[str], jurisdiction: str = "EU-DE") -> Non
     pl.DataFrame({"customer_id": old + toks}).write_parquet(path)
 
 
-def _tokens(ws: Workspace, values: list[str], jurisdiction: str = "EU-DE") -> list[str]:
-    toks = Pseudonymiser(Keyring.load(ws)).tokenise(values, "customer_id", "kyc")  # type: ignore[arg-type]
+def _tokens(
+    ws: Workspace, values: list[str], jurisdiction: str = "EU-DE", scheme: str = "vault"
+) -> list[str]:
+    """Tokens as a refresh makes them: kv tokens filed in the workspace's vault (or old-style
+    AES-SIV `k` tokens with scheme="siv"), published in a version of `jurisdiction`."""
+    pseudo = Pseudonymiser(Keyring.load(ws), scheme=scheme, vault=Vault.for_workspace(ws))
+    toks = pseudo.tokenise(values, "customer_id", "kyc")  # type: ignore[arg-type]
+    pseudo.flush()
     out = [t for t in toks if t is not None]
     _publish(ws, out, jurisdiction)
     return out
@@ -133,12 +141,17 @@ def test_altered_token_or_wrong_key_never_returns_garbage(
     ws: Workspace, audited: list[dict[str, Any]], policy: list[Any]
 ) -> None:
     good, other = _tokens(ws, ["C1", "C2"])
-    altered = other[:-2] + ("AA" if other[-2:] != "AA" else "BB")
+    altered = other[:-2] + ("aa" if other[-2:] != "aa" else "bb")
     _publish(ws, [altered])  # even a token planted in a version never decrypts to garbage
-    with pytest.raises(KeyMaterialError, match="failed authentication"):
+    with pytest.raises(KeyMaterialError, match="not in the token vault"):
         reidentify(ws, ALLOWED, [good, altered], "customer_id")
     with pytest.raises(KeyMaterialError, match="failed authentication"):
         reidentify(ws, ALLOWED, [good], "customer_id", keyring=Keyring.generate())
+    old_good, old_other = _tokens(ws, ["C1", "C2"], scheme="siv")
+    flipped = old_other[:-2] + ("AA" if old_other[-2:] != "AA" else "BB")
+    _publish(ws, [flipped])
+    with pytest.raises(KeyMaterialError, match="failed authentication"):
+        reidentify(ws, ALLOWED, [old_good, flipped], "customer_id")
     assert all(e["outcome"] == "refused" for e in audited)
     with pytest.raises(UsageError):
         reidentify(ws, ALLOWED, [], "customer_id")
@@ -149,11 +162,12 @@ def test_tokens_survive_rotation(
 ) -> None:
     from engine.pseudonym.lifecycle import rotate_master
 
+    siv = _tokens(ws, ["C9"], scheme="siv")  # published before the token vault existed
     old = _tokens(ws, ["C9"])
     assert rotate_master(ws, "data-engineer") == 2
     new = _tokens(ws, ["C9"])
-    assert new[0].startswith("k2.") and old[0].startswith("k1.")
-    assert reidentify(ws, ALLOWED, old + new, "customer_id") == ["C9", "C9"]
+    assert new[0].startswith("kv2.") and old[0].startswith("kv1.") and siv[0].startswith("k1.")
+    assert reidentify(ws, ALLOWED, siv + old + new, "customer_id") == ["C9", "C9", "C9"]
 
 
 def test_queue_files_parquet_and_json(ws: Workspace, tmp_path: Path) -> None:

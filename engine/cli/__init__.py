@@ -20,6 +20,7 @@ from engine.cli import (
     policy_cmd,
     report_cmd,
     run_cmd,
+    vault_cmd,
     versions_cmd,
 )
 from engine.cli._common import set_quiet, set_verbose, silence_stdout
@@ -47,6 +48,7 @@ for _module in (
     report_cmd,
     experiment_cmd,
     activate_cmd,
+    vault_cmd,
 ):
     _module.register(app)
 

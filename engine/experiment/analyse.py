@@ -85,7 +85,6 @@ def governed_outcomes(
     from engine.enforce import enforce
     from engine.policy.decide import decide, engine_for
     from engine.pseudonym import Pseudonymiser
-    from engine.pseudonym.keyring import Keyring
     from engine.request import RefreshRequest
     from engine.sources import load_sources
 
@@ -95,7 +94,7 @@ def governed_outcomes(
     )
     plan = decide(ws, request, engine_for(ws))
     governed = enforce(
-        load_sources(ws, v["jurisdiction"], as_of), plan, Pseudonymiser(Keyring.load(ws)), as_of
+        load_sources(ws, v["jurisdiction"], as_of), plan, Pseudonymiser.for_workspace(ws), as_of
     )
     frame = governed.frames.get(source)
     if frame is None or column not in frame.columns or KEY not in frame.columns:

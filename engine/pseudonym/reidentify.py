@@ -7,8 +7,9 @@ once per jurisdiction against the actor's scope, then the attempt is audited, an
 is anything decrypted. A token found in no published version has no provable jurisdiction
 and is refused: re-identifying it could be a transfer nobody decided. A denied or failed attempt is
 audited too (the auditor sees who tried), with sha256 digests of the tokens, never the
-tokens' cleartext. A wrong key or an altered token fails AES-SIV authentication: the call
-refuses as a whole, it never returns a partial list or garbage.
+tokens' cleartext. A wrong key or an altered token fails AES-SIV authentication, and a kv
+token missing from the token vault (erased, or never filed) is refused: the call refuses as
+a whole, it never returns a partial list or garbage.
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ def reidentify(
         for j in jurisdictions:
             _authorize(ws, actor, column, j)
         ring = keyring if keyring is not None else Keyring.load(ws)
-        values = Pseudonymiser(ring).reveal(tokens, column)
+        # kv tokens are looked up in the workspace's token vault; k tokens decrypt as is.
+        values = Pseudonymiser.for_workspace(ws, ring).reveal(tokens, column)
     except PgovError as exc:
         audit.record(
             ws,

@@ -2,9 +2,14 @@
 
     marketing   HMAC-SHA256 (polars-hash, vectorised) of the normalised value, truncated to
                 128 bits: "m<version>.<32 hex>". Irreversible.
-    kyc         deterministic AES-SIV (cryptography) with associated data
-                "kyc|<column>|<version>": "k<version>.<base64url>". Reversible only with the
-                key, through engine.pseudonym.reidentify.
+    kyc         reversible only with the key, through engine.pseudonym.reidentify; two kinds:
+      vault     (new tokens, the default) HMAC-SHA256 of the normalised value under a
+                kyc-token key, truncated to 128 bits: "kv<version>.<32 hex>", vectorised like
+                marketing; the value itself is kept AES-SIV-encrypted once per distinct
+                token in the workspace's token vault (vault.py), written by `flush()`.
+      siv       AES-SIV ciphertext as the token, associated data "kyc|<column>|<version>":
+                "k<version>.<base64url>". Tokens already published keep re-identifying; a
+                workspace may keep minting them (`[keys].kyc_tokens = "siv"`).
 
 Keys are derived per (domain, column, version), so the same value gives the same token in
 every source (joins work) while different domains or columns give unrelated tokens.
@@ -17,8 +22,10 @@ in clear text. Never serialise, pickle, log or print a plan or expression built 
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
+import hmac
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,14 +36,25 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from engine.errors import KeyMaterialError, PolicyError
 from engine.pseudonym.keyring import Keyring
+from engine.pseudonym.memo import TokenMemo, encrypt_siv, siv_tokens, vault_tokens
 from engine.pseudonym.normalise import normalise_expr
+from engine.pseudonym.vault import Vault, VaultWrite
 
 MARKETING = "marketing"
 KYC = "kyc"
 DOMAINS = (MARKETING, KYC)
+SIV = "siv"
+VAULT = "vault"
+KYC_SCHEMES = (VAULT, SIV)
+# Key-derivation domains of the vault scheme: distinct from "kyc" (whose HKDF output is the
+# AES-SIV token key: HKDF outputs of one info string are prefixes of each other, so the
+# token key and the vault key must not share an info string with it or with each other).
+KYC_TOKEN = "kyc_token"
+KYC_VAULT = "kyc_vault"
 _PREFIX = {MARKETING: "m", KYC: "k"}
 HMAC_HEX_CHARS = 32  # 128 bits kept: collisions stay negligible (birthday bound 2^64)
-_TOKEN_RE = re.compile(r"^(?P<p>[mk])(?P<v>[1-9][0-9]{0,8})\.(?P<body>[A-Za-z0-9_\-]+)")
+_TOKEN_RE = re.compile(r"^(?P<p>m|kv|k)(?P<v>[1-9][0-9]{0,8})\.(?P<body>[A-Za-z0-9_\-]+)")
+_HEX_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -44,23 +62,29 @@ class ParsedToken:
     domain: str
     version: int
     body: str
+    scheme: str = ""  # "hmac" (marketing), "siv" or "vault" (kyc)
 
 
 def parse_token(token: str) -> ParsedToken:
     """Split a token into domain, key version and body; refuse anything else."""
     m = _TOKEN_RE.fullmatch(token) if isinstance(token, str) else None
-    if m is None:
-        raise KeyMaterialError("not a pseudonym token (expected m<version>.… or k<version>.…)")
-    domain = MARKETING if m["p"] == "m" else KYC
-    return ParsedToken(domain, int(m["v"]), m["body"])
+    if m is None or (m["p"] == "kv" and not _HEX_RE.fullmatch(m["body"])):
+        raise KeyMaterialError(
+            "not a pseudonym token (expected m<version>.…, k<version>.… or kv<version>.…)"
+        )
+    if m["p"] == "m":
+        return ParsedToken(MARKETING, int(m["v"]), m["body"], "hmac")
+    return ParsedToken(KYC, int(m["v"]), m["body"], VAULT if m["p"] == "kv" else SIV)
 
 
 def _aad(column: str, version: int) -> bytes:
     return f"{KYC}|{column}|{version}".encode()
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+def vault_aad(column: str, version: int, token: str) -> bytes:
+    """Associated data of a vault entry: the entry only opens for the token it was filed under
+    (a ciphertext moved to another token, column or version fails authentication)."""
+    return f"{KYC_VAULT}|{column}|{version}|{token}".encode()
 
 
 def _unb64(text: str) -> bytes:
@@ -68,25 +92,54 @@ def _unb64(text: str) -> bytes:
 
 
 class Pseudonymiser:
-    """Builds token expressions under one keyring (current version for new tokens)."""
+    """Builds token expressions under one keyring (current version for new tokens).
 
-    def __init__(self, keyring: Keyring, version: int | None = None) -> None:
+    `scheme` chooses how new kyc tokens are made ("vault" or "siv"); `vault` is where the
+    vault scheme files its encrypted values (`flush()` writes them) and where `reveal` looks
+    `kv` tokens up. Without a vault, kv tokens are still minted (joins work) but cannot be
+    revealed.
+    """
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        version: int | None = None,
+        *,
+        scheme: str = VAULT,
+        vault: Vault | None = None,
+    ) -> None:
         self._keyring = keyring
         # Fail now, not mid-plan, on an unknown version.
         keyring.derive("probe", "probe", version)
+        if scheme not in KYC_SCHEMES:
+            raise KeyMaterialError(f"unknown kyc token scheme '{scheme}' (vault or siv)")
         self.version = keyring.current_version if version is None else version
-        self._memo = _SivMemo()
+        self.scheme = scheme
+        self.vault = vault
+        self._memo = TokenMemo()
+
+    @classmethod
+    def for_workspace(cls, ws: Any, keyring: Keyring | None = None) -> Pseudonymiser:
+        """The workspace's scheme (`[keys].kyc_tokens`) and token vault."""
+        ring = keyring if keyring is not None else Keyring.load(ws)
+        return cls(ring, scheme=ws.config.keys.kyc_tokens, vault=Vault.for_workspace(ws))
 
     def __repr__(self) -> str:
-        return f"Pseudonymiser(version={self.version})"
+        return f"Pseudonymiser(version={self.version}, kyc={self.scheme})"
 
     def __reduce__(self) -> str | tuple[Any, ...]:
         raise TypeError("Pseudonymiser holds key material and cannot be serialised")
 
     @staticmethod
-    def method(domain: str) -> str:
+    def method(domain: str, scheme: str = VAULT) -> str:
         """The lineage name of a domain's tokenisation method."""
-        return {MARKETING: "hmac_sha256_128", KYC: "aes_siv"}[_check_domain(domain)]
+        if _check_domain(domain) == MARKETING:
+            return "hmac_sha256_128"
+        return "hmac_sha256_128+vault_aes_siv" if scheme == VAULT else "aes_siv"
+
+    def _token_key_hex(self, domain: str, ctx: str) -> str:
+        # polars-hash uses the UTF-8 bytes of this string as the HMAC key.
+        return self._keyring.derive(domain, ctx, self.version).hex()
 
     def token_expr(
         self,
@@ -106,18 +159,26 @@ class Pseudonymiser:
         _check_domain(domain)
         ctx = key_column or column
         value = normalise_expr(column, normaliser)
-        prefix = f"{_PREFIX[domain]}{self.version}."
         if domain == MARKETING:
-            # polars-hash uses the UTF-8 bytes of this string as the HMAC key.
-            key_hex = self._keyring.derive(MARKETING, ctx, self.version).hex()
-            hashed: pl.Expr = value.chash.hmac_sha256(key=key_hex)  # type: ignore[attr-defined]
-            digest = hashed.str.slice(0, HMAC_HEX_CHARS)
-            return (pl.lit(prefix) + digest).alias(column)
+            prefix = f"m{self.version}."
+            hashed: pl.Expr = value.chash.hmac_sha256(  # type: ignore[attr-defined]
+                key=self._token_key_hex(MARKETING, ctx)
+            )
+            return (pl.lit(prefix) + hashed.str.slice(0, HMAC_HEX_CHARS)).alias(column)
+        memo = self._memo
+        if self.scheme == VAULT:
+            key_hex, prefix = self._token_key_hex(KYC_TOKEN, ctx), f"kv{self.version}."
+
+            def tokens(s: pl.Series) -> pl.Series:
+                return vault_tokens(s, key_hex, prefix, memo, ctx)
+
+            return value.map_batches(tokens, return_dtype=pl.String).alias(column)
         siv = AESSIV(self._keyring.derive(KYC, ctx, self.version, length=64))
         aad = [_aad(ctx, self.version)]
+        siv_prefix = f"k{self.version}."
 
         def encrypt(s: pl.Series) -> pl.Series:
-            return _siv_tokens(s, siv, aad, prefix, self._memo, ctx)
+            return siv_tokens(s, siv, aad, siv_prefix, memo, ctx)
 
         return value.map_batches(encrypt, return_dtype=pl.String).alias(column)
 
@@ -128,6 +189,35 @@ class Pseudonymiser:
         df = pl.DataFrame({column: values}, schema={column: pl.String})
         return df.select(self.token_expr(column, domain, normaliser))[column].to_list()
 
+    def flush(self) -> list[VaultWrite]:
+        """File every kv token minted since the last flush in the vault: values the vault
+        has never seen are encrypted (AES-SIV, once each) and appended as one new segment per
+        key context; tokens it holds already cost an anti-join, nothing else. Call it before
+        publishing anything that carries the tokens (a published token must re-identify)."""
+        if self.scheme != VAULT:
+            return []
+        if self.vault is None:
+            raise KeyMaterialError("kyc vault tokens were minted but no token vault is configured")
+        writes = []
+        for ctx, table in self._memo.pending():
+            held = self.vault.tokens(ctx, self.version)
+            new = table.join(pl.DataFrame({"t": held}), on="t", how="anti")
+            siv = AESSIV(self._keyring.derive(KYC_VAULT, ctx, self.version, length=64))
+            aad = functools.partial(vault_aad, ctx, self.version)
+            cipher = encrypt_siv(new, siv, aad)
+            writes.append(self.vault.append(ctx, self.version, cipher))
+            self._memo.filed(ctx)
+        return writes
+
+    def forget(self, values: list[str], column: str, normaliser: str | None = None) -> list[str]:
+        """The kv tokens of these values under every key version of the keyring (what
+        erasure removes from the vault). Values are never logged."""
+        out = []
+        for v in self._keyring.versions:
+            p = Pseudonymiser(self._keyring, v, scheme=VAULT)
+            out += [t for t in p.tokenise(list(values), column, KYC, normaliser) if t]
+        return out
+
     def reveal(self, tokens: list[str], column: str) -> list[str]:
         """KYC tokens -> normalised cleartext. Marketing tokens are refused (irreversible);
         a wrong key, wrong column or altered token fails authentication, never garbage.
@@ -135,22 +225,40 @@ class Pseudonymiser:
         Not an access-controlled entry point: callers go through reidentify(), which
         authorises and audits.
         """
-        out: list[str] = []
-        ciphers: dict[int, AESSIV] = {}
+        parsed = []
         for i, tok in enumerate(tokens):
-            parsed = parse_token(tok)
-            if parsed.domain != KYC:
+            p = parse_token(tok)
+            if p.domain != KYC:
                 raise KeyMaterialError(
                     f"token #{i + 1} is a marketing-domain token: those are irreversible "
                     "HMAC pseudonyms and cannot be re-identified"
                 )
-            siv = ciphers.get(parsed.version)
+            parsed.append(p)
+        held = self._vault_entries(
+            [(t, p.version) for t, p in zip(tokens, parsed, strict=True) if p.scheme == VAULT],
+            column,
+        )
+        out: list[str] = []
+        ciphers: dict[tuple[str, int], AESSIV] = {}
+        for i, (tok, p) in enumerate(zip(tokens, parsed, strict=True)):
+            domain = KYC_VAULT if p.scheme == VAULT else KYC
+            siv = ciphers.get((domain, p.version))
             if siv is None:
-                siv = AESSIV(self._keyring.derive(KYC, column, parsed.version, length=64))
-                ciphers[parsed.version] = siv
+                siv = AESSIV(self._keyring.derive(domain, column, p.version, length=64))
+                ciphers[(domain, p.version)] = siv
             try:
-                blob = _unb64(parsed.body)
-                out.append(siv.decrypt(blob, [_aad(column, parsed.version)]).decode("utf-8"))
+                if p.scheme == VAULT:
+                    blob = held.get(tok)
+                    if blob is None:
+                        raise KeyMaterialError(
+                            f"token #{i + 1} is not in the token vault for column '{column}' "
+                            "(erased, minted for another column, or never filed)"
+                        )
+                    value = siv.decrypt(blob, [vault_aad(column, p.version, tok)])
+                    self._check_binding(tok, value, column, p.version, i)
+                else:
+                    value = siv.decrypt(_unb64(p.body), [_aad(column, p.version)])
+                out.append(value.decode("utf-8"))
             except (InvalidTag, ValueError):
                 raise KeyMaterialError(
                     f"token #{i + 1} failed authentication for column '{column}' "
@@ -158,75 +266,25 @@ class Pseudonymiser:
                 ) from None
         return out
 
+    def _vault_entries(self, wanted: list[tuple[str, int]], column: str) -> dict[str, bytes]:
+        if not wanted:
+            return {}
+        if self.vault is None:
+            raise KeyMaterialError("kv tokens re-identify through the token vault: none is set")
+        held: dict[str, bytes] = {}
+        for v in sorted({v for _, v in wanted}):
+            self._keyring.derive(KYC_VAULT, column, v)  # an unknown version refuses here
+            held.update(self.vault.lookup(column, v, [t for t, tv in wanted if tv == v]))
+        return held
 
-class _SivMemo:
-    """Tokens already computed in this refresh, per key context, for identifiers that repeat
-    across sources (the customer id is in every source: without this each source pays the
-    same AES-SIV calls again). Only contexts that repeat are kept: a column whose values are
-    all distinct and seen in one source (an e-mail) is never stored."""
-
-    def __init__(self) -> None:
-        self._tables: dict[str, pl.DataFrame] = {}
-        self._lock = threading.Lock()
-
-    def get(self, ctx: str) -> pl.DataFrame | None:
-        with self._lock:
-            return self._tables.get(ctx)
-
-    def add(self, ctx: str, table: pl.DataFrame) -> None:
-        with self._lock:
-            known = self._tables.get(ctx)
-            self._tables[ctx] = table if known is None else pl.concat([known, table])
-
-
-def _siv_tokens(
-    s: pl.Series,
-    siv: AESSIV,
-    aad: list[bytes],
-    prefix: str,
-    memo: _SivMemo | None = None,
-    ctx: str = "",
-) -> pl.Series:
-    """AES-SIV over a whole Series: one Python call per distinct value not already known,
-    with base64url and the prefix applied as vectorised string operations."""
-    s = s.cast(pl.String)
-    uniq = s.drop_nulls().unique()
-    known = memo.get(ctx) if memo is not None else None
-    # Repeated ids (transactions, events) cost one encryption per distinct value. Mostly
-    # distinct columns (the subjects source) with nothing known skip the remap, which would
-    # cost more than it saves; the unique() spent deciding is small next to one AES-SIV call
-    # per row.
-    dedup = uniq.len() < 0.5 * s.len()
-    if known is None and not dedup:
-        return _encrypt(s, siv, aad, prefix).rename(s.name)
-    todo = uniq if known is None else uniq.filter(~uniq.is_in(known["v"].implode()))
-    fresh = pl.DataFrame({"v": todo, "t": _encrypt(todo, siv, aad, prefix)})
-    if memo is not None and fresh.height:
-        memo.add(ctx, fresh)
-    table = fresh if known is None else pl.concat([known, fresh])
-    return s.replace_strict(table["v"], table["t"], return_dtype=pl.String)
-
-
-def _encrypt(values: pl.Series, siv: AESSIV, aad: list[bytes], prefix: str) -> pl.Series:
-    encrypt = siv.encrypt
-    toks = pl.lit(prefix) + (
-        pl.col("b")
-        .bin.encode("base64")
-        .str.replace_all("+", "-", literal=True)
-        .str.replace_all("/", "_", literal=True)
-        .str.strip_chars_end("=")
-    )
-    # Slices bound the Python objects alive at once (a str and a bytes per value): a whole
-    # column of tens of millions of ids as Python objects is several GiB.
-    parts = []
-    for start in range(0, max(values.len(), 1), _SIV_SLICE):
-        chunk = values.slice(start, _SIV_SLICE).cast(pl.Binary).to_list()
-        blobs = pl.Series([None if v is None else encrypt(v, aad) for v in chunk], dtype=pl.Binary)
-        parts.append(pl.DataFrame({"b": blobs}).select(toks.alias("t"))["t"])
-    return pl.concat(parts, rechunk=True)
-
-
-_SIV_SLICE = 262_144
+    def _check_binding(self, token: str, value: bytes, column: str, version: int, i: int) -> None:
+        # Defence in depth: the decrypted value must hash to the token it was filed under.
+        key = self._keyring.derive(KYC_TOKEN, column, version).hex().encode()
+        body = hmac.new(key, value, hashlib.sha256).hexdigest()[:HMAC_HEX_CHARS]
+        if not hmac.compare_digest(body, parse_token(token).body):
+            raise KeyMaterialError(
+                f"token #{i + 1}: the vault entry does not belong to this token (altered vault)"
+            )
 
 
 def _check_domain(domain: str) -> str:

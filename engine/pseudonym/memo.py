@@ -1,0 +1,162 @@
+"""kyc token batches: the per-refresh memo of (value, token) pairs and the two token kinds.
+
+One refresh tokenises the subject id in every source (crm, transactions, events, ...): the
+memo keeps each key context's (value, token) pairs so a value repeated across sources costs
+one token computation, not one per row. Under the vault scheme the memo is also the list of
+tokens minted this refresh that `Pseudonymiser.flush()` files in the vault.
+
+Holds cleartext values in memory for the refresh's duration, as the source frames do; it
+is never written, logged or serialised.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import polars as pl
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
+HMAC_HEX_CHARS = 32
+# Rows looked at to guess whether a column is mostly distinct (then it is hashed row by row,
+# no unique() first): the guess only chooses the faster path, never the result.
+_PROBE = 65_536
+_SIV_SLICE = 262_144
+
+
+class TokenMemo:
+    """(value v, token t) pairs per key context, with which contexts are not yet filed."""
+
+    def __init__(self) -> None:
+        self._tables: dict[str, pl.DataFrame] = {}
+        self._raw: set[str] = set()  # contexts whose table may hold a value twice
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        # Cleartext values: a plan holding the memo must never be pickled or shipped.
+        raise TypeError("TokenMemo holds cleartext values and cannot be serialised")
+
+    def get(self, ctx: str) -> pl.DataFrame | None:
+        with self._lock:
+            table = self._tables.get(ctx)
+            if table is not None and ctx in self._raw:
+                table = table.unique(subset="v", keep="first")
+                self._tables[ctx] = table
+                self._raw.discard(ctx)
+            return table
+
+    def add(self, ctx: str, table: pl.DataFrame, *, distinct: bool = True) -> None:
+        with self._lock:
+            known = self._tables.get(ctx)
+            self._tables[ctx] = table if known is None else pl.concat([known, table])
+            self._pending.add(ctx)
+            if not distinct:
+                self._raw.add(ctx)
+
+    def pending(self) -> list[tuple[str, pl.DataFrame]]:
+        """The contexts with tokens minted since they were last filed, with all their pairs."""
+        with self._lock:
+            return [(n, self._tables[n]) for n in sorted(self._pending)]
+
+    def filed(self, ctx: str) -> None:
+        """`ctx` is in the vault (called only once its write succeeded: a failed write leaves
+        it pending for the next attempt)."""
+        with self._lock:
+            self._pending.discard(ctx)
+
+
+def _hmac_tokens(values: pl.Series, key_hex: str, prefix: str) -> pl.Series:
+    hashed = pl.col("v").chash.hmac_sha256(key=key_hex)  # type: ignore[attr-defined]
+    return (
+        pl.DataFrame({"v": values})
+        .select((pl.lit(prefix) + hashed.str.slice(0, HMAC_HEX_CHARS)).alias("t"))
+        .to_series()
+    )
+
+
+def vault_tokens(s: pl.Series, key_hex: str, prefix: str, memo: TokenMemo, ctx: str) -> pl.Series:
+    """kv tokens over a whole Series, vectorised (polars-hash HMAC-SHA256); every pair minted
+    is remembered so the vault can file it. A mostly distinct column is hashed row by row; a
+    repetitive one (an id in every transaction) once per distinct value, then remapped."""
+    s = s.cast(pl.String)
+    known = memo.get(ctx)
+    if known is None:
+        probe = s.slice(0, _PROBE).drop_nulls()
+        if probe.len() == 0 or probe.n_unique() >= 0.5 * probe.len():
+            toks = _hmac_tokens(s, key_hex, prefix)
+            pairs = pl.DataFrame({"v": s, "t": toks}).drop_nulls()
+            memo.add(ctx, pairs, distinct=False)
+            return toks.rename(s.name)
+        todo = s.drop_nulls().unique()
+    else:
+        uniq = pl.DataFrame({"v": s.drop_nulls().unique()})
+        todo = uniq.join(known.select("v"), on="v", how="anti")["v"]
+    fresh = pl.DataFrame({"v": todo, "t": _hmac_tokens(todo, key_hex, prefix)})
+    if fresh.height:
+        memo.add(ctx, fresh)
+    table = fresh if known is None else pl.concat([known, fresh])
+    return s.replace_strict(table["v"], table["t"], return_dtype=pl.String).rename(s.name)
+
+
+def siv_tokens(
+    s: pl.Series,
+    siv: AESSIV,
+    aad: list[bytes],
+    prefix: str,
+    memo: TokenMemo | None = None,
+    ctx: str = "",
+) -> pl.Series:
+    """AES-SIV (`k` tokens) over a whole Series: one Python call per distinct value not
+    already known, with base64url and the prefix applied as vectorised string operations."""
+    s = s.cast(pl.String)
+    uniq = s.drop_nulls().unique()
+    known = memo.get(ctx) if memo is not None else None
+    # Repeated ids (transactions, events) cost one encryption per distinct value. Mostly
+    # distinct columns (the subjects source) with nothing known skip the remap, which would
+    # cost more than it saves; the unique() spent deciding is small next to one AES-SIV call
+    # per row.
+    dedup = uniq.len() < 0.5 * s.len()
+    if known is None and not dedup:
+        return _siv_encrypt(s, siv, aad, prefix).rename(s.name)
+    todo = uniq if known is None else uniq.filter(~uniq.is_in(known["v"].implode()))
+    fresh = pl.DataFrame({"v": todo, "t": _siv_encrypt(todo, siv, aad, prefix)})
+    if memo is not None and fresh.height:
+        memo.add(ctx, fresh)
+    table = fresh if known is None else pl.concat([known, fresh])
+    return s.replace_strict(table["v"], table["t"], return_dtype=pl.String)
+
+
+def _siv_encrypt(values: pl.Series, siv: AESSIV, aad: list[bytes], prefix: str) -> pl.Series:
+    encrypt = siv.encrypt
+    toks = pl.lit(prefix) + (
+        pl.col("b")
+        .bin.encode("base64")
+        .str.replace_all("+", "-", literal=True)
+        .str.replace_all("/", "_", literal=True)
+        .str.strip_chars_end("=")
+    )
+    # Slices bound the Python objects alive at once (a str and a bytes per value): a whole
+    # column of tens of millions of ids as Python objects is several GiB.
+    parts = []
+    for start in range(0, max(values.len(), 1), _SIV_SLICE):
+        chunk = values.slice(start, _SIV_SLICE).cast(pl.Binary).to_list()
+        blobs = pl.Series([None if v is None else encrypt(v, aad) for v in chunk], dtype=pl.Binary)
+        parts.append(pl.DataFrame({"b": blobs}).select(toks.alias("t"))["t"])
+    return pl.concat(parts, rechunk=True)
+
+
+def encrypt_siv(pairs: pl.DataFrame, siv: AESSIV, aad: Callable[[str], bytes]) -> pl.DataFrame:
+    """(v, t) pairs -> vault entries (t, c = AES-SIV(v) bound to t): one call per entry, in
+    slices so only a slice of Python objects is alive at once. Only values the vault has
+    never seen come here, so a steady refresh encrypts a handful."""
+    pairs = pairs.unique(subset="t", keep="first")
+    encrypt = siv.encrypt
+    parts = [pl.DataFrame(schema={"t": pl.String, "c": pl.Binary})]
+    for start in range(0, pairs.height, _SIV_SLICE):
+        chunk = pairs.slice(start, _SIV_SLICE)
+        ts = chunk["t"].to_list()
+        vs = chunk["v"].cast(pl.Binary).to_list()
+        cs = [encrypt(v, [aad(t)]) for v, t in zip(vs, ts, strict=True)]
+        parts.append(pl.DataFrame({"t": ts, "c": cs}, schema={"t": pl.String, "c": pl.Binary}))
+    return pl.concat(parts)
