@@ -1,7 +1,14 @@
 """Pseudonymisation throughput: tokens (or values) per second per method on N values.
 
     .venv/bin/python bench/bench_pseudonym.py [--n 10000000] [--unique-share 1.0]
-        [--refresh-customers 200000]
+        [--refresh-customers 200000] [--vault-only] [--repeats 3] [--enforce-ws DIR]
+
+`--vault-only` runs just the kyc token vault figures: N values tokenised and filed three
+ways (first refresh: every value new; second: every value known; 5 % new), median of
+`--repeats` runs, then, with `--enforce-ws` (e.g. /work/bigdata/ws1m, read only: its config
+and key are copied to a temporary workspace whose sources point at its files), the EU-DE
+kyc_aml enforce stage (sources excluded) with the vault (first and steady refresh) and with
+AES-SIV tokens, as before the vault.
 
 Prints one line per method: wall-clock rate, and CPU rate (values per CPU-second summed over
 threads, which stays meaningful when other work shares the machine), then the share of one
@@ -140,14 +147,144 @@ def _phone_agreement(df: pl.DataFrame) -> None:
         raise SystemExit("phone fast path disagrees with libphonenumber")
 
 
+def _run(fn: Callable[[], int]) -> tuple[float, float, int]:
+    c0, t0 = time.process_time(), time.perf_counter()
+    n = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, n
+
+
+def _report(label: str, n: int, runs: list[tuple[float, float, int]]) -> None:
+    import os
+    import statistics
+
+    wall = statistics.median(r[0] for r in runs)
+    cpu = statistics.median(r[1] for r in runs)
+    print(
+        f"{label:<44} {n / wall / 1e6:6.2f} M/s wall  {n / cpu / 1e6:6.2f} M/cpu-s  "
+        f"median {wall:6.2f} s wall {cpu:6.2f} s cpu of {len(runs)}  "
+        f"(encrypted {runs[0][2]:,}; load {os.getloadavg()[0]:.1f})"
+    )
+
+
+def _vault_bench(n: int, repeats: int) -> None:
+    """kv tokens + vault filing on n distinct ids: all new, all known, 5 % new."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from engine.pseudonym.vault import Vault
+
+    ring = Keyring.generate()
+    df = _frame(n, n).select("customer_id")
+    newer = _frame(n, n).select(
+        pl.format("CUST-{}", (pl.int_range(0, n) + n // 20).cast(pl.String).str.zfill(9)).alias(
+            "customer_id"
+        )
+    )  # the last 95 % of df plus 5 % never seen
+
+    def refresh(vault: Vault, frame: pl.DataFrame) -> int:
+        p = Pseudonymiser(ring, vault=vault)
+        _select(frame, p.token_expr("customer_id", "kyc"))
+        return sum(w.added for w in p.flush())
+
+    first, known, five = [], [], []
+    for _ in range(repeats):
+        root = Path(tempfile.mkdtemp(prefix="pgov-vault-"))
+        try:
+            first.append(_run(lambda r=root: refresh(Vault(r), df)))  # type: ignore[misc]
+            known.append(_run(lambda r=root: refresh(Vault(r), df)))  # type: ignore[misc]
+            five.append(_run(lambda r=root: refresh(Vault(r), newer)))  # type: ignore[misc]
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    _report("kyc vault, first refresh (all new)", n, first)
+    _report("kyc vault, second refresh (all known)", n, known)
+    _report("kyc vault, 5 % new", n, five)
+    p = Pseudonymiser(ring)
+    _report(
+        "kyc kv token only (no filing)",
+        n,
+        [
+            _run(lambda: _select(df, p.token_expr("customer_id", "kyc")).height)
+            for _ in range(repeats)
+        ],
+    )
+
+
+def _enforce_bench(src: str, repeats: int) -> None:
+    """EU-DE kyc_aml enforce on a copy of `src`'s config whose sources point at its files."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from engine.config import Purpose
+    from engine.enforce import enforce
+    from engine.policy.decide import decide, engine_for
+    from engine.pseudonym.filing import file_tokens
+    from engine.request import RefreshRequest
+    from engine.sources import load_sources
+    from engine.workspace import Workspace
+
+    base = Path(src).resolve()
+    root = Path(tempfile.mkdtemp(prefix="pgov-enforce-"))
+    try:
+        from engine.pseudonym.keyring import write_private
+
+        master = base / "keys" / "master.key"
+        # The source workspace's key if it has one, else a fresh one (timings do not care).
+        doc = master.read_bytes() if master.is_file() else Keyring.generate().document()
+        write_private(root / "keys" / "master.key", doc, exclusive=True)
+        text = (base / "pgov.toml").read_text()
+        (root / "pgov.toml").write_text(text.replace('path = "data/', f'path = "{base}/data/'))
+        ws = Workspace.open(root)
+        as_of = date(2026, 11, 1)
+        req = RefreshRequest(
+            actor="kyc-ops", jurisdiction="EU-DE", purpose=Purpose.KYC_AML, as_of=as_of
+        )
+        sources = load_sources(ws, "EU-DE", as_of)
+        plan = decide(ws, req, engine_for(ws))
+        rows = sum(f.frame.height for f in sources.frames.values())
+        ring = Keyring.load(ws)
+
+        def run(scheme: str) -> int:
+            p = Pseudonymiser(ring, scheme=scheme, vault=Vault(root / "vault"))
+            enforce(sources, plan, p, as_of)
+            return sum(w.added for w in file_tokens(ws, p, "bench"))
+
+        from engine.pseudonym.vault import Vault
+
+        first = []
+        for _ in range(repeats):
+            shutil.rmtree(root / "vault", ignore_errors=True)
+            first.append(_run(lambda: run("vault")))
+        steady = [_run(lambda: run("vault")) for _ in range(repeats)]
+        siv = [_run(lambda: run("siv")) for _ in range(repeats)]
+        print(f"EU-DE kyc_aml enforce on {base} ({rows:,} source rows):")
+        _report("  enforce + vault, first refresh", rows, first)
+        _report("  enforce + vault, steady refresh", rows, steady)
+        _report("  enforce with AES-SIV tokens (before)", rows, siv)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10_000_000)
     ap.add_argument("--unique-share", type=float, default=1.0)
     ap.add_argument("--phone-n", type=int, default=200_000, help="phone parsing is slow")
     ap.add_argument("--refresh-customers", type=int, default=200_000, help="0: skip")
+    ap.add_argument("--vault-only", action="store_true", help="only the kyc vault figures")
+    ap.add_argument("--repeats", type=int, default=3, help="vault runs per figure (median)")
+    ap.add_argument("--enforce-ws", default="", help="workspace for the enforce-stage figure")
     args = ap.parse_args()
     configure_logging(None, None, "WARNING")  # figures on stdout, nothing else
+    if args.vault_only:
+        import os
+
+        print(f"n={args.n:,} threads={pl.thread_pool_size()} load={os.getloadavg()[0]:.1f}")
+        _vault_bench(args.n, args.repeats)
+        if args.enforce_ws:
+            _enforce_bench(args.enforce_ws, args.repeats)
+        return
     n = args.n
     unique = max(1, int(n * args.unique_share))
     df = _frame(n, unique)
@@ -167,7 +304,13 @@ def main() -> None:
         n,
         lambda: _select(df, p.token_expr("email", "marketing", "email")),
     )
-    _time("kyc AES-SIV customer_id", n, lambda: _select(df, p.token_expr("customer_id", "kyc")))
+    siv = Pseudonymiser(p._keyring, scheme="siv")
+    _time("kyc AES-SIV customer_id", n, lambda: _select(df, siv.token_expr("customer_id", "kyc")))
+    _time(
+        "kyc kv token customer_id (no filing)",
+        n,
+        lambda: _select(df, p.token_expr("customer_id", "kyc")),
+    )
     _time("normalise email", n, lambda: _select(df, normalise_expr("email", "email")))
     _time(
         "normalise national_id",

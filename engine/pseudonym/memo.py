@@ -12,7 +12,6 @@ is never written, logged or serialised.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 import polars as pl
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
@@ -146,17 +145,17 @@ def _siv_encrypt(values: pl.Series, siv: AESSIV, aad: list[bytes], prefix: str) 
     return pl.concat(parts, rechunk=True)
 
 
-def encrypt_siv(pairs: pl.DataFrame, siv: AESSIV, aad: Callable[[str], bytes]) -> pl.DataFrame:
-    """(v, t) pairs -> vault entries (t, c = AES-SIV(v) bound to t): one call per entry, in
-    slices so only a slice of Python objects is alive at once. Only values the vault has
-    never seen come here, so a steady refresh encrypts a handful."""
+def encrypt_siv(pairs: pl.DataFrame, siv: AESSIV, aad_prefix: str) -> pl.DataFrame:
+    """(v, t) pairs -> vault entries (t, c = AES-SIV(v), associated data aad_prefix + t): one
+    call per entry, in slices so only a slice of Python objects is alive at once. Only
+    values the vault has never seen come here, so a steady refresh encrypts a handful."""
     pairs = pairs.unique(subset="t", keep="first")
     encrypt = siv.encrypt
     parts = [pl.DataFrame(schema={"t": pl.String, "c": pl.Binary})]
     for start in range(0, pairs.height, _SIV_SLICE):
         chunk = pairs.slice(start, _SIV_SLICE)
-        ts = chunk["t"].to_list()
         vs = chunk["v"].cast(pl.Binary).to_list()
-        cs = [encrypt(v, [aad(t)]) for v, t in zip(vs, ts, strict=True)]
-        parts.append(pl.DataFrame({"t": ts, "c": cs}, schema={"t": pl.String, "c": pl.Binary}))
+        aads = chunk.select((pl.lit(aad_prefix) + pl.col("t")).cast(pl.Binary))
+        cs = [encrypt(v, [a]) for v, a in zip(vs, aads.to_series().to_list(), strict=True)]
+        parts.append(pl.DataFrame({"t": chunk["t"], "c": pl.Series(cs, dtype=pl.Binary)}))
     return pl.concat(parts)

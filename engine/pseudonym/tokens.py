@@ -22,7 +22,6 @@ in clear text. Never serialise, pickle, log or print a plan or expression built 
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import re
@@ -203,8 +202,7 @@ class Pseudonymiser:
             held = self.vault.tokens(ctx, self.version)
             new = table.join(pl.DataFrame({"t": held}), on="t", how="anti")
             siv = AESSIV(self._keyring.derive(KYC_VAULT, ctx, self.version, length=64))
-            aad = functools.partial(vault_aad, ctx, self.version)
-            cipher = encrypt_siv(new, siv, aad)
+            cipher = encrypt_siv(new, siv, vault_aad(ctx, self.version, "").decode())
             writes.append(self.vault.append(ctx, self.version, cipher))
             self._memo.filed(ctx)
         return writes
