@@ -60,16 +60,23 @@ class TokenMemo:
 
     def filed(self, ctx: str) -> None:
         """`ctx` is in the vault (called only once its write succeeded: a failed write leaves
-        it pending for the next attempt)."""
+        it pending for the next attempt). Its pairs are dropped: filing happens once enforce
+        is done, and the rest of a refresh should not carry a column of cleartext values; a
+        later token_expr just hashes again."""
         with self._lock:
             self._pending.discard(ctx)
+            self._tables.pop(ctx, None)
+            self._raw.discard(ctx)
 
 
 def _hmac_tokens(values: pl.Series, key_hex: str, prefix: str) -> pl.Series:
     hashed = pl.col("v").chash.hmac_sha256(key=key_hex)  # type: ignore[attr-defined]
+    # Streaming: the column is cut into morsels hashed on every core (an eager select over
+    # one chunk hashes on one thread). An elementwise select keeps the row order.
     return (
-        pl.DataFrame({"v": values})
+        pl.LazyFrame({"v": values})
         .select((pl.lit(prefix) + hashed.str.slice(0, HMAC_HEX_CHARS)).alias("t"))
+        .collect(engine="streaming")
         .to_series()
     )
 

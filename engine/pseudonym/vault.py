@@ -101,6 +101,22 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _sorted_unique(entries: pl.DataFrame) -> pl.DataFrame:
+    """One row per token, in token order, so equal content gives byte-identical segments.
+
+    Sorting a frame by a string column costs several times sorting by an integer, so rows
+    are ordered by the token's first 64 bits (uniformly random: it is an HMAC) and, only if
+    two tokens share them, by the whole token. Both give the same order: the 64-bit prefix
+    of lower-case hex compares like the string."""
+    if entries.height == 0:
+        return entries
+    key = pl.col("t").str.slice(-32, 16).str.to_integer(base=16, dtype=pl.UInt64)
+    keyed = entries.with_columns(key.alias("_k"))
+    if not keyed["_k"].is_unique().all():
+        return entries.unique(subset="t").sort("t")
+    return keyed.sort("_k").drop("_k")
+
+
 class Vault:
     """All token vaults of one workspace (a directory); see the module docstring."""
 
@@ -226,7 +242,9 @@ class Vault:
         tmp = d / f".seg-{secrets.token_hex(6)}.tmp"
         try:
             with tmp.open("wb") as fh:
-                df.write_parquet(fh, compression="zstd", statistics=True)
+                # lz4: ciphertexts do not compress, and zstd costs twice the time for the
+                # tokens' hex.
+                df.write_parquet(fh, compression="lz4", statistics=True)
                 fh.flush()
                 os.fsync(fh.fileno())
             digest = _sha256(tmp)
@@ -274,7 +292,7 @@ class Vault:
             if segs and entries.height:
                 held = self.tokens(context, version)
                 entries = entries.join(pl.DataFrame({"t": held}), on="t", how="anti")
-            entries = entries.unique(subset="t").sort("t")
+            entries = _sorted_unique(entries)
             if entries.height == 0:
                 return VaultWrite(context, version, segments=len(segs))
             name, digest = self._write_segment(d, entries)
@@ -297,7 +315,7 @@ class Vault:
             return live
         sizes = sorted(live, key=lambda s: ((d / s).stat().st_size, s))
         small, keep = sizes[:-1], sizes[-1:]
-        merged = pl.concat([pl.read_parquet(d / s) for s in small]).unique(subset="t").sort("t")
+        merged = _sorted_unique(pl.concat([pl.read_parquet(d / s) for s in small]))
         name, _ = self._write_segment(d, merged)
         out = [*keep, name]
         self._write_manifest(d, out)
