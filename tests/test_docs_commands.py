@@ -201,7 +201,10 @@ def test_keys_commands_run(ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         "--version-dir DIR": "",
         "--public-key B64": "",
         "enrol-actor NAME": "enrol-actor analyst-eu",
+        "--values-file FILE": "--values-file erase.txt",
     }
+    # `pgov vault erase`: one subject's id (none filed in this fresh copy: 0 erased).
+    (root / "erase.txt").write_text("CUST-000001\n")
     for cmd in doc_commands("keys.md"):
         if cmd.startswith("pgov keys revoke"):
             # Revoke the key that `keys rotate --signing` just retired.
