@@ -37,7 +37,7 @@ from engine.errors import KeyMaterialError, PolicyError
 from engine.pseudonym.keyring import Keyring
 from engine.pseudonym.memo import TokenMemo, encrypt_siv, siv_tokens, vault_tokens
 from engine.pseudonym.normalise import normalise_expr
-from engine.pseudonym.vault import Vault, VaultWrite
+from engine.pseudonym.vault import Vault, VaultWrite, not_held, token_key
 
 MARKETING = "marketing"
 KYC = "kyc"
@@ -199,8 +199,8 @@ class Pseudonymiser:
             raise KeyMaterialError("kyc vault tokens were minted but no token vault is configured")
         writes = []
         for ctx, table in self._memo.pending():
-            held = self.vault.tokens(ctx, self.version)
-            new = table.join(pl.DataFrame({"t": held}), on="t", how="anti")
+            held = self.vault.keys(ctx, self.version)
+            new = not_held(table.with_columns(token_key()), held).select("v", "t")
             siv = AESSIV(self._keyring.derive(KYC_VAULT, ctx, self.version, length=64))
             cipher = encrypt_siv(new, siv, vault_aad(ctx, self.version, "").decode())
             writes.append(self.vault.append(ctx, self.version, cipher))

@@ -52,7 +52,25 @@ _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
 # anti-join reads every segment, and many small files cost more than one larger one.
 MAX_SEGMENTS = 8
 _RETRIES = 5
-SCHEMA = {"t": pl.String, "c": pl.Binary}
+SCHEMA = {"t": pl.String, "c": pl.Binary, "x": pl.UInt128}
+
+
+def token_key(col: str = "t") -> pl.Expr:
+    """The 128-bit body of a kv token as one integer, `x`.
+
+    Finding which tokens a store already holds is the cost of a steady refresh: joining
+    128-bit integers is several times cheaper than hashing millions of strings, and exact
+    (the body is the whole token within one store: same prefix, fixed-width lower-case hex,
+    so integer order is token order too)."""
+    body = pl.col(col).str.slice(-32, 32)
+    return body.str.to_integer(base=16, dtype=pl.UInt128).alias("x")
+
+
+def not_held(candidates: pl.DataFrame, held: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `candidates` (with x) whose token is not in `held` (with x)."""
+    if held.height == 0:
+        return candidates
+    return candidates.join(held.select("x"), on="x", how="anti")
 
 
 @dataclass(frozen=True)
@@ -102,19 +120,9 @@ def _sha256(path: Path) -> str:
 
 
 def _sorted_unique(entries: pl.DataFrame) -> pl.DataFrame:
-    """One row per token, in token order, so equal content gives byte-identical segments.
-
-    Sorting a frame by a string column costs several times sorting by an integer, so rows
-    are ordered by the token's first 64 bits (uniformly random: it is an HMAC) and, only if
-    two tokens share them, by the whole token. Both give the same order: the 64-bit prefix
-    of lower-case hex compares like the string."""
-    if entries.height == 0:
-        return entries
-    key = pl.col("t").str.slice(-32, 16).str.to_integer(base=16, dtype=pl.UInt64)
-    keyed = entries.with_columns(key.alias("_k"))
-    if not keyed["_k"].is_unique().all():
-        return entries.unique(subset="t").sort("t")
-    return keyed.sort("_k").drop("_k")
+    """One row per token, in token order, so equal content gives byte-identical segments."""
+    keyed = entries if "x" in entries.columns else entries.with_columns(token_key())
+    return keyed.select("t", "c", "x").unique(subset="x").sort("x")
 
 
 class Vault:
@@ -160,7 +168,12 @@ class Vault:
     # ------------------------------------------------------------ reading
 
     def read(
-        self, context: str, version: int, columns: tuple[str, ...] = ("t", "c")
+        self,
+        context: str,
+        version: int,
+        columns: tuple[str, ...] = ("t", "c"),
+        *,
+        dedupe: bool = True,
     ) -> pl.DataFrame:
         """Every live entry of one store (duplicates across segments removed), unsorted."""
         d = self.directory(context, version)
@@ -172,11 +185,15 @@ class Vault:
                 df = pl.concat([pl.read_parquet(d / s, columns=list(columns)) for s in segs])
             except FileNotFoundError:
                 continue  # a writer replaced a segment between our manifest read and now
-            return df.unique(subset="t") if len(segs) > 1 else df
+            return df.unique(subset="t") if dedupe and len(segs) > 1 and "t" in columns else df
         raise VerificationFailed(f"{d}: the vault kept changing while it was read")
 
     def tokens(self, context: str, version: int) -> pl.Series:
         return self.read(context, version, ("t",))["t"]
+
+    def keys(self, context: str, version: int) -> pl.DataFrame:
+        """`x` of every held token: what a refresh compares its tokens against."""
+        return self.read(context, version, ("x",), dedupe=False)
 
     def lookup(self, context: str, version: int, tokens: list[str]) -> dict[str, bytes]:
         """token -> ciphertext for the tokens held; absent tokens are simply not in the result."""
@@ -287,11 +304,11 @@ class Vault:
         repeated under the lock against the live store before anything is written.
         """
         entries = entries.select(pl.col("t").cast(pl.String), pl.col("c").cast(pl.Binary))
+        entries = entries.with_columns(token_key())
         with self._locked(context, version) as d:
             segs = self._manifest(d)
             if segs and entries.height:
-                held = self.tokens(context, version)
-                entries = entries.join(pl.DataFrame({"t": held}), on="t", how="anti")
+                entries = not_held(entries, self.keys(context, version))
             entries = _sorted_unique(entries)
             if entries.height == 0:
                 return VaultWrite(context, version, segments=len(segs))
