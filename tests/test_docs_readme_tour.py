@@ -2,7 +2,7 @@
 
 The block that starts with `pgov init ... --sample N` is the tour. Each of its commands runs
 through the CLI exactly as printed, with two substitutions: a smaller sample
-(TOUR_CUSTOMERS, to keep this fast) and, as a reader would, for a `k1.…` token the first
+(TOUR_CUSTOMERS, to keep this fast) and, as a reader would, for a `kv1.…` token the first
 KYC token an earlier step printed. A step's exit code is the one its comment states
 (`# denied, exit 3`), else 0.
 
@@ -27,7 +27,7 @@ from engine.cli import app
 
 TOUR_CUSTOMERS = 2000
 README = ROOT / "README.md"
-TOKEN = re.compile(r"\bk\d+\.[A-Za-z0-9_-]{16,}")
+TOKEN = re.compile(r"\bkv?\d+\.[A-Za-z0-9_-]{16,}")  # kv (token vault) or k (AES-SIV)
 
 
 def tour() -> list[DocCommand]:
