@@ -193,12 +193,13 @@ class Pseudonymiser:
         has never seen are encrypted (AES-SIV, once each) and appended as one new segment per
         key context; tokens it holds already cost an anti-join, nothing else. Call it before
         publishing anything that carries the tokens (a published token must re-identify)."""
-        if self.scheme != VAULT:
+        pending = self._memo.pending() if self.scheme == VAULT else []
+        if not pending:
             return []
         if self.vault is None:
             raise KeyMaterialError("kyc vault tokens were minted but no token vault is configured")
         writes = []
-        for ctx, table in self._memo.pending():
+        for ctx, table in pending:
             held = self.vault.keys(ctx, self.version)
             new = not_held(table.with_columns(token_key()), held).select("v", "t")
             siv = AESSIV(self._keyring.derive(KYC_VAULT, ctx, self.version, length=64))
