@@ -221,9 +221,7 @@ def _run_locked(
     t = time.perf_counter()
     timer.stage = "enforce"
     pseudonymiser = Pseudonymiser.for_workspace(ws, keyring)
-    governed: GovernedFrames = enforce(
-        sources, plan, pseudonymiser, request.as_of, release=True
-    )
+    governed: GovernedFrames = enforce(sources, plan, pseudonymiser, request.as_of, release=True)
     # kv tokens are filed in the token vault before anything carrying them is published.
     file_tokens(ws, pseudonymiser, actor, run_id=run_id, jurisdiction=j, purpose=p)
     timer.lap("enforce", t)
