@@ -223,7 +223,8 @@ def _run_locked(
     pseudonymiser = Pseudonymiser.for_workspace(ws, keyring)
     governed: GovernedFrames = enforce(sources, plan, pseudonymiser, request.as_of, release=True)
     # kv tokens are filed in the token vault before anything carrying them is published.
-    file_tokens(ws, pseudonymiser, actor, run_id=run_id, jurisdiction=j, purpose=p)
+    used = _kyc_tokens_published(governed)
+    file_tokens(ws, pseudonymiser, actor, used, run_id=run_id, jurisdiction=j, purpose=p)
     timer.lap("enforce", t)
     crash_point("enforce")
     for name, acc in governed.accounting.items():
@@ -410,3 +411,20 @@ def _route(
         ws.config.kyc.downgrade_cooldown_days,
     )
     return apply_overrides(routing, load_overrides(ws, request.jurisdiction), request.as_of)
+
+
+def _kyc_tokens_published(governed: GovernedFrames) -> dict[str, pl.Series]:
+    """Key context -> the kyc tokens the governed frames carry (what the vault must open)."""
+    from engine.enforce import SUBJECT
+
+    used: dict[str, list[pl.Series]] = {}
+    for key, act in governed.column_actions.items():
+        if act.get("action") != "pseudonymise" or act.get("domain") != "kyc":
+            continue
+        source = key[: -len(act["input"]) - 1]
+        out = act["output"]
+        ctx = SUBJECT if out == SUBJECT else act["input"]
+        frame = governed.frames.get(source)
+        if frame is not None and out in frame.columns:
+            used.setdefault(ctx, []).append(frame.get_column(out))
+    return {ctx: pl.concat(parts).drop_nulls() for ctx, parts in used.items()}

@@ -158,3 +158,20 @@ def test_a_workspace_unlike_the_sample_integer_ids_one_table(tmp_path: Path) -> 
     # Nothing in the vault holds an applicant number in clear.
     raw = b"".join(p.read_bytes() for p in (ws.root / "vault").rglob("*") if p.is_file())
     assert raw and not any(v.encode() in raw for v in revealed)
+
+
+def test_subjects_the_version_excluded_are_not_filed_in_the_vault(refreshed: Path) -> None:
+    version = refreshed / "versions/UK/kyc_aml/v0001"
+    accounting = json.loads((version / "accounting.json").read_text())
+    assert json.dumps(accounting).count("excluded") > 0
+    published = pl.concat(
+        [
+            pl.read_parquet(version / name, columns=["customer_id"])["customer_id"]
+            for name in ("routing.parquet", "assignments.parquet")
+        ]
+    ).unique()
+    held = Vault.for_workspace(Workspace.open(refreshed)).tokens("customer_id", 1)
+    # Enforcement mints a token for every subject, excluded ones too; only the tokens a
+    # version publishes are stored (an erasure-requested subject's id must not be).
+    assert held.len() > 0
+    assert held.is_in(published.implode()).all(), held.len() - published.len()

@@ -8,6 +8,7 @@ token in clear.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,15 @@ def _store(w: VaultWrite) -> dict[str, Any]:
 
 
 def file_tokens(
-    ws: Workspace, pseudonymiser: Pseudonymiser, actor: str, **context: Any
+    ws: Workspace,
+    pseudonymiser: Pseudonymiser,
+    actor: str,
+    used: Mapping[str, pl.Series] | None = None,
+    **context: Any,
 ) -> list[VaultWrite]:
     """Flush the refresh's kv tokens into the vault; one audit entry when anything was added.
     `context` (run id, jurisdiction, purpose) goes into that entry."""
-    writes = pseudonymiser.flush()
+    writes = pseudonymiser.flush(used)
     added = [w for w in writes if w.added]
     if added:
         audit.record(ws, FILED, actor, **context, stores=[_store(w) for w in added])

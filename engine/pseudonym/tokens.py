@@ -25,6 +25,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,18 +189,29 @@ class Pseudonymiser:
         df = pl.DataFrame({column: values}, schema={column: pl.String})
         return df.select(self.token_expr(column, domain, normaliser))[column].to_list()
 
-    def flush(self) -> list[VaultWrite]:
+    def flush(self, used: Mapping[str, pl.Series] | None = None) -> list[VaultWrite]:
         """File every kv token minted since the last flush in the vault: values the vault
         has never seen are encrypted (AES-SIV, once each) and appended as one new segment per
         key context; tokens it holds already cost an anti-join, nothing else. Call it before
-        publishing anything that carries the tokens (a published token must re-identify)."""
+        publishing anything that carries the tokens (a published token must re-identify).
+
+        `used` (key context -> the tokens the output carries) files only those: enforcement
+        mints a token for every subject, and a subject the version excluded (erasure, consent)
+        must not have its identifier stored in the vault because of this refresh."""
         pending = self._memo.pending() if self.scheme == VAULT else []
         if not pending:
             return []
         if self.vault is None:
             raise KeyMaterialError("kyc vault tokens were minted but no token vault is configured")
         writes = []
-        for ctx, table in pending:
+        for ctx, minted in pending:
+            if used is None:
+                table = minted
+            elif ctx in used:
+                table = minted.filter(pl.col("t").is_in(used[ctx].unique().implode()))
+            else:
+                self._memo.filed(ctx)  # nothing published carries this context's tokens
+                continue
             held = self.vault.keys(ctx, self.version)
             new = not_held(table.with_columns(token_key()), held).select("v", "t")
             siv = AESSIV(self._keyring.derive(KYC_VAULT, ctx, self.version, length=64))
