@@ -274,6 +274,7 @@ def verify_requests(entries: list[dict[str, Any]], trust: Any) -> list[str]:
 
 # Entry types that only an authenticated request may produce (once actors are enrolled).
 GOVERNED = (
+    "refresh_requested",
     "version_approved",
     "kyc_override_requested",
     "kyc_override_approved",

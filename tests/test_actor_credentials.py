@@ -333,3 +333,26 @@ def test_activation_and_experiments_need_the_actors_credential(
     assert code == 6 and "no credential for actor 'analyst-eu'" in out, out
     last = [e for e in _entries(ws) if e["type"] != "checkpoint_signed"][-1]
     assert last["type"] == "actor_unauthenticated" and last["details"]["action"] == action
+
+
+def test_a_refresh_run_without_a_signed_request_fails_verify(ws: Path) -> None:
+    """The CLI signs every refresh; one run straight through the Python API after actors
+    were enrolled carries no request, and verify names it."""
+    from datetime import date
+
+    from engine.config import Purpose
+    from engine.refresh import run_refresh
+    from engine.request import RefreshRequest
+    from engine.workspace import Workspace
+
+    assert _pgov("lineage", "verify", "--all", "-w", str(ws))[0] == 0
+    req = RefreshRequest(
+        actor="compliance-lead",
+        jurisdiction="UK",
+        purpose=Purpose("kyc_aml"),
+        as_of=date.fromisoformat(AS_OF),
+    )
+    run_refresh(Workspace.open(ws), req)
+    code, out = _pgov("lineage", "verify", "--all", "-w", str(ws))
+    assert code == 4
+    assert "(refresh_requested) by 'compliance-lead' carries no signed request" in out
