@@ -280,6 +280,7 @@ GOVERNED = (
     "kyc_override_approved",
     "key_rotation",
     "key_revocation",
+    "vault_erased",
 )
 
 

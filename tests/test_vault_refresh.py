@@ -175,3 +175,17 @@ def test_subjects_the_version_excluded_are_not_filed_in_the_vault(refreshed: Pat
     # version publishes are stored (an erasure-requested subject's id must not be).
     assert held.len() > 0
     assert held.is_in(published.implode()).all(), held.len() - published.len()
+
+
+def test_an_erasure_entry_without_a_signed_request_fails_lineage_verify(
+    refreshed: Path, tmp_path: Path
+) -> None:
+    from engine import audit
+
+    copy = tmp_path / "ws"
+    shutil.copytree(refreshed, copy)
+    # Written through the API, outside any actor's signed request: nobody was authenticated.
+    audit.record(Workspace.open(copy), "vault_erased", "compliance-lead", column="customer_id")
+    code, out = _pgov("lineage", "verify", "--all", "-w", str(copy))
+    assert code == 4, out
+    assert "vault_erased" in out and "carries no signed request" in out
