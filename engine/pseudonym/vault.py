@@ -270,11 +270,7 @@ class Vault:
             os.replace(tmp, d / name)
             _fsync_dir(d)
         except BaseException as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            err = storage_error(exc)
-            if isinstance(err, StorageError):
-                raise err from None
+            _discard(tmp, exc)
             raise
         return name, digest
 
@@ -289,11 +285,7 @@ class Vault:
             os.replace(tmp, d / MANIFEST)
             _fsync_dir(d)
         except BaseException as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            err = storage_error(exc)
-            if isinstance(err, StorageError):
-                raise err from None
+            _discard(tmp, exc)
             raise
 
     def append(self, context: str, version: int, entries: pl.DataFrame) -> VaultWrite:
@@ -372,3 +364,12 @@ class Vault:
                 _fsync_dir(d)
         log.info("vault.erased", version=version, erased=removed)
         return VaultWrite(context, version, erased=removed, segments=len(out))
+
+
+def _discard(tmp: Path, exc: BaseException) -> None:
+    """A write failed: its temp file goes, and a full disk or I/O error becomes exit 9."""
+    with contextlib.suppress(OSError):
+        tmp.unlink()
+    err = storage_error(exc)
+    if isinstance(err, StorageError):
+        raise err from None
