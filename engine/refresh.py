@@ -151,13 +151,18 @@ def run_refresh(
     )
 
     from engine.features.availability import refuse_contradictions
+    from engine.kyc.fact_check import refuse_undeclared_facts
 
     # From here on the log must not end at refresh_allowed: a failure says its stage and why.
+    stage = "features"
     try:
         # A feature declared for a purpose whose policy always removes its input.
         refuse_contradictions(ws.config, plan)
+        if request.purpose is Purpose.KYC_AML:  # a fact the ruleset reads, declared by no one
+            stage = "kyc"
+            refuse_undeclared_facts(ws.config, plan.kyc_ruleset)
     except BaseException as exc:
-        events.failed("features", exc)
+        events.failed(stage, exc)
         raise
     try:
         timer.stage = "lock"
