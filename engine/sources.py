@@ -199,32 +199,19 @@ def _load_one(
         [failed.fill_null(False).alias(f) for f, (_, failed) in zip(flags, checks, strict=True)]
     ).with_columns(pl.any_horizontal(flags).alias("__bad"))
     carried = [c for c in spec.columns if keep is None or c in keep]
-    # One collect: the valid rows' carried columns, the raw value of a column the valid rows
-    # do not carry (or carry cast) only where the row failed (null elsewhere, so a dropped
-    # column's values are never materialised for valid rows), and the check marks.
+    # One pass, two outputs: the valid rows' carried columns (typed) and the failed rows'
+    # every column as read with their check marks. `collect_all` runs both queries in one
+    # streaming graph over one scan (the shared part is computed once), so the valid rows
+    # are built directly, never as a filtered copy of a frame holding every row (that copy
+    # doubled the stage's peak memory at scale).
     bad = pl.col("__bad")
-    raw_only = {
-        c: f"__raw__{c}"
-        for c in spec.columns
-        if c not in carried or not typed[c].meta.eq(pl.col(c))
-    }
+    valid_lf = lf.filter(~bad).select(ROW, *[typed[c].alias(c) for c in carried])
+    failed_lf = lf.filter(bad).select(ROW, *spec.columns, *flags)
     try:
-        df = lf.select(
-            ROW,
-            *[typed[c].alias(c) for c in carried],
-            *[pl.when(bad).then(pl.col(c)).alias(r) for c, r in raw_only.items()],
-            *flags,
-            bad,
-        ).collect()
+        valid, failed = pl.collect_all([valid_lf, failed_lf])
     except pl.exceptions.PolarsError as exc:
         raise unreadable(exc) from None
-    mask = df["__bad"]
-    valid = df.filter(~mask).select(ROW, *carried)
-    failed = df.filter(mask).select(
-        ROW, *[pl.col(raw_only.get(c, c)).alias(c) for c in spec.columns], *flags
-    )
-    del df, mask
-    if not valid[ROW].is_sorted():
+    if not valid[ROW].is_sorted():  # a streaming collect need not keep row order
         valid = valid.sort(ROW)
     codes = [code for code, _ in checks]
     reason_list = pl.concat_list(
