@@ -170,7 +170,12 @@ def _govern_source(
     if "_row" not in frame.columns:
         frame = frame.with_row_index("_row", offset=1)
     # Columns the plan drops need not be here: the scan carries only what the plan uses.
-    missing = [c for c, a in sp.columns.items() if a.action != "drop" and c not in frame.columns]
+    # A planned column the scan was told no later stage reads (`src.uncarried`) is not built.
+    missing = [
+        c
+        for c, a in sp.columns.items()
+        if a.action != "drop" and c not in frame.columns and c not in src.uncarried
+    ]
     if missing or subject not in frame.columns:
         raise PolicyError(
             f"source '{name}' lacks planned column(s): {', '.join(sorted(missing or [subject]))}",
@@ -269,7 +274,11 @@ def _govern_source(
     )
 
     # Only the columns the plan acts on (and the nulling flags) go on.
-    acted = [c for c in src.spec.columns if c in sp.columns and sp.columns[c].action != "drop"]
+    acted = [
+        c
+        for c in src.spec.columns
+        if c in sp.columns and sp.columns[c].action != "drop" and c in frame.columns
+    ]
     kept = pl.concat(
         [frame.select("_row", *acted), marks.select(keep_flag_cols)], how="horizontal"
     ).filter(~marks["_excluded"])
@@ -307,7 +316,7 @@ def _govern_source(
         outputs.add(out)
         if col == subject and joined_token:
             exprs.append(pl.lit(tokens.column(action)).gather(pl.col(TOKEN)).alias(out))
-        else:
+        elif col in kept.columns:
             exprs.append(_action_expr(col, action, pseudonymiser, generaliser, as_of, out))
         lineage[f"{name}.{col}"] = _lineage_entry(col, action, out)
     governed = kept.select(exprs)

@@ -146,23 +146,47 @@ def subject_flags(
 
 
 def needed_columns(plan: EnforcementPlan, config: WorkspaceConfig) -> dict[str, set[str]]:
-    """Per planned source, the declared columns enforcement reads: what the plan keeps, the
-    subject column, the columns its row rules name, the columns the subject facts read
-    (roles, inactivity) and, on the subjects source, every column a subject-level condition
-    names. A column outside this set is dropped by the plan and decides nothing here."""
+    """Per planned source, the declared columns a refresh reads after the scan: what `load_
+    sources(keep=...)` carries. A column outside this set decides nothing and is never read
+    from the governed frames, so not carrying it changes no output (every column is still
+    read and checked by the scan).
+
+    Enforcement reads the subject column, the columns its row rules name, the columns the
+    subject facts read (roles, inactivity), the columns a nulling empties and, on the
+    subjects source, every column a subject-level condition names. Every column the plan
+    transforms (pseudonymise, generalise) is carried, with any column a transform's
+    parameters name: its output is a token or a band that may be filed (the kyc vault) or
+    published. A column the plan passes through unchanged ("keep") is carried only if a
+    later stage reads it: a declared feature of this purpose (its inputs: column, time
+    column, order, conditions), the value KPIs ([segmentation.value]) or the predictive
+    strategy's `source.column` outcome. This list is the contract with those stages; a new
+    reader of the governed frames adds itself here.
+    """
     subject_conditions: list[Condition] = [r.condition for r in plan.subject_exclusions]
     subject_conditions += [n.condition for sp in plan.sources.values() for n in sp.nullings]
     if config.subjects in plan.sources:
         subject_conditions += [r.condition for r in plan.sources[config.subjects].row_rules]
+    read = _read_after_enforce(plan, config)
     out: dict[str, set[str]] = {}
     for name, sp in plan.sources.items():
         spec = config.sources.get(name)
         if spec is None:
             continue
-        cols = {c for c, a in sp.columns.items() if a.action != "drop"}
+        cols = {c for c, a in sp.columns.items() if a.action not in ("drop", "keep")}
+        # A transform may read another column of the row (a postcode's `country_column`):
+        # any parameter naming a declared column keeps that column.
+        cols |= {
+            v
+            for c in cols
+            for v in dict(sp.columns[c].params).values()
+            if isinstance(v, str) and v in spec.columns
+        }
+        cols |= {c for c, a in sp.columns.items() if a.action == "keep" and c in read[name]}
         cols |= {sp.subject_column, spec.subject_column}
         for rule in sp.row_rules:
             cols |= rule.condition.fields()
+        for n in sp.nullings:
+            cols |= set(n.columns)
         cols |= {c for c, s in spec.columns.items() if s.role in _FACT_ROLES}
         if name == config.subjects:
             if spec.record_date_column:
@@ -171,3 +195,27 @@ def needed_columns(plan: EnforcementPlan, config: WorkspaceConfig) -> dict[str, 
                 cols |= cond.fields()
         out[name] = cols & set(spec.columns)
     return out
+
+
+def _read_after_enforce(plan: EnforcementPlan, config: WorkspaceConfig) -> dict[str, set[str]]:
+    """Source -> declared columns the stages after enforcement read from its governed frame."""
+    read: dict[str, set[str]] = {name: set() for name in config.sources}
+    for feature in config.features.values():  # engine/features/build.py `for_purpose`
+        if plan.purpose in feature.purposes and feature.source in read:
+            read[feature.source].update(feature.inputs())
+    seg = config.segmentation.for_purpose(plan.purpose)
+    value = seg.value  # engine/segment/value.py
+    if value is not None:
+        if value.source in read:
+            read[value.source].update(
+                c for c in (value.amount, value.rate, value.tenure_months, value.fees) if c
+            )
+            if value.loss_when is not None:
+                read[value.source] |= value.loss_when.fields()
+        if value.applications_source in read and value.approved_column:
+            read[value.applications_source].add(value.approved_column)
+    if seg.predictive is not None:  # engine/segment/outcome.py: a `source.column` outcome
+        source, _, column = seg.predictive.outcome.partition(".")
+        if column and source in read:
+            read[source].add(column)
+    return read

@@ -100,6 +100,9 @@ class SourceFrame:
     input_digest: str  # sha256 of the source file's bytes
     path: str  # workspace-relative path
     accounting: SourceAccounting
+    # Declared columns read and checked but not carried by the valid rows: `keep` said no
+    # later stage reads them (engine/enforce_subjects.py `needed_columns`).
+    uncarried: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,7 @@ def _load_one(
         input_digest=digest.result(),
         path=rel,
         accounting=accounting,
+        uncarried=frozenset(spec.columns) - set(carried),
     )
 
 

@@ -13,10 +13,12 @@ import pytest
 from test_byod_support import card_transactions
 from test_policy_support import HmacPseudonymiser
 
+from engine.conditions import Condition
 from engine.config import Purpose
 from engine.contracts import blank
 from engine.enforce import enforce
 from engine.enforce_subjects import needed_columns
+from engine.features import build_features
 from engine.policy import EnforcementPlan, decide
 from engine.request import RefreshRequest
 from engine.sources import SourceFrames, load_sources
@@ -69,20 +71,62 @@ def test_dropped_columns_are_checked_but_not_carried(
         assert ("crm", "consent_withdrawn") not in dropped
 
 
+@pytest.mark.parametrize(
+    ("actor", "purpose"),
+    [
+        ("analyst-eu", "marketing_segmentation"),
+        ("compliance-lead", "kyc_aml"),
+        ("compliance-lead", "credit_risk_segmentation"),
+    ],
+)
 def test_enforce_on_carried_columns_governs_the_same_and_releases_rows(
-    sample_ws: Workspace,
+    sample_ws: Workspace, actor: str, purpose: str
 ) -> None:
-    plan = _plan(sample_ws, "analyst-eu", "EU-DE", "marketing_segmentation")
+    plan = _plan(sample_ws, actor, "EU-DE", purpose)
     keep = needed_columns(plan, sample_ws.config)
     full = enforce(load_sources(sample_ws, "EU-DE", AS_OF), plan, HmacPseudonymiser(), AS_OF)
     slim_sources = load_sources(sample_ws, "EU-DE", AS_OF, keep)
     slim = enforce(slim_sources, plan, HmacPseudonymiser(), AS_OF, release=True)
     assert slim.accounting == full.accounting
-    assert slim.column_actions == full.column_actions
+    assert slim.column_actions == full.column_actions  # lineage says what the plan did
+    unread = 0
     for name, frame in full.frames.items():
-        assert slim.frames[name].equals(frame), name
+        got = slim.frames[name]
+        # The same rows and values; only pass-through columns no later stage reads are gone.
+        assert got.equals(frame.select(got.columns)), name
+        for col in set(frame.columns) - set(got.columns):
+            assert plan.sources[name].columns[col].action == "keep", (name, col)
+            assert col not in keep[name]
+            unread += 1
+    assert unread, "every kept column is read later: the test proves nothing"
+    # What the later stages build from the governed frames is the same.
+    assert build_features(slim, AS_OF, sample_ws.config).frame.equals(
+        build_features(full, AS_OF, sample_ws.config).frame
+    )
     for f in slim_sources.frames.values():  # rows gone, metadata kept for lineage
         assert f.frame.height == 0 and f.accounting.input_rows > 0
+
+
+def test_a_pass_through_column_is_carried_when_a_feature_reads_it(sample_ws: Workspace) -> None:
+    plan = _plan(sample_ws, "analyst-eu", "EU-DE", "marketing_segmentation")
+    keep = needed_columns(plan, sample_ws.config)
+    # The sample's transaction features read the time, the amount and the direction only.
+    assert keep["transactions"] >= {"ts", "amount", "direction", "customer_id"}
+    assert not keep["transactions"] & {"txn_id", "merchant_category", "channel"}
+    # [segmentation.value] reads the loans' amount, rate, tenure, fees and status.
+    assert keep["loans"] >= {"amount", "rate", "tenure_months", "fees_paid", "status"}
+    feature = sample_ws.config.features["monetary_log"]
+    config = sample_ws.config.model_copy(
+        update={
+            "features": {
+                **sample_ws.config.features,
+                "by_channel": feature.model_copy(
+                    update={"where": Condition(field="channel", op="eq", value="card")}
+                ),
+            }
+        }
+    )
+    assert "channel" in needed_columns(plan, config)["transactions"]
 
 
 def test_a_workspace_unlike_the_sample_keeps_its_accounting(tmp_path: Path) -> None:
