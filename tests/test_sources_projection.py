@@ -15,7 +15,7 @@ from test_policy_support import HmacPseudonymiser
 
 from engine.conditions import Condition
 from engine.config import Purpose
-from engine.contracts import blank
+from engine.contracts import _one_of, blank
 from engine.enforce import enforce
 from engine.enforce_subjects import needed_columns
 from engine.features import build_features
@@ -147,3 +147,14 @@ def test_blank_agrees_with_stripping_every_value() -> None:
     want = df.select((pl.col("s").str.strip_chars() == "").fill_null(False))["s"].to_list()
     assert got == want
     assert got[:5] == [True] * 5 and not any(got[5:])
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 16, 17, 40])
+def test_allowed_values_check_agrees_with_is_in(size: int) -> None:
+    allowed = [f"v{i}" for i in range(size)]
+    values = [*allowed, "", " v0", "V0", "v0 ", "x", None, "v", "v00"]
+    df = pl.DataFrame({"s": values * 3})
+    want = df.select(pl.col("s").is_in(pl.Series(allowed, dtype=pl.String).implode()))["s"]
+    got = df.select(_one_of(pl.col("s"), allowed))["s"]
+    # Null in, null out either way; every other value answers the same.
+    assert got.to_list() == want.to_list()
