@@ -2,9 +2,9 @@
 
 Each aggregate reads a routed column: the value where the row is in the feature's window
 and matches its condition, else null. Features that share a (value, window, condition)
-share the routed column. Monthly shapes route each row into one column per month of the
-window and combine the monthly sums horizontally after the group_by, so no second key
-(customer x month) and no second pass is needed.
+share the routed column. Monthly shapes (monthly_cv, monthly_peak) read per-subject monthly
+sums that engine/features/monthly.py accumulates beside the group_by (no column per month
+over the rows); the two meet on the subject key before the final steps.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import polars as pl
 
 from engine.conditions import compile_condition
 from engine.features.compile import Window, cents, month_index, post
+from engine.features.groups import SubjectIndex, hashed, runs_of
+from engine.features.monthly import CHUNK_ROWS, GID, MonthlySums, MonthlyWindow, day_months
 from engine.features.spec import FeatureSpec, OutcomeKind, Transform
 
 
@@ -23,20 +25,66 @@ class SourceAggregates:
     source: str
     schema: dict[str, pl.DataType]  # columns under their declared names
     window: Window
-    # Computed first (e.g. each row's month in the window), then read by routed columns.
-    pre: dict[str, pl.Expr] = field(default_factory=dict)
+    monthly: MonthlySums = field(default_factory=MonthlySums)
     routed: dict[str, pl.Expr] = field(default_factory=dict)
     aggs: list[pl.Expr] = field(default_factory=list)
     finals: list[pl.Expr] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    # Every aggregate is exact whatever order the rows are reduced in (counts, integer sums
+    # and means, min/max, any): then any grouping of the same rows gives the same bits.
+    order_free: bool = True
     _seen: dict[str, str] = field(default_factory=dict)
 
-    def frame(self, lf: pl.LazyFrame, key: str) -> pl.LazyFrame:
-        """The one pass: routed columns, group_by the subject, aggregates, final steps."""
-        out = lf.with_columns(e.alias(n) for n, e in self.pre.items()) if self.pre else lf
-        if self.routed:
-            out = out.with_columns(e.alias(n) for n, e in self.routed.items())
-        return out.group_by(key).agg(self.aggs).with_columns(self.finals).select(key, *self.names)
+    def frame(self, df: pl.DataFrame, key: str) -> pl.DataFrame:
+        """The one group_by (routed columns, aggregates), the monthly sums, final steps."""
+        keys = df.get_column(key)
+        index = runs_of(keys)
+        if index is not None and self.order_free:
+            grouped = self._by_runs(df, index).with_columns(
+                index.keys.alias(key), *self.monthly.columns(df, index)
+            )
+        else:
+            grouped = self._routed(df.lazy()).group_by(key).agg(self.aggs).collect()
+            if self.monthly.windows:
+                index = index or hashed(keys)
+                sums = pl.DataFrame([index.keys.alias(key), *self.monthly.columns(df, index)])
+                # Every subject of the source has a row in both: the join only lines them up.
+                grouped = grouped.join(sums, on=key, how="left", nulls_equal=True)
+        return grouped.lazy().with_columns(self.finals).select(key, *self.names).collect()
+
+    def _routed(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+        return lf.with_columns(e.alias(n) for n, e in self.routed.items()) if self.routed else lf
+
+    def _by_runs(self, df: pl.DataFrame, index: SubjectIndex) -> pl.DataFrame:
+        """The aggregates when each subject's rows are adjacent, in the order of index.keys:
+        Polars' sorted group_by (slices, no hash table), a slice of whole subjects at a time
+        so the routed columns never span the whole source. Only for order-free aggregates
+        (exact whatever the engine's reduction order), so the values are the hash path's."""
+        parts = [
+            self._routed(df.slice(lo, hi - lo).lazy())
+            .with_columns(index.column(GID, lo, hi))
+            .group_by(GID, maintain_order=True)
+            .agg(self.aggs)
+            .collect(engine="in-memory")
+            .drop(GID)
+            for lo, hi in index.slices(CHUNK_ROWS)
+        ]
+        if not parts:  # no rows
+            lf = self._routed(df.lazy()).with_columns(index.column(GID))
+            return lf.group_by(GID).agg(self.aggs).collect().drop(GID)
+        return pl.concat(parts, how="vertical")
+
+    def _integral(self, spec: FeatureSpec) -> bool:
+        """The aggregated value is an integer (money is aggregated in cents)."""
+        if spec.kind is OutcomeKind.MONEY:
+            return True
+        if spec.times is not None:
+            return False  # value x times in float64
+        col = spec.value_column()
+        if col is None:
+            return True
+        dtype = self.schema[col]
+        return dtype.is_integer() or dtype == pl.Boolean
 
     def _route(self, signature: str, expr: pl.Expr) -> str:
         if signature not in self._seen:
@@ -103,6 +151,8 @@ class SourceAggregates:
         if t is Transform.COUNT:
             return self._count(spec)
         if t in (Transform.SUM, Transform.MEAN, Transform.MIN, Transform.MAX):
+            if t in (Transform.SUM, Transform.MEAN) and not self._integral(spec):
+                self.order_free = False  # a float sum depends on the order of its terms
             v = self._routed_value(spec)
             raw = {
                 Transform.SUM: v.sum(),
@@ -112,12 +162,14 @@ class SourceAggregates:
             }[t]
             return raw / 100 if money else raw
         if t in (Transform.STD, Transform.CV):
+            self.order_free = False
             v = self._routed_value(spec).cast(pl.Float64)
             std = v.std(ddof=0)
             if t is Transform.STD:
                 return std / 100 if money else std
             return pl.when(v.mean() != 0).then(std / v.mean().abs())
         if t is Transform.LATEST:
+            self.order_free = False  # which of tied rows is last is the engine's sort's choice
             assert spec.order_by is not None
             col = spec.value_column()
             assert col is not None
@@ -139,9 +191,11 @@ class SourceAggregates:
             return self._share(spec)
         if t is Transform.RECENCY_DAYS:
             assert spec.time_column is not None
-            _, mask = self._mask(spec, windowed=False)
+            msig, mask = self._mask(spec, windowed=False)
             last = pl.col(spec.time_column)
-            last = last if mask is None else last.filter(mask)
+            if mask is not None:
+                # Routed, not filtered per group: the max ignores the nulls either way.
+                last = pl.col(self._route(f"t{spec.time_column}|{msig}", pl.when(mask).then(last)))
             days = (pl.lit(self.window.as_of) - last.max().cast(pl.Date)).dt.total_days()
             return days.cast(pl.Float64)
         if t is Transform.ACTIVE_MONTHS:
@@ -167,6 +221,8 @@ class SourceAggregates:
             hits, total = self._count(spec), self._count(plain)
             return pl.when(total > 0).then(hits / total).otherwise(0.0)
         # Weighted by the value: e.g. the share of the amount paid in cash.
+        if not self._integral(spec):
+            self.order_free = False
         hits_sum = self._routed_value(spec).sum()
         total_sum = self._routed_value(plain).sum()
         return pl.when(total_sum > 0).then(hits_sum / total_sum).otherwise(0.0)
@@ -178,28 +234,27 @@ class SourceAggregates:
         offset = pl.lit(self.window.month) - month_index(pl.col(spec.time_column))
         _, window_mask = self._mask(spec.model_copy(update={"where": None}))
         assert window_mask is not None
-        n_col = self._route(f"n|{spec.time_column}@{months}", window_mask.cast(pl.Int64))
-        n_sum = f"{n_col}_n"
-        if n_sum not in {e.meta.output_name() for e in self.aggs}:
-            self.aggs.append(pl.col(n_col).sum().alias(n_sum))
+        tcol = spec.time_column
+        window = self.monthly.window(
+            f"{tcol}@{months}",
+            lambda: MonthlyWindow(
+                months,
+                window_mask,
+                tcol,
+                offset.cast(pl.Int64),
+                day_months(self.schema[tcol], self.window.month - months + 1, months),
+                count=f"_n_{tcol}_{months}",
+            ),
+        )
+        n_sum = window.count
         vsig, value = self._value(spec)
-        # The month of each row, computed once per source for all monthly features.
-        month_name = f"_m_{spec.time_column}_{months}"
-        self.pre[month_name] = pl.when(window_mask).then(offset)
-        month = pl.col(month_name)
 
         def series(sig: str, cond: pl.Expr | None, sign: pl.Expr | None) -> list[pl.Expr]:
-            out: list[pl.Expr] = []
             v = value if sign is None else value * sign
-            for i in range(months):
-                m = month == i if cond is None else (month == i) & cond
-                col = self._route(f"m{i}|{vsig}|{sig}", pl.when(m).then(v))
-                total = f"{col}_s"
-                if total not in {e.meta.output_name() for e in self.aggs}:
-                    # A month without rows sums to 0: zero flow, as defined.
-                    self.aggs.append(pl.col(col).sum().alias(total))
-                out.append(pl.col(total).cast(pl.Float64) / divisor)
-            return out
+            v = v if cond is None else pl.when(cond).then(v)
+            # A month without rows sums to 0: zero flow, as defined.
+            cols = self.monthly.series(window, f"{window.count}|{vsig}|{sig}", v)
+            return [pl.col(c).cast(pl.Float64) / divisor for c in cols]
 
         if spec.transform is Transform.MONTHLY_CV:
             sign: pl.Expr | None = None

@@ -78,6 +78,13 @@ def _source_frame(
     return lf, schema
 
 
+def _source_df(governed: GovernedFrames, source: str, columns: set[str]) -> pl.DataFrame:
+    frame = governed.frames[source]
+    rename = {governed_name(governed.column_actions, source, c): c for c in sorted(columns)}
+    rename.pop(KEY, None)
+    return frame.select(pl.col(KEY), *[pl.col(g).alias(d) for g, d in rename.items()])
+
+
 def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfig) -> FeatureFrame:
     subjects = config.subjects
     frame = governed.frames.get(subjects)
@@ -126,13 +133,16 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
         if not specs:
             continue
         cols = {c for s in specs.values() for c in s.inputs()}
-        src_lf, schema = _source_frame(governed, source, cols)
+        schema = _source_frame(governed, source, cols)[1]
         agg = SourceAggregates(source=source, schema=schema, window=window)
         for name, spec in specs.items():
             agg.add(name, spec)
         indicator = f"has_{source}"
-        part = agg.frame(src_lf, KEY).with_columns(pl.lit(1, dtype=pl.Int8).alias(indicator))
-        lf = lf.join(part, on=KEY, how="left")
+        # Per source, one row per subject: the sources' rows are never joined. The eager
+        # select is zero-copy (the governed frame's own chunks).
+        part = agg.frame(_source_df(governed, source, cols), KEY)
+        part = part.with_columns(pl.lit(1, dtype=pl.Int8).alias(indicator))
+        lf = lf.join(part.lazy(), on=KEY, how="left")
         indicators.append(indicator)
         fills[indicator] = pl.lit(0, dtype=pl.Int8)
 
