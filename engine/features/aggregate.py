@@ -50,6 +50,8 @@ class SourceAggregates:
                 sums = pl.DataFrame([index.keys.alias(key), *self.monthly.columns(df, index)])
                 # Every subject of the source has a row in both: the join only lines them up.
                 grouped = grouped.join(sums, on=key, how="left", nulls_equal=True)
+        # The streaming engine, as before: the in-memory one evaluates some float
+        # expressions (powers, horizontal sums) to other last bits.
         return grouped.lazy().with_columns(self.finals).select(key, *self.names).collect()
 
     def _routed(self, lf: pl.LazyFrame) -> pl.LazyFrame:

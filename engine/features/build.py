@@ -66,19 +66,9 @@ def _label_pass_through(spec: FeatureSpec, col: str) -> bool:
     return spec.role in (FeatureRole.DESCRIPTOR, FeatureRole.INPUT) and col == spec.column
 
 
-def _source_frame(
-    governed: GovernedFrames, source: str, columns: set[str]
-) -> tuple[pl.LazyFrame, dict[str, pl.DataType]]:
-    """The source with the needed columns under their declared names."""
-    frame = governed.frames[source]
-    rename = {governed_name(governed.column_actions, source, c): c for c in sorted(columns)}
-    rename.pop(KEY, None)
-    lf = frame.lazy().select(pl.col(KEY), *[pl.col(g).alias(d) for g, d in rename.items()])
-    schema = {d: frame.schema[g] for g, d in rename.items()}
-    return lf, schema
-
-
 def _source_df(governed: GovernedFrames, source: str, columns: set[str]) -> pl.DataFrame:
+    """The source with the needed columns under their declared names (a zero-copy select:
+    the governed frame's own chunks)."""
     frame = governed.frames[source]
     rename = {governed_name(governed.column_actions, source, c): c for c in sorted(columns)}
     rename.pop(KEY, None)
@@ -120,11 +110,15 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
 
     row_specs = {n: s for n, s in by_source.get(subjects, {}).items() if not s.is_aggregation}
     needed = {c for s in row_specs.values() for c in s.inputs()}
-    base_lf, base_schema = _source_frame(governed, subjects, needed)
-    lf = base_lf.select(
-        pl.col(KEY),
-        *[row_expr(s, pl.Schema(base_schema), window).alias(n) for n, s in row_specs.items()],
-    ).unique(subset=[KEY], keep="first")
+    base = _source_df(governed, subjects, needed)
+    lf = (
+        base.lazy()
+        .select(
+            pl.col(KEY),
+            *[row_expr(s, base.schema, window).alias(n) for n, s in row_specs.items()],
+        )
+        .unique(subset=[KEY], keep="first")
+    )
 
     indicators: list[str] = []
     fills: dict[str, pl.Expr] = {}
@@ -133,21 +127,26 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
         if not specs:
             continue
         cols = {c for s in specs.values() for c in s.inputs()}
-        schema = _source_frame(governed, source, cols)[1]
-        agg = SourceAggregates(source=source, schema=schema, window=window)
+        src = _source_df(governed, source, cols)
+        agg = SourceAggregates(source=source, schema=dict(src.schema), window=window)
         for name, spec in specs.items():
             agg.add(name, spec)
         indicator = f"has_{source}"
-        # Per source, one row per subject: the sources' rows are never joined. The eager
-        # select is zero-copy (the governed frame's own chunks).
-        part = agg.frame(_source_df(governed, source, cols), KEY)
+        # Per source, one row per subject: the sources' rows are never joined.
+        part = agg.frame(src, KEY)
         part = part.with_columns(pl.lit(1, dtype=pl.Int8).alias(indicator))
         lf = lf.join(part.lazy(), on=KEY, how="left")
         indicators.append(indicator)
         fills[indicator] = pl.lit(0, dtype=pl.Int8)
 
+    # Per-subject work only (each source's part is already one row per subject): the
+    # in-memory engine's joins cost half the CPU of the streaming engine's at this size.
+    joined = lf.collect(engine="in-memory")
+
     # Combines read the other features before their fills: a term a subject has no rows for
-    # adds 0.
+    # adds 0. Evaluated by the streaming engine as before: the two engines' horizontal sums
+    # add the terms in different orders (other last bits).
+    combines: list[pl.Expr] = []
     for name, spec in built.items():
         if spec.transform is Transform.COMBINE:
             parts: list[pl.Expr] = [
@@ -158,10 +157,9 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
             expr = pl.sum_horizontal(parts)
             if spec.scale is not None:
                 expr = expr * spec.scale
-            lf = lf.with_columns((expr.log1p() if spec.log1p else expr).alias(name))
-
-    # One collect: every source's single group_by runs once; the rest is per-subject work.
-    joined = lf.collect()
+            combines.append((expr.log1p() if spec.log1p else expr).alias(name))
+    if combines:
+        joined = joined.lazy().with_columns(combines).collect()
     medians = _medians(joined, built)
     for name, spec in built.items():
         fill = spec.fill
@@ -187,7 +185,9 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
     out = (
         filled.with_columns(casts)
         .select(KEY, *features, *indicators, *descriptors, *kpis, *inputs)
-        .sort(KEY)
+        # One row per key, so any sort gives the same order; the threaded one costs about
+        # three times the CPU on these string keys.
+        .sort(KEY, multithreaded=False)
     )
     return FeatureFrame(
         frame=out,
