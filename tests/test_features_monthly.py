@@ -187,3 +187,51 @@ def test_a_source_without_rows_gives_every_subject_its_fill() -> None:
     assert ff.frame["has_transactions"].to_list() == [0] * ff.frame.height
     assert set(ff.frame["cashflow_cv"].to_list()) == {0.0}
     assert set(ff.frame["seasonality"].to_list()) == {1.0}
+
+
+def _float_source(rows: int, subjects: int, seed: int) -> GovernedFrames:
+    rng = np.random.default_rng(seed)
+    owners = rng.integers(0, subjects, size=rows)  # scattered: no subject's rows adjacent
+    tx = pl.DataFrame(
+        {
+            "customer_id": [f"s{o:05d}" for o in owners],
+            "ts": [datetime(2026, 1, 1) + timedelta(hours=int(h)) for h in owners % 5000],
+            "amount": rng.lognormal(3.0, 1.2, size=rows),
+            "direction": np.where(rng.random(rows) < 0.5, "credit", "debit"),
+        }
+    )
+    crm = pl.DataFrame({"customer_id": [f"s{o:05d}" for o in range(subjects)]})
+    return GovernedFrames(
+        jurisdiction="EU-DE",
+        purpose="marketing_segmentation",
+        frames={"crm": crm, "transactions": tx},
+        accounting={},
+        plan_digest="0" * 64,
+        subject_domain="kyc",
+    )
+
+
+def test_float_std_and_mean_are_bit_identical_run_to_run() -> None:
+    """A float std, cv or mean reduced by a threaded hash group_by changes in its last bits
+    from run to run; each subject is reduced on its own, in row order, instead."""
+    config = sample_config()
+    extra = {
+        "amount_cv": FeatureSpec(
+            source="transactions", column="amount", transform="cv", time_column="ts"
+        ),
+        "amount_mean": FeatureSpec(source="transactions", column="amount", transform="mean"),
+        "amount_std": FeatureSpec(source="transactions", column="amount", transform="std"),
+    }
+    config = config.model_copy(update={"features": {**config.features, **extra}})
+    governed = _float_source(200_000, 4000, seed=8)
+    first = build_features(governed, AS_OF, config).frame
+    for _ in range(4):
+        assert build_features(governed, AS_OF, config).frame.equals(first)
+    # Against a reduction of each subject's own rows.
+    tx = governed.frames["transactions"]
+    some = first.head(5)["customer_id"].to_list()
+    for k in some:
+        v = tx.filter(pl.col("customer_id") == k)["amount"]
+        row = first.filter(pl.col("customer_id") == k)
+        assert row["amount_mean"].item() == pytest.approx(v.mean(), rel=1e-12)
+        assert row["amount_std"].item() == pytest.approx(v.std(ddof=0), rel=1e-12)

@@ -31,7 +31,8 @@ class SourceAggregates:
     finals: list[pl.Expr] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     # Every aggregate is exact whatever order the rows are reduced in (counts, integer sums
-    # and means, min/max, any): then any grouping of the same rows gives the same bits.
+    # and means, min/max, any): then any grouping of the same rows gives the same bits, and
+    # a source whose subjects' rows are scattered needs no regrouping.
     order_free: bool = True
     _seen: dict[str, str] = field(default_factory=dict)
 
@@ -39,14 +40,24 @@ class SourceAggregates:
         """The one group_by (routed columns, aggregates), the monthly sums, final steps."""
         keys = df.get_column(key)
         index = runs_of(keys)
-        if index is not None and self.order_free:
+        if index is None and not self.order_free:
+            # A float sum, mean or std depends on the order of its terms, and a threaded
+            # hash group_by adds them in a varying order (other last bits run to run): the
+            # rows are regrouped so each subject's are adjacent, in their order in the source,
+            # and reduced one subject at a time.
+            index = hashed(keys)
+            df = df[index.regroup()]
+            index = runs_of(df.get_column(key))
+            assert index is not None
+        if index is not None:
             grouped = self._by_runs(df, index).with_columns(
                 index.keys.alias(key), *self.monthly.columns(df, index)
             )
         else:
+            # Order-free aggregates: the hash group_by gives the same bits in any order.
             grouped = self._routed(df.lazy()).group_by(key).agg(self.aggs).collect()
             if self.monthly.windows:
-                index = index or hashed(keys)
+                index = hashed(keys)
                 sums = pl.DataFrame([index.keys.alias(key), *self.monthly.columns(df, index)])
                 # Every subject of the source has a row in both: the join only lines them up.
                 grouped = grouped.join(sums, on=key, how="left", nulls_equal=True)
@@ -59,9 +70,9 @@ class SourceAggregates:
 
     def _by_runs(self, df: pl.DataFrame, index: SubjectIndex) -> pl.DataFrame:
         """The aggregates when each subject's rows are adjacent, in the order of index.keys:
-        Polars' sorted group_by (slices, no hash table), a slice of whole subjects at a time
-        so the routed columns never span the whole source. Only for order-free aggregates
-        (exact whatever the engine's reduction order), so the values are the hash path's."""
+        Polars' sorted group_by (slices, no hash table, each subject reduced on its own in
+        row order), a slice of whole subjects at a time so the routed columns never span the
+        whole source."""
         parts = [
             self._routed(df.slice(lo, hi - lo).lazy())
             .with_columns(index.column(GID, lo, hi))

@@ -28,6 +28,11 @@ class SubjectIndex:
         s = pl.Series(name, self.row_subject[lo:hi])
         return s.set_sorted() if self.runs else s
 
+    def regroup(self) -> np.ndarray:
+        """Row positions that bring each subject's rows together (subjects in the order of
+        `keys`, a subject's rows in their order)."""
+        return np.argsort(self.row_subject, kind="stable")
+
     def slices(self, rows: int) -> list[tuple[int, int]]:
         """Runs: [lo, hi) row ranges of about `rows` rows that never split a subject."""
         assert self.starts is not None
