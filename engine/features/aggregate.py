@@ -35,6 +35,7 @@ class SourceAggregates:
     # a source whose subjects' rows are scattered needs no regrouping.
     order_free: bool = True
     _seen: dict[str, str] = field(default_factory=dict)
+    _reduced: dict[str, str] = field(default_factory=dict)
 
     def frame(self, df: pl.DataFrame, key: str) -> pl.DataFrame:
         """The one group_by (routed columns, aggregates), the monthly sums, final steps."""
@@ -137,17 +138,30 @@ class SourceAggregates:
             return f"cents({sig})", cents(e)
         return sig, e
 
-    def _routed_value(self, spec: FeatureSpec) -> pl.Expr:
+    def _routed_value(self, spec: FeatureSpec) -> str:
         vsig, value = self._value(spec)
         msig, mask = self._mask(spec)
         expr = value if mask is None else pl.when(mask).then(value)
-        return pl.col(self._route(f"{vsig}|{msig}", expr))
+        return self._route(f"{vsig}|{msig}", expr)
+
+    def _reduce(self, signature: str, expr: pl.Expr) -> pl.Expr:
+        """A plain per-subject aggregate, computed once in the group_by whatever the number
+        of features reading it; the arithmetic on it happens after the group_by (a group_by
+        with expressions over several aggregates takes Polars' slower general path)."""
+        if signature not in self._reduced:
+            name = f"_a{len(self._reduced)}"
+            self._reduced[signature] = name
+            self.aggs.append(expr.alias(name))
+        return pl.col(self._reduced[signature])
+
+    def _sum(self, routed: str) -> pl.Expr:
+        return self._reduce(f"{routed}.sum", pl.col(routed).sum())
 
     def _count(self, spec: FeatureSpec) -> pl.Expr:
         msig, mask = self._mask(spec)
         if mask is None:
-            return pl.len()
-        return pl.col(self._route(f"1|{msig}", mask.cast(pl.Int64))).sum()
+            return self._reduce("len", pl.len())
+        return self._sum(self._route(f"1|{msig}", mask.cast(pl.Int64)))
 
     def add(self, name: str, spec: FeatureSpec) -> None:
         t = spec.transform
@@ -155,10 +169,10 @@ class SourceAggregates:
         if t in (Transform.MONTHLY_CV, Transform.MONTHLY_PEAK):
             self.finals.append(post(spec, self._monthly(name, spec)).alias(name))
             return
-        self.aggs.append(self._aggregate(spec).alias(name))
-        self.finals.append(post(spec, pl.col(name)).alias(name))
+        self.finals.append(post(spec, self._aggregate(spec)).alias(name))
 
     def _aggregate(self, spec: FeatureSpec) -> pl.Expr:
+        """The feature's value per subject, over the group_by's aggregates."""
         t = spec.transform
         money = spec.kind is OutcomeKind.MONEY
         if t is Transform.COUNT:
@@ -166,32 +180,30 @@ class SourceAggregates:
         if t in (Transform.SUM, Transform.MEAN, Transform.MIN, Transform.MAX):
             if t in (Transform.SUM, Transform.MEAN) and not self._integral(spec):
                 self.order_free = False  # a float sum depends on the order of its terms
-            v = self._routed_value(spec)
-            raw = {
-                Transform.SUM: v.sum(),
-                Transform.MEAN: v.mean(),
-                Transform.MIN: v.min(),
-                Transform.MAX: v.max(),
-            }[t]
+            r = self._routed_value(spec)
+            raw = self._reduce(f"{r}.{t}", getattr(pl.col(r), t.value)())
             return raw / 100 if money else raw
         if t in (Transform.STD, Transform.CV):
             self.order_free = False
-            v = self._routed_value(spec).cast(pl.Float64)
-            std = v.std(ddof=0)
+            r = self._routed_value(spec)
+            v = pl.col(r).cast(pl.Float64)
+            std = self._reduce(f"{r}.f64.std", v.std(ddof=0))
             if t is Transform.STD:
                 return std / 100 if money else std
-            return pl.when(v.mean() != 0).then(std / v.mean().abs())
+            mean = self._reduce(f"{r}.f64.mean", v.mean())
+            return pl.when(mean != 0).then(std / mean.abs())
         if t is Transform.LATEST:
-            self.order_free = False  # which of tied rows is last is the engine's sort's choice
+            self.order_free = False  # ties: the subject's rows must come in their own order
             assert spec.order_by is not None
             col = spec.value_column()
             assert col is not None
             e = cents(pl.col(col)) / 100 if money else pl.col(col)
             order = pl.col(spec.order_by)
-            _, mask = self._mask(spec)
+            msig, mask = self._mask(spec)
             if mask is not None:
                 e, order = e.filter(mask), order.filter(mask)
-            return e.sort_by(order).last()
+            sig = f"latest|{col}|{money}|{spec.order_by}|{msig}"
+            return self._reduce(sig, e.sort_by(order).last())
         if t is Transform.ANY:
             return self._any(spec)
         if t is Transform.PRESENT:
@@ -199,34 +211,39 @@ class SourceAggregates:
             need = [pl.col(c).is_not_null() for c in spec.columns or []]
             full = pl.all_horizontal(need) if need else pl.lit(True)
             full = full if mask is None else mask & full
-            return pl.col(self._route(f"present{spec.columns}|{msig}", full)).any()
+            r = self._route(f"present{spec.columns}|{msig}", full)
+            return self._reduce(f"{r}.any", pl.col(r).any())
         if t is Transform.SHARE:
             return self._share(spec)
         if t is Transform.RECENCY_DAYS:
             assert spec.time_column is not None
             msig, mask = self._mask(spec, windowed=False)
-            last = pl.col(spec.time_column)
+            r = spec.time_column
             if mask is not None:
                 # Routed, not filtered per group: the max ignores the nulls either way.
-                last = pl.col(self._route(f"t{spec.time_column}|{msig}", pl.when(mask).then(last)))
-            days = (pl.lit(self.window.as_of) - last.max().cast(pl.Date)).dt.total_days()
+                r = self._route(f"t{spec.time_column}|{msig}", pl.when(mask).then(pl.col(r)))
+            last = self._reduce(f"{r}.max", pl.col(r).max())
+            days = (pl.lit(self.window.as_of) - last.cast(pl.Date)).dt.total_days()
             return days.cast(pl.Float64)
         if t is Transform.ACTIVE_MONTHS:
             assert spec.time_column is not None
             msig, mask = self._mask(spec)
             mi = month_index(pl.col(spec.time_column))
-            routed = mi if mask is None else pl.when(mask).then(mi)
-            return pl.col(self._route(f"month|{msig}", routed)).drop_nulls().n_unique()
+            r = self._route(f"month|{msig}", mi if mask is None else pl.when(mask).then(mi))
+            return self._reduce(f"{r}.months", pl.col(r).drop_nulls().n_unique())
         raise ValueError(f"'{t}' is not an aggregation")  # pragma: no cover (spec refuses)
 
     def _any(self, spec: FeatureSpec) -> pl.Expr:
         msig, mask = self._mask(spec)
         if spec.value_column() is None:
             assert mask is not None
-            return pl.col(self._route(f"any|{msig}", mask)).any()
-        v = self._routed_value(spec).cast(pl.Boolean)
+            r = self._route(f"any|{msig}", mask)
+            return self._reduce(f"{r}.any", pl.col(r).any())
+        r = self._routed_value(spec)
+        v = pl.col(r).cast(pl.Boolean)
         # any() over only-null values is False in Polars: nothing observed stays null.
-        return pl.when(v.is_not_null().any()).then(v.any())
+        seen = self._reduce(f"{r}.bool.seen", v.is_not_null().any())
+        return pl.when(seen).then(self._reduce(f"{r}.bool.any", v.any()))
 
     def _share(self, spec: FeatureSpec) -> pl.Expr:
         plain = spec.model_copy(update={"where": None})
@@ -236,8 +253,8 @@ class SourceAggregates:
         # Weighted by the value: e.g. the share of the amount paid in cash.
         if not self._integral(spec):
             self.order_free = False
-        hits_sum = self._routed_value(spec).sum()
-        total_sum = self._routed_value(plain).sum()
+        hits_sum = self._sum(self._routed_value(spec))
+        total_sum = self._sum(self._routed_value(plain))
         return pl.when(total_sum > 0).then(hits_sum / total_sum).otherwise(0.0)
 
     def _monthly(self, name: str, spec: FeatureSpec) -> pl.Expr:

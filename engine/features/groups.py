@@ -61,13 +61,16 @@ def hashed(keys: pl.Series) -> SubjectIndex:
     distinct = keys.unique(maintain_order=True)
     index = (
         keys.to_frame("k")
+        .lazy()
         .join(
-            distinct.to_frame("k").with_row_index("i"),
+            distinct.to_frame("k").with_row_index("i").lazy(),
             on="k",
             how="left",
             nulls_equal=True,
             maintain_order="left",
         )
+        .select("i")  # the keys are not copied into the result
+        .collect()
         .get_column("i")
     )
     return SubjectIndex(index.cast(pl.Int64).to_numpy(), distinct, runs=False)
