@@ -33,10 +33,14 @@ def file_digest(path: Path) -> str:
     return _digest_cached(str(path), st.st_size, st.st_mtime_ns)
 
 
-def scan(path: Path, fmt: str) -> pl.LazyFrame:
-    """The raw lazy scan with `_row`; CSV is read as text so the contract does the typing."""
+def scan(path: Path, fmt: str, *, check: bool = True) -> pl.LazyFrame:
+    """The raw lazy scan with `_row`; CSV is read as text so the contract does the typing.
+
+    `check=False` only for a caller that runs `check_parquet` itself before using the rows
+    (engine/sources.py runs it beside the read)."""
     if fmt == "parquet":
-        check_parquet(path)  # a corrupted page is bad input, not a silent read (integrity.py)
+        if check:  # a corrupted page is bad input, not a silent read (integrity.py)
+            check_parquet(path)
         return pl.scan_parquet(path, row_index_name=ROW, row_index_offset=1)
     if fmt == "csv":
         return pl.scan_csv(
