@@ -5,6 +5,7 @@ row, a null key never counts, and the answer is exactly `is_duplicated`'s."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -41,3 +42,38 @@ def test_rows_agree_with_is_duplicated_on_many_keys() -> None:
     expected = lf.filter(pl.col("id").is_duplicated()).collect()["_row"]
     assert rows.to_list() == expected.to_list()
     assert len(rows) > 0
+
+
+def test_keys_in_increasing_order_are_unique_without_hashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def never(key: pl.Expr) -> pl.Expr:
+        raise AssertionError("strictly increasing keys need no hash")
+
+    monkeypatch.setattr(source_keys, "key_hash", never)
+    assert duplicate_rows(_lf(id=["a1", None, "a2", "b", None]), "_row", [pl.col("id")]).len() == 0
+    assert duplicate_rows(_lf(id=[3, 7, 9_000_000_000]), "_row", [pl.col("id")]).len() == 0
+    assert duplicate_rows(_lf(id=[None, None]), "_row", [pl.col("id")]).len() == 0
+
+
+@pytest.mark.parametrize(
+    ("ids", "rows"),
+    [
+        (["a", "b", "b", "c"], [2, 3]),  # ordered, one repeat: not strictly increasing
+        ([1, 2, 3, 1], [1, 4]),  # increasing, then back to the start
+        (["a", None, "a"], [1, 3]),  # a null between two equal keys
+    ],
+)
+def test_a_repeat_in_nearly_ordered_keys_is_found(ids: list[object], rows: list[int]) -> None:
+    assert duplicate_rows(_lf(id=ids), "_row", [pl.col("id")]).to_list() == rows
+
+
+def test_an_ordered_key_with_a_repeat_across_row_groups_is_found(tmp_path: Path) -> None:
+    # The comparison with the previous row must hold across Parquet row groups and the
+    # streaming engine's batches, not only inside each.
+    ids = [f"T{i:07d}" for i in range(30_000)]
+    ids[20_000] = ids[19_999]
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"id": ids}).write_parquet(path, row_group_size=10_000)
+    lf = pl.scan_parquet(path, row_index_name="_row", row_index_offset=1)
+    assert duplicate_rows(lf, "_row", [pl.col("id")]).to_list() == [20_000, 20_001]
