@@ -149,6 +149,32 @@ def test_blank_agrees_with_stripping_every_value() -> None:
     assert got[:5] == [True] * 5 and not any(got[5:])
 
 
+@pytest.mark.parametrize(
+    ("actor", "purpose"),
+    [("analyst", "marketing_segmentation"), ("officer", "credit_risk_segmentation")],
+)
+def test_a_workspace_unlike_the_sample_governs_the_same_from_fewer_columns(
+    tmp_path: Path, actor: str, purpose: str
+) -> None:
+    # Integer holder ids, its own column names, a CSV subjects table.
+    ws = Workspace.open(card_transactions(tmp_path / "ws"))
+    plan = _plan(ws, actor, "SG", purpose)
+    keep = needed_columns(plan, ws.config)
+    assert "txn_ref" not in keep["card_txns"]  # passed through, read by no feature
+    assert {"card_holder", "booked_at", "amount_eur"} <= keep["card_txns"]
+    full = enforce(load_sources(ws, "SG", AS_OF), plan, HmacPseudonymiser(), AS_OF)
+    slim = enforce(load_sources(ws, "SG", AS_OF, keep), plan, HmacPseudonymiser(), AS_OF)
+    assert slim.accounting == full.accounting
+    assert slim.column_actions == full.column_actions
+    for name, frame in full.frames.items():
+        assert slim.frames[name].equals(frame.select(slim.frames[name].columns)), name
+    assert "txn_ref" in full.frames["card_txns"].columns
+    assert "txn_ref" not in slim.frames["card_txns"].columns
+    assert build_features(slim, AS_OF, ws.config).frame.equals(
+        build_features(full, AS_OF, ws.config).frame
+    )
+
+
 @pytest.mark.parametrize("size", [0, 1, 3, 16, 17, 40])
 def test_allowed_values_check_agrees_with_is_in(size: int) -> None:
     allowed = [f"v{i}" for i in range(size)]
