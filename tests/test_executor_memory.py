@@ -17,14 +17,16 @@ from engine.executor import run_all
 from engine.executors.memory import (
     BASE_BYTES,
     DEFAULT_BYTES_PER_SUBJECT,
+    DEFAULT_PEAK_PER_DATA_BYTE,
+    DEFAULT_PEAK_PER_DATA_BYTE_OTHER,
     MARGIN,
     estimate,
     load_history,
     parse_size,
     record_peaks,
     resolve_budget,
-    subject_counts,
 )
+from engine.executors.sizing import JurisdictionSize, jurisdiction_sizes
 from engine.request import RefreshRequest
 from engine.workspace import Workspace
 
@@ -71,37 +73,64 @@ def test_sizes_parse_and_nonsense_is_a_usage_error(monkeypatch: pytest.MonkeyPat
     assert default is None or 0 < default < 2**50  # 80 % of what is available now
 
 
+def _size(subjects: int, data: int) -> JurisdictionSize:
+    return JurisdictionSize(subjects=subjects, rows=subjects * 10, data_bytes=data)
+
+
 def test_estimates_use_own_peak_then_workspace_rate_then_default() -> None:
     history = {
-        "EU-DE/kyc_aml": {"subjects": 1000, "peak_bytes": BASE_BYTES + 4_000_000},
-        "UK/marketing_segmentation": {"subjects": 1000, "peak_bytes": BASE_BYTES + 2_000_000},
+        "EU-DE/kyc_aml": {
+            "subjects": 1000,
+            "data_bytes": 10**6,
+            "peak_bytes": BASE_BYTES + 4 * 10**6,
+        },
+        "UK/marketing_segmentation": {
+            "subjects": 1000,
+            "data_bytes": 10**6,
+            "peak_bytes": BASE_BYTES + 2 * 10**6,
+        },
+        # an entry written before data sizes were recorded: its own subjects scale it
+        "US-CA/kyc_aml": {"subjects": 100, "peak_bytes": GIB},
     }
-    subjects = {"EU-DE": 2000, "UK": 500, "SG": 100}
+    sizes = {
+        "EU-DE": _size(2000, 2 * 10**6),
+        "UK": _size(500, 5 * 10**5),
+        "SG": _size(100, 10**5),
+        "US-CA": _size(300, 10**6),
+    }
     jobs = [("EU-DE", "kyc_aml"), ("SG", "kyc_aml"), ("SG", "credit"), ("BR", "kyc_aml")]
-    de, sg, sg_other, br = estimate(jobs, history, subjects)
-    # its own peak, grown with its subjects (twice as many now)
-    assert de.basis == "measured" and de.bytes == int((BASE_BYTES + 4_000_000) * 2 * MARGIN)
-    # no figure of its own: a process's base plus the workspace's bytes per subject for this
-    # purpose (4000 per subject above the base)
-    assert sg.basis == "workspace rate"
-    assert sg.bytes == int((BASE_BYTES + 100 * 4000) * MARGIN)
+    de, sg, sg_other, br = estimate(jobs, history, sizes)
+    # its own peak, grown with its data (twice as much now)
+    assert de.basis == "measured" and de.bytes == int((BASE_BYTES + 4 * 10**6) * 2 * MARGIN)
+    # no figure of its own: a process's base plus the workspace's peak per data byte for
+    # this purpose (4 per byte above the base)
+    assert sg.basis == "workspace rate" and sg.data_bytes == 10**5
+    assert sg.bytes == int((BASE_BYTES + 10**5 * 4) * MARGIN)
     # no figure for the purpose either: the largest rate of any purpose
     assert sg_other.basis == "workspace rate" and sg_other.bytes == sg.bytes
-    # subjects unknown: nothing to go by
+    # nothing known about the jurisdiction: nothing to go by
     assert br.basis == "unknown" and br.bytes is None
-    [fresh] = estimate([("SG", "kyc_aml")], {}, subjects)
-    assert fresh.basis == "default rate"
-    assert fresh.bytes == BASE_BYTES + 100 * DEFAULT_BYTES_PER_SUBJECT
+    [ca] = estimate([("US-CA", "kyc_aml")], history, sizes)
+    assert ca.basis == "measured" and ca.bytes == int(GIB * 3 * MARGIN)
+    fresh_kyc, fresh_other = estimate([("SG", "kyc_aml"), ("SG", "credit")], {}, sizes)
+    assert fresh_kyc.basis == "default rate"
+    assert fresh_kyc.bytes == int(BASE_BYTES + 10**5 * DEFAULT_PEAK_PER_DATA_BYTE["kyc_aml"])
+    assert fresh_other.bytes == int(BASE_BYTES + 10**5 * DEFAULT_PEAK_PER_DATA_BYTE_OTHER)
+    # sources without a size (data 0): subjects, at the default per subject
+    [by_subjects] = estimate([("SG", "kyc_aml")], {}, {"SG": _size(100, 0)})
+    assert by_subjects.basis == "subjects rate"
+    assert by_subjects.bytes == BASE_BYTES + 100 * DEFAULT_BYTES_PER_SUBJECT
 
 
 def test_subjects_are_counted_per_jurisdiction_from_the_subjects_source(tmp_path: Path) -> None:
     root = write_workspace(tmp_path / "ws")
-    assert subject_counts(root) == {}  # no data yet: no counts, no failure
+    assert jurisdiction_sizes(root) == {}  # no data yet: no sizes, no failure
     (root / "data").mkdir()
     pl.DataFrame(
         {"customer_id": ["a", "b", "c", "d"], "jurisdiction": ["UK", "UK", "SG", None]}
     ).write_parquet(root / "data" / "crm.parquet")
-    assert subject_counts(root) == {"UK": 2, "SG": 1}
+    sizes = jurisdiction_sizes(root)
+    assert {j: s.subjects for j, s in sizes.items()} == {"UK": 2, "SG": 1}
 
 
 def test_each_job_runs_in_a_fresh_process_and_its_peak_is_recorded(tmp_path: Path) -> None:
@@ -121,9 +150,9 @@ def test_jobs_that_do_not_fit_the_budget_together_never_overlap(tmp_path: Path) 
     record_peaks(
         root,
         [
-            ("UK", "kyc_aml", None, 7 * GIB),
-            ("EU-DE", "kyc_aml", None, 6 * GIB),
-            ("SG", "kyc_aml", None, 1 * GIB),
+            ("UK", "kyc_aml", None, None, 7 * GIB),
+            ("EU-DE", "kyc_aml", None, None, 6 * GIB),
+            ("SG", "kyc_aml", None, None, 1 * GIB),
         ],
     )
     outcomes = run_all(
@@ -146,7 +175,9 @@ def test_jobs_that_do_not_fit_the_budget_together_never_overlap(tmp_path: Path) 
 
 def test_a_job_larger_than_the_whole_budget_still_runs_alone(tmp_path: Path) -> None:
     root = write_workspace(tmp_path / "ws")
-    record_peaks(root, [("UK", "kyc_aml", None, 50 * GIB), ("SG", "kyc_aml", None, GIB)])
+    record_peaks(
+        root, [("UK", "kyc_aml", None, None, 50 * GIB), ("SG", "kyc_aml", None, None, GIB)]
+    )
     outcomes = run_all(
         root,
         _requests(["UK", "SG"]),

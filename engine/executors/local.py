@@ -20,7 +20,8 @@ import multiprocessing
 import os
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -35,14 +36,43 @@ from engine.executors.memory import (
     load_history,
     record_peaks,
     resolve_budget,
-    subject_counts,
 )
+from engine.executors.sizing import jurisdiction_sizes
 from engine.request import RefreshRequest
 
 log = structlog.get_logger(__name__)
 
 # (root, request as JSON, region, refresh_fn) -> summary dict (engine.executor.run_job)
 JobFn = Callable[[str, dict[str, Any], str, Any], dict[str, Any]]
+
+
+# The native thread pools a refresh uses: Polars' own, and the OpenMP / BLAS pools under
+# scikit-learn. Each reads its variable once, when the worker process first uses it.
+THREAD_VARS = ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _thread_env(together: int) -> dict[str, str]:
+    """Thread limits for a worker that starts with ``together`` jobs running (itself
+    included): the cores shared out between them, so two workers do not each run a pool as
+    wide as the machine. A job that starts alone keeps every core."""
+    if together <= 1 or any(v in os.environ for v in THREAD_VARS):
+        return {}  # alone, or the user's own limits: they win
+    share = max(1, (os.cpu_count() or 1) // together)
+    return {v: str(share) for v in THREAD_VARS}
+
+
+@contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _child(conn: Connection, job: JobFn, args: tuple[Any, ...]) -> None:
@@ -82,7 +112,7 @@ def run_local(
     budget = resolve_budget(memory_budget)
     keys = [(r.jurisdiction, r.purpose.value) for r in requests]
     history = load_history(Path(root))
-    estimates = estimate(keys, history, subject_counts(Path(root)))
+    estimates = estimate(keys, history, jurisdiction_sizes(Path(root)))
     # Equal shares for jobs nothing is known about: the plain pool's behaviour.
     share = budget // n_workers if budget else 0
     need = [e.bytes if e.bytes is not None else share for e in estimates]
@@ -101,30 +131,72 @@ def run_local(
     results: dict[int, dict[str, Any]] = {}
     started_at: dict[int, float] = {}
     deadline = time.monotonic() + timeout
+    last_wait: list[tuple[int, int] | None] = [None]
 
     def admit() -> None:
-        while pending and len(running) < n_workers:
-            free = None if budget is None else budget - sum(r.estimate for r in running.values())
+        picks: list[tuple[int, str, int]] = []  # (job, why, committed with it)
+        while pending and len(running) + len(picks) < n_workers:
+            committed = sum(r.estimate for r in running.values()) + sum(need[p] for p, *_ in picks)
+            free = None if budget is None else budget - committed
             pick = next((i for i in pending if free is None or need[i] <= free), None)
-            if pick is None and not running:
-                pick = pending[0]  # larger than the whole budget: it runs alone
+            reason = "fits the budget beside the running jobs"
+            if pick is None and not running and not picks:
+                # Larger than the whole budget: it waits until nothing else runs, then runs
+                # alone (the budget bounds what runs together; it cannot shrink one job).
+                pick = pending[0]
+                reason = "larger than the budget: runs alone"
                 log.warning(
                     "job_over_memory_budget",
                     job="/".join(keys[pick]),
                     estimate_gib=_gib(need[pick]),
                     budget_gib=_gib(budget),
                 )
+            if pick != pending[0]:
+                # The largest job does not fit beside the running ones: it waits (a smaller
+                # one may take the free worker meanwhile). Logged once per change.
+                waiting = (pending[0], len(running) + len(picks))
+                if waiting != last_wait[0]:
+                    last_wait[0] = waiting
+                    log.info(
+                        "job_waiting_for_memory",
+                        job="/".join(keys[pending[0]]),
+                        estimate_gib=_gib(need[pending[0]]),
+                        free_gib=_gib(free),
+                        running=sorted(
+                            "/".join(keys[i]) for i in [*running, *(p for p, *_ in picks)]
+                        ),
+                        instead=None if pick is None else "/".join(keys[pick]),
+                    )
             if pick is None:
-                return
+                break
             pending.remove(pick)
-            parent, child = ctx.Pipe(duplex=False)
-            r = requests[pick]
-            args = (root, r.model_dump(mode="json"), regions[pick], refresh_fn)
-            proc = ctx.Process(target=_child, args=(child, job, args), daemon=False)
+            picks.append((pick, reason, committed + need[pick]))
+        together = len(running) + len(picks)
+        for pick, reason, committed in picks:
+            env = _thread_env(together)
+            log.info(
+                "job_admitted",
+                job="/".join(keys[pick]),
+                estimate_gib=_gib(need[pick]),
+                basis=estimates[pick].basis,
+                committed_gib=_gib(committed),
+                budget_gib=_gib(budget),
+                running=sorted("/".join(keys[i]) for i in running),
+                threads=env.get(THREAD_VARS[0], "default"),
+                reason=reason,
+            )
+            start(pick, env)
+
+    def start(pick: int, env: dict[str, str]) -> None:
+        parent, child = ctx.Pipe(duplex=False)
+        r = requests[pick]
+        args = (root, r.model_dump(mode="json"), regions[pick], refresh_fn)
+        proc = ctx.Process(target=_child, args=(child, job, args), daemon=False)
+        with _environment(env):  # a spawned child starts with this process's environment
             proc.start()
-            child.close()
-            started_at[pick] = time.monotonic()
-            running[pick] = _Running(pick, proc, parent, need[pick])
+        child.close()
+        started_at[pick] = time.monotonic()
+        running[pick] = _Running(pick, proc, parent, need[pick])
 
     def finish(run: _Running, summary: dict[str, Any]) -> None:
         run.proc.join(10)
@@ -198,10 +270,10 @@ def _remember(
     results: dict[int, dict[str, Any]],
 ) -> None:
     measured = [
-        (j, p, e.subjects, int(results[i]["peak_rss_bytes"]))
+        (j, p, e.subjects, e.data_bytes, int(results[i]["peak_rss_bytes"]))
         for i, ((j, p), e) in enumerate(zip(keys, estimates, strict=True))
         if results.get(i, {}).get("peak_rss_bytes") and results[i].get("error") is None
     ]
     record_peaks(Path(root), measured)
-    for j, p, _, peak in measured:
+    for j, p, _, _, peak in measured:
         log.info("job_memory", job=f"{j}/{p}", peak_gib=_gib(peak))

@@ -1,16 +1,18 @@
 """How much memory a jurisdiction's refresh needs, so the local pool never overcommits.
 
-A refresh holds one jurisdiction's governed rows in memory, so its peak grows with the
-jurisdiction's data subjects. Each local-pool job runs in a fresh process and reports its
-peak resident set (``ru_maxrss``); the pool keeps the last figure per (jurisdiction,
+A refresh holds one jurisdiction's governed rows in memory, so its peak grows with the data
+of that jurisdiction: every source's rows, sized from the files' footers before anything
+runs (engine/executors/sizing.py). Each local-pool job runs in a fresh process and reports
+its peak resident set (``ru_maxrss``); the pool keeps the last figure per (jurisdiction,
 purpose) in ``logs/job-memory.json`` (counts and bytes only: no personal data) and the next
 fan-out estimates each job from it:
 
-1. the job's own last peak, scaled by how its subject count changed since;
-2. else a process's base plus its subjects times the largest bytes-per-subject any
+1. the job's own last peak, grown with its data (bytes, else subjects) since;
+2. else a process's base plus its data bytes times the largest peak per data byte any
    measured job of this workspace needed (same purpose first);
-3. else the base plus its subjects times ``DEFAULT_BYTES_PER_SUBJECT`` (measured on the
-   10M sample, docs/performance.md), until a job of this workspace has been measured.
+3. else the base plus its data bytes times ``DEFAULT_PEAK_PER_DATA_BYTE`` (measured on the
+   10M sample, docs/performance.md), until a job of this workspace has been measured;
+4. else (sources not sizeable) the base plus subjects times ``DEFAULT_BYTES_PER_SUBJECT``.
 
 The pool then starts the largest job that fits the memory budget next to those running.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +30,18 @@ from typing import Any
 import structlog
 
 from engine.errors import UsageError
+from engine.executors.sizing import JurisdictionSize
 
 log = structlog.get_logger(__name__)
 
 HISTORY = "job-memory.json"
 ENV_BUDGET = "PGOV_MEMORY_BUDGET"
-# Peak RSS of a whole refresh per data subject of the 10M sample (EU-DE, 1.6M subjects, ten
-# sources): see docs/performance.md, "10M". Only used before this workspace has a figure.
+# Peak RSS of a whole refresh above BASE_BYTES per byte of the jurisdiction's source data
+# (uncompressed), measured on the 10M sample (docs/performance.md, "Local pool"). Only used
+# before this workspace has a figure of its own. kyc_aml holds more (identifiers, tokens).
+DEFAULT_PEAK_PER_DATA_BYTE = {"kyc_aml": 6.6}
+DEFAULT_PEAK_PER_DATA_BYTE_OTHER = 5.0
+# Per data subject, when the sources cannot be sized (EU-DE of the 10M sample, 1.6M subjects).
 DEFAULT_BYTES_PER_SUBJECT = 8 * 1024
 # A worker process before it reads any row (Python, Polars, scikit-learn, the policy engine),
 # so small jurisdictions' rates do not inflate large ones' estimates.
@@ -82,7 +89,8 @@ def resolve_budget(budget: str | int | None) -> int | None:
 class Estimate:
     bytes: int | None  # None: nothing to go by (the job gets an equal share of the budget)
     subjects: int | None
-    basis: str  # "measured", "workspace rate", "default rate" or "unknown"
+    basis: str  # "measured", "workspace rate", "default rate", "subjects rate" or "unknown"
+    data_bytes: int | None = None  # the jurisdiction's source data (sizing.py)
 
 
 def _history_path(root: Path) -> Path:
@@ -97,13 +105,20 @@ def load_history(root: Path) -> dict[str, dict[str, Any]]:
     return data if isinstance(data, dict) else {}
 
 
-def record_peaks(root: Path, measured: Sequence[tuple[str, str, int | None, int]]) -> None:
-    """(jurisdiction, purpose, subjects, peak bytes) of finished jobs into the history."""
+def record_peaks(
+    root: Path, measured: Sequence[tuple[str, str, int | None, int | None, int]]
+) -> None:
+    """(jurisdiction, purpose, subjects, data bytes, peak bytes) of finished jobs into the
+    history."""
     if not measured:
         return
     history = load_history(root)
-    for j, p, subjects, peak in measured:
-        history[f"{j}/{p}"] = {"subjects": subjects, "peak_bytes": int(peak)}
+    for j, p, subjects, data_bytes, peak in measured:
+        history[f"{j}/{p}"] = {
+            "subjects": subjects,
+            "data_bytes": data_bytes,
+            "peak_bytes": int(peak),
+        }
     path = _history_path(root)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,47 +129,18 @@ def record_peaks(root: Path, measured: Sequence[tuple[str, str, int | None, int]
         log.warning("job_memory_not_recorded", error=str(exc))
 
 
-def subject_counts(root: Path) -> dict[str, int]:
-    """Subjects per jurisdiction from the subjects source (one column read), or {}."""
-    try:
-        import polars as pl
-
-        from engine.sources import source_file
-        from engine.workspace import Workspace
-
-        ws = Workspace.open(root)
-        name = ws.config.subjects
-        spec = ws.source(name)
-        col = spec.jurisdiction_column
-        path = source_file(ws, name)
-        # One column, no integrity or contract checks: the refresh does those; a count
-        # for an estimate must not read the file twice.
-        if spec.format == "parquet":
-            lf = pl.scan_parquet(path)
-        elif spec.format == "csv":
-            lf = pl.scan_csv(path, infer_schema=False)
-        else:
-            lf = pl.scan_ndjson(path)
-        lf = lf.select(pl.col(col).cast(pl.String))
-        counts = lf.group_by(col).len().collect()
-    except Exception as exc:  # the source is checked properly by the refresh itself
-        log.warning("subject_counts_unavailable", error=f"{exc.__class__.__name__}: {exc}")
-        return {}
-    return {str(j): int(n) for j, n in counts.iter_rows() if j is not None}
-
-
 def estimate(
     jobs: Sequence[tuple[str, str]],
     history: dict[str, dict[str, Any]],
-    subjects: dict[str, int],
+    sizes: Mapping[str, JurisdictionSize],
 ) -> list[Estimate]:
     """One estimate per (jurisdiction, purpose), in order."""
 
     def rate(purpose: str | None) -> float | None:
         rates = [
-            max(0, h["peak_bytes"] - BASE_BYTES) / h["subjects"]
+            max(0, h["peak_bytes"] - BASE_BYTES) / h["data_bytes"]
             for key, h in history.items()
-            if h.get("subjects")
+            if h.get("data_bytes")
             and h.get("peak_bytes")
             and (purpose is None or key.rsplit("/", 1)[-1] == purpose)
         ]
@@ -162,20 +148,28 @@ def estimate(
 
     out: list[Estimate] = []
     for j, p in jobs:
-        n = subjects.get(j)
+        size = sizes.get(j)
+        n = size.subjects if size else None
+        data = size.data_bytes if size else None
         own = history.get(f"{j}/{p}")
         if own and own.get("peak_bytes"):
             peak = float(own["peak_bytes"])
-            if n and own.get("subjects"):
+            if data and own.get("data_bytes"):
+                peak *= max(1.0, data / own["data_bytes"])
+            elif n and own.get("subjects"):
                 peak *= max(1.0, n / own["subjects"])
-            out.append(Estimate(int(peak * MARGIN), n, "measured"))
+            out.append(Estimate(int(peak * MARGIN), n, "measured", data))
             continue
-        if n is None:
+        if size is None:
             out.append(Estimate(None, None, "unknown"))
             continue
         r = rate(p) or rate(None)
-        if r is not None:
-            out.append(Estimate(int((BASE_BYTES + n * r) * MARGIN), n, "workspace rate"))
+        if data and r is not None:
+            out.append(Estimate(int((BASE_BYTES + data * r) * MARGIN), n, "workspace rate", data))
+        elif data:
+            per = DEFAULT_PEAK_PER_DATA_BYTE.get(p, DEFAULT_PEAK_PER_DATA_BYTE_OTHER)
+            out.append(Estimate(int(BASE_BYTES + data * per), n, "default rate", data))
         else:
-            out.append(Estimate(BASE_BYTES + n * DEFAULT_BYTES_PER_SUBJECT, n, "default rate"))
+            b = BASE_BYTES + (n or 0) * DEFAULT_BYTES_PER_SUBJECT
+            out.append(Estimate(b, n, "subjects rate", data))
     return out
