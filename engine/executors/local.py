@@ -5,9 +5,14 @@ large jurisdiction's refresh held goes back to the system before the next job st
 allocator keeps freed pages for reuse; a long-lived worker would carry the largest job's
 footprint into every later job). At most ``workers`` jobs run at once, and a job starts only
 when its estimated peak fits next to the running jobs' estimates within the memory budget
-(engine/executors/memory.py); the largest job that fits goes first, which also keeps the
-last minutes from being one large job running alone. A job larger than the budget runs
-alone. Every job's measured peak is recorded for the next estimate.
+(engine/executors/memory.py, sized before any job runs by engine/executors/sizing.py); the
+largest job that fits goes first, small ones fill the other workers beside it, which also
+keeps the last minutes from being one large job running alone. A job larger than the whole
+budget waits until nothing runs, then runs alone. Every decision is logged (``job_admitted``
+with the memory committed, ``job_waiting_for_memory``, ``job_over_memory_budget``), and every
+job's measured peak is recorded for the next estimate. Jobs that start side by side share
+the cores (THREAD_VARS): two Polars pools as wide as the machine on the same cores cost CPU
+(docs/performance.md, "Local pool at 10M").
 
 ``timeout`` bounds each job from the start of the fan-out (waiting for a slot counts), as
 for the other executors: a job still running then is killed (a refresh is crash-safe:
@@ -139,7 +144,7 @@ def run_local(
             committed = sum(r.estimate for r in running.values()) + sum(need[p] for p, *_ in picks)
             free = None if budget is None else budget - committed
             pick = next((i for i in pending if free is None or need[i] <= free), None)
-            reason = "fits the budget beside the running jobs"
+            reason = "fits the budget"  # with the running jobs (listed) if any
             if pick is None and not running and not picks:
                 # Larger than the whole budget: it waits until nothing else runs, then runs
                 # alone (the budget bounds what runs together; it cannot shrink one job).
