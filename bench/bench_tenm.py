@@ -349,8 +349,14 @@ def run_one(args: argparse.Namespace, data_ws: Path) -> list[Measured]:
 
 
 def _details(args: argparse.Namespace, m: Measured) -> None:
+    # At once (and flushed): a long --steady run shows its first figure while the second runs.
+    print(
+        f"  this run: wall {m.wall:.1f} s, cpu {m.cpu:.1f} s, tree peak {m.tree_peak_gib:.2f} "
+        f"GiB, exit {m.returncode}",
+        flush=True,
+    )
     if args.command == "eu-de":
-        print(m.stdout.rstrip())
+        print(m.stdout.rstrip(), flush=True)
         return
     try:
         rows = json.loads(m.stdout)
@@ -374,7 +380,8 @@ def _details(args: argparse.Namespace, m: Measured) -> None:
     )
     print(
         "  at the tree's peak: "
-        + ", ".join(f"{name} {gib:.2f} GiB" for name, gib in at_peak if gib >= 0.05)
+        + ", ".join(f"{name} {gib:.2f} GiB" for name, gib in at_peak if gib >= 0.05),
+        flush=True,
     )
 
 
