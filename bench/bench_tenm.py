@@ -32,6 +32,7 @@ and the commit measured.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -44,6 +45,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -294,6 +297,22 @@ def _report(label: str, m: Measured, target: tuple[float, float] | None) -> None
         print(f"  target: <= {seconds:g} s and <= {gib:g} GiB: {'met' if ok else 'NOT met'}")
 
 
+@contextmanager
+def _locked(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive flock on path (if given) only while one run measures, so others
+    sharing the machine's memory through the same lock can run between two runs."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as fh:
+        print(f"waiting for the lock {path}", flush=True)
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def run_one(args: argparse.Namespace, data_ws: Path) -> list[Measured]:
     parent = args.tmp_parent or data_ws.resolve().parent
     with TempWorkspace(data_ws, parent, args.keep) as tw:
@@ -335,7 +354,8 @@ def run_one(args: argparse.Namespace, data_ws: Path) -> list[Measured]:
             f"{' '.join(Path(c).name if c.startswith('/') else c for c in cmd[1:])}",
             flush=True,
         )
-        m = measure(cmd, tw.env)
+        with _locked(args.lock):
+            m = measure(cmd, tw.env)
         _details(args, m)
         if not args.steady:
             return [m]
@@ -343,7 +363,8 @@ def run_one(args: argparse.Namespace, data_ws: Path) -> list[Measured]:
         # version, the kyc token vault already holds every value (only new ones are
         # encrypted), and the local pool estimates each job from its measured first peak.
         print("steady: the same command again on the same workspace", flush=True)
-        again = measure(cmd, tw.env)
+        with _locked(args.lock):
+            again = measure(cmd, tw.env)
         _details(args, again)
     return [m, again]
 
@@ -406,6 +427,11 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=7200.0, help="per job, seconds")
     ap.add_argument("--tmp-parent", type=Path, help="where temp workspaces go")
     ap.add_argument("--keep", action="store_true", help="keep the temp workspace(s)")
+    ap.add_argument(
+        "--lock",
+        type=Path,
+        help="hold an exclusive flock on this file while each run measures (e.g. the 10M lock)",
+    )
     ap.add_argument(
         "--steady",
         action="store_true",
