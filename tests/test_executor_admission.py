@@ -49,8 +49,9 @@ def _peaks(root: Path, gib: dict[str, float]) -> None:
 
 
 def test_admission_never_commits_more_than_the_budget_and_goes_largest_first(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(local, "_own_rss", lambda: 0)
     root = write_workspace(tmp_path / "ws")
     _peaks(root, {"EU-DE": 6, "UK": 5, "EU-FR": 2.5, "SG": 1, "BR": 0.5})
     js = ["SG", "BR", "UK", "EU-FR", "EU-DE"]
@@ -83,7 +84,11 @@ def test_admission_never_commits_more_than_the_budget_and_goes_largest_first(
     assert not _events(logs, "job_over_memory_budget")
 
 
-def test_a_job_larger_than_the_budget_waits_and_runs_alone_and_says_so(tmp_path: Path) -> None:
+def test_a_job_larger_than_the_budget_waits_and_runs_alone_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The scheduling process's own memory comes off the budget: the jobs share the rest.
+    monkeypatch.setattr(local, "_own_rss", lambda: GIB // 2)
     root = write_workspace(tmp_path / "ws")
     _peaks(root, {"UK": 50, "SG": 1, "BR": 1})
     with capture_logs() as logs:
@@ -99,13 +104,15 @@ def test_a_job_larger_than_the_budget_waits_and_runs_alone_and_says_so(tmp_path:
         )
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     [over] = _events(logs, "job_over_memory_budget")
-    assert over["job"] == "UK/kyc_aml" and over["budget_gib"] == 4.0
+    assert over["job"] == "UK/kyc_aml" and over["budget_gib"] == 3.5
+    pool = _events(logs, "local_pool")[0]
+    assert (pool["budget_gib"], pool["pool_process_gib"], pool["jobs_budget_gib"]) == (4, 0.5, 3.5)
     admitted = {e["job"]: e for e in _events(logs, "job_admitted")}
     uk = admitted["UK/kyc_aml"]
     assert uk["running"] == [] and uk["reason"] == "larger than the budget: runs alone"
     # the others were admitted within the budget, and never beside it
     others = [e for j, e in admitted.items() if j != "UK/kyc_aml"]
-    assert all(e["committed_gib"] <= 4.0 and "UK/kyc_aml" not in e["running"] for e in others)
+    assert all(e["committed_gib"] <= 3.5 and "UK/kyc_aml" not in e["running"] for e in others)
 
 
 def test_jobs_are_estimated_from_their_data_before_any_has_run(tmp_path: Path) -> None:

@@ -96,6 +96,12 @@ class _Running:
     estimate: int
 
 
+def _own_rss() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
 def _gib(n: int | None) -> float | None:
     return None if n is None else round(n / 2**30, 2)
 
@@ -114,10 +120,14 @@ def run_local(
     if not requests:
         return []
     n_workers = max(1, workers or min(len(requests), os.cpu_count() or 1))
-    budget = resolve_budget(memory_budget)
+    whole = resolve_budget(memory_budget)
     keys = [(r.jurisdiction, r.purpose.value) for r in requests]
     history = load_history(Path(root))
     estimates = estimate(keys, history, jurisdiction_sizes(Path(root)))
+    # The budget is for the whole process tree: this process stays resident while the jobs
+    # run (0.3 GiB at 10M, measured), so the jobs share what it leaves.
+    own = _own_rss()
+    budget = None if whole is None else max(0, whole - own)
     # Equal shares for jobs nothing is known about: the plain pool's behaviour.
     share = budget // n_workers if budget else 0
     need = [e.bytes if e.bytes is not None else share for e in estimates]
@@ -126,7 +136,9 @@ def run_local(
     log.info(
         "local_pool",
         workers=n_workers,
-        budget_gib=_gib(budget),
+        budget_gib=_gib(whole),
+        pool_process_gib=_gib(own),
+        jobs_budget_gib=_gib(budget),
         estimates={
             f"{k[0]}/{k[1]}": [_gib(e.bytes), e.basis] for k, e in zip(keys, estimates, strict=True)
         },
