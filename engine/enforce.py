@@ -18,17 +18,19 @@ The token expressions embed keys, so no LazyFrame built here is ever logged or s
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import partial
 from typing import Any, Protocol
 
+import numpy as np
 import polars as pl
 import structlog
 
 from engine.enforce_subjects import SubjectFlags, or_by_reason, subject_facts, subject_flags
 from engine.errors import PolicyDenied, PolicyError
 from engine.policy.plan import ColumnAction, EnforcementPlan, SourcePlan
-from engine.sources import SourceFrame, SourceFrames
+from engine.sources import SourceFrames
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +38,8 @@ SUBJECT = "customer_id"  # the output name of every source's subject column
 SUBJECT_EXCLUDED = "subject_excluded"
 SUBJECT_UNKNOWN = "subject_unknown"
 JURISDICTION_MISMATCH = "jurisdiction_mismatch"
+# The pseudonymisation domain whose tokens are reversible (filed in the token vault).
+REVERSIBLE_DOMAIN = "kyc"
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,12 @@ class GovernedFrames:
     # Per output column: what happened to it (for column-level lineage):
     # {"source.column": {"action": "pseudonymise", "domain": "kyc", "method": "aes_siv", ...}}
     column_actions: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Key context -> the distinct kyc-domain subject tokens the frames carry, and the sources
+    # whose subject column they cover. The token vault files exactly the tokens a version
+    # publishes; reading them back from every source's subject column means a unique() over
+    # every transaction, while enforce knows which subjects kept any row.
+    subject_tokens: dict[str, pl.Series] = field(default_factory=dict)
+    subject_token_sources: frozenset[str] = frozenset()
 
 
 class TokenSource(Protocol):
@@ -140,6 +150,10 @@ class _SubjectTokens:
         self.table = table
         self.pseudonymiser = pseudonymiser
         self.memo: dict[tuple[str | None, str | None], pl.Series] = {}
+        # Per (domain, normaliser) of the reversible domain: which subjects kept a row in
+        # some source, and those sources.
+        self.kept: dict[tuple[str | None, str | None], np.ndarray] = {}
+        self.sources: set[str] = set()
 
     def column(self, action: ColumnAction) -> pl.Series:
         key = (action.domain, action.normaliser)
@@ -151,10 +165,29 @@ class _SubjectTokens:
             self.memo[key] = self.table.select(expr.alias(TOKEN)).to_series()
         return self.memo[key]
 
+    def published(self, source: str, action: ColumnAction, at: pl.Series) -> None:
+        """`at`: the subject positions of a source's kept rows (no nulls: a row whose subject
+        is unknown is excluded)."""
+        if action.domain != REVERSIBLE_DOMAIN:
+            return
+        key = (action.domain, action.normaliser)
+        mask = self.kept.get(key)
+        if mask is None:
+            mask = self.kept[key] = np.zeros(self.table.height, dtype=np.bool_)
+        mask[at.to_numpy()] = True
+        self.sources.add(source)
+
+    def distinct_published(self) -> dict[str, pl.Series]:
+        parts = [self.memo[k].filter(pl.Series(self.kept[k])) for k in sorted(self.kept, key=str)]
+        if not parts:
+            return {}
+        # Every joined subject column is tokenised under the one SUBJECT key context.
+        return {SUBJECT: pl.concat(parts).unique(maintain_order=True)}
+
 
 def _govern_source(
     name: str,
-    src: SourceFrame,
+    sources: SourceFrames,
     sp: SourcePlan,
     flags: SubjectFlags,
     plan: EnforcementPlan,
@@ -163,10 +196,19 @@ def _govern_source(
     as_of: date,
     subjects_source: str,
     tokens: _SubjectTokens,
+    release: Callable[[pl.DataFrame], None] | None = None,
 ) -> tuple[pl.DataFrame, SourceRowAccounting, dict[str, dict[str, str]]]:
+    """`release(rest)`, when given, replaces the source's rows by `rest` (what is still to
+    be copied): the raw columns go as soon as their kept rows exist."""
     subject = sp.subject_column
-    declared = set(src.spec.columns)
-    frame = src.frame
+    # Only `frame` may hold the raw rows from here on (see `release`).
+    spec, src_acc, uncarried, frame = (
+        sources.frames[name].spec,
+        sources.frames[name].accounting,
+        sources.frames[name].uncarried,
+        sources.frames[name].frame,
+    )
+    declared = set(spec.columns)
     if "_row" not in frame.columns:
         frame = frame.with_row_index("_row", offset=1)
     # Columns the plan drops need not be here: the scan carries only what the plan uses.
@@ -174,7 +216,7 @@ def _govern_source(
     missing = [
         c
         for c, a in sp.columns.items()
-        if a.action != "drop" and c not in frame.columns and c not in src.uncarried
+        if a.action != "drop" and c not in frame.columns and c not in uncarried
     ]
     if missing or subject not in frame.columns:
         raise PolicyError(
@@ -236,7 +278,7 @@ def _govern_source(
             [(r.reason, r.condition) for r in sp.row_rules], schema
         ).items():
             reasons[reason] = reasons[reason] | expr if reason in reasons else expr
-    jcol = src.spec.jurisdiction_column
+    jcol = spec.jurisdiction_column
     if jcol in frame.columns:
         reasons[JURISDICTION_MISMATCH] = (pl.col(jcol) != plan.jurisdiction).fill_null(True)
 
@@ -250,6 +292,7 @@ def _govern_source(
     marks = lf.select(
         "_row", *dict.fromkeys([*names.values(), *keep_flag_cols]), excluded.alias("_excluded")
     ).collect()
+    del lf  # it holds the raw frame
     if not marks["_row"].equals(frame["_row"]):
         marks = marks.sort("_row")
         if not marks["_row"].equals(frame["_row"].sort()):
@@ -262,7 +305,7 @@ def _govern_source(
         *(pl.col(c).sum().alias(c) for c in names.values()),
     ).row(0, named=True)
     by_reason = {r: int(sums[c]) for r, c in names.items() if sums[c]}
-    quarantined = src.accounting.quarantined_rows
+    quarantined = src_acc.quarantined_rows
     acc = SourceRowAccounting(
         source=name,
         input_rows=int(sums["_n"]) + quarantined,
@@ -270,20 +313,34 @@ def _govern_source(
         excluded=int(sums["_excluded"]),
         kept=int(sums["_n"]) - int(sums["_excluded"]),
         excluded_by_reason=by_reason,
-        quarantined_by_reason=dict(src.accounting.quarantine_reasons),
+        quarantined_by_reason=dict(src_acc.quarantine_reasons),
     )
 
-    # Only the columns the plan acts on (and the nulling flags) go on.
+    # Only the columns the plan acts on (and the nulling flags) go on; a joined subject's
+    # tokens are gathered by position, so its raw values are not copied at all, nor is `_row`
+    # when the rows are in file order already.
     acted = [
         c
-        for c in src.spec.columns
+        for c in spec.columns
         if c in sp.columns and sp.columns[c].action != "drop" and c in frame.columns
     ]
-    kept = pl.concat(
-        [frame.select("_row", *acted), marks.select(keep_flag_cols)], how="horizontal"
-    ).filter(~marks["_excluded"])
+    carry = [c for c in acted if not (joined_token and c == subject)]
+    in_order = frame["_row"].is_sorted()
+    if not in_order:
+        carry.insert(0, "_row")
+    keep_rows = ~marks["_excluded"]
+    parts = marks.select(keep_flag_cols).filter(keep_rows).get_columns()
     del marks
-    if not kept["_row"].is_sorted():
+    # Column by column, each raw column released as soon as its kept rows are copied: the
+    # source never sits in memory twice (at 10M one jurisdiction's transactions are 2+ GiB).
+    for c in carry:
+        parts.insert(len(parts) - len(keep_flag_cols), frame.get_column(c).filter(keep_rows))
+        if release is not None:
+            frame = frame.drop(c)
+            release(frame)
+    kept = pl.DataFrame(parts)
+    del parts
+    if not in_order:
         kept = kept.sort("_row")
     # Per-customer nulling before column actions, so a nulled value is never tokenised.
     nulls: dict[str, pl.Expr] = {}
@@ -298,7 +355,7 @@ def _govern_source(
     exprs: list[pl.Expr] = []
     lineage: dict[str, dict[str, str]] = {}
     outputs: set[str] = set()
-    for col in src.spec.columns:
+    for col in spec.columns:
         action = sp.columns.get(col)
         if action is None or action.action == "drop":
             lineage[f"{name}.{col}"] = {
@@ -316,6 +373,7 @@ def _govern_source(
         outputs.add(out)
         if col == subject and joined_token:
             exprs.append(pl.lit(tokens.column(action)).gather(pl.col(TOKEN)).alias(out))
+            tokens.published(name, action, kept.get_column(TOKEN))
         elif col in kept.columns:
             exprs.append(_action_expr(col, action, pseudonymiser, generaliser, as_of, out))
         lineage[f"{name}.{col}"] = _lineage_entry(col, action, out)
@@ -376,7 +434,7 @@ def enforce(
     for name in sorted(sources.frames):
         df, acc, lineage = _govern_source(
             name,
-            sources.frames[name],
+            sources,
             plan.sources[name],
             flags,
             plan,
@@ -385,6 +443,7 @@ def enforce(
             as_of,
             sources.subjects,
             tokens,
+            partial(_keep_rest, sources, name) if release else None,
         )
         frames[name], accounting[name] = df, acc
         if release:
@@ -407,4 +466,10 @@ def enforce(
         plan_digest=plan.digest(),
         subject_domain=plan.subject_domain,
         column_actions=column_actions,
+        subject_tokens=tokens.distinct_published(),
+        subject_token_sources=frozenset(tokens.sources),
     )
+
+
+def _keep_rest(sources: SourceFrames, name: str, rest: pl.DataFrame) -> None:
+    sources.frames[name] = replace(sources.frames[name], frame=rest)

@@ -422,12 +422,16 @@ def _kyc_tokens_published(governed: GovernedFrames) -> dict[str, pl.Series]:
     """Key context -> the kyc tokens the governed frames carry (what the vault must open)."""
     from engine.enforce import SUBJECT
 
-    used: dict[str, list[pl.Series]] = {}
+    # The subject tokens enforcement gathered come distinct already: not read back from
+    # every row of every source (a unique() over every transaction at 10M).
+    used: dict[str, list[pl.Series]] = {c: [s] for c, s in governed.subject_tokens.items()}
     for key, act in governed.column_actions.items():
         if act.get("action") != "pseudonymise" or act.get("domain") != "kyc":
             continue
         source = key[: -len(act["input"]) - 1]
         out = act["output"]
+        if out == SUBJECT and source in governed.subject_token_sources:
+            continue
         ctx = SUBJECT if out == SUBJECT else act["input"]
         frame = governed.frames.get(source)
         if frame is not None and out in frame.columns:

@@ -94,58 +94,62 @@ def _digits(e: pl.Expr, n: int) -> pl.Expr:
     return e.str.replace_all(r"\D", "").str.slice(0, n)
 
 
-def _district_rule(country: str, pc: pl.Expr) -> pl.Expr | None:
+def _before(e: pl.Expr, sep: str) -> pl.Expr:
+    """The part before the first `sep` (all of it without one): split(sep).list.first()
+    without building a list per row."""
+    return e.str.splitn(sep, 2).struct.field("field_0")
+
+
+# Countries whose district is the first n digits of the postcode.
+_DISTRICT_DIGITS = {"US": 3, "DE": 2, "FR": 2, "ES": 2, "IT": 3, "NL": 4, "SG": 2, "BR": 5}
+
+
+def _gb_district(pc: pl.Expr) -> pl.Expr:
     compact = pc.str.replace_all(r"\s", "")
-    rules: dict[str, pl.Expr] = {
-        "GB": pl.when(pc.str.contains(" "))
-        .then(pc.str.split(" ").list.first())
-        .otherwise(compact.str.slice(0, compact.str.len_chars() - 3)),
-        "US": _digits(pc, 3),
-        "DE": _digits(pc, 2),
-        "FR": _digits(pc, 2),
-        "ES": _digits(pc, 2),
-        "IT": _digits(pc, 3),
-        "NL": _digits(pc, 4),
-        "SG": _digits(pc, 2),
-        "BR": _digits(pc, 5),
-    }
-    return rules.get(country)
+    return (
+        pl.when(pc.str.contains(" "))
+        .then(_before(pc, " "))
+        .otherwise(compact.str.slice(0, compact.str.len_chars() - 3))
+    )
+
+
+def _district_rule(country: str, pc: pl.Expr) -> pl.Expr | None:
+    if country == "GB":
+        return _gb_district(pc)
+    n = _DISTRICT_DIGITS.get(country)
+    return None if n is None else _digits(pc, n)
 
 
 _COUNTRY_ALIASES = {"UK": "GB"}
-_DISTRICT_COUNTRIES = ["GB", "US", "DE", "FR", "ES", "IT", "NL", "SG", "BR"]
 
 
 def _country_code(e: pl.Expr) -> pl.Expr:
     """ "EU-DE" -> "DE", "US-CA" -> "US", "UK" -> "GB", "de" -> "DE"."""
     c = e.cast(pl.String).str.strip_chars().str.to_uppercase()
-    c = (
-        pl.when(c.str.starts_with("EU-"))
-        .then(c.str.slice(3))
-        .otherwise(c.str.split("-").list.first())
-    )
+    c = pl.when(c.str.starts_with("EU-")).then(c.str.slice(3)).otherwise(_before(c, "-"))
     return c.replace(_COUNTRY_ALIASES)
 
 
 def _postcode_district(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
     pc = expr.cast(pl.String).str.strip_chars().str.to_uppercase()
-    generic = (
-        pl.when(pc.str.contains(" "))
-        .then(pc.str.split(" ").list.first())
-        .otherwise(pc.str.slice(0, 3))
-    )
+    generic = pl.when(pc.str.contains(" ")).then(_before(pc, " ")).otherwise(pc.str.slice(0, 3))
     if "country" in params:
         code = str(params["country"]).upper()
         rule = _district_rule(_COUNTRY_ALIASES.get(code, code.removeprefix("EU-")), pc)
         out = rule if rule is not None else generic
     elif "country_column" in params:
+        # One rule per row's country: the digit countries share one digit extraction with a
+        # per-row length (a when-chain of one branch per country computed every branch over
+        # every row, nine regex passes where one does).
         country = _country_code(pl.col(str(params["country_column"])))
-        chain: Any = pl
-        for c in _DISTRICT_COUNTRIES:
-            rule = _district_rule(c, pc)
-            assert rule is not None
-            chain = chain.when(country == c).then(rule)
-        out = chain.otherwise(generic)
+        n = country.replace_strict(_DISTRICT_DIGITS, default=None, return_dtype=pl.UInt32)
+        out = (
+            pl.when(country == "GB")
+            .then(_gb_district(pc))
+            .when(n.is_not_null())
+            .then(pc.str.replace_all(r"\D", "").str.slice(0, n))
+            .otherwise(generic)
+        )
     else:
         out = generic
     return pl.when(out == "").then(None).otherwise(out)

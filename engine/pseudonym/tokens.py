@@ -208,7 +208,7 @@ class Pseudonymiser:
             if used is None:
                 table = minted
             elif ctx in used:
-                table = minted.filter(pl.col("t").is_in(used[ctx].unique().implode()))
+                table = minted.filter(pl.col("t").is_in(used[ctx].implode()))
             else:
                 self._memo.filed(ctx)  # nothing published carries this context's tokens
                 continue
