@@ -240,3 +240,50 @@ def test_missing_date_of_birth_counts_as_under_age(ws: Workspace) -> None:
     crm = [customer("C0"), customer("C1", date_of_birth=None)]
     g = enforce(frames(ws, "EU-DE", {"crm": crm}), plan, HmacPseudonymiser(), AS_OF)
     assert g.accounting["crm"].excluded_by_reason == {"gdpr.child": 1}
+
+
+def test_releasing_sources_gives_the_same_result_and_empties_them(ws: Workspace) -> None:
+    """With `release`, enforce copies kept rows column by column and drops each raw column
+    as it goes: the governed frames, accounting and lineage are those of a run that keeps
+    the sources, and afterwards the sources hold no rows (metadata kept)."""
+    plan = decide(ws, request("compliance-lead", "EU-DE", KYC))
+    recent, old = datetime(2026, 11, 1, 12), datetime(2023, 1, 1, 12)
+    rows = {
+        "crm": [customer("C0"), customer("C1", consent_withdrawn=True), customer("C2")],
+        "transactions": [
+            txn("T1", "C2", recent),
+            txn("T2", "C0", old),
+            txn("T3", "C0", recent),
+            txn("T4", "CX", recent),
+            txn("T5", "C2", recent),
+        ],
+    }
+    kept = enforce(frames(ws, "EU-DE", rows), plan, HmacPseudonymiser(), AS_OF)
+    sources = frames(ws, "EU-DE", rows)
+    released = enforce(sources, plan, HmacPseudonymiser(), AS_OF, release=True)
+    for name, frame in kept.frames.items():
+        assert released.frames[name].equals(frame), name
+    assert released.accounting == kept.accounting
+    assert released.column_actions == kept.column_actions
+    assert all(f.frame.height == 0 for f in sources.frames.values())
+    assert sources.frames["transactions"].accounting.valid_rows == 5
+
+
+def test_distinct_published_subject_tokens_are_those_the_frames_carry(ws: Workspace) -> None:
+    """The vault files exactly the kyc subject tokens a version publishes: enforce hands
+    them over distinct (subjects with a kept row in any source), not read back per row."""
+    plan = decide(ws, request("compliance-lead", "EU-DE", KYC))
+    recent = datetime(2026, 11, 1, 12)
+    crm = [customer("C0"), customer("C1"), customer("C2"), customer("C3")]
+    # C2 and C3 have no transactions: their crm rows still publish their tokens.
+    transactions = [txn("T1", "C1", recent), txn("T2", "C1", recent), txn("T3", "C0", recent)]
+    g = enforce(
+        frames(ws, "EU-DE", {"crm": crm, "transactions": transactions}),
+        plan,
+        HmacPseudonymiser(),
+        AS_OF,
+    )
+    carried = pl.concat([f["customer_id"] for f in g.frames.values()]).unique()
+    assert {"crm", "transactions"} <= g.subject_token_sources
+    assert sorted(g.subject_tokens["customer_id"].to_list()) == sorted(carried.to_list())
+    assert g.subject_tokens["customer_id"].len() == 4
