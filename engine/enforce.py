@@ -166,15 +166,15 @@ class _SubjectTokens:
         return self.memo[key]
 
     def published(self, source: str, action: ColumnAction, at: pl.Series) -> None:
-        """`at`: the subject positions of a source's kept rows (no nulls: a row whose subject
-        is unknown is excluded)."""
+        """`at`: the subject positions of a source's kept rows (null where the row's subject
+        is null: only the subjects source can keep such a row, and it publishes no token)."""
         if action.domain != REVERSIBLE_DOMAIN:
             return
         key = (action.domain, action.normaliser)
         mask = self.kept.get(key)
         if mask is None:
             mask = self.kept[key] = np.zeros(self.table.height, dtype=np.bool_)
-        mask[at.to_numpy()] = True
+        mask[at.drop_nulls().to_numpy()] = True
         self.sources.add(source)
 
     def distinct_published(self) -> dict[str, pl.Series]:
