@@ -55,12 +55,10 @@ def override_cmd(
         raise UsageError("--reason is mandatory: an override without a documented reason is void")
     with acting(ws, actor, "kyc_override", customer=customer, tier=tier):
         ovr = _override(ws, customer, tier, reason, actor, expiry, jurisdiction, version)
-    out = ovr.to_json(_today())
-    reports = _deliver_override(ws, ovr.request.jurisdiction, actor, out["status"])
-    if as_json:
-        emit_json({**out, "deliveries": [r.to_json() for r in reports]})
-        _raise_dead(reports)
+    done = _delivered(ws, ovr, actor, as_json)
+    if done is None:
         return
+    out, reports = done
     print_deliveries(reports)
     _raise_dead(reports)
     console.print(
@@ -117,15 +115,27 @@ def approve_cmd(
     ws = _open(workspace)
     with acting(ws, actor, "kyc_approve", override=override):
         ovr = approve_override(ws, override, actor)
+    done = _delivered(ws, ovr, actor, as_json)
+    if done is None:
+        return
+    out, reports = done
+    console.print(f"override {ovr.id} approved by {actor}: now {out['status']}", highlight=False)
+    print_deliveries(reports)
+    _raise_dead(reports)
+
+
+def _delivered(
+    ws: Workspace, ovr: Override, actor: str, as_json: bool
+) -> tuple[dict[str, Any], list[Any]] | None:
+    """Deliver an override that became active; with --json print it and its deliveries and
+    return None (exit 10 on a dead letter), else return them for the caller's text."""
     out = ovr.to_json(_today())
     reports = _deliver_override(ws, ovr.request.jurisdiction, actor, out["status"])
     if as_json:
         emit_json({**out, "deliveries": [r.to_json() for r in reports]})
         _raise_dead(reports)
-        return
-    console.print(f"override {ovr.id} approved by {actor}: now {out['status']}", highlight=False)
-    print_deliveries(reports)
-    _raise_dead(reports)
+        return None
+    return out, reports
 
 
 def _deliver_override(ws: Workspace, jurisdiction: str, actor: str, status: str) -> list[Any]:
