@@ -159,8 +159,9 @@ def test_version_id_cannot_escape_the_outbox(ws: Workspace, routing: KycRouting,
 
 
 class _Receiver:
-    """Plan per request number: 'fail' (503), 'slow' (sleeps past the client timeout, then
-    200), 'bad' (400), 'later' (429, Retry-After: 1) or 'ok'. Records what it accepted."""
+    """Plan per request number: 'fail' (503), 'slow' (held until the test releases it, long
+    after the client gave up, then 200), 'bad' (400), 'later' (429, Retry-After: 1) or 'ok'.
+    Records what it accepted."""
 
     def __init__(self, plan: list[str], default: str = "ok") -> None:
         self.plan = plan
@@ -170,6 +171,10 @@ class _Receiver:
         self.accepted: list[tuple[str, list[str]]] = []  # (Idempotency-Key, item keys)
         self.bad_signatures = 0
         self.times: list[float] = []
+        # A slow request waits for `release` and sets `slow_done` once it has been accepted:
+        # events, not sleeps, so a loaded machine cannot reorder them.
+        self.release = threading.Event()
+        self.slow_done = threading.Event()
 
     def next_action(self) -> str:
         with self.lock:
@@ -211,12 +216,16 @@ def receiver() -> Iterator[tuple[_Receiver, str, Any]]:
                 self.end_headers()
                 return
             if action == "slow":
-                time.sleep(1.0)  # the client (timeout 0.3 s) has given up: at-least-once
+                # Processed only once the client has given up on it (the test releases it
+                # after the delivery returned): at-least-once, a duplicate under one id.
+                state.release.wait(60)
             payload = json.loads(body)
             keys = [i["idempotency_key"] for i in payload["items"]]
             with state.lock:
                 state.accepted.append((self.headers["webhook-id"], keys))
                 state.times.append(time.monotonic())
+            if action == "slow":
+                state.slow_done.set()
             try:
                 self.send_response(200)
                 self.end_headers()
@@ -236,17 +245,21 @@ def receiver() -> Iterator[tuple[_Receiver, str, Any]]:
     try:
         yield state, url, configure
     finally:
+        state.release.set()  # never leave a handler thread waiting
         server.shutdown()
         server.server_close()
 
 
-def _sink(url: str, attempts: int = 5) -> WebhookSink:
+def _sink(url: str, attempts: int = 5, timeout: float = 30.0) -> WebhookSink:
+    # A timeout far above any local round trip: an 'ok' answer slowed by a loaded machine must
+    # not turn into a retry (an extra request, a duplicate) the assertions do not expect. Only
+    # the test of a slow receiver times out, on purpose, against a request held indefinitely.
     return WebhookSink(
         url=url,
         secret="env:PGOV_TEST_WEBHOOK_SECRET",
         max_attempts=attempts,
         backoff_seconds=0.01,
-        timeout_seconds=0.3,
+        timeout_seconds=timeout,
     )
 
 
@@ -263,10 +276,11 @@ def test_webhook_survives_failures_and_a_timeout(
     monkeypatch.setenv("PGOV_TEST_WEBHOOK_SECRET", SECRET)
     _, url, configure = receiver
     state = configure(["fail", "fail", "slow", "fail"])
-    result = _deliver_webhook(ws, routing, _sink(url))
+    result = _deliver_webhook(ws, routing, _sink(url, timeout=1.0))
     assert state.bad_signatures == 0
     assert (result.delivered, result.dead_lettered) == (routing.table.height, 0)
-    time.sleep(1.1)  # let the abandoned slow request finish on the server
+    state.release.set()  # the client gave up on the slow request long ago: let it finish
+    assert state.slow_done.wait(60)
     expected = {
         _key(VERSION, q, c, t)
         for q, c, t in routing.table.select("queue", "customer_id", "tier").iter_rows()
