@@ -24,7 +24,12 @@ from engine.errors import PolicyDenied, PolicyError
 from engine.policy import EmbeddedEngine, OpaEngine, authorize, evaluate, load_bundle
 from engine.workspace import Workspace
 
+# The client timeout of the test that wants one; the server's slow mode answers only after
+# three times as long, so that test times out whatever the machine's load.
 TIMEOUT = 0.5
+# Every other test: far above any local answer (the fake compiles the bundle per request
+# thread), so a loaded machine cannot turn an expected reason into "opa.timeout".
+PATIENT = 30.0
 
 
 class FakeOpa(ThreadingHTTPServer):
@@ -187,7 +192,7 @@ def test_opa_failures_deny_with_reason(
     ws: Workspace, fake_opa: FakeOpa, mode: str, reason: str
 ) -> None:
     fake_opa.mode = mode
-    engine = OpaEngine(fake_opa.url, timeout_seconds=TIMEOUT)
+    engine = OpaEngine(fake_opa.url, timeout_seconds=TIMEOUT if mode == "slow" else PATIENT)
     with pytest.raises(PolicyDenied) as err:
         evaluate(ws, request("analyst-eu", "EU-DE", "marketing_segmentation"), engine)
     assert err.value.reasons == [reason]
@@ -215,7 +220,7 @@ def test_connection_refused_denies(ws: Workspace) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    engine = OpaEngine(f"http://127.0.0.1:{port}", timeout_seconds=TIMEOUT)
+    engine = OpaEngine(f"http://127.0.0.1:{port}", timeout_seconds=PATIENT)
     with pytest.raises(PolicyDenied) as err:
         evaluate(ws, request("analyst-eu", "EU-DE", "marketing_segmentation"), engine)
     assert err.value.reasons == ["opa.unreachable"]
