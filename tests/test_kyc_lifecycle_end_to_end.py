@@ -103,7 +103,7 @@ url = "{base}{webhook_path}"
 secret = "env:PGOV_E2E_WEBHOOK_SECRET"
 max_attempts = 2
 backoff_seconds = 0.01
-timeout_seconds = 2.0
+timeout_seconds = 30.0
 
 [openlineage]
 url = "{base}"

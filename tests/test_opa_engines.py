@@ -236,9 +236,9 @@ def test_engine_for_honours_policy_config(tmp_path: Path, fake_opa: FakeOpa) -> 
     from engine.policy import engine_for
 
     opa_ws = make_ws(
-        tmp_path, f'[policy]\nengine = "opa"\nopa_url = "{fake_opa.url}"\ntimeout_seconds = 2.0'
+        tmp_path, f'[policy]\nengine = "opa"\nopa_url = "{fake_opa.url}"\ntimeout_seconds = 30.0'
     )
     engine = engine_for(opa_ws)
-    assert isinstance(engine, OpaEngine) and engine.timeout_seconds == 2.0
+    assert isinstance(engine, OpaEngine) and engine.timeout_seconds == 30.0
     plan = evaluate(opa_ws, request("analyst-uk", "UK", "marketing_segmentation"))
     assert plan.allowed and plan.regime == "uk_gdpr"
