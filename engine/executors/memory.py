@@ -22,12 +22,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
+from filelock import FileLock, Timeout
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import UsageError
 from engine.executors.sizing import JurisdictionSize
@@ -94,40 +97,80 @@ class Estimate:
     data_bytes: int | None = None  # the jurisdiction's source data (sizing.py)
 
 
+# Writers of the history wait at most this long for each other (a write takes milliseconds).
+LOCK_TIMEOUT_S = 30.0
+
+
+class JobPeak(BaseModel):
+    """One measured job in the history file: checked on the way in, since the file is
+    written by other processes (and may be edited by hand)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    subjects: int | None = Field(default=None, ge=0)
+    data_bytes: int | None = Field(default=None, ge=0)
+    peak_bytes: int = Field(gt=0)
+
+
 def _history_path(root: Path) -> Path:
     return root / "logs" / HISTORY
 
 
 def load_history(root: Path) -> dict[str, dict[str, Any]]:
+    """Every well-formed entry of the history; an unreadable file or entry is skipped with a
+    warning (its job is then estimated as if never measured), never a crash mid fan-out."""
+    path = _history_path(root)
     try:
-        data = json.loads(_history_path(root).read_text())
-    except (OSError, ValueError):
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
         return {}
-    return data if isinstance(data, dict) else {}
+    except (OSError, ValueError) as exc:
+        log.warning("job_memory_unreadable", path=str(path), error=exc.__class__.__name__)
+        return {}
+    if not isinstance(data, dict):
+        log.warning("job_memory_unreadable", path=str(path), error="not a JSON object")
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for key, entry in data.items():
+        try:
+            if not re.fullmatch(r"[^/]+/[^/]+", key):
+                raise ValueError("key is not jurisdiction/purpose")
+            out[key] = JobPeak.model_validate(entry).model_dump()
+        except (ValueError, ValidationError) as exc:
+            reason = exc.errors()[0]["type"] if isinstance(exc, ValidationError) else str(exc)
+            log.warning("job_memory_entry_ignored", path=str(path), job=key, reason=reason)
+    return out
 
 
 def record_peaks(
     root: Path, measured: Sequence[tuple[str, str, int | None, int | None, int]]
 ) -> None:
     """(jurisdiction, purpose, subjects, data bytes, peak bytes) of finished jobs into the
-    history."""
+    history. Read, update and replace happen under a lock, through a temporary file of this
+    writer's own: two fan-outs finishing together on one workspace neither lose each
+    other's figures nor leave a file half of one and half of the other."""
     if not measured:
         return
-    history = load_history(root)
-    for j, p, subjects, data_bytes, peak in measured:
-        history[f"{j}/{p}"] = {
-            "subjects": subjects,
-            "data_bytes": data_bytes,
-            "peak_bytes": int(peak),
-        }
     path = _history_path(root)
+    tmp = path.with_name(f".{HISTORY}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(history, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:  # an estimate is a convenience: never fail a fan-out over it
-        log.warning("job_memory_not_recorded", error=str(exc))
+        with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
+            history = load_history(root)
+            for j, p, subjects, data_bytes, peak in measured:
+                history[f"{j}/{p}"] = JobPeak(
+                    subjects=None if subjects is None else int(subjects),
+                    data_bytes=None if data_bytes is None else int(data_bytes),
+                    peak_bytes=int(peak),
+                ).model_dump()
+            with tmp.open("w", encoding="utf-8") as fh:
+                fh.write(json.dumps(history, indent=1, sort_keys=True) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+    except (OSError, Timeout, ValidationError) as exc:  # a convenience: never fail a fan-out
+        log.warning("job_memory_not_recorded", error=exc.__class__.__name__)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def estimate(
