@@ -92,6 +92,40 @@ def _worker_serves(region: str) -> bool:
     return float(resources.get(resource_name(region), 0)) >= 1
 
 
+def raised_at(exc: BaseException) -> str:
+    """Where an exception was raised, as code locations only (no value leaves with them):
+    the innermost frame of this project's code and, when it differs, the innermost frame
+    overall (a library's), each `path:line in function`."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "unknown"
+    root = Path(__file__).resolve().parents[1]
+
+    def project_path(f: traceback.FrameSummary) -> str | None:
+        try:
+            rel = Path(f.filename).resolve().relative_to(root)
+        except ValueError:
+            return None
+        # A virtual environment inside the checkout holds libraries, not our code.
+        return rel.as_posix() if rel.parts[0] in ("engine", "lineage", "tests", "bench") else None
+
+    def show(f: traceback.FrameSummary) -> str:
+        name = project_path(f)
+        if name is None:
+            parts = Path(f.filename).parts
+            cut = max((i for i, p in enumerate(parts) if p.endswith("-packages")), default=-1)
+            name = "/".join(parts[cut + 1 :]) if cut >= 0 else parts[-1]
+        return f"{name}:{f.lineno} in {f.name}"
+
+    ours = [f for f in frames if project_path(f) is not None]
+    shown = [show(ours[-1])] if ours else []
+    if not ours or ours[-1] is not frames[-1]:
+        shown.append(show(frames[-1]))
+    return " -> ".join(shown)
+
+
 def run_job(
     ws_root: str, request: dict[str, Any], region: str, refresh_fn: RefreshFn | None
 ) -> dict[str, Any]:
@@ -144,7 +178,11 @@ def run_job(
         error = f"{exc.__class__.__name__}: {exc.message}"
         code = exc.exit_code
     except Exception as exc:
-        error = f"{exc.__class__.__name__}: {exc}"
+        # An exception that is not one of ours is a bug: say where it was raised, so a rare
+        # one (a race between pool workers) can be traced from the one line a fan-out prints.
+        where_raised = raised_at(exc)
+        log.error("job_crashed", error_type=exc.__class__.__name__, raised_at=where_raised)
+        error = f"{exc.__class__.__name__}: {exc} [raised at {where_raised}]"
         code = ExitCode(exit_code_of(exc))
     return {
         "manifest": None,

@@ -11,7 +11,7 @@ from test_executor_fakes import crashing_refresh, denying_refresh, fake_refresh,
 
 from engine.config import Purpose
 from engine.errors import UsageError
-from engine.executor import run_all
+from engine.executor import raised_at, run_all
 from engine.executors.regions import parse_region_map, region_of
 from engine.request import RefreshRequest
 from engine.versions import check_chain, list_versions
@@ -89,7 +89,25 @@ def test_a_failing_jurisdiction_does_not_stop_the_others(tmp_path: Path) -> None
     assert not by_j["UK"].ok and by_j["UK"].manifest is None
     assert by_j["UK"].error == "PolicyDenied: actor may not run here"
     crashed = run_all(root, _requests(["BR"]), "sequential", None, 60, crashing_refresh)
-    assert not crashed[0].ok and crashed[0].error == "RuntimeError: boom"
+    assert not crashed[0].ok and crashed[0].error is not None
+    # An unexpected exception (a bug) says where it was raised: code locations, no values.
+    assert crashed[0].error.startswith("RuntimeError: boom [raised at ")
+    assert "tests/test_executor_fakes.py:" in crashed[0].error
+    assert "in crashing_refresh]" in crashed[0].error
+
+
+def test_a_crash_inside_a_library_names_our_frame_and_the_library_frame() -> None:
+    import json
+
+    try:
+        json.loads("{")  # raised inside the standard library, called from here
+    except ValueError as exc:
+        where = raised_at(exc)
+    ours, theirs = where.split(" -> ")
+    assert ours.startswith("tests/test_executor_local.py:") and ours.endswith(
+        "in test_a_crash_inside_a_library_names_our_frame_and_the_library_frame"
+    )
+    assert theirs.startswith("decoder.py:") and "{" not in where
 
 
 def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
