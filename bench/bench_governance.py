@@ -241,7 +241,7 @@ def main() -> None:
             generate(args.customers, 7, data, "parquet", as_of=AS_OF)
         ws = workspace_on(data, tmp / "ws")
     from engine.policy.decide import decide, engine_for
-    from engine.sources import _digest_cached
+    from engine.source_files import clear_digest_memo
 
     stages = StageCpu()
 
@@ -272,7 +272,7 @@ def main() -> None:
                     flush=True,
                 )
                 # A `pgov refresh` process hashes its input files for lineage: so does this.
-                _digest_cached.cache_clear()
+                clear_digest_memo()
                 stages.take()
                 t, c = time.perf_counter(), time.process_time()
                 result = run_refresh(ws, request)

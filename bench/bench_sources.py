@@ -2,13 +2,16 @@
 process's peak resident set while that source loads, and the carried frame's size.
 
     python bench/bench_sources.py --workspace WS [--jurisdiction EU-DE]
-        [--purpose marketing_segmentation] [--actor NAME] [--all-columns]
+        [--purpose marketing_segmentation] [--actor NAME] [--all-columns] [--clear-digests]
 
 WS is a workspace over a sample's files (e.g. one `bench/bench_tenm.py --keep` made; set
 PGOV_ACTOR_KEYS as for it). The policy decision gives the plan whose `needed_columns` the
 scan carries, exactly as `pgov refresh` does; `--all-columns` carries every column.
-File digests and Parquet page walks are cold (one process per run). CPU seconds count every
-thread; at a load above the core count they are the figure to compare, not wall seconds.
+Parquet page walks are cold (one process per run). File digests come from the workspace's
+sealed digest cache as in a refresh (engine/digest_cache.py): run twice for a first and a
+steady figure, `--clear-digests` to start cold, PGOV_DIGEST_CACHE=off to hash every file as
+before the cache. CPU seconds count every thread; at a load above the core count they are
+the figure to compare, not wall seconds.
 """
 
 from __future__ import annotations
@@ -60,12 +63,17 @@ def main() -> None:
         help="default: an analyst (marketing) or officer serving it",
     )
     ap.add_argument("--all-columns", action="store_true", help="carry every declared column")
+    ap.add_argument(
+        "--clear-digests", action="store_true", help="empty the digest cache first (cold)"
+    )
     args = ap.parse_args()
     configure_logging(None, None, "WARNING")
 
     import engine.sources as sources
+    from engine import digest_cache
     from engine.enforce_subjects import needed_columns
     from engine.policy.decide import decide, engine_for
+    from engine.pseudonym.keyring import Keyring
 
     ws = Workspace.open(args.workspace)
     purpose = Purpose(args.purpose)
@@ -75,6 +83,19 @@ def main() -> None:
     )
     plan = decide(ws, request, engine_for(ws))
     keep = None if args.all_columns else needed_columns(plan, ws.config)
+
+    if args.clear_digests:
+        digest_cache.clear(ws)
+    cache = digest_cache.DigestCache.for_workspace(ws, Keyring.load(ws))
+    outcomes: dict[str, int] = {}
+    take = sources.digest_file
+
+    def counted(path: Path, c: Any) -> Any:
+        d = take(path, c)
+        outcomes[d.outcome] = outcomes.get(d.outcome, 0) + 1
+        return d
+
+    sources.digest_file = counted  # type: ignore[assignment]
 
     rss = _Rss()
     one = sources._load_one
@@ -97,7 +118,7 @@ def main() -> None:
     print(f"sources of {args.jurisdiction} for {args.purpose}, {_load()}")
     t, c = time.perf_counter(), time.process_time()
     before = resource.getrusage(resource.RUSAGE_SELF)
-    loaded = sources.load_sources(ws, args.jurisdiction, AS_OF, keep)
+    loaded = sources.load_sources(ws, args.jurisdiction, AS_OF, keep, cache)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     after = resource.getrusage(resource.RUSAGE_SELF)
     user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
@@ -108,7 +129,7 @@ def main() -> None:
         f"(user {user:.2f}, sys {system:.2f}),"
         f" {rows / cpu / 1e6:.2f} M rows per CPU-second, {rows / wall / 1e6:.2f} M rows/s wall; "
         f"peak RSS {after.ru_maxrss / 2**20:.2f} GiB, valid frames {size / 2**30:.2f} GiB; "
-        f"{_load()}"
+        f"file digests {dict(sorted(outcomes.items()))}; {_load()}"
     )
 
 

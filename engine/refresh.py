@@ -194,6 +194,7 @@ def _run_locked(
 ) -> RefreshResult:
     import time
 
+    from engine.digest_cache import DigestCache
     from engine.enforce import enforce
     from engine.enforce_subjects import needed_columns
     from engine.features import build_features
@@ -213,7 +214,8 @@ def _run_locked(
     timer.stage = "sources"
     # Valid rows carry only the columns the plan uses (every column is still checked).
     keep = needed_columns(plan, ws.config)
-    sources: SourceFrames = load_sources(ws, j, request.as_of, keep)
+    cache = DigestCache.for_workspace(ws, keyring)  # unchanged files are not re-hashed
+    sources: SourceFrames = load_sources(ws, j, request.as_of, keep, cache)
     timer.lap("sources", t)
     crash_point("sources")
     _require_subjects(ws, sources)

@@ -1,36 +1,97 @@
 """Reading a source file: the raw lazy scan with a row number, the jurisdiction-scoped scan,
-the file's digest for lineage, and the check that its columns are exactly the declared ones.
+the file's digest for lineage (reused across processes through engine/digest_cache.py), and
+the check that its columns are exactly the declared ones.
 """
 
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import structlog
 
+from engine import digest_cache
 from engine.config import SourceSpec
+from engine.digest_cache import DigestCache, StatKey
 from engine.errors import BadInputError, ConfigError
 from engine.integrity import check_parquet
 from engine.workspace import Workspace
 
+log = structlog.get_logger("pgov.sources")
+
 ROW = "_row"
 
 
-@lru_cache(maxsize=64)
-def _digest_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
+@dataclass(frozen=True)
+class FileDigest:
+    sha256: str
+    key: StatKey  # the file's state the digest describes (see `check_unchanged`)
+    outcome: str  # "hashed", "cached" (the sealed cross-process cache) or "memo"
+
+
+# Digests this process took, by file state; racy states are never kept (digest_cache.py).
+_memo: dict[StatKey, str] = {}
+
+
+def clear_digest_memo() -> None:
+    """Forget this process's digests (a benchmark modelling a fresh process calls it)."""
+    _memo.clear()
+
+
+def _changed(path: Path) -> BadInputError:
+    return BadInputError(
+        f"{path}: the source file changed while it was being read (its size, mtime or ctime "
+        "moved), so its rows and its digest may not describe the same bytes; refusing it: "
+        "run again once the file is complete"
+    )
+
+
+def digest_file(path: Path, cache: DigestCache | None = None) -> FileDigest:
+    """sha256 of the file's bytes: from this process's memo, from the sealed cache when its
+    entry matches the file's exact state, or read in full. The state must be the same after
+    the read as before it (else the file was being written: refused, see `_changed`)."""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        before = StatKey.of(os.fstat(fh.fileno()))
+        outcome = "memo"
+        sha = _memo.get(before)
+        if sha is None and cache is not None:
+            outcome, sha = "cached", cache.lookup(before)
+        if sha is None:
+            outcome, started = "hashed", digest_cache.now_ns()
+            h = hashlib.sha256()
+            buf = bytearray(1 << 20)
+            view = memoryview(buf)
+            while n := fh.readinto(buf):
+                h.update(view[:n])  # hashlib releases the GIL: Polars reads meanwhile
+            sha = h.hexdigest()
+            if StatKey.of(os.fstat(fh.fileno())) != before:
+                raise _changed(path)
+            if cache is not None:
+                cache.store(before, started, sha)
+            if not before.racy(started):
+                _memo[before] = sha
+    # The path must still name the file read (a rename over it moves no fstat field).
+    check_unchanged(path, before)
+    log.debug("source.digest", outcome=outcome, size=before.size)
+    return FileDigest(sha, before, outcome)
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of the file's bytes (cached per size and mtime: refreshes re-read files)."""
-    st = path.stat()
-    return _digest_cached(str(path), st.st_size, st.st_mtime_ns)
+def check_unchanged(path: Path, key: StatKey) -> None:
+    """Refuse a file whose state moved since `key` was taken (it was written meanwhile)."""
+    try:
+        now = StatKey.of(path.stat())
+    except OSError:
+        raise _changed(path) from None
+    if now != key:
+        raise _changed(path)
+
+
+def file_digest(path: Path, cache: DigestCache | None = None) -> str:
+    """sha256 of the file's bytes (see `digest_file`)."""
+    return digest_file(path, cache).sha256
 
 
 def scan(path: Path, fmt: str, *, check: bool = True) -> pl.LazyFrame:

@@ -41,12 +41,14 @@ import structlog
 
 from engine.config import ColumnType, SourceSpec
 from engine.contracts import DTYPES, FORMATS, check_exprs, typed_expr
+from engine.digest_cache import DigestCache
 from engine.errors import BadInputError, ConfigError, UsageError
 from engine.integrity import check_parquet
 from engine.source_files import (
     ROW,
-    _digest_cached,
     check_columns,
+    check_unchanged,
+    digest_file,
     file_digest,
     read_schema,
     scan,
@@ -66,7 +68,6 @@ __all__ = [
     "REASONS",
     "ROW",
     "SourceFrames",
-    "_digest_cached",
     "file_digest",
     "load_sources",
     "scan",
@@ -151,6 +152,7 @@ def _load_one(
     valid_refs: dict[str, pl.Series],
     digests: ThreadPoolExecutor,
     keep: Collection[str] | None,
+    digest_cache: DigestCache | None,
 ) -> SourceFrame:
     spec = ws.source(name)
     path = source_file(ws, name)
@@ -160,8 +162,9 @@ def _load_one(
     # (hashlib releases the GIL) while Polars reads it: both were serial work of about two
     # CPU-seconds on the 3 GB transactions file of the 10M sample. A corrupted page still
     # refuses the source, and its error wins over whatever the read made of that page.
+    # An unchanged file's digest comes from the sealed cache instead (digest_cache.py).
     intact = digests.submit(check_parquet, path) if spec.format == "parquet" else None
-    digest = digests.submit(file_digest, path)
+    digest = digests.submit(digest_file, path, digest_cache)
     try:
         loaded = _read_one(ws, name, path, jurisdiction, as_of, valid_refs, keep)
     except BaseException:
@@ -171,7 +174,11 @@ def _load_one(
         raise
     if intact is not None:
         intact.result()
-    return replace(loaded, input_digest=digest.result())
+    taken = digest.result()
+    # The rows read and the digest recorded must describe the same bytes: a file written
+    # while Polars read it is refused, not recorded under a digest of other bytes.
+    check_unchanged(path, taken.key)
+    return replace(loaded, input_digest=taken.sha256)
 
 
 def _read_one(
@@ -311,11 +318,13 @@ def load_sources(
     jurisdiction: str,
     as_of: date,
     keep: Mapping[str, Collection[str]] | None = None,
+    digest_cache: DigestCache | None = None,
 ) -> SourceFrames:
     """Every declared source, this jurisdiction only, split into valid and quarantined rows.
 
     `keep` maps a source to the columns its valid rows carry (all declared columns for a
-    source it does not name); every column is read and checked either way.
+    source it does not name); every column is read and checked either way. `digest_cache`
+    (a refresh passes the workspace's) lets an unchanged file's digest be reused.
     """
     if jurisdiction not in ws.config.jurisdictions:
         raise UsageError(
@@ -332,7 +341,9 @@ def load_sources(
             carry = None if keep is None or name not in keep else set(keep[name])
             if carry is not None:  # what other sources' references are checked against
                 carry |= {r.partition(".")[2] for r in needed if r.partition(".")[0] == name}
-            frames[name] = _load_one(ws, name, jurisdiction, as_of, valid_refs, digests, carry)
+            frames[name] = _load_one(
+                ws, name, jurisdiction, as_of, valid_refs, digests, carry, digest_cache
+            )
             for ref in needed:
                 src, _, col = ref.partition(".")
                 if src == name:

@@ -10,6 +10,7 @@ from engine.cli import (
     activate_cmd,
     audit_cmd,
     data_cmd,
+    digests_cmd,
     experiment_cmd,
     features_cmd,
     keys_cmd,
@@ -49,6 +50,7 @@ for _module in (
     experiment_cmd,
     activate_cmd,
     vault_cmd,
+    digests_cmd,
 ):
     _module.register(app)
 

@@ -1,0 +1,245 @@
+"""The file-digest cache: SHA-256 digests of source files kept across processes, sealed.
+
+A refresh records the SHA-256 of every input file in its signed lineage. Hashing the 10M
+sample's files costs about 3.6 CPU-seconds per refresh, and the local pool starts a fresh
+process per job, so the same unchanged multi-GB files were hashed again and again. An entry
+here lets a later process reuse a digest, and only when all of this holds:
+
+  * the file's identity and state are exactly those the digest was taken from: device,
+    inode, size, mtime_ns and ctime_ns (`StatKey`). ctime cannot be set by an unprivileged
+    process and the kernel moves it on every write, truncate, rename, chmod or utime, so
+    content changed with its size and mtime restored still misses;
+  * the entry verifies under HMAC-SHA256 with a key derived from the workspace's master
+    key (HKDF, domain "digest-cache", column "sha256"), bound to the stat fields, the digest
+    and the time of hashing: an entry written or edited by anyone without the master key is
+    ignored (the file is hashed again) and a warning is logged (no path, no value);
+  * the entry is not racy: a file whose mtime or ctime lies within RACY_NS of the moment
+    its reading began could be changed again within the same filesystem timestamp tick
+    without any stat field moving (git's "racy clean" problem), so such a digest is never
+    stored, nor trusted if found.
+
+The key never leaves memory: entries hold a MAC, never the key. Entries are named by a MAC
+of (device, inode), so neither file names nor paths appear in the cache. Writes are a temp
+file plus os.replace: two pool workers writing one entry at once leave one whole entry (the
+last writer's); a torn, truncated or otherwise unreadable entry is ignored and rewritten.
+
+PGOV_DIGEST_CACHE=off disables it for a process (every file is hashed, nothing stored);
+`pgov digests clear` removes every entry. See docs/keys.md ("The file-digest cache").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+if TYPE_CHECKING:  # the keyring's package imports the tokeniser: not needed to read a file
+    from engine.pseudonym.keyring import Keyring
+    from engine.workspace import Workspace
+
+log = structlog.get_logger("pgov.digest_cache")
+
+FORMAT = "pgov-digest-cache/1"
+ENV_SWITCH = "PGOV_DIGEST_CACHE"
+CACHE_DIR = Path(".cache") / "digests"
+# Wider than the coarsest timestamp granularity of the filesystems a workspace lives on
+# (FAT: 2 s; ext4, xfs, NFSv4: nanoseconds, advanced on each kernel tick).
+RACY_NS = 2_000_000_000
+_FIELDS = ("dev", "ino", "size", "mtime_ns", "ctime_ns", "hashed_at_ns", "sha256", "key_version")
+
+
+@dataclass(frozen=True)
+class StatKey:
+    """What identifies a file's state: any write, rename or chmod moves ctime."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> StatKey:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def racy(self, hashed_at_ns: int) -> bool:
+        """True when the file was touched too close to the start of its reading for a later
+        change in the same timestamp tick to show in its stat."""
+        return max(self.mtime_ns, self.ctime_ns) >= hashed_at_ns - RACY_NS
+
+
+def now_ns() -> int:
+    """The clock hashing is timed by (a seam: tests move it to make fresh files non-racy)."""
+    return time.time_ns()
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+def cache_dir(ws: Workspace) -> Path:
+    return ws.root / CACHE_DIR
+
+
+@dataclass(frozen=True)
+class DigestCache:
+    """Sealed digest entries under one directory, keyed by a master-key-derived MAC key."""
+
+    root: Path
+    key_version: int
+    _key: bytes = field(repr=False, compare=False)
+
+    @classmethod
+    def for_workspace(cls, ws: Workspace, keyring: Keyring) -> DigestCache | None:
+        """The workspace's cache, or None when PGOV_DIGEST_CACHE=off."""
+        if not enabled():
+            log.info("digest_cache.disabled", switch=ENV_SWITCH)
+            return None
+        version = keyring.current_version
+        return cls(cache_dir(ws), version, keyring.derive("digest-cache", "sha256", version))
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("DigestCache holds key material and cannot be serialised")
+
+    def _mac(self, label: bytes, payload: bytes) -> str:
+        return hmac.new(self._key, label + b"|" + payload, hashlib.sha256).hexdigest()
+
+    def entry_path(self, key: StatKey) -> Path:
+        name = self._mac(b"name", f"{key.dev}|{key.ino}".encode())[:40]
+        return self.root / f"{name}.json"
+
+    def _seal(self, fields: dict[str, Any]) -> str:
+        payload = json.dumps([FORMAT, *(fields[f] for f in _FIELDS)], separators=(",", ":"))
+        return self._mac(b"entry", payload.encode())
+
+    def verifies(self, fields: dict[str, Any] | None) -> bool:
+        return (
+            fields is not None
+            and fields["key_version"] == self.key_version
+            and hmac.compare_digest(self._seal(fields), str(fields["mac"]))
+        )
+
+    def lookup(self, key: StatKey) -> str | None:
+        """The sealed digest for exactly this file state, or None (then: hash the file)."""
+        path = self.entry_path(key)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("digest_cache.unreadable", error=type(exc).__name__)
+            return None
+        fields = _parse(raw)
+        if fields is None:
+            log.warning("digest_cache.entry_ignored", reason="corrupt", entry=path.stem[:12])
+            return None
+        if fields["key_version"] != self.key_version:
+            log.info("digest_cache.entry_ignored", reason="key_version", entry=path.stem[:12])
+            return None
+        if not self.verifies(fields):
+            # Written by someone without the master key, or edited since: never trusted.
+            log.warning("digest_cache.entry_ignored", reason="mac", entry=path.stem[:12])
+            return None
+        stored = StatKey(*(int(fields[f]) for f in _FIELDS[:5]))
+        if stored != key:
+            return None  # the file changed since (or the inode was reused): stale
+        if stored.racy(int(fields["hashed_at_ns"])):
+            return None  # never written by `store`; refused all the same
+        return str(fields["sha256"])
+
+    def store(self, key: StatKey, hashed_at_ns: int, sha256: str) -> bool:
+        """Seal and write an entry (atomic replace); False when the file is racy."""
+        if key.racy(hashed_at_ns):
+            return False
+        fields: dict[str, Any] = {
+            "dev": key.dev,
+            "ino": key.ino,
+            "size": key.size,
+            "mtime_ns": key.mtime_ns,
+            "ctime_ns": key.ctime_ns,
+            "hashed_at_ns": hashed_at_ns,
+            "sha256": sha256,
+            "key_version": self.key_version,
+        }
+        doc = {"format": FORMAT, **fields, "mac": self._seal(fields)}
+        path = self.entry_path(key)
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _replace(path, json.dumps(doc, sort_keys=True).encode() + b"\n")
+        except OSError as exc:  # a cache that cannot be written only costs a re-hash
+            log.warning("digest_cache.write_failed", error=type(exc).__name__)
+            return False
+        return True
+
+
+def _replace(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    """The entry's fields when it is well-formed, else None (torn, truncated, edited)."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        return None
+    ints = (*_FIELDS[:6], "key_version")
+    if any(type(doc.get(f)) is not int for f in ints):
+        return None
+    digest, mac = doc.get("sha256"), doc.get("mac")
+    if not isinstance(digest, str) or len(digest) != 64 or not isinstance(mac, str):
+        return None
+    return doc
+
+
+def entries(ws: Workspace) -> list[Path]:
+    root = cache_dir(ws)
+    return sorted(root.glob("*.json")) if root.is_dir() else []
+
+
+def clear(ws: Workspace) -> int:
+    """Remove every entry (and stray temp files); the next refresh hashes every file."""
+    root = cache_dir(ws)
+    if not root.is_dir():
+        return 0
+    n = 0
+    for p in root.iterdir():
+        if p.suffix in (".json", ".tmp") and p.is_file():
+            p.unlink(missing_ok=True)
+            n += p.suffix == ".json"
+    log.info("digest_cache.cleared", entries=n)
+    return n
+
+
+def status(ws: Workspace, keyring: Keyring | None) -> dict[str, Any]:
+    """Entry counts; with the keyring, how many verify under the current key."""
+    found = entries(ws)
+    out: dict[str, Any] = {
+        "enabled": enabled(),
+        "entries": len(found),
+        "bytes": sum(p.stat().st_size for p in found),
+    }
+    if keyring is not None:
+        v = keyring.current_version
+        cache = DigestCache(cache_dir(ws), v, keyring.derive("digest-cache", "sha256", v))
+        good = sum(cache.verifies(_parse(p.read_bytes())) for p in found)
+        out["verified"] = good
+        out["ignored"] = len(found) - good
+    return out
