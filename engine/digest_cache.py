@@ -209,6 +209,13 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     return doc
 
 
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return _parse(path.read_bytes())
+    except OSError:  # removed meanwhile (a concurrent clear): not an entry any more
+        return None
+
+
 def entries(ws: Workspace) -> list[Path]:
     root = cache_dir(ws)
     return sorted(root.glob("*.json")) if root.is_dir() else []
@@ -234,12 +241,12 @@ def status(ws: Workspace, keyring: Keyring | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "enabled": enabled(),
         "entries": len(found),
-        "bytes": sum(p.stat().st_size for p in found),
+        "bytes": sum(p.stat().st_size for p in found if p.exists()),
     }
     if keyring is not None:
         v = keyring.current_version
         cache = DigestCache(cache_dir(ws), v, keyring.derive("digest-cache", "sha256", v))
-        good = sum(cache.verifies(_parse(p.read_bytes())) for p in found)
+        good = sum(cache.verifies(_read(p)) for p in found)
         out["verified"] = good
         out["ignored"] = len(found) - good
     return out

@@ -34,6 +34,7 @@ class FileDigest:
 
 # Digests this process took, by file state; racy states are never kept (digest_cache.py).
 _memo: dict[StatKey, str] = {}
+_MEMO_MAX = 256
 
 
 def clear_digest_memo() -> None:
@@ -72,6 +73,8 @@ def digest_file(path: Path, cache: DigestCache | None = None) -> FileDigest:
             if cache is not None:
                 cache.store(before, started, sha)
             if not before.racy(started):
+                if len(_memo) >= _MEMO_MAX:  # a long-lived worker sees many file states
+                    _memo.clear()
                 _memo[before] = sha
     # The path must still name the file read (a rename over it moves no fstat field).
     check_unchanged(path, before)
