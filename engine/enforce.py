@@ -185,6 +185,44 @@ class _SubjectTokens:
         return {SUBJECT: pl.concat(parts).unique(maintain_order=True)}
 
 
+def _joined_by_runs(keys: pl.Series, table: pl.LazyFrame) -> list[pl.Series] | None:
+    """The table's columns (but the key) for each row of `keys`, as a left join on the key
+    gives them, when the rows list each subject's rows together (exports by customer).
+    Then the join is of the runs of equal keys, about one per subject, and their rows are
+    gathered back by run: a pass comparing neighbours instead of hashing every row's key (a
+    37.7M-row string join at 10M). None when the rows are not grouped enough to pay, or the
+    table repeats a key (the join would then give a row more than once)."""
+    if keys.len() == 0:
+        return None
+    runs = keys.rle().struct.unnest()  # len, value: one row per run, in row order
+    if runs.height * 2 > keys.len():
+        return None
+    key = keys.name
+    joined = (
+        runs.lazy()
+        .select(pl.col("value").alias(key))
+        .join(table, on=key, how="left", maintain_order="left")
+        .drop(key)
+        .collect(engine="in-memory")
+    )
+    if joined.height != runs.height:
+        return None
+    lens = runs.get_column("len").to_numpy()
+    return [_repeated(c, lens) for c in joined.get_columns()]
+
+
+def _repeated(values: pl.Series, lens: np.ndarray) -> pl.Series:
+    """Each value `lens` times (np.repeat: several times cheaper than a gather by row)."""
+    if not (values.dtype == pl.Boolean or values.dtype.is_integer() or values.dtype.is_float()):
+        return values.gather(pl.Series(np.repeat(np.arange(len(values), dtype=np.uint32), lens)))
+    filled = values.fill_null(False if values.dtype == pl.Boolean else 0)
+    out = pl.Series(values.name, np.repeat(filled.to_numpy(), lens), dtype=values.dtype)
+    if values.null_count():
+        valid = pl.Series(np.repeat(values.is_not_null().to_numpy(), lens))
+        out = pl.select(pl.when(valid).then(out).alias(values.name)).to_series()
+    return out
+
+
 def _govern_source(
     name: str,
     sources: SourceFrames,
@@ -271,7 +309,11 @@ def _govern_source(
             pl.lit(True).alias("_known"),
             *keep_flag_cols,
         )
-        lf = lf.join(table, on=subject, how="left", maintain_order="left")
+        per_row = _joined_by_runs(frame.get_column(subject), table)
+        if per_row is None:
+            lf = lf.join(table, on=subject, how="left", maintain_order="left")
+        else:
+            lf = frame.hstack(per_row).lazy()
         known = pl.col("_known").fill_null(False)
         # Child rows of an excluded subject go with it; rows whose subject is not a valid
         # subject cannot be checked against subject rules, so they go too.

@@ -1,0 +1,102 @@
+"""A source that lists each subject's rows together is joined to the subject flags run by
+run: the governed rows, accounting and published tokens are exactly the row-by-row join's."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+import pytest
+from test_policy_support import AS_OF, HmacPseudonymiser, customer, make_ws, request
+from test_policy_support import source_frames as frames
+
+import engine.enforce as enforce_module
+from engine.enforce import GovernedFrames, _joined_by_runs, enforce
+from engine.policy import decide
+from engine.workspace import Workspace
+
+MKT, KYC = "marketing_segmentation", "kyc_aml"
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return make_ws(tmp_path_factory.mktemp("runs"))
+
+
+def txn(i: int, cid: str | None, ts: datetime) -> dict[str, Any]:
+    return {
+        "txn_id": f"T{i}",
+        "customer_id": cid,
+        "jurisdiction": "EU-DE",
+        "ts": ts,
+        "amount": 10.0 + i,
+        "direction": "debit" if i % 2 else "credit",
+        "channel": "card",
+    }
+
+
+def grouped_transactions() -> list[dict[str, Any]]:
+    """Runs of one subject each: kept, excluded, unknown (not in crm) and null subjects,
+    with rows of a retention rule inside runs; C0 comes back in a second run."""
+    recent, old = datetime(2026, 10, 1, 12), datetime(2023, 1, 1, 12)
+    order = ["C0"] * 5 + ["C1"] * 4 + ["CX"] * 3 + [None] * 3 + ["C2"] * 6 + ["C0"] * 3
+    return [txn(i, cid, old if i % 4 == 0 else recent) for i, cid in enumerate(order)]
+
+
+def governed(ws: Workspace, purpose: str) -> GovernedFrames:
+    plan = decide(
+        ws, request("analyst-eu" if purpose == MKT else "compliance-lead", "EU-DE", purpose)
+    )
+    crm = [
+        customer("C0"),
+        customer("C1", objection_direct_marketing=True, consent_withdrawn=True),
+        customer("C2", last_activity_date=date(2020, 1, 1)),
+        customer("C3"),
+    ]
+    sf = frames(ws, "EU-DE", {"crm": crm, "transactions": grouped_transactions()})
+    return enforce(sf, plan, HmacPseudonymiser(), AS_OF)
+
+
+@pytest.mark.parametrize("purpose", [MKT, KYC])
+def test_run_join_gives_the_row_join_result(
+    ws: Workspace, purpose: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_runs = governed(ws, purpose)
+    monkeypatch.setattr(enforce_module, "_joined_by_runs", lambda keys, table: None)
+    by_rows = governed(ws, purpose)
+    assert by_runs.frames.keys() == by_rows.frames.keys()
+    for name, frame in by_rows.frames.items():
+        assert by_runs.frames[name].equals(frame), name
+    assert by_runs.accounting == by_rows.accounting
+    assert by_runs.subject_tokens.keys() == by_rows.subject_tokens.keys()
+    for k, tokens in by_rows.subject_tokens.items():
+        assert by_runs.subject_tokens[k].equals(tokens)
+    # The scenario reaches every kind of row: kept, excluded subject, unknown subject.
+    reasons = by_runs.accounting["transactions"].excluded_by_reason
+    assert reasons.get("subject_unknown") == 6
+    assert reasons.get("subject_excluded", 0) > 0
+    assert by_runs.accounting["transactions"].kept > 0
+
+
+def test_run_join_matches_a_left_join_with_nulls_and_misses() -> None:
+    keys = pl.Series("k", ["a"] * 3 + ["b"] * 3 + [None] * 3 + ["z"] * 2 + ["a"] * 3)
+    table = pl.DataFrame(
+        {
+            "k": ["a", "b", "c"],
+            "flag": [True, None, False],
+            "at": pl.Series([0, 1, 2], dtype=pl.UInt32),
+        }
+    )
+    got = _joined_by_runs(keys, table.lazy())
+    assert got is not None
+    want = keys.to_frame().join(table, on="k", how="left", maintain_order="left").drop("k")
+    assert pl.DataFrame(got).equals(want)
+
+
+def test_run_join_declines_scattered_rows_and_repeated_table_keys() -> None:
+    table = pl.DataFrame({"k": ["a", "b"], "flag": [True, False]})
+    assert _joined_by_runs(pl.Series("k", ["a", "b", "a", "b"]), table.lazy()) is None
+    repeated = pl.DataFrame({"k": ["a", "a"], "flag": [True, False]})
+    assert _joined_by_runs(pl.Series("k", ["a", "a", "a"]), repeated.lazy()) is None
+    assert _joined_by_runs(pl.Series("k", [], dtype=pl.String), table.lazy()) is None
