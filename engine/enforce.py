@@ -78,6 +78,22 @@ class GovernedFrames:
     # every transaction, while enforce knows which subjects kept any row.
     subject_tokens: dict[str, pl.Series] = field(default_factory=dict)
     subject_token_sources: frozenset[str] = frozenset()
+    # Per source whose subject column was tokenised from the per-subject table: the rows'
+    # subject positions (engine/features groups on them).
+    subject_positions: dict[str, SubjectPositions] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SubjectPositions:
+    """Which subject each row of one governed frame belongs to, as a number: the row's
+    position in `tokens`, the subject column's token per subject (so `tokens[at]` is the
+    frame's subject column). Grouping and joining by subject on these 4-byte numbers costs a
+    fraction of hashing the 40+ byte tokens. Valid only for `frame` itself (the same object):
+    a reader checks that before it trusts `at`."""
+
+    frame: pl.DataFrame
+    at: pl.Series  # UInt32 per row; null where the row has no subject
+    tokens: pl.Series
 
 
 class TokenSource(Protocol):
@@ -211,6 +227,19 @@ def _joined_by_runs(keys: pl.Series, table: pl.LazyFrame) -> list[pl.Series] | N
     return [_repeated(c, lens) for c in joined.get_columns()]
 
 
+def _row_for_row(table: pl.DataFrame, keys: pl.Series) -> bool:
+    """The per-subject table has one row per row of `keys`, in order, every key distinct and
+    none null: a left join of `keys` to it is the table itself. A table with flag columns
+    has distinct subjects (engine/enforce_subjects.py merges repeated ones), so a table of
+    as many rows with the same keys in the same order is the subjects source's rows."""
+    return (
+        table.width > 1
+        and table.height == keys.len()
+        and keys.null_count() == 0
+        and table.get_column(table.columns[0]).equals(keys, check_names=False)
+    )
+
+
 def _repeated(values: pl.Series, lens: np.ndarray) -> pl.Series:
     """Each value `lens` times (np.repeat: several times cheaper than a gather by row)."""
     if not (values.dtype == pl.Boolean or values.dtype.is_integer() or values.dtype.is_float()):
@@ -235,7 +264,7 @@ def _govern_source(
     subjects_source: str,
     tokens: _SubjectTokens,
     release: Callable[[pl.DataFrame], None] | None = None,
-) -> tuple[pl.DataFrame, SourceRowAccounting, dict[str, dict[str, str]]]:
+) -> tuple[pl.DataFrame, SourceRowAccounting, dict[str, dict[str, str]], SubjectPositions | None]:
     """`release(rest)`, when given, replaces the source's rows by `rest` (what is still to
     be copied): the raw columns go as soon as their kept rows exist."""
     subject = sp.subject_column
@@ -289,12 +318,12 @@ def _govern_source(
         table = table.filter(pl.col(subject).is_in(frame.get_column(subject).implode()))
     reasons: dict[str, pl.Expr] = {}
     if name == subjects_source:
-        lf = lf.join(
-            table.select(subject, *flags.subject_reasons, *keep_flag_cols),
-            on=subject,
-            how="left",
-            maintain_order="left",
-        )
+        own = [*flags.subject_reasons, *keep_flag_cols]
+        if _row_for_row(flags.table, frame.get_column(subject)):
+            # The flags were computed from these very rows, in this order: row i's are its own.
+            lf = frame.hstack(table_df.select(own).get_columns()).lazy()
+        else:
+            lf = lf.join(table.select(subject, *own), on=subject, how="left", maintain_order="left")
         for c, reason in flags.subject_reasons.items():
             reasons[reason] = pl.col(c).fill_null(True)
     else:
@@ -401,6 +430,7 @@ def _govern_source(
         kept = kept.with_columns(e.alias(c) for c, e in nulls.items())
 
     exprs: list[pl.Expr] = []
+    positions: pl.Series | None = None
     lineage: dict[str, dict[str, str]] = {}
     outputs: set[str] = set()
     for col in spec.columns:
@@ -420,13 +450,16 @@ def _govern_source(
             )
         outputs.add(out)
         if col == subject and joined_token:
-            exprs.append(pl.lit(tokens.column(action)).gather(pl.col(TOKEN)).alias(out))
-            tokens.published(name, action, kept.get_column(TOKEN))
+            subject_tokens = tokens.column(action)
+            exprs.append(pl.lit(subject_tokens).gather(pl.col(TOKEN)).alias(out))
+            positions = kept.get_column(TOKEN)
+            tokens.published(name, action, positions)
         elif col in kept.columns:
             exprs.append(_action_expr(col, action, pseudonymiser, generaliser, as_of, out))
         lineage[f"{name}.{col}"] = _lineage_entry(col, action, out)
     governed = kept.select(exprs)
-    return governed, acc, lineage
+    at = None if positions is None else SubjectPositions(governed, positions, subject_tokens)
+    return governed, acc, lineage, at
 
 
 def enforce(
@@ -479,8 +512,9 @@ def enforce(
     frames: dict[str, pl.DataFrame] = {}
     accounting: dict[str, SourceRowAccounting] = {}
     column_actions: dict[str, dict[str, str]] = {}
+    positions: dict[str, SubjectPositions] = {}
     for name in sorted(sources.frames):
-        df, acc, lineage = _govern_source(
+        df, acc, lineage, at = _govern_source(
             name,
             sources,
             plan.sources[name],
@@ -494,6 +528,8 @@ def enforce(
             partial(_keep_rest, sources, name) if release else None,
         )
         frames[name], accounting[name] = df, acc
+        if at is not None:
+            positions[name] = at
         if release:
             sources.release(name)
         column_actions.update(lineage)
@@ -516,6 +552,7 @@ def enforce(
         column_actions=column_actions,
         subject_tokens=tokens.distinct_published(),
         subject_token_sources=frozenset(tokens.sources),
+        subject_positions=positions,
     )
 
 

@@ -96,7 +96,9 @@ def subject_facts(sources: SourceFrames, as_of: date) -> pl.LazyFrame:
     req = _requests(sources, subject, as_of)
     if req is None:
         return lf.with_columns(pl.lit(False).alias(f) for f in flags)
-    joined = lf.join(req, on=subject, how="left")
+    # In the subjects source's row order: its rows then take their flags by position, not
+    # by a join (engine/enforce.py).
+    joined = lf.join(req, on=subject, how="left", maintain_order="left")
     return joined.with_columns(pl.col(f).fill_null(False) for f in flags)
 
 

@@ -1,5 +1,6 @@
 """A source that lists each subject's rows together is joined to the subject flags run by
-run: the governed rows, accounting and published tokens are exactly the row-by-row join's."""
+run, and the subjects source takes its own rows' flags by position: the governed rows,
+accounting, published tokens and subject positions are exactly the row-by-row join's."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from test_policy_support import AS_OF, HmacPseudonymiser, customer, make_ws, req
 from test_policy_support import source_frames as frames
 
 import engine.enforce as enforce_module
-from engine.enforce import GovernedFrames, _joined_by_runs, enforce
+from engine.enforce import GovernedFrames, _joined_by_runs, _row_for_row, enforce
 from engine.policy import decide
 from engine.workspace import Workspace
 
@@ -64,11 +65,14 @@ def test_run_join_gives_the_row_join_result(
 ) -> None:
     by_runs = governed(ws, purpose)
     monkeypatch.setattr(enforce_module, "_joined_by_runs", lambda keys, table: None)
+    monkeypatch.setattr(enforce_module, "_row_for_row", lambda table, keys: False)
     by_rows = governed(ws, purpose)
     assert by_runs.frames.keys() == by_rows.frames.keys()
     for name, frame in by_rows.frames.items():
         assert by_runs.frames[name].equals(frame), name
     assert by_runs.accounting == by_rows.accounting
+    for name, at in by_rows.subject_positions.items():
+        assert by_runs.subject_positions[name].at.equals(at.at)
     assert by_runs.subject_tokens.keys() == by_rows.subject_tokens.keys()
     for k, tokens in by_rows.subject_tokens.items():
         assert by_runs.subject_tokens[k].equals(tokens)
@@ -92,6 +96,16 @@ def test_run_join_matches_a_left_join_with_nulls_and_misses() -> None:
     assert got is not None
     want = keys.to_frame().join(table, on="k", how="left", maintain_order="left").drop("k")
     assert pl.DataFrame(got).equals(want)
+
+
+def test_subjects_take_their_own_flags_only_when_the_table_is_their_rows() -> None:
+    table = pl.DataFrame({"k": ["a", "b", "c"], "flag": [True, False, True]})
+    assert _row_for_row(table, pl.Series("k", ["a", "b", "c"]))
+    assert not _row_for_row(table, pl.Series("k", ["b", "a", "c"]))
+    assert not _row_for_row(table, pl.Series("k", ["a", "b", None]))
+    assert not _row_for_row(table, pl.Series("k", ["a", "b"]))
+    # Without a flag column the table's subjects were never made distinct.
+    assert not _row_for_row(table.select("k"), pl.Series("k", ["a", "b", "c"]))
 
 
 def test_run_join_declines_scattered_rows_and_repeated_table_keys() -> None:

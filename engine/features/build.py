@@ -23,6 +23,9 @@ from engine.features.compile import Window, row_expr
 from engine.features.model import KEY, FeatureFrame
 from engine.features.spec import FeatureRole, FeatureSpec, Transform
 
+# The working column of the rows' subject positions (no source column carries this name).
+POSITION = "__pgov_subject_at"
+
 if TYPE_CHECKING:
     from engine.config import WorkspaceConfig
     from engine.enforce import GovernedFrames
@@ -75,6 +78,27 @@ def _source_df(governed: GovernedFrames, source: str, columns: set[str]) -> pl.D
     return frame.select(pl.col(KEY), *[pl.col(g).alias(d) for g, d in rename.items()])
 
 
+def _positions(governed: GovernedFrames, sources: set[str]) -> dict[str, pl.Series] | None:
+    """Per source, its rows' subject positions, when every source of the build has them
+    over one token list of distinct tokens: then a position stands for exactly one token,
+    and grouping and joining on it gives what the tokens give. Else None (group on the
+    tokens)."""
+    out: dict[str, pl.Series] = {}
+    tokens: pl.Series | None = None
+    for source in sorted(sources):
+        at = governed.subject_positions.get(source)
+        if at is None or at.frame is not governed.frames.get(source):
+            return None
+        if tokens is None:
+            tokens = at.tokens
+        elif at.tokens is not tokens:
+            return None
+        out[source] = at.at
+    if tokens is None or tokens.n_unique() != tokens.len():
+        return None
+    return out
+
+
 def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfig) -> FeatureFrame:
     subjects = config.subjects
     frame = governed.frames.get(subjects)
@@ -108,16 +132,24 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
         if spec.source is not None:
             by_source.setdefault(spec.source, {})[name] = spec
 
+    aggregated = {
+        s for s, specs in by_source.items() if any(x.is_aggregation for x in specs.values())
+    }
+    positions = _positions(governed, {subjects} | aggregated)
+    # Subjects are grouped and joined on their positions when the frames carry them (4-byte
+    # numbers instead of 40+ byte tokens); the token column comes along for the output.
+    key = KEY if positions is None else POSITION
     row_specs = {n: s for n, s in by_source.get(subjects, {}).items() if not s.is_aggregation}
     needed = {c for s in row_specs.values() for c in s.inputs()}
-    base = _source_df(governed, subjects, needed)
+    base = _with_positions(_source_df(governed, subjects, needed), positions, subjects)
     lf = (
         base.lazy()
         .select(
             pl.col(KEY),
+            *([] if positions is None else [pl.col(POSITION)]),
             *[row_expr(s, base.schema, window).alias(n) for n, s in row_specs.items()],
         )
-        .unique(subset=[KEY], keep="first")
+        .unique(subset=[key], keep="first")
     )
 
     indicators: list[str] = []
@@ -129,13 +161,14 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
         cols = {c for s in specs.values() for c in s.inputs()}
         src = _source_df(governed, source, cols)
         agg = SourceAggregates(source=source, schema=dict(src.schema), window=window)
+        src = _with_positions(src, positions, source)
         for name, spec in specs.items():
             agg.add(name, spec)
         indicator = f"has_{source}"
         # Per source, one row per subject: the sources' rows are never joined.
-        part = agg.frame(src, KEY)
+        part = agg.frame(src, key)
         part = part.with_columns(pl.lit(1, dtype=pl.Int8).alias(indicator))
-        lf = lf.join(part.lazy(), on=KEY, how="left")
+        lf = lf.join(part.lazy(), on=key, how="left")
         indicators.append(indicator)
         fills[indicator] = pl.lit(0, dtype=pl.Int8)
 
@@ -201,6 +234,14 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
         specs=dict(built),
         specs_declared=dict(declared),
     )
+
+
+def _with_positions(
+    df: pl.DataFrame, positions: dict[str, pl.Series] | None, source: str
+) -> pl.DataFrame:
+    if positions is None:
+        return df
+    return df.hstack([positions[source].alias(POSITION)])
 
 
 def _medians(frame: pl.DataFrame, built: dict[str, FeatureSpec]) -> dict[str, float]:
