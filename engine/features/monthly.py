@@ -4,8 +4,8 @@ A monthly feature needs, per subject, one sum per calendar month of its window (
 without rows sums to 0). Routing every row into one column per month and summing them all
 in the subject group_by costs a column per month and series over every row of the source
 (24 for the sample's two cash-flow features) and as many sums per group. Instead each row
-gets its subject's index and its month, and the sums are accumulated into a (subjects x
-months) array: one pass, a few numbers per row, in row order.
+gets its subject's index and its month, and the sums are accumulated into a (months x
+subjects) array: one pass, a few numbers per row, in row order.
 
 Integer (and money, in cents) series are summed in int64: exact, so the result is what an
 integer group_by sum gives whatever the order. Float series are summed in row order: the
@@ -141,11 +141,13 @@ def _window_sums(df: pl.DataFrame, w: MonthlyWindow, gid: np.ndarray, n: int) ->
         # A row whose calendar month falls outside the window's months (a time zone at a
         # month edge) counts as a row in the window but adds to no month, as before.
         ok = (m >= 0) & (m < w.months)
-        k = g[ok] * w.months + m[ok]
+        # Month-major: each month's sums are one contiguous run of subjects, so the month
+        # columns below are views, not strided copies (the same sums, in the same order).
+        k = m[ok] * n + g[ok]
         for b in names:
             np.add.at(sums[b], k, sel.get_column(b).to_numpy()[ok])
     out = [pl.Series(w.count, count)]
     for b in names:
-        grid = sums[b].reshape(n, w.months)
-        out += [pl.Series(c, np.ascontiguousarray(grid[:, i])) for i, c in enumerate(w.columns(b))]
+        grid = sums[b].reshape(w.months, n)
+        out += [pl.Series(c, grid[i]) for i, c in enumerate(w.columns(b))]
     return out
