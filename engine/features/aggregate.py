@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from engine.conditions import compile_condition
@@ -36,6 +37,9 @@ class SourceAggregates:
     order_free: bool = True
     _seen: dict[str, str] = field(default_factory=dict)
     _reduced: dict[str, str] = field(default_factory=dict)
+    # Aggregate name -> (sum | min | max, column): a plain reduction of one column, which
+    # numpy does on whole runs when the column is an integer or a time (exact in any order).
+    _plain: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def frame(self, df: pl.DataFrame, key: str) -> pl.DataFrame:
         """The one group_by (routed columns, aggregates), the monthly sums, final steps."""
@@ -73,16 +77,38 @@ class SourceAggregates:
         """The aggregates when each subject's rows are adjacent, in the order of index.keys:
         Polars' sorted group_by (slices, no hash table, each subject reduced on its own in
         row order), a slice of whole subjects at a time so the routed columns never span the
-        whole source."""
-        parts = [
-            self._routed(df.slice(lo, hi - lo).lazy())
-            .with_columns(index.column(GID, lo, hi))
-            .group_by(GID, maintain_order=True)
-            .agg(self.aggs)
-            .collect(engine="in-memory")
-            .drop(GID)
-            for lo, hi in index.slices(CHUNK_ROWS)
-        ]
+        whole source. Plain integer and time reductions are numpy's reduceat over the runs."""
+        empty = self._routed(df.head(0).lazy())
+        by_gid = empty.with_columns(pl.lit(0).alias(GID)).group_by(GID)
+        schema = by_gid.agg(self.aggs).collect_schema()
+        routed = empty.collect_schema()
+        plain = {
+            name: (op, col, schema[name])
+            for name, (op, col) in self._plain.items()
+            if (routed[col] == pl.Int64 or (op != "sum" and _integral(routed[col])))
+            and schema[name] == routed[col]
+        }
+        rest = [a for a in self.aggs if a.meta.output_name() not in plain]
+        assert index.starts is not None
+        parts = []
+        for lo, hi in index.slices(CHUNK_ROWS):
+            lf = self._routed(df.slice(lo, hi - lo).lazy())
+            cols = dict.fromkeys(c for _, c, _ in plain.values())
+            part = lf.select(*cols).collect(engine="in-memory") if cols else pl.DataFrame()
+            starts = index.starts[(index.starts >= lo) & (index.starts < hi)] - lo
+            got = {
+                n: _reduce_runs(op, part.get_column(c), starts).alias(n)
+                for n, (op, c, _) in plain.items()
+            }
+            if rest:
+                grouped = (
+                    lf.with_columns(index.column(GID, lo, hi))
+                    .group_by(GID, maintain_order=True)
+                    .agg(rest)
+                    .collect(engine="in-memory")
+                )
+                got.update((c.name, c) for c in grouped.get_columns() if c.name != GID)
+            parts.append(pl.DataFrame([got[a.meta.output_name()] for a in self.aggs]))
         if not parts:  # no rows
             lf = self._routed(df.lazy()).with_columns(index.column(GID))
             return lf.group_by(GID).agg(self.aggs).collect().drop(GID)
@@ -144,18 +170,23 @@ class SourceAggregates:
         expr = value if mask is None else pl.when(mask).then(value)
         return self._route(f"{vsig}|{msig}", expr)
 
-    def _reduce(self, signature: str, expr: pl.Expr) -> pl.Expr:
+    def _reduce(
+        self, signature: str, expr: pl.Expr, plain: tuple[str, str] | None = None
+    ) -> pl.Expr:
         """A plain per-subject aggregate, computed once in the group_by whatever the number
         of features reading it; the arithmetic on it happens after the group_by (a group_by
-        with expressions over several aggregates takes Polars' slower general path)."""
+        with expressions over several aggregates takes Polars' slower general path).
+        `plain`: (sum | min | max, column) when `expr` is just that reduction of a column."""
         if signature not in self._reduced:
             name = f"_a{len(self._reduced)}"
             self._reduced[signature] = name
             self.aggs.append(expr.alias(name))
+            if plain is not None:
+                self._plain[name] = plain
         return pl.col(self._reduced[signature])
 
     def _sum(self, routed: str) -> pl.Expr:
-        return self._reduce(f"{routed}.sum", pl.col(routed).sum())
+        return self._reduce(f"{routed}.sum", pl.col(routed).sum(), ("sum", routed))
 
     def _count(self, spec: FeatureSpec) -> pl.Expr:
         msig, mask = self._mask(spec)
@@ -181,7 +212,10 @@ class SourceAggregates:
             if t in (Transform.SUM, Transform.MEAN) and not self._integral(spec):
                 self.order_free = False  # a float sum depends on the order of its terms
             r = self._routed_value(spec)
-            raw = self._reduce(f"{r}.{t}", getattr(pl.col(r), t.value)())
+            op = t.value if t in (Transform.SUM, Transform.MIN, Transform.MAX) else None
+            raw = self._reduce(
+                f"{r}.{t}", getattr(pl.col(r), t.value)(), None if op is None else (op, r)
+            )
             return raw / 100 if money else raw
         if t in (Transform.STD, Transform.CV):
             self.order_free = False
@@ -222,7 +256,7 @@ class SourceAggregates:
             if mask is not None:
                 # Routed, not filtered per group: the max ignores the nulls either way.
                 r = self._route(f"t{spec.time_column}|{msig}", pl.when(mask).then(pl.col(r)))
-            last = self._reduce(f"{r}.max", pl.col(r).max())
+            last = self._reduce(f"{r}.max", pl.col(r).max(), ("max", r))
             days = (pl.lit(self.window.as_of) - last.cast(pl.Date)).dt.total_days()
             return days.cast(pl.Float64)
         if t is Transform.ACTIVE_MONTHS:
@@ -321,3 +355,29 @@ class SourceAggregates:
             n = pl.col(n_sum)
             raw = neutral + (raw - neutral) * (n / (n + spec.shrink))
         return raw
+
+
+def _integral(dtype: pl.DataType) -> bool:
+    return dtype.is_integer() or dtype.is_temporal()
+
+
+_NUMPY = {"sum": np.add, "min": np.minimum, "max": np.maximum}
+
+
+def _reduce_runs(op: str, values: pl.Series, starts: np.ndarray) -> pl.Series:
+    """`op` over each run of `values` starting at `starts` (runs never empty), as Polars'
+    group_by gives it: nulls are skipped, a run of nulls sums to 0 and has no min or max.
+    Integers and times only (exact whatever the order of the terms)."""
+    phys = values.to_physical()
+    data = phys.fill_null(0).to_numpy()
+    mask = phys.is_not_null().to_numpy()
+    every = bool(mask.all())
+    if op != "sum" and not every:
+        # A value no run's min or max is unless the run has no value at all (then null).
+        info = np.iinfo(data.dtype)
+        data = np.where(mask, data, info.max if op == "min" else info.min)
+    result = pl.Series(values.name, _NUMPY[op].reduceat(data, starts), dtype=phys.dtype)
+    if op != "sum" and not every:
+        seen = pl.Series(np.logical_or.reduceat(mask, starts))
+        result = pl.select(pl.when(seen).then(result).alias(values.name)).to_series()
+    return result.cast(values.dtype)
