@@ -202,7 +202,7 @@ def _run_locked(
     from engine.pseudonym.filing import file_tokens
     from engine.pseudonym.keyring import Keyring
     from engine.quarantine import write_quarantine
-    from engine.segment import segment
+    from engine.segment import governed_reads, segment
     from engine.sources import load_sources
     from engine.versions import next_version_id
 
@@ -232,6 +232,7 @@ def _run_locked(
     # kv tokens are filed in the token vault before anything carrying them is published.
     used = _kyc_tokens_published(governed)
     file_tokens(ws, pseudonymiser, actor, used, run_id=run_id, jurisdiction=j, purpose=p)
+    del used  # a column of tokens per kyc context: not carried through the later stages
     timer.lap("enforce", t)
     crash_point("enforce")
     for name, acc in governed.accounting.items():
@@ -244,17 +245,23 @@ def _run_locked(
     t = time.perf_counter()
     timer.stage = "features"
     features: FeatureFrame = build_features(governed, request.as_of, ws.config)
+    seg_spec = ws.config.segmentation.for_purpose(p)
+    # Each governed source's rows go as soon as their last reader is done (at 10M one
+    # jurisdiction's governed transactions are GiBs): segmentation reads only the sources
+    # its spec names; kyc and the version's files need names, accounting and lineage only.
+    governed = _rows_kept(governed, governed_reads(seg_spec))
     timer.lap("features", t)
 
     t = time.perf_counter()
     timer.stage = "segment"
     seg: Segmentation = segment(
         features,
-        ws.config.segmentation.for_purpose(p),
+        seg_spec,
         plan.k_anonymity_min,
         request.seed,
         governed,
     )
+    governed = _rows_kept(governed, frozenset())
     timer.lap("segment", t)
     crash_point("segment")
 
@@ -373,6 +380,15 @@ def _require_subjects(ws: Workspace, sources: SourceFrames) -> None:
             f"{sources.jurisdiction} ({acc.input_rows} read, {acc.quarantined_rows} "
             "quarantined); nothing to build a version from"
         )
+
+
+def _rows_kept(governed: GovernedFrames, sources: frozenset[str]) -> GovernedFrames:
+    """The same governed frames with only `sources` still holding rows; every other frame
+    keeps its schema with no rows (a source that was governed stays visible as such)."""
+    from dataclasses import replace
+
+    frames = {n: f if n in sources else f.clear() for n, f in governed.frames.items()}
+    return replace(governed, frames=frames)
 
 
 def _predecessor(ws: Workspace, j: str, p: str) -> PersonaVersion | None:

@@ -37,7 +37,7 @@ from engine.segment.strategies import (
     selection_rows,
 )
 
-__all__ = ["GateResult", "PersonaProfile", "Segmentation", "segment"]
+__all__ = ["GateResult", "PersonaProfile", "Segmentation", "governed_reads", "segment"]
 
 
 def _selection_silhouette(strategy: object, gate_labels: np.ndarray) -> float | None:
@@ -83,6 +83,22 @@ def segment(
         kpi_units=_kpi_units(features),
     )
     return with_value(seg, spec, governed, k_min)
+
+
+def governed_reads(spec: SegmentationSpec) -> frozenset[str]:
+    """The governed sources whose rows `segment` reads beside the features (value KPIs, a
+    predictive outcome named `source.column`): the refresh lets every other source's rows go
+    before segmenting."""
+    names: set[str] = set()
+    if spec.value is not None:
+        names.add(spec.value.source)
+        if spec.value.applications_source:
+            names.add(spec.value.applications_source)
+    if spec.strategy == "predictive" and spec.predictive is not None:
+        source, _, column = spec.predictive.outcome.partition(".")
+        if column:
+            names.add(source)
+    return frozenset(names)
 
 
 def with_value(
