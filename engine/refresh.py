@@ -244,12 +244,19 @@ def _run_locked(
 
     t = time.perf_counter()
     timer.stage = "features"
-    features: FeatureFrame = build_features(governed, request.as_of, ws.config)
     seg_spec = ws.config.segmentation.for_purpose(p)
     # Each governed source's rows go as soon as their last reader is done (at 10M one
-    # jurisdiction's governed transactions are GiBs): segmentation reads only the sources
-    # its spec names; kyc and the version's files need names, accounting and lineage only.
-    governed = _rows_kept(governed, governed_reads(seg_spec))
+    # jurisdiction's governed transactions are GiBs): features call `done` once a source is
+    # aggregated; segmentation reads only the sources its spec names; kyc and the version's
+    # files need names, accounting and lineage only.
+    reads = governed_reads(seg_spec)
+
+    def done(source: str) -> None:
+        if source not in reads:
+            governed.frames[source] = governed.frames[source].clear()
+
+    features: FeatureFrame = build_features(governed, request.as_of, ws.config, done)
+    governed = _rows_kept(governed, reads)
     timer.lap("features", t)
 
     t = time.perf_counter()

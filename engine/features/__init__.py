@@ -6,6 +6,7 @@ enforcement stage (which itself imports engine.config).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,12 @@ if TYPE_CHECKING:
 __all__ = ["KEY", "FeatureFrame", "build_features"]
 
 
-def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfig) -> FeatureFrame:
+def build_features(
+    governed: GovernedFrames,
+    as_of: date,
+    config: WorkspaceConfig,
+    done: Callable[[str], None] | None = None,
+) -> FeatureFrame:
     from engine.features.build import build_features as build
 
-    return build(governed, as_of, config)
+    return build(governed, as_of, config, done)

@@ -11,7 +11,7 @@ whose inputs the policy removed is not computed and is recorded in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -99,7 +99,14 @@ def _positions(governed: GovernedFrames, sources: set[str]) -> dict[str, pl.Seri
     return out
 
 
-def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfig) -> FeatureFrame:
+def build_features(
+    governed: GovernedFrames,
+    as_of: date,
+    config: WorkspaceConfig,
+    done: Callable[[str], None] | None = None,
+) -> FeatureFrame:
+    """`done(source)`, when given, is called once a source's rows are no longer read here (so
+    a refresh can let them go before the next source's aggregates)."""
     subjects = config.subjects
     frame = governed.frames.get(subjects)
     if frame is None or KEY not in frame.columns:
@@ -167,6 +174,9 @@ def build_features(governed: GovernedFrames, as_of: date, config: WorkspaceConfi
         indicator = f"has_{source}"
         # Per source, one row per subject: the sources' rows are never joined.
         part = agg.frame(src, key)
+        del src
+        if done is not None and source != subjects:
+            done(source)
         part = part.with_columns(pl.lit(1, dtype=pl.Int8).alias(indicator))
         lf = lf.join(part.lazy(), on=key, how="left")
         indicators.append(indicator)
