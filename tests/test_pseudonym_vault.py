@@ -92,6 +92,34 @@ def test_a_second_refresh_encrypts_only_new_values(tmp_path: Path) -> None:
     assert vault.read("customer_id", 1).height == 1050
 
 
+def test_pairs_the_vault_holds_are_not_carried_until_the_filing(tmp_path: Path) -> None:
+    vault = Vault(tmp_path)
+    _refresh(Pseudonymiser(_ring(), vault=vault), _ids(1000))
+    again = Pseudonymiser(_ring(), vault=vault)
+    toks = again.tokenise(_ids(1000, 50), "customer_id", "kyc")  # 50 values are new
+    [(ctx, pending)] = again._memo.pending()
+    # Only the new values' cleartext waits for the filing, not the 950 the vault holds.
+    assert ctx == "customer_id" and sorted(pending["v"]) == _ids(50, 1000)
+    published = pl.Series("customer_id", toks)
+    [w] = again.flush({"customer_id": published})
+    assert w.added == 50 and vault.read("customer_id", 1).height == 1050
+    assert again.reveal(toks[-3:], "customer_id") == _ids(1000, 50)[-3:]
+
+
+def test_tokens_are_the_same_whatever_the_vault_already_holds(tmp_path: Path) -> None:
+    distinct = [*_ids(6000), None]
+    repeated = [f"CUST-{i % 50:07d}" for i in range(0, 12000, 2)] + [None]
+    vault = Vault(tmp_path)
+    _refresh(Pseudonymiser(_ring(), vault=vault), _ids(3000))  # half held already
+    p = Pseudonymiser(_ring(), vault=vault)
+    a, b = p.tokenise(distinct, "customer_id", "kyc"), p.tokenise(repeated, "customer_id", "kyc")
+    bare = Pseudonymiser(_ring())
+    assert a == bare.tokenise(distinct, "customer_id", "kyc")
+    assert b == bare.tokenise(repeated, "customer_id", "kyc")
+    [w] = p.flush()
+    assert w.added == 3000 and vault.read("customer_id", 1).height == 6000
+
+
 def test_repeated_ids_across_sources_give_the_same_tokens_as_distinct_ones(
     tmp_path: Path,
 ) -> None:

@@ -12,6 +12,7 @@ is never written, logged or serialised.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import polars as pl
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
@@ -81,18 +82,28 @@ def _hmac_tokens(values: pl.Series, key_hex: str, prefix: str) -> pl.Series:
     )
 
 
-def vault_tokens(s: pl.Series, key_hex: str, prefix: str, memo: TokenMemo, ctx: str) -> pl.Series:
+def vault_tokens(
+    s: pl.Series,
+    key_hex: str,
+    prefix: str,
+    memo: TokenMemo,
+    ctx: str,
+    unheld: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+) -> pl.Series:
     """kv tokens over a whole Series, vectorised (polars-hash HMAC-SHA256); every pair minted
-    is remembered so the vault can file it. A mostly distinct column is hashed row by row; a
-    repetitive one (an id in every transaction) once per distinct value, then remapped."""
+    is remembered so the vault can file it, except those `unheld` drops (the pairs the vault
+    holds already: a steady refresh then carries no column of cleartext values and tokens
+    until the filing). A mostly distinct column is hashed row by row; a repetitive one (an id
+    in every transaction) once per distinct value, then remapped."""
     s = s.cast(pl.String)
+    keep = unheld if unheld is not None else (lambda pairs: pairs)
     known = memo.get(ctx)
     if known is None:
         probe = s.slice(0, _PROBE).drop_nulls()
         if probe.len() == 0 or probe.n_unique() >= 0.5 * probe.len():
             toks = _hmac_tokens(s, key_hex, prefix)
             pairs = pl.DataFrame({"v": s, "t": toks}).drop_nulls()
-            memo.add(ctx, pairs, distinct=False)
+            memo.add(ctx, keep(pairs), distinct=False)
             return toks.rename(s.name)
         todo = s.drop_nulls().unique()
     else:
@@ -100,7 +111,7 @@ def vault_tokens(s: pl.Series, key_hex: str, prefix: str, memo: TokenMemo, ctx: 
         todo = uniq.join(known.select("v"), on="v", how="anti")["v"]
     fresh = pl.DataFrame({"v": todo, "t": _hmac_tokens(todo, key_hex, prefix)})
     if fresh.height:
-        memo.add(ctx, fresh)
+        memo.add(ctx, keep(fresh))
     table = fresh if known is None else pl.concat([known, fresh])
     return s.replace_strict(table["v"], table["t"], return_dtype=pl.String).rename(s.name)
 

@@ -168,9 +168,17 @@ class Pseudonymiser:
         memo = self._memo
         if self.scheme == VAULT:
             key_hex, prefix = self._token_key_hex(KYC_TOKEN, ctx), f"kv{self.version}."
+            vault, version = self.vault, self.version
+
+            def unheld(pairs: pl.DataFrame) -> pl.DataFrame:
+                # What the vault holds needs no filing (flush checks again under its lock).
+                if vault is None or pairs.height == 0:
+                    return pairs
+                keyed = pairs.with_columns(token_key())
+                return not_held(keyed, vault.keys(ctx, version)).select("v", "t")
 
             def tokens(s: pl.Series) -> pl.Series:
-                return vault_tokens(s, key_hex, prefix, memo, ctx)
+                return vault_tokens(s, key_hex, prefix, memo, ctx, unheld)
 
             return value.map_batches(tokens, return_dtype=pl.String).alias(column)
         siv = AESSIV(self._keyring.derive(KYC, ctx, self.version, length=64))
@@ -216,7 +224,7 @@ class Pseudonymiser:
             # has this version's prefix, a published one without it equals none of them, so
             # equal bodies are equal tokens (an is_in over millions of 36-character strings
             # cost about four times the integers').
-            if used is not None and not used[ctx].equals(minted["t"]):
+            if used is not None and table.height and not used[ctx].equals(minted["t"]):
                 published = used[ctx].filter(used[ctx].str.starts_with(prefix))
                 wanted = published.to_frame("t").select(token_key()).to_series()
                 table = table.filter(pl.col("x").is_in(wanted.implode()))
