@@ -122,6 +122,26 @@ def test_a_new_version_delivers_only_what_changed(ws: Workspace, routing: KycRou
     assert (item["customer"], item["tier"], item["previous_tier"]) == (who, "EDD", "CDD")
 
 
+def test_a_delta_found_on_changed_rows_equals_the_delta_of_every_item(
+    ws: Workspace, routing: KycRouting
+) -> None:
+    from engine.kyc.delivery import delta, load_state
+    from engine.kyc.sinks import items_frame, sink_key
+
+    deliver(ws, VERSION, routing, [OutboxSink()], basis=OBLIGATION)  # a partial state
+    moved = routing
+    cdd = routing.table.filter(pl.col("tier") == "CDD")["customer_id"]
+    for who, tier, queue in [(cdd[0], "EDD", "edd-review"), (cdd[1], "SDD", "standard-review")]:
+        moved = _with_tier(moved, who, tier, queue)
+    state = load_state(ws, sink_key(OutboxSink()), "EU-DE")
+    expected = delta(items_frame("EU-DE/v0002", moved), state, APPROVED)
+    report = deliver(ws, "EU-DE/v0002", moved, [OutboxSink()])
+    got = [i for i in _outbox_items(ws) if i["version_id"] == "EU-DE/v0002"]
+    assert 0 < len(got) == expected.height < routing.table.height
+    assert [i["idempotency_key"] for i in got] == expected["idempotency_key"].to_list()
+    assert report.sinks[0].skipped == routing.table.height - expected.height
+
+
 def test_obligations_are_risk_increases_only(ws: Workspace, routing: KycRouting) -> None:
     """At publish only customers reaching EDD or above (or rising to a higher tier at or
     above EDD) are delivered; routine tiers wait for approval."""

@@ -24,7 +24,7 @@ approved delta never undoes what a newer version delivered as an obligation.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,30 @@ def delta(items: pl.DataFrame, state: pl.DataFrame, basis: str) -> pl.DataFrame:
     )
 
 
+def _changed_only(
+    version_id: str, routing: KycRouting, states: list[pl.DataFrame], basis: str
+) -> KycRouting:
+    """The routing rows some sink's delta can hold. Whether a row is in a delta depends on
+    that row and the sink's state alone, so the delta is first found on the few columns it
+    compares; the items (a SHA-256 idempotency key and formatted dates per row) are then built
+    for those rows only: a steady refresh changes a handful of 1.6M customers at 10M."""
+    if any(s.height == 0 for s in states):
+        return routing  # a sink that has received nothing: every row is in its delta
+    t = routing.table
+    light = t.select(
+        pl.lit(version_id).alias("version_id"),
+        pl.col("queue"),
+        pl.col("customer_id").alias("customer"),
+        pl.col("tier"),
+        (pl.col("override_id") if "override_id" in t.columns else pl.lit(None, pl.String)).alias(
+            "override_id"
+        ),
+    )
+    changed = pl.concat([delta(light, s, basis).select("customer") for s in states])
+    rows = t.filter(pl.col("customer_id").is_in(changed.get_column("customer").implode()))
+    return replace(routing, table=rows)
+
+
 def _delivery_id(version_id: str, basis: str, items: pl.DataFrame) -> str:
     h = hashlib.sha256(basis.encode())
     for k in items.get_column("idempotency_key").to_list():
@@ -179,11 +203,16 @@ def deliver(
         raise ValueError(f"unknown delivery basis {basis!r}")
     check_delivery_id(version_id)
     jurisdiction = version_id.split("/", 1)[0]
-    items = items_frame(version_id, routing)
+    targets = [(sink, sink_key(sink)) for sink in sinks or [OutboxSink()]]
+    # Each sink's state is read again before its delivery (two sinks may share a state), and
+    # can then only have fewer rows in its delta than it had here.
+    first = [load_state(ws, key, jurisdiction) for key in dict.fromkeys(k for _, k in targets)]
+    customers = routing.table.height
+    items = items_frame(version_id, _changed_only(version_id, routing, first, basis))
+    del first
     results: list[SinkResult] = []
     counts: dict[str, int] = {}
-    for sink in sinks or [OutboxSink()]:
-        key = sink_key(sink)
+    for sink, key in targets:
         todo = delta(items, load_state(ws, key, jurisdiction), basis)
         for q, n in todo.group_by("queue").len().sort("queue").iter_rows():
             counts[str(q)] = max(counts.get(str(q), 0), int(n))
@@ -199,7 +228,7 @@ def deliver(
                 result = deliver_webhook(ws, did, todo, sink)
             acked = todo.filter(pl.col("idempotency_key").is_in(result.acked))
             _remember(ws, key, jurisdiction, acked)
-        result.skipped = items.height - todo.height
+        result.skipped = customers - todo.height
         results.append(result)
     report = DeliveryReport(version_id=version_id, basis=basis, counts=counts, sinks=results)
     log.info(
