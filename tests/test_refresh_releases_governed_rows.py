@@ -1,0 +1,44 @@
+"""A refresh lets each governed source's rows go once their last reader is done: which
+sources segmentation still reads, and that a released frame keeps its schema."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from engine.config import SegmentationSpec
+from engine.enforce import GovernedFrames
+from engine.refresh import _rows_kept
+from engine.segment import governed_reads
+from engine.segmentation_spec import PredictiveSpec, ValueSpec
+
+
+def test_segmentation_reads_the_value_sources_and_a_source_outcome_only() -> None:
+    assert governed_reads(SegmentationSpec()) == frozenset()
+    value = ValueSpec(
+        source="facilities", amount="principal", applications_source="requests",
+        approved_column="granted",
+    )  # fmt: skip
+    assert governed_reads(SegmentationSpec(value=value)) == {"facilities", "requests"}
+    on_source = SegmentationSpec(
+        strategy="predictive", predictive=PredictiveSpec(outcome="ledger.bad_debt")
+    )
+    assert governed_reads(on_source) == {"ledger"}
+    on_feature = SegmentationSpec(strategy="predictive", predictive=PredictiveSpec(outcome="bad"))
+    assert governed_reads(on_feature) == frozenset()
+
+
+def test_released_frames_keep_their_schema_and_the_rest_keeps_its_rows() -> None:
+    frames = {
+        "ledger": pl.DataFrame({"customer_id": ["a", "b"], "amount": [1.0, 2.0]}),
+        "people": pl.DataFrame({"customer_id": ["a", "b"], "band": ["x", "y"]}),
+    }
+    governed = GovernedFrames(
+        jurisdiction="XX", purpose="kyc_aml", frames=frames, accounting={},
+        plan_digest="0" * 64, subject_domain="kyc",
+    )  # fmt: skip
+    kept = _rows_kept(governed, frozenset({"ledger"}))
+    assert kept.frames["ledger"].equals(frames["ledger"])
+    assert kept.frames["people"].height == 0
+    assert kept.frames["people"].schema == frames["people"].schema
+    assert governed.frames["people"].height == 2  # the caller's value is not changed
+    assert kept.jurisdiction == "XX" and kept.subject_domain == "kyc"
