@@ -421,6 +421,7 @@ def _route(
     from engine.kyc.io import read_routing
     from engine.kyc.overrides import apply_overrides, load_overrides
     from engine.kyc.ruleset import KycRuleset
+    from engine.kyc.tiering import previous_columns
 
     if plan.kyc_ruleset is None:
         raise PolicyError(
@@ -430,7 +431,7 @@ def _route(
     ruleset = KycRuleset.from_policy(plan.kyc_ruleset)
     previous: pl.DataFrame | None = None
     if predecessor is not None and (predecessor.path / "routing.parquet").is_file():
-        previous = read_routing(predecessor.path)
+        previous = read_routing(predecessor.path, previous_columns)
     routing = route(
         features,
         governed,

@@ -1,5 +1,6 @@
-"""A refresh lets each governed source's rows go once their last reader is done: which
-sources segmentation still reads, and that a released frame keeps its schema."""
+"""A refresh keeps only what later stages read: which governed sources segmentation still
+reads, that a released frame keeps its schema, and which stored routing columns the next
+version's stability compares."""
 
 from __future__ import annotations
 
@@ -42,3 +43,16 @@ def test_released_frames_keep_their_schema_and_the_rest_keeps_its_rows() -> None
     assert kept.frames["people"].schema == frames["people"].schema
     assert governed.frames["people"].height == 2  # the caller's value is not changed
     assert kept.jurisdiction == "XX" and kept.subject_domain == "kyc"
+
+
+def test_stability_reads_only_the_stored_routing_columns_it_compares() -> None:
+    from engine.kyc.tiering import previous_columns
+
+    stored = ["customer_id", "score", "system_tier", "tier", "reasons", "factors", "factors_key"]
+    stored += ["review_due", "queue", "downgrade_pending_since", "persona_name"]
+    assert previous_columns(stored) == [
+        "customer_id", "system_tier", "tier", "factors_key", "review_due",
+        "downgrade_pending_since",
+    ]  # fmt: skip
+    older = ["customer_id", "tier", "factors"]  # before factors_key was stored
+    assert previous_columns(older) == ["customer_id", "tier", "factors"]

@@ -379,6 +379,14 @@ def _notes(c: dict[str, object], cooldown_days: int) -> tuple[list[str], list[st
     return notes, codes
 
 
+def previous_columns(stored: list[str]) -> list[str]:
+    """The columns of a stored routing table that stability reads (see `_previous`)."""
+    wanted = [KEY, "system_tier", "tier", "factors_key", "downgrade_pending_since", "review_due"]
+    if "factors_key" not in stored:
+        wanted.append("factors")  # older tables
+    return [c for c in stored if c in wanted]
+
+
 def _previous(previous: pl.DataFrame | None) -> pl.LazyFrame | None:
     """The previous version's routing reduced to what stability needs (None: nothing to
     compare against). Compares against the system tier (before overrides): an override is a
