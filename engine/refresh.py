@@ -254,6 +254,7 @@ def _run_locked(
     def done(source: str) -> None:
         if source not in reads:
             governed.frames[source] = governed.frames[source].clear()
+            governed.subject_positions.pop(source, None)  # it holds the frame too
 
     features: FeatureFrame = build_features(governed, request.as_of, ws.config, done)
     governed = _rows_kept(governed, reads)
@@ -395,7 +396,9 @@ def _rows_kept(governed: GovernedFrames, sources: frozenset[str]) -> GovernedFra
     from dataclasses import replace
 
     frames = {n: f if n in sources else f.clear() for n, f in governed.frames.items()}
-    return replace(governed, frames=frames)
+    # A frame's subject positions refer to the frame itself: they go with its rows.
+    positions = {n: p for n, p in governed.subject_positions.items() if n in sources}
+    return replace(governed, frames=frames, subject_positions=positions)
 
 
 def _predecessor(ws: Workspace, j: str, p: str) -> PersonaVersion | None:

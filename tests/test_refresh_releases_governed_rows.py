@@ -42,6 +42,7 @@ def test_released_frames_keep_their_schema_and_the_rest_keeps_its_rows() -> None
     assert kept.frames["people"].height == 0
     assert kept.frames["people"].schema == frames["people"].schema
     assert governed.frames["people"].height == 2  # the caller's value is not changed
+    assert kept.subject_positions == {}
     assert kept.jurisdiction == "XX" and kept.subject_domain == "kyc"
 
 
