@@ -18,99 +18,49 @@ The token expressions embed keys, so no LazyFrame built here is ever logged or s
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 import polars as pl
 import structlog
 
+from engine.enforce_joins import TOKEN, SubjectTokens, joined_by_runs, row_for_row
 from engine.enforce_subjects import SubjectFlags, or_by_reason, subject_facts, subject_flags
 from engine.errors import PolicyDenied, PolicyError
+from engine.governed import (
+    JURISDICTION_MISMATCH,
+    REVERSIBLE_DOMAIN,
+    SUBJECT,
+    SUBJECT_EXCLUDED,
+    SUBJECT_UNKNOWN,
+    GovernedFrames,
+    SourceRowAccounting,
+    SubjectPositions,
+    TokenSource,
+)
 from engine.policy.plan import ColumnAction, EnforcementPlan, SourcePlan
 from engine.sources import SourceFrames
 
 log = structlog.get_logger(__name__)
 
-SUBJECT = "customer_id"  # the output name of every source's subject column
-SUBJECT_EXCLUDED = "subject_excluded"
-SUBJECT_UNKNOWN = "subject_unknown"
-JURISDICTION_MISMATCH = "jurisdiction_mismatch"
-# The pseudonymisation domain whose tokens are reversible (filed in the token vault).
-REVERSIBLE_DOMAIN = "kyc"
-
-
-@dataclass(frozen=True)
-class SourceRowAccounting:
-    source: str
-    input_rows: int
-    quarantined: int
-    excluded: int  # distinct rows excluded by any rule
-    kept: int
-    # reason code -> rows excluded by that rule (a row can count under several reasons)
-    excluded_by_reason: dict[str, int] = field(default_factory=dict)
-    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
-
-    def balanced(self) -> bool:
-        return self.input_rows == self.kept + self.excluded + self.quarantined
-
-
-@dataclass(frozen=True)
-class GovernedFrames:
-    jurisdiction: str
-    purpose: str
-    # Governed rows per source: dropped columns absent, identifiers replaced by tokens
-    # (the subject column `customer_id` holds the pseudonym in every source, so they join),
-    # quasi-identifiers generalised, excluded rows removed. `_row` is removed.
-    frames: dict[str, pl.DataFrame]
-    accounting: dict[str, SourceRowAccounting]
-    plan_digest: str
-    # Which pseudonymisation domain `customer_id` tokens belong to ("marketing" or "kyc").
-    subject_domain: str
-    # Per output column: what happened to it (for column-level lineage):
-    # {"source.column": {"action": "pseudonymise", "domain": "kyc", "method": "aes_siv", ...}}
-    column_actions: dict[str, dict[str, str]] = field(default_factory=dict)
-    # Key context -> the distinct kyc-domain subject tokens the frames carry, and the sources
-    # whose subject column they cover. The token vault files exactly the tokens a version
-    # publishes; reading them back from every source's subject column means a unique() over
-    # every transaction, while enforce knows which subjects kept any row.
-    subject_tokens: dict[str, pl.Series] = field(default_factory=dict)
-    subject_token_sources: frozenset[str] = frozenset()
-    # Per source whose subject column was tokenised from the per-subject table: the rows'
-    # subject positions (engine/features groups on them).
-    subject_positions: dict[str, SubjectPositions] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SubjectPositions:
-    """Which subject each row of one governed frame belongs to, as a number: the row's
-    position in `tokens`, the subject column's token per subject (so `tokens[at]` is the
-    frame's subject column). Grouping and joining by subject on these 4-byte numbers costs a
-    fraction of hashing the 40+ byte tokens. Valid only for `frame` itself (the same object):
-    a reader checks that before it trusts `at`."""
-
-    frame: pl.DataFrame
-    at: pl.Series  # UInt32 per row; null where the row has no subject
-    tokens: pl.Series
-
-
-class TokenSource(Protocol):
-    """What enforce needs from engine.pseudonym.Pseudonymiser."""
-
-    def token_expr(
-        self,
-        column: str,
-        domain: str,
-        normaliser: str | None = None,
-        *,
-        key_column: str | None = None,
-    ) -> pl.Expr: ...
-
+# The governed-frame types and the join helpers live in their own modules; their names stay
+# importable from here, where every reader has always found them.
+__all__ = [
+    "JURISDICTION_MISMATCH",
+    "REVERSIBLE_DOMAIN",
+    "SUBJECT",
+    "SUBJECT_EXCLUDED",
+    "SUBJECT_UNKNOWN",
+    "GovernedFrames",
+    "SourceRowAccounting",
+    "SubjectPositions",
+    "TokenSource",
+    "enforce",
+]
 
 Generaliser = Callable[[str, str, dict[str, Any], date], pl.Expr]
-
 
 # ---------------------------------------------------------------- columns
 
@@ -153,104 +103,6 @@ def _lineage_entry(col: str, action: ColumnAction, out: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------- per source
 
-TOKEN = "_subject_at"  # position of the row's subject in the flags table
-
-
-class _SubjectTokens:
-    """The subject column's tokens, computed once per (domain, normaliser) on the flags
-    table (one row per subject) and joined onto each source's rows with the flags it already
-    joins: tokenising every source's subject column row by row hashed the same id once per
-    transaction. Tokens are deterministic, so the values are the same either way."""
-
-    def __init__(self, table: pl.DataFrame, pseudonymiser: TokenSource) -> None:
-        self.table = table
-        self.pseudonymiser = pseudonymiser
-        self.memo: dict[tuple[str | None, str | None], pl.Series] = {}
-        # Per (domain, normaliser) of the reversible domain: which subjects kept a row in
-        # some source, and those sources.
-        self.kept: dict[tuple[str | None, str | None], np.ndarray] = {}
-        self.sources: set[str] = set()
-
-    def column(self, action: ColumnAction) -> pl.Series:
-        key = (action.domain, action.normaliser)
-        if key not in self.memo:
-            assert action.domain is not None
-            expr = self.pseudonymiser.token_expr(
-                self.table.columns[0], action.domain, action.normaliser, key_column=SUBJECT
-            )
-            self.memo[key] = self.table.select(expr.alias(TOKEN)).to_series()
-        return self.memo[key]
-
-    def published(self, source: str, action: ColumnAction, at: pl.Series) -> None:
-        """`at`: the subject positions of a source's kept rows (null where the row's subject
-        is null: only the subjects source can keep such a row, and it publishes no token)."""
-        if action.domain != REVERSIBLE_DOMAIN:
-            return
-        key = (action.domain, action.normaliser)
-        mask = self.kept.get(key)
-        if mask is None:
-            mask = self.kept[key] = np.zeros(self.table.height, dtype=np.bool_)
-        mask[at.drop_nulls().to_numpy()] = True
-        self.sources.add(source)
-
-    def distinct_published(self) -> dict[str, pl.Series]:
-        parts = [self.memo[k].filter(pl.Series(self.kept[k])) for k in sorted(self.kept, key=str)]
-        if not parts:
-            return {}
-        # Every joined subject column is tokenised under the one SUBJECT key context.
-        return {SUBJECT: pl.concat(parts).unique(maintain_order=True)}
-
-
-def _joined_by_runs(keys: pl.Series, table: pl.LazyFrame) -> list[pl.Series] | None:
-    """The table's columns (but the key) for each row of `keys`, as a left join on the key
-    gives them, when the rows list each subject's rows together (exports by customer).
-    Then the join is of the runs of equal keys, about one per subject, and their rows are
-    gathered back by run: a pass comparing neighbours instead of hashing every row's key (a
-    37.7M-row string join at 10M). None when the rows are not grouped enough to pay, or the
-    table repeats a key (the join would then give a row more than once)."""
-    if keys.len() == 0:
-        return None
-    runs = keys.rle().struct.unnest()  # len, value: one row per run, in row order
-    if runs.height * 2 > keys.len():
-        return None
-    key = keys.name
-    joined = (
-        runs.lazy()
-        .select(pl.col("value").alias(key))
-        .join(table, on=key, how="left", maintain_order="left")
-        .drop(key)
-        .collect(engine="in-memory")
-    )
-    if joined.height != runs.height:
-        return None
-    lens = runs.get_column("len").to_numpy()
-    return [_repeated(c, lens) for c in joined.get_columns()]
-
-
-def _row_for_row(table: pl.DataFrame, keys: pl.Series) -> bool:
-    """The per-subject table has one row per row of `keys`, in order, every key distinct and
-    none null: a left join of `keys` to it is the table itself. A table with flag columns
-    has distinct subjects (engine/enforce_subjects.py merges repeated ones), so a table of
-    as many rows with the same keys in the same order is the subjects source's rows."""
-    return (
-        table.width > 1
-        and table.height == keys.len()
-        and keys.null_count() == 0
-        and table.get_column(table.columns[0]).equals(keys, check_names=False)
-    )
-
-
-def _repeated(values: pl.Series, lens: np.ndarray) -> pl.Series:
-    """Each value `lens` times (np.repeat: several times cheaper than a gather by row)."""
-    if not (values.dtype == pl.Boolean or values.dtype.is_integer() or values.dtype.is_float()):
-        return values.gather(pl.Series(np.repeat(np.arange(len(values), dtype=np.uint32), lens)))
-    filled = values.fill_null(False if values.dtype == pl.Boolean else 0)
-    out = pl.Series(values.name, np.repeat(filled.to_numpy(), lens), dtype=values.dtype)
-    if values.null_count():
-        valid = pl.Series(np.repeat(values.is_not_null().to_numpy(), lens))
-        out = pl.select(pl.when(valid).then(out).alias(values.name)).to_series()
-    return out
-
 
 def _govern_source(
     name: str,
@@ -262,7 +114,7 @@ def _govern_source(
     generaliser: Generaliser,
     as_of: date,
     subjects_source: str,
-    tokens: _SubjectTokens,
+    tokens: SubjectTokens,
     release: Callable[[pl.DataFrame], None] | None = None,
 ) -> tuple[pl.DataFrame, SourceRowAccounting, dict[str, dict[str, str]], SubjectPositions | None]:
     """`release(rest)`, when given, replaces the source's rows by `rest` (what is still to
@@ -319,7 +171,7 @@ def _govern_source(
     reasons: dict[str, pl.Expr] = {}
     if name == subjects_source:
         own = [*flags.subject_reasons, *keep_flag_cols]
-        if _row_for_row(flags.table, frame.get_column(subject)):
+        if row_for_row(flags.table, frame.get_column(subject)):
             # The flags were computed from these very rows, in this order: row i's are its own.
             lf = frame.hstack(table_df.select(own).get_columns()).lazy()
         else:
@@ -338,7 +190,7 @@ def _govern_source(
             pl.lit(True).alias("_known"),
             *keep_flag_cols,
         )
-        per_row = _joined_by_runs(frame.get_column(subject), table)
+        per_row = joined_by_runs(frame.get_column(subject), table)
         if per_row is None:
             lf = lf.join(table, on=subject, how="left", maintain_order="left")
         else:
@@ -508,7 +360,7 @@ def enforce(
     flags = subject_flags(
         subjects, plan.sources[sources.subjects].subject_column, plan, sources.subjects
     )
-    tokens = _SubjectTokens(flags.table, pseudonymiser)
+    tokens = SubjectTokens(flags.table, pseudonymiser)
     frames: dict[str, pl.DataFrame] = {}
     accounting: dict[str, SourceRowAccounting] = {}
     column_actions: dict[str, dict[str, str]] = {}

@@ -13,7 +13,9 @@ from test_policy_support import AS_OF, HmacPseudonymiser, customer, make_ws, req
 from test_policy_support import source_frames as frames
 
 import engine.enforce as enforce_module
-from engine.enforce import GovernedFrames, _joined_by_runs, _row_for_row, enforce
+from engine.enforce import GovernedFrames, enforce
+from engine.enforce_joins import joined_by_runs as _joined_by_runs
+from engine.enforce_joins import row_for_row as _row_for_row
 from engine.policy import decide
 from engine.workspace import Workspace
 
@@ -64,8 +66,8 @@ def test_run_join_gives_the_row_join_result(
     ws: Workspace, purpose: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     by_runs = governed(ws, purpose)
-    monkeypatch.setattr(enforce_module, "_joined_by_runs", lambda keys, table: None)
-    monkeypatch.setattr(enforce_module, "_row_for_row", lambda table, keys: False)
+    monkeypatch.setattr(enforce_module, "joined_by_runs", lambda keys, table: None)
+    monkeypatch.setattr(enforce_module, "row_for_row", lambda table, keys: False)
     by_rows = governed(ws, purpose)
     assert by_runs.frames.keys() == by_rows.frames.keys()
     for name, frame in by_rows.frames.items():
