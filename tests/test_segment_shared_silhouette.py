@@ -46,3 +46,25 @@ def test_the_gate_reports_scikit_learns_silhouette_of_the_published_personas() -
     z = strategy.transform(m[idx])
     want = silhouette_score(z, labels, sample_size=min(5_000, len(z)), random_state=7)
     assert gate.value == round(want, 6)
+
+
+def test_a_near_copy_of_a_scored_labelling_is_rescored_without_a_new_pass() -> None:
+    from engine.segment.silhouette import rescore, scored
+
+    rng = np.random.default_rng(11)
+    z = np.vstack([rng.normal(c, 1.0, (1_000, 4)) for c in (0.0, 3.0, 6.0, 9.0)])
+    base = np.repeat([0, 1, 2, 3], 1_000)
+    [kept] = scored(z, {4: base}, 1_500, seed=7).values()
+    moved = base.copy()
+    moved[rng.choice(len(z), 60, replace=False)] = rng.integers(0, 4, 60)  # a few change
+    relabelled = np.array([7, 2, 9, 4])[moved]  # other label values, same partition
+    merged = np.where(moved == 3, 2, moved)  # two clusters become one
+    split = moved.copy()
+    split[:40] = 5  # a new cluster made only of moved rows
+    for labels in (base, moved, relabelled, merged, split):
+        want = silhouette_score(z, labels, sample_size=1_500, random_state=7)
+        got = rescore(kept, labels)
+        assert got is not None and abs(got - want) < 1e-9
+    # Most rows elsewhere: a full pass is as cheap, so rescore declines.
+    assert rescore(kept, rng.integers(0, 4, len(z))) is None
+    assert rescore(kept, np.zeros(len(z), dtype=np.int64)) is None  # one cluster: none exists

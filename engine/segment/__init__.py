@@ -28,6 +28,7 @@ from engine.segment.gates import (
 )
 from engine.segment.model import GateResult, PersonaProfile, Segmentation
 from engine.segment.profiles import build_profiles
+from engine.segment.silhouette import rescore
 from engine.segment.strategies import (
     KMeansStrategy,
     feature_matrix,
@@ -56,7 +57,12 @@ def _selection_silhouette(strategy: object, gate_labels: np.ndarray) -> float | 
     a, b = np.asarray(chosen, dtype=np.int64), gate_labels
     pairs = np.unique(a * (int(b.max()) + 1) + b)
     same = len(pairs) == len(np.unique(a)) == len(np.unique(b))
-    return float(scores[k]) if same else None
+    if same:
+        return float(scores[k])
+    # Refined on the whole fitting sample, a few of these rows changed persona: rescore from
+    # the candidate's per-row sums instead of a second pass over the distance matrix.
+    kept = getattr(strategy, "selection_scored_", None)
+    return rescore(kept, gate_labels) if kept is not None else None
 
 
 def segment(

@@ -22,6 +22,7 @@ from engine.segment.base import (
     scale_columns,
     selection_rows,
 )
+from engine.segment.silhouette import Scored
 from engine.segment.stability import run_parallel
 from engine.segment.threads import threads_for
 
@@ -44,6 +45,9 @@ class KMeansStrategy(BaseStrategy):
     # The chosen candidate's labels of the selection rows (the gate's silhouette reuses its
     # score when the published personas are the same partition of those rows).
     selection_labels_: np.ndarray | None = field(default=None, repr=False)
+    # ... and its silhouette's per-row cluster sums: the gate rescores the published personas
+    # from them when they are a near copy of that partition on those rows.
+    selection_scored_: Scored | None = field(default=None, repr=False)
 
     def fit_matrix(self, x: np.ndarray, weights: np.ndarray | None = None) -> Self:
         xs, w = self._sample(x, weights)
@@ -64,11 +68,15 @@ class KMeansStrategy(BaseStrategy):
         fitted = run_parallel([partial(fit_k, k) for k in ks]) if len(ks) > 1 else [fit_k(ks[0])]
         models: dict[int, KMeans] = dict(zip(ks, fitted, strict=True))
         labels = {k: np.asarray(m.labels_, dtype=np.int64) for k, m in models.items()}
-        self.scores_ = candidate_silhouettes(zs, labels, self.seed) if len(ks) > 1 else {ks[0]: 0.0}
+        kept: dict[int, Scored] = {}
+        self.scores_ = (
+            candidate_silhouettes(zs, labels, self.seed, kept) if len(ks) > 1 else {ks[0]: 0.0}
+        )
         # Best silhouette first; ties keep the smaller k (simpler model).
         order = sorted(ks, key=lambda k: (-self.scores_[k], k))
         self.k_ = self._choose(order, labels, xs[rows])
         self.selection_labels_ = labels[self.k_]
+        self.selection_scored_ = kept.get(self.k_)
         model = models[self.k_]
         if len(rows) < len(z):
             # The chosen k on the whole fitting sample, from the chosen candidate's centroids:
