@@ -34,6 +34,7 @@ from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -46,11 +47,13 @@ from engine.errors import BadInputError, ConfigError, UsageError
 from engine.integrity import check_parquet
 from engine.source_files import (
     ROW,
+    FileDigests,
+    StatKey,
     check_columns,
     check_unchanged,
-    digest_file,
     file_digest,
     read_schema,
+    read_state,
     scan,
     scoped_scan,
     source_file,
@@ -150,35 +153,30 @@ def _load_one(
     jurisdiction: str,
     as_of: date,
     valid_refs: dict[str, pl.Series],
-    digests: ThreadPoolExecutor,
+    walks: ThreadPoolExecutor,
     keep: Collection[str] | None,
-    digest_cache: DigestCache | None,
-) -> SourceFrame:
+) -> tuple[SourceFrame, StatKey]:
+    """The source's rows, and the file state they were read from (its digest is bound to
+    that state once taken: `load_sources`)."""
     spec = ws.source(name)
     path = source_file(ws, name)
     if not path.is_file():
         raise BadInputError(f"{spec.path}: source '{name}' file not found")
-    # A background thread walks a Parquet file's pages (integrity.py) and then hashes it
-    # (hashlib releases the GIL) while Polars reads it: both were serial work of about two
-    # CPU-seconds on the 3 GB transactions file of the 10M sample. A corrupted page still
-    # refuses the source, and its error wins over whatever the read made of that page.
-    # An unchanged file's digest comes from the sealed cache instead (digest_cache.py).
-    intact = digests.submit(check_parquet, path) if spec.format == "parquet" else None
-    digest = digests.submit(digest_file, path, digest_cache)
+    # A background thread walks a Parquet file's pages (integrity.py) while Polars reads
+    # it. A corrupted page still refuses the source, and its error wins over whatever the
+    # read made of that page.
+    intact = walks.submit(check_parquet, path) if spec.format == "parquet" else None
+    read_from = read_state(path)
     try:
         loaded = _read_one(ws, name, path, jurisdiction, as_of, valid_refs, keep)
     except BaseException:
-        digest.cancel()
         if intact is not None and isinstance(err := intact.exception(), BadInputError):
             raise err from None
         raise
     if intact is not None:
         intact.result()
-    taken = digest.result()
-    # The rows read and the digest recorded must describe the same bytes: a file written
-    # while Polars read it is refused, not recorded under a digest of other bytes.
-    check_unchanged(path, taken.key)
-    return replace(loaded, input_digest=taken.sha256)
+    check_unchanged(path, read_from)  # written while Polars read it: refused
+    return loaded, read_from
 
 
 def _read_one(
@@ -336,18 +334,31 @@ def load_sources(
     needed = {
         c.references for s in ws.config.sources.values() for c in s.columns.values() if c.references
     }
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgov-digest") as digests:
-        for name in _load_order(ws):
+    order = _load_order(ws)
+    read_from: dict[str, StatKey] = {}
+    # Every file's digest is queued at once on its own thread (FileDigests), so hashing runs
+    # beside the whole stage's reads instead of holding each source until its own file is
+    # hashed; the digests are bound to the states the rows were read from at the end.
+    files = [(name, partial(source_file, ws, name)) for name in order]
+    with (
+        FileDigests(files, digest_cache) as digests,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgov-pages") as walks,
+    ):
+        for name in order:
             carry = None if keep is None or name not in keep else set(keep[name])
             if carry is not None:  # what other sources' references are checked against
                 carry |= {r.partition(".")[2] for r in needed if r.partition(".")[0] == name}
-            frames[name] = _load_one(
-                ws, name, jurisdiction, as_of, valid_refs, digests, carry, digest_cache
+            frames[name], read_from[name] = _load_one(
+                ws, name, jurisdiction, as_of, valid_refs, walks, carry
             )
             for ref in needed:
                 src, _, col = ref.partition(".")
                 if src == name:
                     valid_refs[ref] = frames[name].frame[col]
+        for name in order:
+            # The rows read and the digest recorded must describe the same bytes.
+            taken = digests.bound(name, source_file(ws, name), read_from[name])
+            frames[name] = replace(frames[name], input_digest=taken.sha256)
     return SourceFrames(
         jurisdiction=jurisdiction, as_of=as_of, frames=frames, subjects=ws.config.subjects
     )
