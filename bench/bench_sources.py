@@ -88,14 +88,16 @@ def main() -> None:
         digest_cache.clear(ws)
     cache = digest_cache.DigestCache.for_workspace(ws, Keyring.load(ws))
     outcomes: dict[str, int] = {}
-    take = sources.digest_file
+    import engine.source_files as source_files
+
+    take = source_files.digest_file
 
     def counted(path: Path, c: Any) -> Any:
         d = take(path, c)
         outcomes[d.outcome] = outcomes.get(d.outcome, 0) + 1
         return d
 
-    sources.digest_file = counted  # type: ignore[assignment]
+    source_files.digest_file = counted  # type: ignore[assignment]
 
     rss = _Rss()
     one = sources._load_one
@@ -103,7 +105,7 @@ def main() -> None:
     def timed(ws_: Workspace, name: str, *a: Any, **k: Any) -> Any:
         rss.reset()
         t, c = time.perf_counter(), time.process_time()
-        f = one(ws_, name, *a, **k)
+        f, state = one(ws_, name, *a, **k)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         time.sleep(0.02)  # one more RSS sample
         print(
@@ -112,7 +114,7 @@ def main() -> None:
             f"carried {f.frame.width - 1} cols, {f.frame.estimated_size() / 2**30:.3f} GiB",
             flush=True,
         )
-        return f
+        return f, state
 
     sources._load_one = timed  # type: ignore[assignment]
     print(f"sources of {args.jurisdiction} for {args.purpose}, {_load()}")
