@@ -267,6 +267,11 @@ def _govern_source(
         if release is not None:
             frame = frame.drop(c)
             release(frame)
+    if release is not None:
+        # What is left (`_row`, a joined subject's raw ids: 16 bytes a row, 0.6 GB of 37.7M
+        # transactions at 10M) is read no more: it goes before the tokens are gathered.
+        frame = frame.clear()
+        release(frame)
     kept = pl.DataFrame(parts)
     del parts
     if not in_order:
@@ -360,6 +365,7 @@ def enforce(
     flags = subject_flags(
         subjects, plan.sources[sources.subjects].subject_column, plan, sources.subjects
     )
+    del subjects  # a plan over the subjects source's raw rows: they go with the source
     tokens = SubjectTokens(flags.table, pseudonymiser)
     frames: dict[str, pl.DataFrame] = {}
     accounting: dict[str, SourceRowAccounting] = {}
