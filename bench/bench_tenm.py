@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import itertools
 import json
 import os
 import platform
@@ -404,6 +405,7 @@ def run_one(args: argparse.Namespace, data_ws: Path) -> list[Measured]:
         with _locked(args.lock):
             m = measure(cmd, tw.env)
         _details(args, m)
+        _timeline(args, tw.root)
         if not args.steady:
             return [m]
         # The same command again on the same workspace: every chain gets its second
@@ -413,7 +415,63 @@ def run_one(args: argparse.Namespace, data_ws: Path) -> list[Measured]:
         with _locked(args.lock):
             again = measure(cmd, tw.env)
         _details(args, again)
+        _timeline(args, tw.root)
     return [m, again]
+
+
+# The local pool's decisions, from the workspace's log (engine/executors/local.py).
+_POOL_EVENTS = ("job_admitted", "job_waiting_at_stage", "job_stage_granted", "job_finished")
+
+
+def _timeline(args: argparse.Namespace, root: Path) -> None:
+    """The last fan-out's job timeline: when each job started (in full or staged, with what
+    it reserved), waited for a stage's memory, went on, and ended; and how long two jobs or
+    more were running at once."""
+    if args.command != "all" or args.executor != "local":
+        return
+    try:
+        lines = (root / "logs" / "pgov.jsonl").read_text().splitlines()
+    except OSError:
+        return
+    events = []
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("event") == "local_pool":
+            events = []  # only the last fan-out
+        elif e.get("event") in _POOL_EVENTS and "at_s" in e:
+            events.append(e)
+    if not events:
+        return
+    print("  job timeline (s from the pool's start):")
+    spans: dict[str, list[float]] = {}
+    for e in events:
+        job, at = e["job"].split("/")[0], float(e["at_s"])
+        kind = e["event"]
+        if kind == "job_admitted":
+            spans[job] = [at, at]
+            how = "staged" if e.get("staged") else "in full"
+            text = (
+                f"start {how}, reserves {e.get('reserved_gib')} of {e.get('estimate_gib')} GiB, "
+                f"threads {e.get('threads')}, beside {','.join(e.get('running') or []) or '-'}"
+            )
+        elif kind == "job_waiting_at_stage":
+            text = f"waits after {e['stage']} (committed {e.get('committed_gib')} GiB)"
+        elif kind == "job_stage_granted":
+            text = f"goes on after {e['after']}, reserves {e.get('reserved_gib')} GiB"
+        else:
+            spans.setdefault(job, [at, at])[1] = at
+            text = f"ends ({e.get('seconds')} s, ok={e.get('ok')})"
+        print(f"    {at:7.1f}  {job:<6} {text}")
+    points = sorted({t for span in spans.values() for t in span})
+    together = sum(
+        b - a
+        for a, b in itertools.pairwise(points)
+        if sum(1 for s0, s1 in spans.values() if s0 <= a and s1 >= b) >= 2
+    )
+    print(f"  two or more jobs running for {together:.1f} s of {points[-1] - points[0]:.1f} s")
 
 
 def _details(args: argparse.Namespace, m: Measured) -> None:

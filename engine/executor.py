@@ -126,10 +126,27 @@ def raised_at(exc: BaseException) -> str:
     return " -> ".join(shown)
 
 
+def _takes_progress(fn: Any) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "progress" or p.kind is p.VAR_KEYWORD for p in params)
+
+
 def run_job(
-    ws_root: str, request: dict[str, Any], region: str, refresh_fn: RefreshFn | None
+    ws_root: str,
+    request: dict[str, Any],
+    region: str,
+    refresh_fn: RefreshFn | None,
+    progress: Any = None,
 ) -> dict[str, Any]:
     """Run one refresh where this function runs; return only a small summary dict.
+
+    ``progress`` (the local pool's stage hook) is passed to a refresh function that takes
+    one (engine.refresh.run_refresh does); it may block between stages.
 
     Never raises: exceptions may carry objects that do not pickle, and an error message is
     all the caller needs (PgovError messages carry locations and reasons, never values).
@@ -158,7 +175,10 @@ def run_job(
         from engine.actors import under_request
 
         with under_request(req.signed_request):  # the parent's signed request (run_cmd)
-            result = fn(ws, req)
+            if progress is not None and _takes_progress(fn):
+                result = cast(Any, fn)(ws, req, progress=progress)
+            else:
+                result = fn(ws, req)
         manifest = dict(result.manifest)
         dead = int(getattr(result, "dead_lettered", 0) or 0)
         code = ExitCode.OK

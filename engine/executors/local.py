@@ -3,20 +3,30 @@
 Each job runs in a fresh spawned process that exits when the job ends, so the memory a
 large jurisdiction's refresh held goes back to the system before the next job starts (an
 allocator keeps freed pages for reuse; a long-lived worker would carry the largest job's
-footprint into every later job). At most ``workers`` jobs run at once, and a job starts only
-when its estimated peak fits next to the running jobs' estimates within the memory budget
-(engine/executors/memory.py, sized before any job runs by engine/executors/sizing.py); the
-largest job that fits goes first, small ones fill the other workers beside it, which also
-keeps the last minutes from being one large job running alone. A job larger than the whole
-budget waits until nothing runs, then runs alone. Every decision is logged (``job_admitted``
-with the memory committed, ``job_waiting_for_memory``, ``job_over_memory_budget``), and every
-job's measured peak is recorded for the next estimate. Jobs that start side by side share
-the cores (THREAD_VARS): two Polars pools as wide as the machine on the same cores cost CPU
-(docs/performance.md, "Local pool at 10M").
+footprint into every later job). At most ``workers`` jobs run at once, and the running
+jobs' memory reservations never exceed the budget (engine/executors/admission.py: a job
+reserves the largest peak of the stages it has still to run, from the per-stage peaks an
+earlier run measured; without them, its whole estimate, sized before any job runs by
+engine/executors/sizing.py and memory.py). The largest job that fits goes first, small ones
+fill the other workers beside it; when none fits in full, the next large job may start
+*staged* beside jobs finishing their last stages: its child reports each stage's end over
+the pipe and waits there until the pool has the memory for its next stage. A job larger
+than the whole budget waits until nothing runs, then runs alone. Every decision is logged
+(``job_admitted`` with the memory committed, ``job_stage``, ``job_waiting_at_stage``,
+``job_stage_granted``, ``job_waiting_for_memory``, ``job_over_memory_budget``,
+``job_finished``), and every job's measured peak, whole and per stage, is recorded for the
+next estimate. Jobs that start side by side in full share the cores (THREAD_VARS): two
+Polars pools as wide as the machine on the same cores cost CPU (docs/performance.md, "Local
+pool at 10M"); a job started staged keeps every core, since it runs its heavy stages after
+the jobs before it have ended.
 
-``timeout`` bounds each job from the start of the fan-out (waiting for a slot counts), as
-for the other executors: a job still running then is killed (a refresh is crash-safe:
-atomic publish, the lock is freed with the process), one not started is reported so.
+Scheduling changes when a job runs, never what it computes: each refresh reads only its own
+jurisdiction's inputs and its own chain, so published digests do not depend on the order.
+
+``timeout`` bounds each job from the start of the fan-out (waiting for a slot or for a
+stage's memory counts), as for the other executors: a job still running then is killed (a
+refresh is crash-safe: atomic publish, the lock is freed with the process), one not started
+is reported so.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import os
 import resource
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -35,6 +45,7 @@ from typing import Any
 import structlog
 
 from engine.errors import ExitCode
+from engine.executors.admission import TAIL, Ledger, Need, pick
 from engine.executors.memory import (
     Estimate,
     estimate,
@@ -47,8 +58,9 @@ from engine.request import RefreshRequest
 
 log = structlog.get_logger(__name__)
 
-# (root, request as JSON, region, refresh_fn) -> summary dict (engine.executor.run_job)
-JobFn = Callable[[str, dict[str, Any], str, Any], dict[str, Any]]
+# (root, request as JSON, region, refresh_fn, progress hook) -> summary dict
+# (engine.executor.run_job)
+JobFn = Callable[[str, dict[str, Any], str, Any, Any], dict[str, Any]]
 
 
 # The native thread pools a refresh uses: Polars' own, and the OpenMP / BLAS pools under
@@ -80,10 +92,62 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _child(conn: Connection, job: JobFn, args: tuple[Any, ...]) -> None:
-    summary = job(*args)
-    # Linux reports ru_maxrss in KiB. This process ran only this job: it is the job's peak.
-    summary["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def _hwm_bytes() -> int:
+    """This process's peak resident set since it started or since the last reset."""
+    with open("/proc/self/status") as fh:
+        return next(int(x.split()[1]) * 1024 for x in fh if x.startswith("VmHWM"))
+
+
+def _reset_hwm() -> bool:
+    """Start a new peak window (Linux >= 4.0: writing 5 to clear_refs resets VmHWM, and with
+    it ru_maxrss). False where that is not allowed: then no stage peaks are reported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class _Stages:
+    """The child's progress hook: at the end of each refresh stage, the peak of the window
+    that just closed goes to the pool, and the child waits for the pool's word to go on
+    (the pool answers at once unless the next stage's memory is not free yet)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.peaks: list[tuple[str, int]] = []
+        self.resettable = True
+
+    def __call__(self, event: Any) -> None:
+        self.window(str(event.stage))
+        self.conn.send(("stage", str(event.stage), self.peaks[-1][1]))
+        self.conn.recv()  # ("go",): blocks while the pool waits for memory
+
+    def window(self, stage: str) -> None:
+        try:
+            peak = _hwm_bytes()
+        except (OSError, StopIteration):
+            peak, self.resettable = 0, False
+        self.peaks.append((stage, peak))
+        self.resettable = self.resettable and _reset_hwm()
+
+    def measured(self) -> list[tuple[str, int]] | None:
+        names = [n for n, _ in self.peaks]
+        ok = self.resettable and len(set(names)) == len(names) and all(b > 0 for _, b in self.peaks)
+        return list(self.peaks) if ok else None
+
+
+def _child(conn: Connection, job: JobFn, args: tuple[str, dict[str, Any], str, Any]) -> None:
+    stages = _Stages(conn)
+    root, request, region, refresh_fn = args
+    summary = job(root, request, region, refresh_fn, stages)
+    stages.window(TAIL)
+    # Linux reports ru_maxrss in KiB; each window's reset lowers it, so the job's peak is
+    # the largest of the windows (this process ran only this job).
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    summary["peak_rss_bytes"] = max([own, *(b for _, b in stages.peaks)])
+    summary["stage_peaks"] = stages.measured()
     conn.send(summary)
     conn.close()
 
@@ -131,6 +195,10 @@ def run_local(
     # Equal shares for jobs nothing is known about: the plain pool's behaviour.
     share = budget // n_workers if budget else 0
     need = [e.bytes if e.bytes is not None else share for e in estimates]
+    needs = [
+        Need(n, e.stages if e.bytes is not None else None)
+        for n, e in zip(need, estimates, strict=True)
+    ]
     # Largest first: big jobs start while small ones can still fill the other slots.
     pending = sorted(range(len(requests)), key=lambda i: (-need[i], i))
     log.info(
@@ -142,84 +210,155 @@ def run_local(
         estimates={
             f"{k[0]}/{k[1]}": [_gib(e.bytes), e.basis] for k, e in zip(keys, estimates, strict=True)
         },
+        staged={
+            f"{k[0]}/{k[1]}": [[st, _gib(b)] for st, b in n.stages]
+            for k, n in zip(keys, needs, strict=True)
+            if n.stages
+        },
     )
     ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold threads
+    ledger = Ledger(budget)
     running: dict[int, _Running] = {}
     results: dict[int, dict[str, Any]] = {}
     started_at: dict[int, float] = {}
-    deadline = time.monotonic() + timeout
+    t0 = time.monotonic()
+    deadline = t0 + timeout
     last_wait: list[tuple[int, int] | None] = [None]
+    name = ["/".join(k) for k in keys]
 
     def admit() -> None:
-        picks: list[tuple[int, str, int]] = []  # (job, why, committed with it)
+        picks: list[tuple[int, str, int, bool]] = []  # (job, why, committed, staged)
         while pending and len(running) + len(picks) < n_workers:
-            committed = sum(r.estimate for r in running.values()) + sum(need[p] for p, *_ in picks)
-            free = None if budget is None else budget - committed
-            pick = next((i for i in pending if free is None or need[i] <= free), None)
+            choice = pick(pending, needs, ledger)
             reason = "fits the budget"  # with the running jobs (listed) if any
-            if pick is None and not running and not picks:
+            if choice is None and not ledger.slots:
                 # Larger than the whole budget: it waits until nothing else runs, then runs
                 # alone (the budget bounds what runs together; it cannot shrink one job).
-                pick = pending[0]
+                choice = (pending[0], False)
                 reason = "larger than the budget: runs alone"
                 log.warning(
                     "job_over_memory_budget",
-                    job="/".join(keys[pick]),
-                    estimate_gib=_gib(need[pick]),
+                    job=name[pending[0]],
+                    estimate_gib=_gib(need[pending[0]]),
                     budget_gib=_gib(budget),
                 )
-            if pick != pending[0]:
-                # The largest job does not fit beside the running ones: it waits (a smaller
-                # one may take the free worker meanwhile). Logged once per change.
-                waiting = (pending[0], len(running) + len(picks))
+            elif choice is not None and choice[1]:
+                reason = "staged: its first stage fits; later stages wait for memory"
+            if choice is None or choice[0] != pending[0] or choice[1]:
+                # The largest job does not fit in full beside the running ones: it waits (a
+                # smaller one, or it staged, may start meanwhile). Logged once per change.
+                waiting = (pending[0], len(ledger.slots))
                 if waiting != last_wait[0]:
                     last_wait[0] = waiting
                     log.info(
                         "job_waiting_for_memory",
-                        job="/".join(keys[pending[0]]),
+                        job=name[pending[0]],
                         estimate_gib=_gib(need[pending[0]]),
-                        free_gib=_gib(free),
-                        running=sorted(
-                            "/".join(keys[i]) for i in [*running, *(p for p, *_ in picks)]
-                        ),
-                        instead=None if pick is None else "/".join(keys[pick]),
+                        free_gib=None if budget is None else _gib(budget - ledger.committed()),
+                        running=sorted(name[i] for i in ledger.slots),
+                        instead=None
+                        if choice is None
+                        else name[choice[0]] + (" (staged)" if choice[1] else ""),
                     )
-            if pick is None:
+            if choice is None:
                 break
-            pending.remove(pick)
-            picks.append((pick, reason, committed + need[pick]))
+            job_index, staged = choice
+            pending.remove(job_index)
+            ledger.start(job_index, needs[job_index], staged)
+            picks.append((job_index, reason, ledger.committed(), staged))
         together = len(running) + len(picks)
-        for pick, reason, committed in picks:
-            env = _thread_env(together)
+        for job_index, reason, committed, staged in picks:
+            # A staged job runs its heavy stages after the jobs before it end: every core.
+            env = {} if staged else _thread_env(together)
             log.info(
                 "job_admitted",
-                job="/".join(keys[pick]),
-                estimate_gib=_gib(need[pick]),
-                basis=estimates[pick].basis,
+                job=name[job_index],
+                estimate_gib=_gib(need[job_index]),
+                basis=estimates[job_index].basis,
+                staged=staged,
+                reserved_gib=_gib(ledger.slots[job_index].reserved),
                 committed_gib=_gib(committed),
                 budget_gib=_gib(budget),
-                running=sorted("/".join(keys[i]) for i in running),
+                running=sorted(name[i] for i in running),
                 threads=env.get(THREAD_VARS[0], "default"),
                 reason=reason,
+                at_s=round(time.monotonic() - t0, 1),
             )
-            start(pick, env)
+            start(job_index, env)
 
-    def start(pick: int, env: dict[str, str]) -> None:
-        parent, child = ctx.Pipe(duplex=False)
-        r = requests[pick]
-        args = (root, r.model_dump(mode="json"), regions[pick], refresh_fn)
+    def start(job_index: int, env: dict[str, str]) -> None:
+        parent, child = ctx.Pipe(duplex=True)
+        r = requests[job_index]
+        args = (root, r.model_dump(mode="json"), regions[job_index], refresh_fn)
         proc = ctx.Process(target=_child, args=(child, job, args), daemon=False)
         with _environment(env):  # a spawned child starts with this process's environment
             proc.start()
         child.close()
-        started_at[pick] = time.monotonic()
-        running[pick] = _Running(pick, proc, parent, need[pick])
+        started_at[job_index] = time.monotonic()
+        running[job_index] = _Running(job_index, proc, parent, need[job_index])
+
+    def go(run: _Running) -> None:
+        with suppress(OSError):  # the child is gone: its sentinel says so
+            run.conn.send(("go",))
+
+    def stage_done(run: _Running, stage: str, window: int) -> None:
+        ok = ledger.stage_done(run.index, stage)
+        slot = ledger.slots[run.index]
+        log.info(
+            "job_stage" if ok else "job_waiting_at_stage",
+            job=name[run.index],
+            stage=stage,
+            window_peak_gib=_gib(window),
+            reserved_gib=_gib(slot.reserved),
+            committed_gib=_gib(ledger.committed()),
+            staged=not slot.full,
+            at_s=round(time.monotonic() - t0, 1),
+        )
+        if ok:
+            go(run)
+
+    def settle() -> None:
+        for i in ledger.settle():
+            slot = ledger.slots[i]
+            log.info(
+                "job_stage_granted",
+                job=name[i],
+                after=slot.done,
+                reserved_gib=_gib(slot.reserved),
+                committed_gib=_gib(ledger.committed()),
+                staged=not slot.full,
+                at_s=round(time.monotonic() - t0, 1),
+            )
+            go(running[i])
 
     def finish(run: _Running, summary: dict[str, Any]) -> None:
         run.proc.join(10)
         run.conn.close()
         results[run.index] = summary
         del running[run.index]
+        ledger.end(run.index)
+        log.info(
+            "job_finished",
+            job=name[run.index],
+            ok=summary.get("error") is None,
+            seconds=round(time.monotonic() - started_at[run.index], 1),
+            at_s=round(time.monotonic() - t0, 1),
+        )
+
+    def receive(run: _Running) -> bool:
+        """Read what the child sent; True once it has finished (summary received)."""
+        while run.conn.poll():
+            try:
+                msg = run.conn.recv()
+            except (EOFError, OSError):
+                return False
+            if isinstance(msg, tuple) and len(msg) == 3 and msg[0] == "stage":
+                stage_done(run, str(msg[1]), int(msg[2]))
+                continue
+            if isinstance(msg, dict):
+                finish(run, msg)
+                return True
+        return False
 
     try:
         admit()
@@ -232,15 +371,11 @@ def run_local(
                 timeout=min(left, 5.0),
             )
             for run in list(running.values()):
-                if run.conn in ready or run.conn.poll():
-                    try:
-                        summary = run.conn.recv()
-                    except (EOFError, OSError):
-                        summary = None
-                    if summary is not None:
-                        finish(run, summary)
-                        continue
+                if (run.conn in ready or run.conn.poll()) and receive(run):
+                    continue
                 if run.proc.sentinel in ready or not run.proc.is_alive():
+                    if receive(run):  # reported, then exited before we read it
+                        continue
                     run.proc.join(1)
                     code = run.proc.exitcode
                     why = (
@@ -250,6 +385,7 @@ def run_local(
                         else f"worker process exited with code {code} before reporting"
                     )
                     finish(run, _lost(why, time.monotonic() - started_at[run.index]))
+            settle()
             admit()
     finally:
         # Past the deadline (or on an error here): stop what still runs. A refresh is
@@ -291,6 +427,11 @@ def _remember(
         for i, ((j, p), e) in enumerate(zip(keys, estimates, strict=True))
         if results.get(i, {}).get("peak_rss_bytes") and results[i].get("error") is None
     ]
-    record_peaks(Path(root), measured)
+    stages = {
+        "/".join(keys[i]): results[i]["stage_peaks"]
+        for i in range(len(keys))
+        if results.get(i, {}).get("stage_peaks") and results[i].get("error") is None
+    }
+    record_peaks(Path(root), measured, stages)
     for j, p, _, _, peak in measured:
         log.info("job_memory", job=f"{j}/{p}", peak_gib=_gib(peak))

@@ -14,6 +14,11 @@ fan-out estimates each job from it:
    10M sample, docs/performance.md), until a job of this workspace has been measured;
 4. else (sources not sizeable) the base plus subjects times ``DEFAULT_BYTES_PER_SUBJECT``.
 
+Each job also reports its peak per refresh stage (the window that ends as each stage ends,
+``exit`` for what follows the last one): kept beside the whole peak, scaled like it, they let
+the pool (engine/executors/admission.py) reserve for a running job only what its remaining
+stages need. A job without them is reserved its whole peak for its whole life.
+
 The pool then starts the largest job that fits the memory budget next to those running.
 """
 
@@ -30,7 +35,7 @@ from typing import Any
 
 import structlog
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.errors import UsageError
 from engine.executors.sizing import JurisdictionSize
@@ -95,20 +100,41 @@ class Estimate:
     subjects: int | None
     basis: str  # "measured", "workspace rate", "default rate", "subjects rate" or "unknown"
     data_bytes: int | None = None  # the jurisdiction's source data (sizing.py)
+    # Per stage, in the order the stages end: the estimated peak of each stage's window,
+    # scaled like ``bytes`` (margin, growth). None: not measured per stage.
+    stages: tuple[tuple[str, int], ...] | None = None
 
 
 # Writers of the history wait at most this long for each other (a write takes milliseconds).
 LOCK_TIMEOUT_S = 30.0
 
 
+class StagePeak(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    stage: str = Field(pattern=r"^[a-z][a-z_]{0,31}$")
+    peak_bytes: int = Field(gt=0)
+
+
 class JobPeak(BaseModel):
     """One measured job in the history file: checked on the way in, since the file is
-    written by other processes (and may be edited by hand)."""
+    written by other processes (and may be edited by hand). Stage peaks must name each
+    stage once and none may exceed the whole peak, else the entry is refused whole."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
     subjects: int | None = Field(default=None, ge=0)
     data_bytes: int | None = Field(default=None, ge=0)
     peak_bytes: int = Field(gt=0)
+    stages: list[StagePeak] | None = Field(default=None, min_length=1, max_length=32)
+
+    @model_validator(mode="after")
+    def _stages_agree(self) -> JobPeak:
+        if self.stages is not None:
+            names = [s.stage for s in self.stages]
+            if len(set(names)) != len(names):
+                raise ValueError("a stage is named twice")
+            if max(s.peak_bytes for s in self.stages) > self.peak_bytes:
+                raise ValueError("a stage peak exceeds the job's peak")
+        return self
 
 
 def _history_path(root: Path) -> Path:
@@ -134,7 +160,10 @@ def load_history(root: Path) -> dict[str, dict[str, Any]]:
         try:
             if not re.fullmatch(r"[^/]+/[^/]+", key):
                 raise ValueError("key is not jurisdiction/purpose")
-            out[key] = JobPeak.model_validate(entry).model_dump()
+            peak = JobPeak.model_validate(entry).model_dump()
+            if peak["stages"] is None:
+                del peak["stages"]  # measured before stage peaks were kept
+            out[key] = peak
         except (ValueError, ValidationError) as exc:
             reason = exc.errors()[0]["type"] if isinstance(exc, ValidationError) else str(exc)
             log.warning("job_memory_entry_ignored", path=str(path), job=key, reason=reason)
@@ -142,12 +171,16 @@ def load_history(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def record_peaks(
-    root: Path, measured: Sequence[tuple[str, str, int | None, int | None, int]]
+    root: Path,
+    measured: Sequence[tuple[str, str, int | None, int | None, int]],
+    stages: Mapping[str, Sequence[tuple[str, int]]] | None = None,
 ) -> None:
     """(jurisdiction, purpose, subjects, data bytes, peak bytes) of finished jobs into the
-    history. Read, update and replace happen under a lock, through a temporary file of this
-    writer's own: two fan-outs finishing together on one workspace neither lose each
-    other's figures nor leave a file half of one and half of the other."""
+    history, with each job's stage peaks where ``stages`` has them ("J/P" -> [(stage,
+    bytes)] in order; a job without replaces any stage peaks it had). Read, update and
+    replace happen under a lock, through a temporary file of this writer's own: two
+    fan-outs finishing together on one workspace neither lose each other's figures nor
+    leave a file half of one and half of the other."""
     if not measured:
         return
     path = _history_path(root)
@@ -157,17 +190,21 @@ def record_peaks(
         with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
             history = load_history(root)
             for j, p, subjects, data_bytes, peak in measured:
+                per_stage = (stages or {}).get(f"{j}/{p}")
                 history[f"{j}/{p}"] = JobPeak(
                     subjects=None if subjects is None else int(subjects),
                     data_bytes=None if data_bytes is None else int(data_bytes),
                     peak_bytes=int(peak),
-                ).model_dump()
+                    stages=None
+                    if not per_stage
+                    else [StagePeak(stage=n, peak_bytes=int(b)) for n, b in per_stage],
+                ).model_dump(exclude_none=True)
             with tmp.open("w", encoding="utf-8") as fh:
                 fh.write(json.dumps(history, indent=1, sort_keys=True) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-    except (OSError, Timeout, ValidationError) as exc:  # a convenience: never fail a fan-out
+    except (OSError, Timeout, ValidationError, ValueError) as exc:  # never fail a fan-out
         log.warning("job_memory_not_recorded", error=exc.__class__.__name__)
     finally:
         tmp.unlink(missing_ok=True)
@@ -202,7 +239,15 @@ def estimate(
                 peak *= max(1.0, data / own["data_bytes"])
             elif n and own.get("subjects"):
                 peak *= max(1.0, n / own["subjects"])
-            out.append(Estimate(int(peak * MARGIN), n, "measured", data))
+            whole = int(peak * MARGIN)
+            scale = whole / float(own["peak_bytes"])
+            per_stage = own.get("stages")
+            staged = (
+                tuple((st["stage"], int(st["peak_bytes"] * scale)) for st in per_stage)
+                if per_stage
+                else None
+            )
+            out.append(Estimate(whole, n, "measured", data, staged))
             continue
         if size is None:
             out.append(Estimate(None, None, "unknown"))
