@@ -286,6 +286,8 @@ def test_a_real_pool_starts_a_job_staged_holds_it_between_stages_and_records_win
     assert all(o.ok for o in out), [o.error for o in out]
     admitted = {e["job"]: e for e in logs if e["event"] == "job_admitted"}
     assert admitted["UK/kyc_aml"]["staged"] is False
+    # a staged start beside it waits rather than competes: UK keeps every core
+    assert admitted["UK/kyc_aml"]["threads"] == "default"
     sg = admitted["SG/kyc_aml"]
     assert sg["staged"] is True and sg["running"] == ["UK/kyc_aml"]
     assert sg["threads"] == "default"  # it runs its heavy stages after UK: every core

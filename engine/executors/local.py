@@ -266,7 +266,9 @@ def run_local(
             pending.remove(job_index)
             ledger.start(job_index, needs[job_index], staged)
             picks.append((job_index, reason, ledger.committed(), staged))
-        together = len(running) + len(picks)
+        # A staged start waits beside the others rather than competing for the cores, so it
+        # does not count towards their share.
+        together = len(running) + sum(1 for *_, staged in picks if not staged)
         for job_index, reason, committed, staged in picks:
             # A staged job runs its heavy stages after the jobs before it end: every core.
             env = {} if staged else _thread_env(together)
