@@ -23,6 +23,16 @@ exceed the budget:
   policy and sources run while the previous one finishes its features, segment and kyc,
   and its enforce waits until the memory is there.
 
+Weighed and not built (docs/performance.md, "Staged admission"): planning the whole
+schedule up front (each large job paired with small ones, longest first with memory as a
+constraint). With whole-job reservations, of the ten 10M kyc_aml jobs (4.5-8.4 GiB with the
+margin against 9.65) only a few small pairs fit together at all (EU-FR or US-CA or BR with
+SG or EU-NL, EU-IT or EU-ES with US-NY): the five largest run alone under any plan, so a
+plan can only move those pairs around, where staging overlaps every hand-over between two
+large jobs. Lowering the margin (memory.MARGIN): measured at 1M, a steady window reached
+1.04x its estimate and a whole job 1.01x (EU-IT 0.78 GiB with one thread, then 0.86 with
+two; BR 0.82 then 0.87 with one both times): repeat runs differ by up to 10 %, so 1.1 stays.
+
 No deadlock: jobs in full never wait, their reservations only shrink until they end, and
 at most one job is staged, so it waits only for jobs that will end; alone, its remaining
 peak is at most its whole estimate, which fits the budget (a job larger than the budget
