@@ -62,9 +62,11 @@ def build_report(run_id: str, sources: SourceFrames) -> dict[str, Any]:
     for name, sf in sorted(sources.frames.items()):
         acc = sf.accounting
         q = sf.quarantine
+        # Column-wise: `iter_rows` built a tuple and a list per row (0.1 s at 18k rows).
+        nums = q.get_column(ROW).cast(pl.Int64).to_list()
         rows = [
-            {"row": int(r), "reasons": list(reasons)}
-            for r, reasons in q.select(ROW, REASONS).iter_rows()
+            {"row": r, "reasons": reasons}
+            for r, reasons in zip(nums, q.get_column(REASONS).to_list(), strict=True)
         ]
         per_source[name] = {
             "path": sf.path,
@@ -83,6 +85,63 @@ def build_report(run_id: str, sources: SourceFrames) -> dict[str, Any]:
         "counts": counts,
         "sources": per_source,
     }
+
+
+def _rows_json(rows: list[dict[str, Any]], depth: int) -> str:
+    """`json.dumps(rows, sort_keys=True, indent=1)` nested `depth` levels deep, for rows of
+    exactly {"reasons": [str, ...], "row": int}: the same bytes, without the pure-Python
+    indenting encoder walking every row (a reason list is rendered once per distinct list)."""
+    if not rows:
+        return "[]"
+    item, key, entry = " " * (depth + 1), " " * (depth + 2), " " * (depth + 3)
+    rendered: dict[tuple[str, ...], str] = {}
+    parts = []
+    for r in rows:
+        reasons = tuple(r["reasons"])
+        text = rendered.get(reasons)
+        if text is None:
+            body = ",\n".join(entry + json.dumps(code) for code in reasons)
+            text = f"[\n{body}\n{key}]" if reasons else "[]"
+            rendered[reasons] = text
+        parts.append(f'{item}{{\n{key}"reasons": {text},\n{key}"row": {r["row"]}\n{item}}}')
+    return "[\n" + ",\n".join(parts) + "\n" + " " * depth + "]"
+
+
+def _plain_rows(rows: Any) -> bool:
+    return isinstance(rows, list) and all(
+        type(r) is dict
+        and r.keys() == {"reasons", "row"}
+        and type(r["row"]) is int
+        and type(r["reasons"]) is list
+        and all(type(c) is str for c in r["reasons"])
+        for r in rows
+    )
+
+
+def report_json(report: dict[str, Any]) -> str:
+    """`json.dumps(report, sort_keys=True, indent=1)`, byte for byte, in a fraction of its
+    time: each source's row list (every quarantined row: 180k at 10M) is rendered by
+    `_rows_json`, the rest by json itself around placeholders."""
+    sources = report.get("sources")
+    if not isinstance(sources, dict) or not all(
+        isinstance(v, dict) and _plain_rows(v.get("rows")) for v in sources.values()
+    ):
+        return json.dumps(report, sort_keys=True, indent=1)
+    marks: dict[str, list[dict[str, Any]]] = {}
+    outline = dict(report)
+    outline["sources"] = {}
+    for i, (name, entry) in enumerate(sources.items()):
+        mark = f"\u0000rows{i}\u0000"  # a string no report holds (json escapes NUL)
+        marks[f'"rows": {json.dumps(mark)}'] = entry["rows"]
+        outline["sources"][name] = {**entry, "rows": mark}
+    text = json.dumps(outline, sort_keys=True, indent=1)
+    for mark, rows in marks.items():
+        at = text.index(mark)
+        line = text.rindex("\n", 0, at) + 1
+        depth = at - line  # the key's indent (nothing but spaces precede it on its line)
+        at += len('"rows": ')
+        text = text[:at] + _rows_json(rows, depth) + text[at + len(mark) - len('"rows": ') :]
+    return text
 
 
 def write_quarantine(
@@ -110,7 +169,7 @@ def write_quarantine(
             (tmp / file).write_bytes(blob)
             sealed[name] = {"file": file, "sha256": hashlib.sha256(blob).hexdigest()}
         report["sealed"] = sealed
-        data = json.dumps(report, sort_keys=True, indent=1).encode("utf-8")
+        data = report_json(report).encode("utf-8")
         (tmp / REPORT).write_bytes(data + b"\n")
         os.replace(tmp, final)
     except BaseException:
