@@ -369,9 +369,13 @@ def _reduce_runs(op: str, values: pl.Series, starts: np.ndarray) -> pl.Series:
     group_by gives it: nulls are skipped, a run of nulls sums to 0 and has no min or max.
     Integers and times only (exact whatever the order of the terms)."""
     phys = values.to_physical()
-    data = phys.fill_null(0).to_numpy()
-    mask = phys.is_not_null().to_numpy()
-    every = bool(mask.all())
+    every = phys.null_count() == 0
+    if every:  # the usual case: the values' own buffer, no filled copy and no mask
+        data = phys.to_numpy()
+        mask = np.ones(0, dtype=bool)  # not read
+    else:
+        data = phys.fill_null(0).to_numpy()
+        mask = phys.is_not_null().to_numpy()
     if op != "sum" and not every:
         # A value no run's min or max is unless the run has no value at all (then null).
         info = np.iinfo(data.dtype)
