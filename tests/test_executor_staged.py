@@ -204,6 +204,35 @@ def test_stage_peaks_are_kept_scaled_like_the_whole_and_bad_ones_refused(tmp_pat
     }
 
 
+def test_a_window_is_the_larger_of_the_last_two_runs_and_never_above_the_whole(
+    tmp_path: Path,
+) -> None:
+    job, sizes = ("EU-DE", "kyc_aml"), {"EU-DE": JurisdictionSize(10, 100, 1000)}
+    first = [("sources", 3 * GIB), ("enforce", 8 * GIB), ("store", 2 * GIB), (TAIL, GIB)]
+    steady = [("sources", 3 * GIB), ("enforce", 6 * GIB), ("store", 5 * GIB // 2), (TAIL, GIB)]
+    record_peaks(tmp_path, [(*job, 10, 1000, 8 * GIB)], {"EU-DE/kyc_aml": first})
+    record_peaks(tmp_path, [(*job, 10, 1000, 6 * GIB)], {"EU-DE/kyc_aml": steady})
+    (est,) = estimate([job], load_history(tmp_path), sizes)
+    assert est.bytes == int(6 * GIB * MARGIN) and est.stages is not None
+    windows = dict(est.stages)
+    # the steady run's larger store window, the first run's larger enforce window, capped at
+    # the whole estimate (a window above it could keep a staged job waiting for ever)
+    assert abs(windows["store"] - 5 * GIB // 2 * MARGIN) <= 1
+    assert windows["enforce"] == est.bytes
+    assert abs(windows["sources"] - 3 * GIB * MARGIN) <= 1
+    # a third run forgets the first: only the last two count (else enforce would be 8 GiB)
+    record_peaks(tmp_path, [(*job, 10, 1000, 9 * GIB)], {"EU-DE/kyc_aml": steady})
+    (est,) = estimate([job], load_history(tmp_path), sizes)
+    assert est.bytes == int(9 * GIB * MARGIN) and est.stages is not None
+    assert abs(dict(est.stages)["enforce"] - 6 * GIB * MARGIN) <= 1
+    # a hand-edited earlier window named twice refuses the entry whole
+    path = tmp_path / "logs" / "job-memory.json"
+    data = json.loads(path.read_text())
+    data["EU-DE/kyc_aml"]["earlier_stages"] = [{"stage": "store", "peak_bytes": GIB}] * 2
+    path.write_text(json.dumps(data))
+    assert load_history(tmp_path) == {}
+
+
 # ---- one real pool run: two processes, the pipe, a staged start that must wait ----------
 
 

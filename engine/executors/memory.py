@@ -15,7 +15,8 @@ fan-out estimates each job from it:
 4. else (sources not sizeable) the base plus subjects times ``DEFAULT_BYTES_PER_SUBJECT``.
 
 Each job also reports its peak per refresh stage (the window that ends as each stage ends,
-``exit`` for what follows the last one): kept beside the whole peak, scaled like it, they let
+``exit`` for what follows the last one; the larger of the last two runs' per window, at most
+the whole): kept beside the whole peak, scaled like it, they let
 the pool (engine/executors/admission.py) reserve for a running job only what its remaining
 stages need. A job without them is reserved its whole peak for its whole life.
 
@@ -128,15 +129,18 @@ class JobPeak(BaseModel):
     data_bytes: int | None = Field(default=None, ge=0)
     peak_bytes: int = Field(gt=0)
     stages: list[StagePeak] | None = Field(default=None, min_length=1, max_length=32)
+    # The windows of the run before, kept because one run's window can be low for the next:
+    # at 10M the steady kyc refresh's `store` window came out 1.15x the first refresh's.
+    earlier_stages: list[StagePeak] | None = Field(default=None, min_length=1, max_length=32)
 
     @model_validator(mode="after")
     def _stages_agree(self) -> JobPeak:
-        if self.stages is not None:
-            names = [s.stage for s in self.stages]
+        for windows in (self.stages, self.earlier_stages):
+            names = [s.stage for s in windows or ()]
             if len(set(names)) != len(names):
                 raise ValueError("a stage is named twice")
-            if max(s.peak_bytes for s in self.stages) > self.peak_bytes:
-                raise ValueError("a stage peak exceeds the job's peak")
+        if self.stages is not None and max(s.peak_bytes for s in self.stages) > self.peak_bytes:
+            raise ValueError("a stage peak exceeds the job's peak")
         return self
 
 
@@ -164,8 +168,9 @@ def load_history(root: Path) -> dict[str, dict[str, Any]]:
             if not re.fullmatch(r"[^/]+/[^/]+", key):
                 raise ValueError("key is not jurisdiction/purpose")
             peak = JobPeak.model_validate(entry).model_dump()
-            if peak["stages"] is None:
-                del peak["stages"]  # measured before stage peaks were kept
+            for kept in ("stages", "earlier_stages"):
+                if peak[kept] is None:
+                    del peak[kept]  # measured before stage peaks were kept, or a first run
             out[key] = peak
         except (ValueError, ValidationError) as exc:
             reason = exc.errors()[0]["type"] if isinstance(exc, ValidationError) else str(exc)
@@ -180,7 +185,8 @@ def record_peaks(
 ) -> None:
     """(jurisdiction, purpose, subjects, data bytes, peak bytes) of finished jobs into the
     history, with each job's stage peaks where ``stages`` has them ("J/P" -> [(stage,
-    bytes)] in order; a job without replaces any stage peaks it had). Read, update and
+    bytes)] in order; a job without replaces any stage peaks it had; the windows it had
+    are kept beside the new ones as the run before's, see `estimate`). Read, update and
     replace happen under a lock, through a temporary file of this writer's own: two
     fan-outs finishing together on one workspace neither lose each other's figures nor
     leave a file half of one and half of the other."""
@@ -194,6 +200,7 @@ def record_peaks(
             history = load_history(root)
             for j, p, subjects, data_bytes, peak in measured:
                 per_stage = (stages or {}).get(f"{j}/{p}")
+                before = history.get(f"{j}/{p}", {}).get("stages") if per_stage else None
                 history[f"{j}/{p}"] = JobPeak(
                     subjects=None if subjects is None else int(subjects),
                     data_bytes=None if data_bytes is None else int(data_bytes),
@@ -201,6 +208,9 @@ def record_peaks(
                     stages=None
                     if not per_stage
                     else [StagePeak(stage=n, peak_bytes=int(b)) for n, b in per_stage],
+                    earlier_stages=None
+                    if not before
+                    else [StagePeak.model_validate(w) for w in before],
                 ).model_dump(exclude_none=True)
             with tmp.open("w", encoding="utf-8") as fh:
                 fh.write(json.dumps(history, indent=1, sort_keys=True) + "\n")
@@ -245,8 +255,18 @@ def estimate(
             whole = int(peak * MARGIN)
             scale = whole / float(own["peak_bytes"])
             per_stage = own.get("stages")
+            # Each window is the larger of the last two runs' (a run's windows vary more than
+            # its whole peak), never above the whole estimate: admission's promise that a job
+            # alone fits the budget rests on no window exceeding it.
+            earlier = {w["stage"]: w["peak_bytes"] for w in own.get("earlier_stages") or ()}
             staged = (
-                tuple((st["stage"], int(st["peak_bytes"] * scale)) for st in per_stage)
+                tuple(
+                    (
+                        st["stage"],
+                        min(whole, int(max(st["peak_bytes"], earlier.get(st["stage"], 0)) * scale)),
+                    )
+                    for st in per_stage
+                )
                 if per_stage
                 else None
             )
