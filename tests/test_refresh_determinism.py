@@ -6,6 +6,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from engine.config import Purpose
@@ -63,3 +64,43 @@ def test_a_different_seed_is_recorded_in_the_manifest(
     request = RefreshRequest(actor="analyst-uk", jurisdiction="UK", purpose=Purpose.MARKETING,
                              as_of=date(2026, 11, 1), seed=3)  # fmt: skip
     assert run_refresh(ws, request).manifest["seed"] == 3
+
+
+def _tokens(version: Path) -> set[str]:
+    return set(pl.read_parquet(version / "assignments.parquet")["customer_id"].cast(pl.String))
+
+
+def test_personas_do_not_depend_on_the_pseudonymisation_key(
+    sample_workspace: Path, tmp_path: Path
+) -> None:
+    """Another key (a new workspace, a rotation) gives other tokens, never other personas:
+    samples, resamples and k-means starts are drawn from rows in content order, not token
+    order, so even a small jurisdiction's gate results are the same under every key."""
+    request = RefreshRequest(actor="compliance-lead", jurisdiction="EU-ES",
+                             purpose=Purpose.KYC_AML, as_of=date(2026, 12, 1), seed=7)  # fmt: skip
+    runs = [run_refresh(_twin(sample_workspace, tmp_path / n, None), request) for n in "ab"]
+    a, b = (r.version.path for r in runs)
+    assert (tmp_path / "a/keys/master.key").read_bytes() != (
+        tmp_path / "b/keys/master.key"
+    ).read_bytes()
+    assert not _tokens(a) & _tokens(b)  # other keys, other tokens ...
+    assert (a / "personas.json").read_bytes() == (b / "personas.json").read_bytes()  # same personas
+
+
+def test_personas_of_a_single_table_with_integer_ids_do_not_depend_on_the_key(
+    tmp_path: Path,
+) -> None:
+    from test_byod_support import AS_OF, credit_table, pgov
+
+    from engine.errors import ExitCode
+
+    docs = []
+    for name in "ab":
+        ws = credit_table(tmp_path / name, n=400)
+        code, out = pgov("refresh", "-w", str(ws), "-j", "UK", "-p", "credit_risk_segmentation",
+                         "-a", "analyst", "--as-of", AS_OF, "--json")  # fmt: skip
+        assert code in (0, ExitCode.GATE_FAILED), out
+        docs.append((ws / "versions/UK/credit_risk_segmentation/v0001/personas.json").read_bytes())
+    a, b = (tmp_path / n / "versions/UK/credit_risk_segmentation/v0001" for n in "ab")
+    assert not _tokens(a) & _tokens(b)
+    assert docs[0] == docs[1]

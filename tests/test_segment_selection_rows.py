@@ -5,6 +5,7 @@ planted population exercises the path the 1M-customer workspaces take."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -14,12 +15,17 @@ from threadpoolctl import threadpool_info
 
 import engine.segment.base as base
 from engine.config import SegmentationSpec
-from engine.features import FeatureFrame, build_features
+from engine.features import KEY, FeatureFrame, build_features
 from engine.sample.declaration import sample_config
 from engine.sample.governed import synthetic_governed
-from engine.segment import segment
+from engine.segment import content_ordered, segment
 from engine.segment.silhouette import silhouette
-from engine.segment.strategies import KMeansStrategy, feature_matrix, sample_indices
+from engine.segment.strategies import (
+    KMeansStrategy,
+    feature_matrix,
+    informative,
+    sample_indices,
+)
 from engine.segment.threads import single_thread, threads_for
 
 AS_OF = date(2026, 10, 31)
@@ -61,11 +67,18 @@ def test_gates_judge_the_selection_rows_and_runs_repeat_byte_for_byte(
     assert a.assignments.equals(b.assignments) and a.params == b.params
     assert [(g.name, g.value) for g in a.gates] == [(g.name, g.value) for g in b.gates]
     assert a.params["selection_rows"] == 800
-    # The silhouette gate is the published personas' silhouette on the selection rows.
-    x = feature_matrix(ff, a.params["features"])
+    # The silhouette gate is the published personas' silhouette on the selection rows (of
+    # the rows in content order, as segment fits them; assignments are in token order).
+    kept, _ = informative(ff, list(ff.features))
+    ordered = content_ordered(replace(ff, features=kept))
+    x = feature_matrix(ordered, a.params["features"])
     idx = sample_indices(len(x), spec.sample_size, 7)
     rows = idx[base.selection_rows(len(idx), 7)]
-    labels = a.assignments["persona_id"].to_numpy()
+    labels = (
+        ordered.frame.select(KEY)
+        .join(a.assignments, on=KEY, how="left", maintain_order="left")["persona_id"]
+        .to_numpy()
+    )
     strategy = KMeansStrategy(k=a.params["k"], seed=7).fit_matrix(x)
     z = strategy.transform(x[rows])
     gate = {g.name: g for g in a.gates}["silhouette"]

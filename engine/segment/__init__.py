@@ -38,7 +38,14 @@ from engine.segment.strategies import (
     selection_rows,
 )
 
-__all__ = ["GateResult", "PersonaProfile", "Segmentation", "governed_reads", "segment"]
+__all__ = [
+    "GateResult",
+    "PersonaProfile",
+    "Segmentation",
+    "content_ordered",
+    "governed_reads",
+    "segment",
+]
 
 
 def _selection_silhouette(strategy: object, gate_labels: np.ndarray) -> float | None:
@@ -76,7 +83,7 @@ def segment(
     # Constant and near-constant axes go before any strategy sees them (clustering, models,
     # z-scores, names); the version's params say which and why.
     kept, dropped = informative(features, list(features.features))
-    features = replace(features, features=kept)
+    features = content_ordered(replace(features, features=kept))
     if spec.strategy == "predictive":
         from engine.segment.predictive import segment_predictive
 
@@ -89,6 +96,42 @@ def segment(
         kpi_units=_kpi_units(features),
     )
     return with_value(seg, spec, governed, k_min)
+
+
+def content_ordered(features: FeatureFrame) -> FeatureFrame:
+    """The rows in an order set by their values, not by their tokens.
+
+    Every fitting sample, bootstrap resample, k-means start and label tie is drawn by row
+    position; in token order the personas, and whether a small jurisdiction's pass the
+    stability gates, would change with the pseudonymisation key (a new workspace's keys, a
+    rotation). Ordered by a hash of the numbers segmentation reads (features, fill
+    indicators, KPIs and outcomes), the fit depends on the data and the seed alone: rows
+    equal in all of those are interchangeable to every fit and keep token order among
+    themselves (a stable sort). Assignments are sorted by token again at the end.
+    """
+    frame = features.frame
+    read = [*features.features, *features.indicators, *features.kpis]
+    columns = [c for c in dict.fromkeys(read) if c in frame.columns]
+    if frame.height < 2 or not columns:
+        return features
+    # One stable multithreaded sort by the hash: half the cost of argsort and a gather.
+    by = pl.Series("_content_order", _row_hash(frame, columns))
+    return replace(features, frame=frame.sort(by, maintain_order=True))
+
+
+def _row_hash(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
+    # Our own mix of each value's float64 bits (FNV-1a over 64-bit words, then splitmix64's
+    # finaliser) rather than Polars' hash_rows, which may change between Polars versions:
+    # the order, hence the personas, must not. One pass per column, vectorised over rows.
+    h = np.full(frame.height, 0xCBF29CE484222325, dtype=np.uint64)
+    for name in columns:
+        values = frame[name].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
+        h = (h ^ np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)) * np.uint64(
+            0x100000001B3
+        )
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return np.asarray(h ^ (h >> np.uint64(31)))
 
 
 def governed_reads(spec: SegmentationSpec) -> frozenset[str]:

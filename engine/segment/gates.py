@@ -82,7 +82,7 @@ def merge_small(
 
 
 def canonical_labels(labels: np.ndarray) -> np.ndarray:
-    """Relabel 0..m-1 by size descending; ties by first row (rows are sorted by token)."""
+    """Relabel 0..m-1 by size descending; ties by first row (rows in content order)."""
     uniq, first, counts = np.unique(labels, return_index=True, return_counts=True)
     order = np.lexsort((first, -counts))
     mapping = np.empty(int(uniq.max()) + 1 if len(uniq) else 0, dtype=np.int64)

@@ -5,8 +5,8 @@
     make_strategy(spec, seed) -> the strategy the spec names
 
 Each strategy standardises inside itself (the FeatureFrame stays in natural units), fits on a
-deterministic sample (rows are sorted by token, the sample is drawn with a fixed seed) and
-then assigns every row. Same input -> identical labels.
+deterministic sample (rows in content order, see `engine.segment.content_ordered`; the sample
+is drawn with a fixed seed) and then assigns every row. Same input -> identical labels.
 
 The matrix methods (`fit_matrix`, `predict_matrix`, `transform`) exist so the gates can refit
 on bootstrap samples without rebuilding frames; `refit_clone()` returns an unfitted copy with
