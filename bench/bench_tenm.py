@@ -420,7 +420,13 @@ def run_one(args: argparse.Namespace, data_ws: Path) -> list[Measured]:
 
 
 # The local pool's decisions, from the workspace's log (engine/executors/local.py).
-_POOL_EVENTS = ("job_admitted", "job_waiting_at_stage", "job_stage_granted", "job_finished")
+_POOL_EVENTS = (
+    "job_admitted",
+    "job_waiting_at_stage",
+    "job_stage_granted",
+    "job_reestimated",
+    "job_finished",
+)
 
 
 def _timeline(args: argparse.Namespace, root: Path) -> None:
@@ -461,6 +467,14 @@ def _timeline(args: argparse.Namespace, root: Path) -> None:
             text = f"waits after {e['stage']} (committed {e.get('committed_gib')} GiB)"
         elif kind == "job_stage_granted":
             text = f"goes on after {e['after']}, reserves {e.get('reserved_gib')} GiB"
+        elif kind == "job_reestimated":
+            staged = ", with stage windows" if e.get("staged") else ""
+            text = (
+                f"estimated again after {e['after'].split('/')[0]}: {e.get('from_gib')} -> "
+                f"{e.get('estimate_gib')} GiB ({e.get('basis')}{staged})"
+            )
+            print(f"    {at:7.1f}  {job:<6} {text}")
+            continue
         else:
             spans.setdefault(job, [at, at])[1] = at
             text = f"ends ({e.get('seconds')} s, ok={e.get('ok')})"

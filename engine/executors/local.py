@@ -9,8 +9,11 @@ reserves the largest peak of the stages it has still to run, from the per-stage 
 earlier run measured; without them, its whole estimate, sized before any job runs by
 engine/executors/sizing.py and memory.py). The largest job that fits goes first, small ones
 fill the other workers beside it; when none fits in full, the next large job may start
-*staged* beside jobs finishing their last stages: its child reports each stage's end over
-the pipe and waits there until the pool has the memory for its next stage. A job larger
+*staged* beside jobs finishing their last stages: its child (engine/executors/child.py)
+reports each stage's end over the pipe and waits there until the pool has the memory for
+its next stage. When a job ends, the jobs still waiting without a figure of their own are
+estimated again from it (``job_reestimated``): a new workspace's first fan-out is sized by
+the default rate only until its first job has been measured. A job larger
 than the whole budget waits until nothing runs, then runs alone. Every decision is logged
 (``job_admitted`` with the memory committed, ``job_stage``, ``job_waiting_at_stage``,
 ``job_stage_granted``, ``job_waiting_for_memory``, ``job_over_memory_budget``,
@@ -33,9 +36,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -45,23 +47,19 @@ from typing import Any
 import structlog
 
 from engine.errors import ExitCode
-from engine.executors.admission import TAIL, Ledger, Need, pick
+from engine.executors.admission import Ledger, Need, pick
+from engine.executors.child import JobFn, run_child
 from engine.executors.memory import (
-    Estimate,
     estimate,
+    learn,
     load_history,
-    record_peaks,
+    remember_jobs,
     resolve_budget,
 )
 from engine.executors.sizing import jurisdiction_sizes
 from engine.request import RefreshRequest
 
 log = structlog.get_logger(__name__)
-
-# (root, request as JSON, region, refresh_fn, progress hook) -> summary dict
-# (engine.executor.run_job)
-JobFn = Callable[[str, dict[str, Any], str, Any, Any], dict[str, Any]]
-
 
 # The native thread pools a refresh uses: Polars' own, and the OpenMP / BLAS pools under
 # scikit-learn. Each reads its variable once, when the worker process first uses it.
@@ -90,66 +88,6 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-def _hwm_bytes() -> int:
-    """This process's peak resident set since it started or since the last reset."""
-    with open("/proc/self/status") as fh:
-        return next(int(x.split()[1]) * 1024 for x in fh if x.startswith("VmHWM"))
-
-
-def _reset_hwm() -> bool:
-    """Start a new peak window (Linux >= 4.0: writing 5 to clear_refs resets VmHWM, and with
-    it ru_maxrss). False where that is not allowed: then no stage peaks are reported."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-class _Stages:
-    """The child's progress hook: at the end of each refresh stage, the peak of the window
-    that just closed goes to the pool, and the child waits for the pool's word to go on
-    (the pool answers at once unless the next stage's memory is not free yet)."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.peaks: list[tuple[str, int]] = []
-        self.resettable = True
-
-    def __call__(self, event: Any) -> None:
-        self.window(str(event.stage))
-        self.conn.send(("stage", str(event.stage), self.peaks[-1][1]))
-        self.conn.recv()  # ("go",): blocks while the pool waits for memory
-
-    def window(self, stage: str) -> None:
-        try:
-            peak = _hwm_bytes()
-        except (OSError, StopIteration):
-            peak, self.resettable = 0, False
-        self.peaks.append((stage, peak))
-        self.resettable = self.resettable and _reset_hwm()
-
-    def measured(self) -> list[tuple[str, int]] | None:
-        names = [n for n, _ in self.peaks]
-        ok = self.resettable and len(set(names)) == len(names) and all(b > 0 for _, b in self.peaks)
-        return list(self.peaks) if ok else None
-
-
-def _child(conn: Connection, job: JobFn, args: tuple[str, dict[str, Any], str, Any]) -> None:
-    stages = _Stages(conn)
-    root, request, region, refresh_fn = args
-    summary = job(root, request, region, refresh_fn, stages)
-    stages.window(TAIL)
-    # Linux reports ru_maxrss in KiB; each window's reset lowers it, so the job's peak is
-    # the largest of the windows (this process ran only this job).
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    summary["peak_rss_bytes"] = max([own, *(b for _, b in stages.peaks)])
-    summary["stage_peaks"] = stages.measured()
-    conn.send(summary)
-    conn.close()
 
 
 @dataclass
@@ -187,7 +125,8 @@ def run_local(
     whole = resolve_budget(memory_budget)
     keys = [(r.jurisdiction, r.purpose.value) for r in requests]
     history = load_history(Path(root))
-    estimates = estimate(keys, history, jurisdiction_sizes(Path(root)))
+    sizes = jurisdiction_sizes(Path(root))
+    estimates = estimate(keys, history, sizes)
     # The budget is for the whole process tree: this process stays resident while the jobs
     # run (0.3 GiB at 10M, measured), so the jobs share what it leaves.
     own = _own_rss()
@@ -292,7 +231,7 @@ def run_local(
         parent, child = ctx.Pipe(duplex=True)
         r = requests[job_index]
         args = (root, r.model_dump(mode="json"), regions[job_index], refresh_fn)
-        proc = ctx.Process(target=_child, args=(child, job, args), daemon=False)
+        proc = ctx.Process(target=run_child, args=(child, job, args), daemon=False)
         with _environment(env):  # a spawned child starts with this process's environment
             proc.start()
         child.close()
@@ -346,6 +285,34 @@ def run_local(
             seconds=round(time.monotonic() - started_at[run.index], 1),
             at_s=round(time.monotonic() - t0, 1),
         )
+        relearn(run.index, summary)
+
+    def relearn(i: int, summary: dict[str, Any]) -> None:
+        """A job ended well: jobs still waiting without a figure of their own are estimated
+        again from it (its rate, its stage windows), as the next fan-out would be."""
+        peak = summary.get("peak_rss_bytes")
+        if not peak or summary.get("error") is not None:
+            return
+        e = estimates[i]
+        learn(history, *keys[i], e.subjects, e.data_bytes, int(peak), summary.get("stage_peaks"))
+        for k in pending:
+            if estimates[k].basis == "measured":
+                continue
+            [new] = estimate([keys[k]], history, sizes)
+            if new.bytes is None:
+                continue
+            log.info(
+                "job_reestimated",
+                job=name[k],
+                from_gib=_gib(need[k]),
+                estimate_gib=_gib(new.bytes),
+                basis=new.basis,
+                staged=bool(new.stages),
+                after=name[i],
+                at_s=round(time.monotonic() - t0, 1),
+            )
+            estimates[k], need[k], needs[k] = new, new.bytes, Need(new.bytes, new.stages)
+        pending.sort(key=lambda k: (-need[k], k))
 
     def receive(run: _Running) -> bool:
         """Read what the child sent; True once it has finished (summary received)."""
@@ -404,7 +371,7 @@ def run_local(
         results[i] = _lost(
             f"not started within {timeout:g}s (waiting for a worker or memory)", timeout
         )
-    _remember(root, keys, estimates, results)
+    remember_jobs(Path(root), keys, estimates, results)
     return [results[i] for i in range(len(requests))]
 
 
@@ -416,24 +383,3 @@ def _lost(error: str, seconds: float, code: ExitCode = ExitCode.INTERNAL) -> dic
         "seconds": seconds,
         "exit_code": int(code),
     }
-
-
-def _remember(
-    root: str,
-    keys: list[tuple[str, str]],
-    estimates: list[Estimate],
-    results: dict[int, dict[str, Any]],
-) -> None:
-    measured = [
-        (j, p, e.subjects, e.data_bytes, int(results[i]["peak_rss_bytes"]))
-        for i, ((j, p), e) in enumerate(zip(keys, estimates, strict=True))
-        if results.get(i, {}).get("peak_rss_bytes") and results[i].get("error") is None
-    ]
-    stages = {
-        "/".join(keys[i]): results[i]["stage_peaks"]
-        for i in range(len(keys))
-        if results.get(i, {}).get("stage_peaks") and results[i].get("error") is None
-    }
-    record_peaks(Path(root), measured, stages)
-    for j, p, _, _, peak in measured:
-        log.info("job_memory", job=f"{j}/{p}", peak_gib=_gib(peak))

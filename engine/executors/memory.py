@@ -18,7 +18,14 @@ Each job also reports its peak per refresh stage (the window that ends as each s
 ``exit`` for what follows the last one; the larger of the last two runs' per window, at most
 the whole): kept beside the whole peak, scaled like it, they let
 the pool (engine/executors/admission.py) reserve for a running job only what its remaining
-stages need. A job without them is reserved its whole peak for its whole life.
+stages need. A job estimated by the workspace rate (2.) gets windows too: the shares of the
+whole peak this purpose's measured jobs had per stage (`stage_shape`). A job without any is
+reserved its whole peak for its whole life.
+
+The pool learns inside a fan-out as well: when a job ends, the jobs still waiting that had
+no figure of their own (3., 4.) are estimated again from it (`learn`), so a new workspace's
+first fan-out runs on measured rates and windows after its first job, not on the default
+rate to the end.
 
 The pool then starts the largest job that fits the memory budget next to those running.
 """
@@ -199,19 +206,7 @@ def record_peaks(
         with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
             history = load_history(root)
             for j, p, subjects, data_bytes, peak in measured:
-                per_stage = (stages or {}).get(f"{j}/{p}")
-                before = history.get(f"{j}/{p}", {}).get("stages") if per_stage else None
-                history[f"{j}/{p}"] = JobPeak(
-                    subjects=None if subjects is None else int(subjects),
-                    data_bytes=None if data_bytes is None else int(data_bytes),
-                    peak_bytes=int(peak),
-                    stages=None
-                    if not per_stage
-                    else [StagePeak(stage=n, peak_bytes=int(b)) for n, b in per_stage],
-                    earlier_stages=None
-                    if not before
-                    else [StagePeak.model_validate(w) for w in before],
-                ).model_dump(exclude_none=True)
+                learn(history, j, p, subjects, data_bytes, peak, (stages or {}).get(f"{j}/{p}"))
             with tmp.open("w", encoding="utf-8") as fh:
                 fh.write(json.dumps(history, indent=1, sort_keys=True) + "\n")
                 fh.flush()
@@ -221,6 +216,55 @@ def record_peaks(
         log.warning("job_memory_not_recorded", error=exc.__class__.__name__)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def learn(
+    history: dict[str, dict[str, Any]],
+    jurisdiction: str,
+    purpose: str,
+    subjects: int | None,
+    data_bytes: int | None,
+    peak: int,
+    stages: Sequence[tuple[str, int]] | None = None,
+) -> None:
+    """One finished job's figures into ``history`` (as load_history gives it), in place: the
+    file's entry (record_peaks) and, inside a fan-out, what the jobs still waiting are
+    estimated from once it ends (engine/executors/local.py)."""
+    key = f"{jurisdiction}/{purpose}"
+    before = history.get(key, {}).get("stages") if stages else None
+    history[key] = JobPeak(
+        subjects=None if subjects is None else int(subjects),
+        data_bytes=None if data_bytes is None else int(data_bytes),
+        peak_bytes=int(peak),
+        stages=None if not stages else [StagePeak(stage=n, peak_bytes=int(b)) for n, b in stages],
+        earlier_stages=None if not before else [StagePeak.model_validate(w) for w in before],
+    ).model_dump(exclude_none=True)
+
+
+def stage_shape(history: dict[str, dict[str, Any]], purpose: str) -> list[tuple[str, float]] | None:
+    """Per stage window, the largest share of its job's whole peak among this purpose's
+    measured jobs (either of their last two runs), or None when none was measured per stage
+    or they do not name the same stages in the same order. A job never measured itself is
+    given these shares of its own whole estimate: a forecast like the workspace rate it is
+    scaled by, taken at its most cautious (the base of a small job makes its first windows
+    a larger share than a large job's)."""
+    shapes: list[list[tuple[str, float]]] = []
+    for key, h in history.items():
+        if key.rsplit("/", 1)[-1] != purpose or not h.get("stages"):
+            continue
+        earlier = {w["stage"]: w["peak_bytes"] for w in h.get("earlier_stages") or ()}
+        shapes.append(
+            [
+                (w["stage"], max(w["peak_bytes"], earlier.get(w["stage"], 0)) / h["peak_bytes"])
+                for w in h["stages"]
+            ]
+        )
+    if not shapes:
+        return None
+    names = [n for n, _ in shapes[0]]
+    if any([n for n, _ in s] != names for s in shapes):
+        return None
+    return [(n, min(1.0, max(s[i][1] for s in shapes))) for i, n in enumerate(names)]
 
 
 def estimate(
@@ -277,7 +321,10 @@ def estimate(
             continue
         r = rate(p) or rate(None)
         if data and r is not None:
-            out.append(Estimate(int((BASE_BYTES + data * r) * MARGIN), n, "workspace rate", data))
+            whole = int((BASE_BYTES + data * r) * MARGIN)
+            shape = stage_shape(history, p)
+            windows = None if shape is None else tuple((s, int(f * whole)) for s, f in shape)
+            out.append(Estimate(whole, n, "workspace rate", data, windows))
         elif data:
             per = DEFAULT_PEAK_PER_DATA_BYTE.get(p, DEFAULT_PEAK_PER_DATA_BYTE_OTHER)
             out.append(Estimate(int(BASE_BYTES + data * per), n, "default rate", data))
@@ -285,3 +332,25 @@ def estimate(
             b = BASE_BYTES + (n or 0) * DEFAULT_BYTES_PER_SUBJECT
             out.append(Estimate(b, n, "subjects rate", data))
     return out
+
+
+def remember_jobs(
+    root: Path,
+    keys: list[tuple[str, str]],
+    estimates: list[Estimate],
+    results: dict[int, dict[str, Any]],
+) -> None:
+    """Every job that ended well into the history file: its whole peak and its windows."""
+    measured = [
+        (j, p, e.subjects, e.data_bytes, int(results[i]["peak_rss_bytes"]))
+        for i, ((j, p), e) in enumerate(zip(keys, estimates, strict=True))
+        if results.get(i, {}).get("peak_rss_bytes") and results[i].get("error") is None
+    ]
+    stages = {
+        "/".join(keys[i]): results[i]["stage_peaks"]
+        for i in range(len(keys))
+        if results.get(i, {}).get("stage_peaks") and results[i].get("error") is None
+    }
+    record_peaks(root, measured, stages)
+    for j, p, _, _, peak in measured:
+        log.info("job_memory", job=f"{j}/{p}", peak_gib=round(peak / 2**30, 2))
