@@ -22,6 +22,7 @@ from engine.segment.base import (
     scale_columns,
     selection_rows,
 )
+from engine.segment.restarts import RESTART_FROM, RESTART_ROWS, restarted_kmeans
 from engine.segment.silhouette import Scored
 from engine.segment.stability import run_parallel
 from engine.segment.threads import threads_for
@@ -60,9 +61,7 @@ class KMeansStrategy(BaseStrategy):
 
         def fit_k(k: int) -> KMeans:
             with threads_for(len(zs)):
-                return KMeans(n_clusters=k, n_init=self.n_init, random_state=self.seed).fit(
-                    zs, sample_weight=ws
-                )
+                return restarted_kmeans(zs, k, self.n_init, self.seed, ws)
 
         # Candidate k are independent fits: the thread pool runs them side by side.
         fitted = run_parallel([partial(fit_k, k) for k in ks]) if len(ks) > 1 else [fit_k(ks[0])]
@@ -112,6 +111,10 @@ class KMeansStrategy(BaseStrategy):
             "k_scores": {str(k): round(v, 6) for k, v in sorted(self.scores_.items())},
             **self._selection_params(),
             "n_init": self.n_init,
+            # Fits on more than restart_from rows (candidates, refits) run their n_init
+            # restarts on restart_rows of their rows, then Lloyd on all (segment.restarts).
+            "restart_rows": RESTART_ROWS,
+            "restart_from": RESTART_FROM,
             "sample_size": self.sample_size,
             "seed": self.seed,
         }
