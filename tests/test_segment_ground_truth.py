@@ -16,7 +16,7 @@ from engine.config import SegmentationSpec
 from engine.enforce import GovernedFrames
 from engine.features import build_features
 from engine.sample.declaration import sample_config
-from engine.segment import segment
+from engine.segment import restarts, segment
 
 sample = pytest.importorskip("engine.sample")
 
@@ -25,6 +25,21 @@ SOURCES = ("crm", "bureau", "loans", "transactions", "app_events", "wallets", "o
 
 @pytest.mark.slow
 def test_default_kmeans_recovers_planted_personas(tmp_path: Path) -> None:
+    _recovers_planted_personas(tmp_path)
+
+
+@pytest.mark.slow
+def test_kmeans_with_subsampled_restarts_recovers_planted_personas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The path fits on more than RESTART_FROM rows take at 1M customers (candidates on the
+    # 4,000 rows, refits on ~2,500 distinct rows), patched down to this sample's size.
+    monkeypatch.setattr(restarts, "RESTART_FROM", 1_000)
+    monkeypatch.setattr(restarts, "RESTART_ROWS", 500)
+    _recovers_planted_personas(tmp_path)
+
+
+def _recovers_planted_personas(tmp_path: Path) -> None:
     summary = sample.generate(4000, 7, tmp_path, dirt_rate=0.0)
     frames = {s: pl.read_parquet(tmp_path / f"{s}.parquet") for s in SOURCES}
     governed = GovernedFrames(

@@ -15,6 +15,7 @@ from typing import Any, Self
 import numpy as np
 from sklearn.cluster import KMeans
 
+from engine.segment import restarts
 from engine.segment.base import (
     KMEANS_N_INIT,
     BaseStrategy,
@@ -22,7 +23,6 @@ from engine.segment.base import (
     scale_columns,
     selection_rows,
 )
-from engine.segment.restarts import RESTART_FROM, RESTART_ROWS, restarted_kmeans
 from engine.segment.silhouette import Scored
 from engine.segment.stability import run_parallel
 from engine.segment.threads import threads_for
@@ -61,7 +61,7 @@ class KMeansStrategy(BaseStrategy):
 
         def fit_k(k: int) -> KMeans:
             with threads_for(len(zs)):
-                return restarted_kmeans(zs, k, self.n_init, self.seed, ws)
+                return restarts.restarted_kmeans(zs, k, self.n_init, self.seed, ws)
 
         # Candidate k are independent fits: the thread pool runs them side by side.
         fitted = run_parallel([partial(fit_k, k) for k in ks]) if len(ks) > 1 else [fit_k(ks[0])]
@@ -113,8 +113,8 @@ class KMeansStrategy(BaseStrategy):
             "n_init": self.n_init,
             # Fits on more than restart_from rows (candidates, refits) run their n_init
             # restarts on restart_rows of their rows, then Lloyd on all (segment.restarts).
-            "restart_rows": RESTART_ROWS,
-            "restart_from": RESTART_FROM,
+            "restart_rows": restarts.RESTART_ROWS,
+            "restart_from": restarts.RESTART_FROM,
             "sample_size": self.sample_size,
             "seed": self.seed,
         }

@@ -1,0 +1,105 @@
+"""k-means restarts on a subsample of a large fit's rows, then Lloyd on all of them.
+
+Above RESTART_FROM rows a fit's n_init restarts run on RESTART_ROWS of its rows; below it
+the fit is scikit-learn's own n_init restarts, unchanged. The constants are patched down so
+a small planted population exercises the path the 1M-customer workspaces take."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+import engine.segment.restarts as restarts
+from engine.config import SegmentationSpec
+from engine.features import FeatureFrame, build_features
+from engine.sample.declaration import sample_config
+from engine.sample.governed import synthetic_governed
+from engine.segment import segment
+from engine.segment.restarts import restart_rows, restarted_kmeans
+from engine.segment.strategies import KMeansStrategy
+
+AS_OF = date(2026, 10, 31)
+
+
+@pytest.fixture(scope="module")
+def planted() -> tuple[FeatureFrame, np.ndarray]:
+    g, truth = synthetic_governed(2400, seed=5)
+    return build_features(g, AS_OF, sample_config()), truth["group"].to_numpy()
+
+
+def _blobs(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 6.0, size=(k, 5))
+    truth = rng.integers(0, k, size=n)
+    return centres[truth] + rng.normal(0.0, 1.0, size=(n, 5)), truth
+
+
+def test_a_fit_at_or_below_restart_from_rows_is_scikit_learns_own_n_init() -> None:
+    z, _ = _blobs(restarts.RESTART_FROM, 5, 1)
+    assert restart_rows(len(z)) == len(z)
+    ours = restarted_kmeans(z, 5, 8, 7)
+    theirs = KMeans(n_clusters=5, n_init=8, random_state=7).fit(z)
+    np.testing.assert_array_equal(ours.cluster_centers_, theirs.cluster_centers_)
+    np.testing.assert_array_equal(ours.labels_, theirs.labels_)
+
+
+def test_a_large_fit_restarts_on_a_subsample_and_ends_with_lloyd_on_every_row() -> None:
+    z, truth = _blobs(restarts.RESTART_FROM + 2_000, 6, 2)
+    assert restart_rows(len(z)) == restarts.RESTART_ROWS < len(z)
+    fit = restarted_kmeans(z, 6, 8, 7)
+    # The final run labels every row of the fit, finds the planted partition, and is as
+    # good a k-means solution as scikit-learn's n_init restarts on every row.
+    assert len(fit.labels_) == len(z)
+    assert adjusted_rand_score(truth, fit.labels_) > 0.99
+    full = KMeans(n_clusters=6, n_init=8, random_state=7).fit(z)
+    assert fit.inertia_ <= full.inertia_ * 1.0001
+    # Same rows, same seed: the same centres, bit for bit.
+    np.testing.assert_array_equal(
+        fit.cluster_centers_, restarted_kmeans(z, 6, 8, 7).cluster_centers_
+    )
+
+
+def test_weights_reach_the_restarts_and_the_final_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A resample as distinct rows + multiplicities: far heavier rows pull their centre.
+    monkeypatch.setattr(restarts, "RESTART_FROM", 300)
+    monkeypatch.setattr(restarts, "RESTART_ROWS", 200)
+    z, _ = _blobs(1_000, 1, 3)
+    w = np.ones(len(z))
+    heavy = z[:, 0] > np.quantile(z[:, 0], 0.9)
+    w[heavy] = 50.0
+    fit = restarted_kmeans(z, 1, 4, 7, w)
+    np.testing.assert_allclose(fit.cluster_centers_[0], np.average(z, axis=0, weights=w))
+
+
+def test_selection_with_subsampled_restarts_keeps_k_and_the_planted_personas(
+    planted: tuple[FeatureFrame, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ff, truth = planted
+    full = KMeansStrategy(k_min=3, k_max=6, seed=7, stability_runs=3).fit(ff)
+    # 2,400 candidate rows and ~1,500 distinct rows per refit: both restart on 400 rows.
+    monkeypatch.setattr(restarts, "RESTART_FROM", 1_000)
+    monkeypatch.setattr(restarts, "RESTART_ROWS", 400)
+    sub = KMeansStrategy(k_min=3, k_max=6, seed=7, stability_runs=3).fit(ff)
+    assert sub.params()["restart_rows"] == 400 and sub.params()["restart_from"] == 1_000
+    assert sub.k_ == full.k_ == 4
+    assert min(sub.stability_.values()) >= 0.75
+    assert adjusted_rand_score(truth, sub.assign(ff)) > 0.9
+    assert adjusted_rand_score(full.assign(ff), sub.assign(ff)) > 0.99
+
+
+def test_segment_with_subsampled_restarts_repeats_byte_for_byte(
+    planted: tuple[FeatureFrame, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ff, _ = planted
+    monkeypatch.setattr(restarts, "RESTART_FROM", 1_000)
+    monkeypatch.setattr(restarts, "RESTART_ROWS", 400)
+    spec = SegmentationSpec(k_min=3, k_max=6, bootstrap_runs=3)
+    a = segment(ff, spec, 10, 7)
+    b = segment(ff, spec, 10, 7)
+    assert a.valid, a.gates
+    assert a.assignments.equals(b.assignments) and a.params == b.params
+    assert [(g.name, g.value) for g in a.gates] == [(g.name, g.value) for g in b.gates]
