@@ -3,7 +3,8 @@
 k is fixed or chosen in [k_min, k_max] by silhouette among stable candidates
 (engine.segment.base). With a choice to make, candidates, silhouettes and bootstrap refits
 run on the selection rows of the fitting sample (at most SELECTION_ROWS), and the chosen k
-is refined on the whole fitting sample from the chosen candidate's centroids.
+is refined on the whole fitting sample from the chosen candidate's centroids. Every fit on
+more than RESTART_FROM rows runs its restarts on a subsample (engine.segment.restarts).
 """
 
 from __future__ import annotations
