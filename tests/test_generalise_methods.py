@@ -155,3 +155,44 @@ def test_postcode_district_by_country_column_agrees_with_each_country_rule() -> 
         by_column = _apply(df, "pc", "postcode_district", {"country_column": "country"})
         code = country.upper().removeprefix("EU-").split("-")[0]
         assert by_column == _apply(df, "pc", "postcode_district", {"country": code}), country
+
+
+def test_postcode_district_for_a_frame_gives_what_the_per_row_rule_gives() -> None:
+    """Given the frame it runs on, the district rule is chosen once when every row's country
+    takes the same rule (a jurisdiction's rows): the values are the per-row rule's, for one
+    country, for countries sharing a rule, with nulls and unknown countries, and mixed."""
+    pcs = ["10115", "SW1A 1AA", "W1A0AX", "75008", "1012 AB", " 8 0 3 3 1", "", "ABC", None]
+    cases = [
+        ["EU-DE"] * len(pcs),
+        ["DE", "FR", "es", "SG", "EU-FR", "DE", "DE", "FR", "ES"],  # all two digits
+        ["UK", "GB", "uk", "GB", "UK", "GB", "GB", "UK", "GB"],
+        ["XX", None, "CA", None, "XX", "ZZ", None, "CA", "XX"],  # all the generic rule
+        [None] * len(pcs),
+        ["DE", "GB", "US-CA", None, "NL", "DE", "XX", "BR", "DE"],  # mixed: per row
+    ]
+    params = {"country_column": "country"}
+    for countries in cases:
+        df = pl.DataFrame(
+            {"pc": pcs, "country": countries}, schema_overrides={"country": pl.String}
+        )
+        per_row = _apply(df, "pc", "postcode_district", params)
+        for_frame = df.select(generalise_expr("pc", "postcode_district", params, AS_OF, frame=df))[
+            "pc"
+        ].to_list()
+        assert for_frame == per_row, countries
+    # An empty frame, and a frame without the country column, keep the per-row form.
+    empty = pl.DataFrame({"pc": [], "country": []}, schema={"pc": pl.String, "country": pl.String})
+    assert (
+        empty.select(generalise_expr("pc", "postcode_district", params, AS_OF, frame=empty)).height
+        == 0
+    )
+
+
+def test_postcode_district_for_one_country_does_not_run_the_per_row_rule() -> None:
+    from engine.pseudonym.generalise import _one_country
+
+    df = pl.DataFrame({"country": ["EU-DE", "DE", " de "]})
+    assert _one_country(df, "country") == (True, "DE")
+    assert _one_country(pl.DataFrame({"country": ["DE", "GB"]}), "country")[0] is False
+    assert _one_country(pl.DataFrame({"country": ["DE", "FR"]}), "country")[0] is True
+    assert _one_country(None, "country") == (False, None)

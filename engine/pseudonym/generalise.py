@@ -139,14 +139,44 @@ def _country_code(e: pl.Expr) -> pl.Expr:
     return c.replace(_COUNTRY_ALIASES)
 
 
-def _postcode_district(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
+def _rule_key(code: str | None) -> str | int | None:
+    """Which district rule a country code takes: "GB", a digit count, or None (generic)."""
+    return "GB" if code == "GB" else _DISTRICT_DIGITS.get(code or "")
+
+
+def _one_country(frame: pl.DataFrame | None, column: str) -> tuple[bool, str | None]:
+    """(True, code) when every row of `frame` takes the district rule of country `code`
+    (None: the generic rule), judged on the column's distinct values: a jurisdiction's rows
+    are nearly always one country. The per-row form costs ten times more (at 1M EU-DE,
+    160k postcodes: 0.16 CPU s): a slice by a per-row length and the GB branch over every
+    row."""
+    if frame is None or column not in frame.columns:
+        return False, None
+    distinct = frame.get_column(column).unique().to_frame("c")
+    codes = distinct.select(_country_code(pl.col("c"))).to_series()
+    keys = {_rule_key(c) for c in codes.to_list()}
+    if len(keys) != 1:
+        return False, None
+    return True, codes[0]
+
+
+def _postcode_district(
+    expr: pl.Expr, params: dict[str, Any], as_of: date, frame: pl.DataFrame | None = None
+) -> pl.Expr:
     pc = expr.cast(pl.String).str.strip_chars().str.to_uppercase()
     generic = pl.when(pc.str.contains(" ")).then(_before(pc, " ")).otherwise(pc.str.slice(0, 3))
+    code: str | None
     if "country" in params:
-        code = str(params["country"]).upper()
-        rule = _district_rule(_COUNTRY_ALIASES.get(code, code.removeprefix("EU-")), pc)
-        out = rule if rule is not None else generic
+        given = str(params["country"]).upper()
+        one, code = True, _COUNTRY_ALIASES.get(given, given.removeprefix("EU-"))
     elif "country_column" in params:
+        one, code = _one_country(frame, str(params["country_column"]))
+    else:
+        one, code = True, None
+    if one:
+        rule = None if code is None else _district_rule(code, pc)
+        out = generic if rule is None else rule
+    else:
         # One rule per row's country: the digit countries share one digit extraction with a
         # per-row length (a when-chain of one branch per country computed every branch over
         # every row, nine regex passes where one does).
@@ -159,8 +189,6 @@ def _postcode_district(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl
             .then(pc.str.replace_all(r"\D", "").str.slice(0, n))
             .otherwise(generic)
         )
-    else:
-        out = generic
     return pl.when(out == "").then(None).otherwise(out)
 
 
@@ -187,7 +215,7 @@ def _bottom_code(expr: pl.Expr, params: dict[str, Any], as_of: date) -> pl.Expr:
     return expr.clip(lower_bound=_bound(params, "min", "bottom_code"))
 
 
-_METHODS: dict[str, Callable[[pl.Expr, dict[str, Any], date], pl.Expr]] = {
+_METHODS: dict[str, Callable[..., pl.Expr]] = {
     "age_band": _age_band,
     "postcode_district": _postcode_district,
     "income_band": _income_band,
@@ -199,11 +227,24 @@ _METHODS: dict[str, Callable[[pl.Expr, dict[str, Any], date], pl.Expr]] = {
 METHODS = tuple(_METHODS)
 
 
-def generalise_expr(column: str, method: str, params: dict[str, Any], as_of: date) -> pl.Expr:
-    """pl.col(column) generalised by `method`, named `column`; nulls stay null."""
+def generalise_expr(
+    column: str,
+    method: str,
+    params: dict[str, Any],
+    as_of: date,
+    *,
+    frame: pl.DataFrame | None = None,
+) -> pl.Expr:
+    """pl.col(column) generalised by `method`, named `column`; nulls stay null.
+
+    `frame`, when given, is the frame the expression will run on: a method may then choose
+    a cheaper form of itself that gives the same values on exactly these rows (postcode
+    districts of one country). Without it the expression is right for any frame."""
     fn = _METHODS.get(method)
     if fn is None:
         raise PolicyError(f"unknown generalisation method '{method}' (known: {', '.join(METHODS)})")
     if not isinstance(params, dict):
         raise PolicyError(f"{method}: params must be a table")
+    if method == "postcode_district":
+        return _postcode_district(pl.col(column), params, as_of, frame).alias(column)
     return fn(pl.col(column), params, as_of).alias(column)
