@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 import structlog
 
-from engine.enforce_joins import TOKEN, SubjectTokens, joined_by_runs, row_for_row
+from engine.enforce_joins import TOKEN, SubjectLookup, SubjectTokens, row_for_row
 from engine.enforce_subjects import SubjectFlags, or_by_reason, subject_facts, subject_flags
 from engine.errors import PolicyDenied, PolicyError
 from engine.governed import (
@@ -60,7 +60,21 @@ __all__ = [
     "enforce",
 ]
 
-Generaliser = Callable[[str, str, dict[str, Any], date], pl.Expr]
+
+class Generaliser(Protocol):
+    """engine.pseudonym.generalise_expr's shape: `frame` is the frame the expression runs on
+    (a method may specialise itself to it, giving the same values)."""
+
+    def __call__(
+        self,
+        column: str,
+        method: str,
+        params: dict[str, Any],
+        as_of: date,
+        *,
+        frame: pl.DataFrame | None = None,
+    ) -> pl.Expr: ...
+
 
 # ---------------------------------------------------------------- columns
 
@@ -72,6 +86,7 @@ def _action_expr(
     generaliser: Generaliser,
     as_of: date,
     out: str,
+    frame: pl.DataFrame,
 ) -> pl.Expr:
     if action.action == "keep":
         return pl.col(col).alias(out)
@@ -86,7 +101,7 @@ def _action_expr(
         return pseudonymiser.token_expr(col, action.domain, action.normaliser).alias(out)
     if action.action == "generalise":
         assert action.method is not None
-        return generaliser(col, action.method, dict(action.params), as_of).alias(out)
+        return generaliser(col, action.method, dict(action.params), as_of, frame=frame).alias(out)
     raise PolicyError(f"unknown column action '{action.action}'", reasons=["policy.bad_action"])
 
 
@@ -115,6 +130,7 @@ def _govern_source(
     as_of: date,
     subjects_source: str,
     tokens: SubjectTokens,
+    lookup: SubjectLookup,
     release: Callable[[pl.DataFrame], None] | None = None,
 ) -> tuple[pl.DataFrame, SourceRowAccounting, dict[str, dict[str, str]], SubjectPositions | None]:
     """`release(rest)`, when given, replaces the source's rows by `rest` (what is still to
@@ -190,11 +206,11 @@ def _govern_source(
             pl.lit(True).alias("_known"),
             *keep_flag_cols,
         )
-        per_row = joined_by_runs(frame.get_column(subject), table)
+        per_row = lookup.per_row(frame.get_column(subject), keep_flag_cols)
         if per_row is None:
             lf = lf.join(table, on=subject, how="left", maintain_order="left")
         else:
-            lf = frame.hstack(per_row).lazy()
+            lf = frame.hstack(list(per_row.values())).lazy()
         known = pl.col("_known").fill_null(False)
         # Child rows of an excluded subject go with it; rows whose subject is not a valid
         # subject cannot be checked against subject rules, so they go too.
@@ -312,7 +328,7 @@ def _govern_source(
             positions = kept.get_column(TOKEN)
             tokens.published(name, action, positions)
         elif col in kept.columns:
-            exprs.append(_action_expr(col, action, pseudonymiser, generaliser, as_of, out))
+            exprs.append(_action_expr(col, action, pseudonymiser, generaliser, as_of, out, kept))
         lineage[f"{name}.{col}"] = _lineage_entry(col, action, out)
     governed = kept.select(exprs)
     at = None if positions is None else SubjectPositions(governed, positions, subject_tokens)
@@ -367,6 +383,7 @@ def enforce(
     )
     del subjects  # a plan over the subjects source's raw rows: they go with the source
     tokens = SubjectTokens(flags.table, pseudonymiser)
+    lookup = SubjectLookup(flags.table, _excluded_subjects(flags))
     frames: dict[str, pl.DataFrame] = {}
     accounting: dict[str, SourceRowAccounting] = {}
     column_actions: dict[str, dict[str, str]] = {}
@@ -383,6 +400,7 @@ def enforce(
             as_of,
             sources.subjects,
             tokens,
+            lookup,
             partial(_keep_rest, sources, name) if release else None,
         )
         frames[name], accounting[name] = df, acc
@@ -411,6 +429,15 @@ def enforce(
         subject_tokens=tokens.distinct_published(),
         subject_token_sources=frozenset(tokens.sources),
         subject_positions=positions,
+    )
+
+
+def _excluded_subjects(flags: SubjectFlags) -> pl.Series:
+    """Per row of the flags table: does some subject-level rule exclude the subject?"""
+    cols = list(flags.subject_reasons)
+    any_subject = pl.any_horizontal(pl.col(c) for c in cols) if cols else pl.lit(False)
+    return flags.table.with_columns(any_subject.alias("_subject_excluded")).get_column(
+        "_subject_excluded"
     )
 
 

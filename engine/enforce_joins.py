@@ -1,6 +1,6 @@
 """How each source's rows meet the per-subject flags table in enforcement: the subject
-tokens computed once per subject and gathered by position, the join by runs for sources
-that list each subject's rows together, and the subjects source taken row for row.
+tokens computed once per subject and gathered by position, every other source's rows
+looked up by subject position, and the subjects source taken row for row.
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ class SubjectTokens:
             expr = self.pseudonymiser.token_expr(
                 self.table.columns[0], action.domain, action.normaliser, key_column=SUBJECT
             )
-            self.memo[key] = self.table.select(expr.alias(TOKEN)).to_series()
+            # One chunk: the table comes in the subjects source's chunks (row groups), and a
+            # gather by position from a chunked string column costs several times more (at
+            # 1M, 2.7M transactions: 0.05-0.1 against 0.007 CPU s).
+            self.memo[key] = self.table.select(expr.alias(TOKEN)).to_series().rechunk()
         return self.memo[key]
 
     def published(self, source: str, action: ColumnAction, at: pl.Series) -> None:
@@ -59,30 +62,105 @@ class SubjectTokens:
         return {SUBJECT: pl.concat(parts).unique(maintain_order=True)}
 
 
-def joined_by_runs(keys: pl.Series, table: pl.LazyFrame) -> list[pl.Series] | None:
-    """The table's columns (but the key) for each row of `keys`, as a left join on the key
-    gives them, when the rows list each subject's rows together (exports by customer).
-    Then the join is of the runs of equal keys, about one per subject, and their rows are
-    gathered back by run: a pass comparing neighbours instead of hashing every row's key (a
-    37.7M-row string join at 10M). None when the rows are not grouped enough to pay, or the
-    table repeats a key (the join would then give a row more than once)."""
-    if keys.len() == 0:
-        return None
-    runs = keys.rle().struct.unnest()  # len, value: one row per run, in row order
-    if runs.height * 2 > keys.len():
-        return None
-    key = keys.name
-    joined = (
-        runs.lazy()
-        .select(pl.col("value").alias(key))
-        .join(table, on=key, how="left", maintain_order="left")
-        .drop(key)
-        .collect(engine="in-memory")
-    )
-    if joined.height != runs.height:
-        return None
-    lens = runs.get_column("len").to_numpy()
-    return [repeated(c, lens) for c in joined.get_columns()]
+class SubjectLookup:
+    """Each row's subject as its position in the per-subject flags table, for the sources
+    other than the subjects source, with the table's flags for that position. The table's
+    ids are hashed (64 bits) once per refresh; a source's rows are looked up by their ids'
+    hashes, one lookup per run of equal hashes (a source listing each subject's rows
+    together has about one run per subject), then checked against the ids themselves. A
+    join per source hashed the table's 1.6M id strings again each time (at 10M), and the
+    runs were found by comparing id strings.
+
+    Exact: a row takes a position only where the table's id there equals its own id, and
+    the table's hashes are distinct (else `usable` is false and the caller joins), so the one
+    entry a row's hash names is its subject if it has one. Null ids match nothing, as in a
+    left join."""
+
+    def __init__(self, table: pl.DataFrame, excluded: pl.Series) -> None:
+        """`table`: the flags table (ids first); `excluded`: per table row, whether a
+        subject-level rule excludes the subject (null: unknown, read as excluded)."""
+        ids = table.get_column(table.columns[0]).rechunk()
+        self.table = table
+        self.ids = ids
+        self.excluded = excluded.rechunk()
+        self.index = _HashIndex(ids.hash().to_numpy())
+        # Flag columns make the subjects distinct (engine/enforce_subjects.py merges repeated
+        # ones); distinct hashes are checked, not assumed.
+        self.usable = table.width > 1 and ids.null_count() == 0 and self.index.distinct
+
+    def positions(self, keys: pl.Series) -> pl.Series | None:
+        """UInt32 per row of `keys`: its subject's position in the table, null where its id
+        is null or not a subject. None when no lookup can be made (the caller joins)."""
+        if not self.usable or keys.dtype != self.ids.dtype:
+            return None
+        n = keys.len()
+        if n == 0:
+            return pl.Series(TOKEN, [], dtype=pl.UInt32)
+        # One lookup per run of equal ids; the runs' values are a few per cent of the rows of
+        # a source listing each subject's rows together. Nothing is allocated per row but the
+        # positions themselves: on this machine fresh pages cost more than the work done in
+        # them (a per-row hash and id gather took three times their warm cost in a refresh).
+        runs = keys.rle().struct.unnest()
+        values = runs.get_column("value")
+        at = self.index.find(values.hash().to_numpy())
+        hit = at != _MISSING
+        candidate = pl.Series(np.where(hit, at, 0), dtype=pl.UInt32)
+        same = (self.ids.gather(candidate) == values).fill_null(False).to_numpy() & hit
+        at = np.where(same, at, _MISSING)
+        if runs.height < n:
+            at = np.repeat(at, runs.get_column("len").to_numpy())
+        out = pl.Series(TOKEN, at, dtype=pl.UInt32)
+        missing = np.flatnonzero(at == _MISSING)
+        return out.scatter(missing, None) if len(missing) else out
+
+    def per_row(self, keys: pl.Series, flags: list[str]) -> dict[str, pl.Series] | None:
+        """`_subject_excluded`, `_known` and the table's `flags` columns (TOKEN: the
+        position itself) per row of `keys`, as a left join of the table on the id gives
+        them; None when no lookup can be made."""
+        at = self.positions(keys)
+        if at is None:
+            return None
+        out = {
+            "_subject_excluded": self.excluded.gather(at).rename("_subject_excluded"),
+            "_known": at.is_not_null().rename("_known"),
+        }
+        for c in flags:
+            out[c] = at if c == TOKEN else self.table.get_column(c).gather(at).rename(c)
+        return out
+
+
+_MISSING = np.uint32(np.iinfo(np.uint32).max)
+
+
+class _HashIndex:
+    """Positions by 64-bit hash: the hashes sorted, and per bucket (their top bits, about
+    one entry per bucket) where its entries start. A lookup reads its bucket's few entries
+    in rounds, every query at once; built once, it answers each source in a few numpy passes
+    over that source's hashes (a join would hash the table again per source)."""
+
+    def __init__(self, hashes: np.ndarray) -> None:
+        self.order = np.argsort(hashes, kind="stable").astype(np.uint32)
+        self.sorted = hashes[self.order]
+        self.distinct = bool(np.all(self.sorted[1:] != self.sorted[:-1]))
+        bits = max(1, len(hashes).bit_length())
+        self.shift = np.uint64(64 - bits)
+        counts = np.bincount((self.sorted >> self.shift).astype(np.int64), minlength=1 << bits)
+        self.starts = np.concatenate(([0], np.cumsum(counts)))
+
+    def find(self, queries: np.ndarray) -> np.ndarray:
+        """The position of each query's hash, `_MISSING` where no entry has it."""
+        out = np.full(len(queries), _MISSING, dtype=np.uint32)
+        bucket = (queries >> self.shift).astype(np.int64)
+        lo, hi = self.starts[bucket], self.starts[bucket + 1]
+        todo = np.flatnonzero(hi > lo)
+        step = 0
+        while len(todo):
+            at = lo[todo] + step
+            match = self.sorted[at] == queries[todo]
+            out[todo[match]] = self.order[at[match]]
+            todo = todo[~match & (at + 1 < hi[todo])]
+            step += 1
+        return out
 
 
 def row_for_row(table: pl.DataFrame, keys: pl.Series) -> bool:
@@ -96,15 +174,3 @@ def row_for_row(table: pl.DataFrame, keys: pl.Series) -> bool:
         and keys.null_count() == 0
         and table.get_column(table.columns[0]).equals(keys, check_names=False)
     )
-
-
-def repeated(values: pl.Series, lens: np.ndarray) -> pl.Series:
-    """Each value `lens` times (np.repeat: several times cheaper than a gather by row)."""
-    if not (values.dtype == pl.Boolean or values.dtype.is_integer() or values.dtype.is_float()):
-        return values.gather(pl.Series(np.repeat(np.arange(len(values), dtype=np.uint32), lens)))
-    filled = values.fill_null(False if values.dtype == pl.Boolean else 0)
-    out = pl.Series(values.name, np.repeat(filled.to_numpy(), lens), dtype=values.dtype)
-    if values.null_count():
-        valid = pl.Series(np.repeat(values.is_not_null().to_numpy(), lens))
-        out = pl.select(pl.when(valid).then(out).alias(values.name)).to_series()
-    return out

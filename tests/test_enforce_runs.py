@@ -1,6 +1,7 @@
-"""A source that lists each subject's rows together is joined to the subject flags run by
-run, and the subjects source takes its own rows' flags by position: the governed rows,
-accounting, published tokens and subject positions are exactly the row-by-row join's."""
+"""Every source but the subjects source finds its rows' subjects in the flags table through
+one lookup by hashed id (per run of equal ids), and the subjects source takes its own rows'
+flags by position: the governed rows, accounting, published tokens and subject positions
+are exactly the row-by-row join's."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from test_policy_support import source_frames as frames
 
 import engine.enforce as enforce_module
 from engine.enforce import GovernedFrames, enforce
-from engine.enforce_joins import joined_by_runs as _joined_by_runs
+from engine.enforce_joins import TOKEN, SubjectLookup
 from engine.enforce_joins import row_for_row as _row_for_row
 from engine.policy import decide
 from engine.workspace import Workspace
@@ -62,11 +63,11 @@ def governed(ws: Workspace, purpose: str) -> GovernedFrames:
 
 
 @pytest.mark.parametrize("purpose", [MKT, KYC])
-def test_run_join_gives_the_row_join_result(
+def test_subject_lookup_gives_the_row_join_result(
     ws: Workspace, purpose: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     by_runs = governed(ws, purpose)
-    monkeypatch.setattr(enforce_module, "joined_by_runs", lambda keys, table: None)
+    monkeypatch.setattr(SubjectLookup, "per_row", lambda self, keys, flags: None)
     monkeypatch.setattr(enforce_module, "row_for_row", lambda table, keys: False)
     by_rows = governed(ws, purpose)
     assert by_runs.frames.keys() == by_rows.frames.keys()
@@ -85,19 +86,57 @@ def test_run_join_gives_the_row_join_result(
     assert by_runs.accounting["transactions"].kept > 0
 
 
-def test_run_join_matches_a_left_join_with_nulls_and_misses() -> None:
-    keys = pl.Series("k", ["a"] * 3 + ["b"] * 3 + [None] * 3 + ["z"] * 2 + ["a"] * 3)
-    table = pl.DataFrame(
-        {
-            "k": ["a", "b", "c"],
-            "flag": [True, None, False],
-            "at": pl.Series([0, 1, 2], dtype=pl.UInt32),
-        }
-    )
-    got = _joined_by_runs(keys, table.lazy())
+def _lookup_vs_join(keys: pl.Series, table: pl.DataFrame) -> None:
+    excluded = table.get_column("flag")
+    got = SubjectLookup(table, excluded).per_row(keys, ["other", TOKEN])
     assert got is not None
-    want = keys.to_frame().join(table, on="k", how="left", maintain_order="left").drop("k")
-    assert pl.DataFrame(got).equals(want)
+    right = table.with_columns(
+        pl.col("flag").alias("_subject_excluded"),
+        pl.lit(True).alias("_known"),
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias(TOKEN),
+    ).select("k", "_subject_excluded", "_known", "other", TOKEN)
+    want = keys.to_frame().join(right, on="k", how="left", maintain_order="left").drop("k")
+    want = want.with_columns(pl.col("_known").fill_null(False))
+    assert pl.DataFrame(list(got.values())).equals(want)
+
+
+def test_lookup_matches_a_left_join_with_nulls_and_misses() -> None:
+    table = pl.DataFrame({"k": ["a", "b", "c"], "flag": [True, None, False], "other": [1, None, 3]})
+    runs = ["a"] * 3 + ["b"] * 3 + [None] * 3 + ["z"] * 2 + ["a"] * 3 + ["c"]
+    _lookup_vs_join(pl.Series("k", runs), table)
+    # Scattered rows (a run per row), a single row, and no rows at all.
+    _lookup_vs_join(pl.Series("k", ["c", "z", "a", None, "b", "a", "c"]), table)
+    _lookup_vs_join(pl.Series("k", ["b"]), table)
+    _lookup_vs_join(pl.Series("k", [], dtype=pl.String), table)
+
+
+def test_lookup_checks_the_id_itself_not_only_its_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two ids whose hashes are equal (forced here: every hash one value, the table's one id)
+    are not taken for each other: the id found by hash is compared with the row's own."""
+    table = pl.DataFrame({"k": ["a"], "flag": [False], "other": [7]})
+    monkeypatch.setattr(
+        pl.Series, "hash", lambda self, *a, **k: pl.Series([5] * self.len(), dtype=pl.UInt64)
+    )
+    lookup = SubjectLookup(table, table.get_column("flag"))
+    at = lookup.positions(pl.Series("k", ["a", "b", "b", "a"]))
+    assert at is not None
+    assert at.to_list() == [0, None, None, 0]
+
+
+def test_lookup_declines_repeated_ids_nulls_and_other_types() -> None:
+    """The caller joins instead: a table without flag columns (its ids may repeat), a null
+    id in the table, ids of another type than the rows'."""
+    flag = pl.Series([False, False])
+    assert (
+        SubjectLookup(pl.DataFrame({"k": ["a", "a"]}), flag).per_row(pl.Series("k", ["a"]), [])
+        is None
+    )
+    nulls = pl.DataFrame({"k": ["a", None], "flag": [False, True]})
+    assert SubjectLookup(nulls, flag).per_row(pl.Series("k", ["a"]), []) is None
+    table = pl.DataFrame({"k": ["1", "2"], "flag": [False, True]})
+    assert SubjectLookup(table, flag).per_row(pl.Series("k", [1, 2]), []) is None
+    repeated = pl.DataFrame({"k": ["a", "a"], "flag": [True, False]})
+    assert SubjectLookup(repeated, flag).per_row(pl.Series("k", ["a"]), []) is None
 
 
 def test_subjects_take_their_own_flags_only_when_the_table_is_their_rows() -> None:
@@ -108,11 +147,3 @@ def test_subjects_take_their_own_flags_only_when_the_table_is_their_rows() -> No
     assert not _row_for_row(table, pl.Series("k", ["a", "b"]))
     # Without a flag column the table's subjects were never made distinct.
     assert not _row_for_row(table.select("k"), pl.Series("k", ["a", "b", "c"]))
-
-
-def test_run_join_declines_scattered_rows_and_repeated_table_keys() -> None:
-    table = pl.DataFrame({"k": ["a", "b"], "flag": [True, False]})
-    assert _joined_by_runs(pl.Series("k", ["a", "b", "a", "b"]), table.lazy()) is None
-    repeated = pl.DataFrame({"k": ["a", "a"], "flag": [True, False]})
-    assert _joined_by_runs(pl.Series("k", ["a", "a", "a"]), repeated.lazy()) is None
-    assert _joined_by_runs(pl.Series("k", [], dtype=pl.String), table.lazy()) is None
