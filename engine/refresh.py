@@ -201,7 +201,7 @@ def _run_locked(
     from engine.pseudonym import Pseudonymiser
     from engine.pseudonym.filing import file_tokens
     from engine.pseudonym.keyring import Keyring
-    from engine.quarantine import write_quarantine
+    from engine.refresh_side import SideWork
     from engine.segment import governed_reads, segment
     from engine.sources import load_sources
     from engine.versions import next_version_id
@@ -219,16 +219,21 @@ def _run_locked(
     timer.lap("sources", t)
     crash_point("sources")
     _require_subjects(ws, sources)
-    seal, _open = keyring.sealer("quarantine")
-    quarantine_report = write_quarantine(ws, run_id, sources, seal)
-    sources.release_quarantine()  # sealed on disk: the rows need not stay in memory
-    events.quarantine(quarantine_report)
-    unscoped = events.unscoped()
+    # The quarantine is sealed and the unscoped rows counted beside enforcement (their audit
+    # entries follow it, in their old order: engine/refresh_side.py).
+    side = SideWork(ws, run_id, sources, keyring.sealer("quarantine")[0])
 
     t = time.perf_counter()
     timer.stage = "enforce"
     pseudonymiser = Pseudonymiser.for_workspace(ws, keyring)
-    governed: GovernedFrames = enforce(sources, plan, pseudonymiser, request.as_of, release=True)
+    try:
+        governed: GovernedFrames = enforce(
+            sources, plan, pseudonymiser, request.as_of, release=True
+        )
+    except BaseException:
+        side.finish_quietly(events)
+        raise
+    quarantine_report, unscoped = side.finish(events)
     # kv tokens are filed in the token vault before anything carrying them is published.
     used = _kyc_tokens_published(governed)
     file_tokens(ws, pseudonymiser, actor, used, run_id=run_id, jurisdiction=j, purpose=p)

@@ -146,12 +146,13 @@ class RunEvents:
             files={n: file_sha256(directory / n) for n in sorted(names)},
         )
 
-    def unscoped(self) -> dict[str, int]:
+    def unscoped(self, counted: dict[str, int] | None = None) -> dict[str, int]:
         """Rows whose jurisdiction is null or undeclared belong to no refresh: every refresh
-        says how many there are, so they are never silently lost."""
+        says how many there are, so they are never silently lost. `counted`: the counts
+        when they were taken already (engine/refresh_side.py)."""
         from engine.sources import unscoped_rows
 
-        unscoped = unscoped_rows(self.ws)
+        unscoped = unscoped_rows(self.ws) if counted is None else counted
         if any(unscoped.values()):
             log.warning("rows_in_no_jurisdiction", by_source=unscoped)
             self.record(
