@@ -33,21 +33,34 @@ def repeated_hashes(hashes: pl.Series) -> np.ndarray:
     return np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
 
 
-def strictly_increasing(lf: pl.LazyFrame, key: pl.Expr) -> bool:
-    """True when the key's non-null values strictly increase in row order, so none repeats.
+def increasing_query(lf: pl.LazyFrame, key: pl.Expr) -> pl.LazyFrame:
+    """One row, one boolean: do the key's non-null values strictly increase in row order?
 
     Ids are often written in order (a sequence, a timestamped id): one comparison per row
     with its predecessor then settles uniqueness without hashing and sorting every key,
     which was a quarter of the largest source's scan. Sound in any order: a sequence whose
-    every step increases holds no value twice; any other answer takes the hash path.
+    every step increases holds no value twice; any other answer takes the hash path. A
+    query, so the caller can collect it with its other pre-pass queries over one scan.
     """
     k = key.drop_nulls()
-    return bool(lf.select((k > k.shift(1)).all().alias("__increasing")).collect().item())
+    return lf.select((k > k.shift(1)).all().alias("__increasing"))
 
 
-def duplicate_rows(lf: pl.LazyFrame, row: str, keys: list[pl.Expr]) -> pl.Series:
-    """The `row` values of every row whose (non-null) key occurs more than once in `lf`."""
-    if len(keys) == 1 and strictly_increasing(lf, keys[0]):
+def strictly_increasing(lf: pl.LazyFrame, key: pl.Expr) -> bool:
+    """True when the key's non-null values strictly increase in row order, so none repeats."""
+    return bool(increasing_query(lf, key).collect().item())
+
+
+def duplicate_rows(
+    lf: pl.LazyFrame, row: str, keys: list[pl.Expr], *, increasing: bool | None = None
+) -> pl.Series:
+    """The `row` values of every row whose (non-null) key occurs more than once in `lf`.
+
+    `increasing`: the answer of `increasing_query` for a single-column key, when the
+    caller already collected it (None: asked here)."""
+    if increasing is None:
+        increasing = len(keys) == 1 and strictly_increasing(lf, keys[0])
+    if increasing and len(keys) == 1:
         return pl.Series(row, [], dtype=lf.collect_schema()[row])
     key = keys[0] if len(keys) == 1 else pl.struct(keys)
     present = pl.all_horizontal([k.is_not_null() for k in keys])

@@ -58,7 +58,8 @@ from engine.source_files import (
     scoped_scan,
     source_file,
 )
-from engine.source_keys import duplicate_rows
+from engine.source_keys import duplicate_rows, increasing_query
+from engine.source_refs import joinable, marked, orphan_query
 from engine.workspace import Workspace
 
 log = structlog.get_logger("pgov.sources")
@@ -212,19 +213,38 @@ def _read_one(
             "that every row has the declared columns"
         )
 
+    # Pre-pass, one collect over one scan: the single-column key's order and each
+    # reference's orphan rows (engine/source_keys.py, engine/source_refs.py).
+    single = len(spec.key) == 1
+    pre = [increasing_query(lf, typed[spec.key[0]])] if single else []
+    joined = [
+        col
+        for col, cspec in spec.columns.items()
+        if cspec.references and joinable(DTYPES[cspec.type], valid_refs[cspec.references])
+    ]
+    pre += [
+        orphan_query(lf, ROW, typed[c], valid_refs[spec.columns[c].references or ""])
+        for c in joined
+    ]
+    try:
+        got = pl.collect_all(pre) if pre else []
+        orphans = {c: got[single + i][ROW] for i, c in enumerate(joined)}
+        duplicated = duplicate_rows(
+            lf, ROW, [typed[k] for k in spec.key], increasing=single and bool(got[0].item())
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise unreadable(exc) from None
+
     checks: list[tuple[str, pl.Expr]] = []
     for col, cspec in spec.columns.items():
         checks += check_exprs(col, pl.col(col), typed[col], cspec, as_of, rel, name)
-        if cspec.references:
+        if col in orphans:
+            checks.append((f"orphan:{col}", marked(orphans[col], ROW)))
+        elif cspec.references:
             ref = valid_refs[cspec.references]
             orphan = typed[col].is_not_null() & ~typed[col].is_in(ref.implode())
             checks.append((f"orphan:{col}", orphan))
-    try:
-        duplicated = duplicate_rows(lf, ROW, [typed[k] for k in spec.key])
-    except pl.exceptions.PolarsError as exc:
-        raise unreadable(exc) from None
-    dup = pl.col(ROW).is_in(duplicated.implode()) if len(duplicated) else pl.lit(False)
-    checks.append((f"duplicate_key:{'+'.join(spec.key)}", dup))
+    checks.append((f"duplicate_key:{'+'.join(spec.key)}", marked(duplicated, ROW)))
     for k in spec.key:  # a key is always required, declared so or not
         if not spec.columns[k].required:
             checks.append((f"required:{k}", typed[k].is_null()))
