@@ -43,7 +43,7 @@ import structlog
 from engine.config import ColumnType, SourceSpec
 from engine.contracts import DTYPES, FORMATS, check_exprs, typed_expr
 from engine.digest_cache import DigestCache
-from engine.errors import BadInputError, ConfigError, UsageError
+from engine.errors import BadInputError, UsageError
 from engine.integrity import check_parquet
 from engine.source_files import (
     ROW,
@@ -59,12 +59,15 @@ from engine.source_files import (
     source_file,
 )
 from engine.source_keys import duplicate_rows, increasing_query
+from engine.source_order import load_order, waves
 from engine.source_refs import joinable, marked, orphan_query
 from engine.workspace import Workspace
 
 log = structlog.get_logger("pgov.sources")
 
 REASONS = "_reasons"
+# Sources of one wave read at once (threads: Polars releases the GIL while it reads).
+READERS = 2
 
 __all__ = [
     "DTYPES",
@@ -307,28 +310,11 @@ def _read_one(
     )
 
 
-def _load_order(ws: Workspace) -> list[str]:
-    """Sources in an order where each comes after the sources it references."""
-    order: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in order:
-            return
-        if name in visiting:
-            raise ConfigError(f"{ws.config_path}: source references form a cycle at '{name}'")
-        visiting.add(name)
-        for cspec in ws.source(name).columns.values():
-            if cspec.references:
-                ref = cspec.references.partition(".")[0]
-                if ref != name:
-                    visit(ref)
-        visiting.discard(name)
-        order.append(name)
-
-    for name in ws.config.sources:
-        visit(name)
-    return order
+def _size(ws: Workspace, name: str) -> int:
+    try:
+        return source_file(ws, name).stat().st_size
+    except OSError:  # reported by the read, in load order
+        return 0
 
 
 def load_sources(
@@ -354,8 +340,15 @@ def load_sources(
     needed = {
         c.references for s in ws.config.sources.values() for c in s.columns.values() if c.references
     }
-    order = _load_order(ws)
+    order = load_order(ws)
     read_from: dict[str, StatKey] = {}
+
+    def carried(name: str) -> set[str] | None:
+        carry = None if keep is None or name not in keep else set(keep[name])
+        if carry is not None:  # what other sources' references are checked against
+            carry |= {r.partition(".")[2] for r in needed if r.partition(".")[0] == name}
+        return carry
+
     # Every file's digest is queued at once on its own thread (FileDigests), so hashing runs
     # beside the whole stage's reads instead of holding each source until its own file is
     # hashed; the digests are bound to the states the rows were read from at the end.
@@ -363,18 +356,33 @@ def load_sources(
     with (
         FileDigests(files, digest_cache) as digests,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgov-pages") as walks,
+        ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="pgov-source") as readers,
     ):
-        for name in order:
-            carry = None if keep is None or name not in keep else set(keep[name])
-            if carry is not None:  # what other sources' references are checked against
-                carry |= {r.partition(".")[2] for r in needed if r.partition(".")[0] == name}
-            frames[name], read_from[name] = _load_one(
-                ws, name, jurisdiction, as_of, valid_refs, walks, carry
-            )
+        for wave in waves(ws, order):
+            # A wave's sources reference only loaded sources: they are read side by side, the
+            # largest file first so the small ones fill the other core instead of queueing
+            # behind it (their fixed costs are mostly the calling thread's, not the scan's).
+            # Results are taken in load order, so the first failure in that order is the
+            # error, as when they were read one by one.
+            refs = dict(valid_refs)
+            started = {
+                name: readers.submit(
+                    _load_one, ws, name, jurisdiction, as_of, refs, walks, carried(name)
+                )
+                for name in sorted(wave, key=partial(_size, ws), reverse=True)
+            }
+            try:
+                for name in wave:
+                    frames[name], read_from[name] = started[name].result()
+            except BaseException:
+                for future in started.values():
+                    future.cancel()
+                raise
             for ref in needed:
                 src, _, col = ref.partition(".")
-                if src == name:
-                    valid_refs[ref] = frames[name].frame[col]
+                if src in wave:
+                    valid_refs[ref] = frames[src].frame[col]
+        frames = {name: frames[name] for name in order}
         for name in order:
             # The rows read and the digest recorded must describe the same bytes.
             taken = digests.bound(name, source_file(ws, name), read_from[name])
