@@ -16,8 +16,15 @@ duplicate (it is quarantined as `required:` instead).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
+
+from engine.contracts import typed_expr
+from engine.digest_cache import StatKey
+from engine.source_files import check_unchanged, read_state, scan, source_file
+from engine.workspace import Workspace
 
 KEY_HASH = "__key_hash"
 
@@ -77,3 +84,32 @@ def duplicate_rows(
         .collect()
     )
     return exact.filter(pl.col("__key").is_duplicated())[row].sort()
+
+
+@dataclass(frozen=True)
+class KeyOrder:
+    state: StatKey  # the file's state the answer was read from
+    increasing: bool
+
+
+def key_order(ws: Workspace, name: str, jurisdiction: str) -> KeyOrder | None:
+    """Whether the source's single-column key strictly increases (`strictly_increasing`),
+    asked while the sources it references are still loading: it needs none of their rows,
+    and it fills the core the subjects source leaves idle. None when there is no such key
+    or the file cannot be read now: the source's own read asks again and reports, in load
+    order. The answer holds only for the file state it was read from (`_load_one`)."""
+    spec = ws.source(name)
+    if len(spec.key) != 1:
+        return None
+    k = spec.key[0]
+    try:
+        path = source_file(ws, name)
+        state = read_state(path)
+        lf = scan(path, spec.format, check=False)
+        key = typed_expr(k, lf.collect_schema()[k], spec.columns[k], spec.path, name)
+        scoped = lf.filter(pl.col(spec.jurisdiction_column) == jurisdiction)
+        increasing = strictly_increasing(scoped, key)
+        check_unchanged(path, state)
+    except Exception:  # reported by the source's own read, in load order
+        return None
+    return KeyOrder(state, increasing)

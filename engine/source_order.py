@@ -5,6 +5,7 @@ reads their valid rows), and sources that do not depend on each other read side 
 from __future__ import annotations
 
 from engine.errors import ConfigError
+from engine.source_files import source_file
 from engine.workspace import Workspace
 
 
@@ -12,6 +13,15 @@ def _parents(ws: Workspace, name: str) -> list[str]:
     """The other sources `name`'s columns reference."""
     refs = (c.references for c in ws.source(name).columns.values() if c.references)
     return [r for r in dict.fromkeys(ref.partition(".")[0] for ref in refs) if r != name]
+
+
+def file_size(ws: Workspace, name: str) -> int:
+    """A source file's size, to read the largest of a wave first (0 if it cannot be seen:
+    its read reports that, in load order)."""
+    try:
+        return source_file(ws, name).stat().st_size
+    except OSError:
+        return 0
 
 
 def load_order(ws: Workspace) -> list[str]:

@@ -31,7 +31,7 @@ rows of the referenced source: a child row of a quarantined customer is an orpha
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import partial
@@ -58,8 +58,8 @@ from engine.source_files import (
     scoped_scan,
     source_file,
 )
-from engine.source_keys import duplicate_rows, increasing_query
-from engine.source_order import load_order, waves
+from engine.source_keys import KeyOrder, duplicate_rows, increasing_query, key_order
+from engine.source_order import file_size, load_order, waves
 from engine.source_refs import joinable, marked, orphan_query
 from engine.workspace import Workspace
 
@@ -159,9 +159,11 @@ def _load_one(
     valid_refs: dict[str, pl.Series],
     walks: ThreadPoolExecutor,
     keep: Collection[str] | None,
+    key_order: Future[KeyOrder | None] | None = None,
 ) -> tuple[SourceFrame, StatKey]:
     """The source's rows, and the file state they were read from (its digest is bound to
-    that state once taken: `load_sources`)."""
+    that state once taken: `load_sources`). `key_order`: `source_keys.key_order`'s answer, asked
+    before the source's references were loaded; used only if taken from the same state."""
     spec = ws.source(name)
     path = source_file(ws, name)
     if not path.is_file():
@@ -171,8 +173,10 @@ def _load_one(
     # read made of that page.
     intact = walks.submit(check_parquet, path) if spec.format == "parquet" else None
     read_from = read_state(path)
+    early = key_order.result() if key_order is not None else None
+    increasing = early.increasing if early is not None and early.state == read_from else None
     try:
-        loaded = _read_one(ws, name, path, jurisdiction, as_of, valid_refs, keep)
+        loaded = _read_one(ws, name, path, jurisdiction, as_of, valid_refs, keep, increasing)
     except BaseException:
         if intact is not None and isinstance(err := intact.exception(), BadInputError):
             raise err from None
@@ -191,6 +195,7 @@ def _read_one(
     as_of: date,
     valid_refs: dict[str, pl.Series],
     keep: Collection[str] | None,
+    increasing: bool | None = None,
 ) -> SourceFrame:
     spec = ws.source(name)
     rel = spec.path
@@ -218,7 +223,7 @@ def _read_one(
 
     # Pre-pass, one collect over one scan: the single-column key's order and each
     # reference's orphan rows (engine/source_keys.py, engine/source_refs.py).
-    single = len(spec.key) == 1
+    single = len(spec.key) == 1 and increasing is None
     pre = [increasing_query(lf, typed[spec.key[0]])] if single else []
     joined = [
         col
@@ -233,7 +238,10 @@ def _read_one(
         got = pl.collect_all(pre) if pre else []
         orphans = {c: got[single + i][ROW] for i, c in enumerate(joined)}
         duplicated = duplicate_rows(
-            lf, ROW, [typed[k] for k in spec.key], increasing=single and bool(got[0].item())
+            lf,
+            ROW,
+            [typed[k] for k in spec.key],
+            increasing=bool(got[0].item()) if single else bool(increasing),
         )
     except pl.exceptions.PolarsError as exc:
         raise unreadable(exc) from None
@@ -310,13 +318,6 @@ def _read_one(
     )
 
 
-def _size(ws: Workspace, name: str) -> int:
-    try:
-        return source_file(ws, name).stat().st_size
-    except OSError:  # reported by the read, in load order
-        return 0
-
-
 def load_sources(
     ws: Workspace,
     jurisdiction: str,
@@ -358,7 +359,9 @@ def load_sources(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgov-pages") as walks,
         ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="pgov-source") as readers,
     ):
-        for wave in waves(ws, order):
+        early: dict[str, Future[KeyOrder | None]] = {}
+        cut = waves(ws, order)
+        for i, wave in enumerate(cut):
             # A wave's sources reference only loaded sources: they are read side by side, the
             # largest file first so the small ones fill the other core instead of queueing
             # behind it (their fixed costs are mostly the calling thread's, not the scan's).
@@ -367,16 +370,32 @@ def load_sources(
             refs = dict(valid_refs)
             started = {
                 name: readers.submit(
-                    _load_one, ws, name, jurisdiction, as_of, refs, walks, carried(name)
+                    _load_one,
+                    ws,
+                    name,
+                    jurisdiction,
+                    as_of,
+                    refs,
+                    walks,
+                    carried(name),
+                    early.get(name),
                 )
-                for name in sorted(wave, key=partial(_size, ws), reverse=True)
+                for name in sorted(wave, key=partial(file_size, ws), reverse=True)
             }
+            if i == 0:  # later waves' key orders, queued behind the first wave's reads
+                early = {
+                    name: readers.submit(key_order, ws, name, jurisdiction)
+                    for later in cut[1:]
+                    for name in sorted(later, key=partial(file_size, ws), reverse=True)
+                }
             try:
                 for name in wave:
                     frames[name], read_from[name] = started[name].result()
             except BaseException:
                 for future in started.values():
                     future.cancel()
+                for asked in early.values():
+                    asked.cancel()
                 raise
             for ref in needed:
                 src, _, col = ref.partition(".")

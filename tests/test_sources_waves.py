@@ -4,13 +4,16 @@ load order, and the first failing source in load order is the error."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+import engine.sources as sources_mod
 from engine.errors import BadInputError
+from engine.source_keys import KeyOrder
 from engine.source_order import load_order, waves
 from engine.sources import load_sources
 from engine.workspace import Workspace
@@ -53,3 +56,49 @@ def test_the_first_failing_source_in_load_order_is_the_error(clean_csv_workspace
     for _ in range(3):
         with pytest.raises(BadInputError, match=rf"source '{first}' has undeclared column"):
             load_sources(Workspace.open(clean_csv_workspace), "EU-DE", AS_OF)
+
+
+def _duplicated_loan(root: Path) -> tuple[Workspace, str]:
+    path = root / "data" / "loans.csv"
+    df = pl.read_csv(path, infer_schema=False)
+    pl.concat([df, df[1:2]]).write_csv(path)  # row 2 again, at the end
+    return Workspace.open(root), str(df["jurisdiction"][1])
+
+
+def test_a_key_order_asked_early_is_used_only_for_the_state_it_was_read_from(
+    clean_csv_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, j = _duplicated_loan(clean_csv_workspace)
+    real = sources_mod.key_order
+    asked: list[str] = []
+
+    def stale(w: Workspace, name: str, jurisdiction: str) -> KeyOrder | None:
+        got = real(w, name, jurisdiction)
+        asked.append(name)
+        if name != "loans" or got is None:
+            return got
+        # A wrong answer for another state of the file (as if it changed since): ignored.
+        moved = replace(got.state, mtime_ns=got.state.mtime_ns - 1)
+        return KeyOrder(moved, increasing=True)
+
+    monkeypatch.setattr(sources_mod, "key_order", stale)
+    loans = load_sources(ws, j, AS_OF).frames["loans"]
+    assert "loans" in asked
+    assert loans.accounting.quarantine_reasons.get("duplicate_key:loan_id") == 2
+
+
+def test_the_early_key_order_is_what_settles_a_childs_uniqueness(
+    clean_csv_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same wrong answer bound to the file's real state is believed: the early answer is
+    # what the pass uses (so the test above shows the binding, not a second look).
+    ws, j = _duplicated_loan(clean_csv_workspace)
+    real = sources_mod.key_order
+
+    def wrong(w: Workspace, name: str, jurisdiction: str) -> KeyOrder | None:
+        got = real(w, name, jurisdiction)
+        return KeyOrder(got.state, increasing=True) if got and name == "loans" else got
+
+    monkeypatch.setattr(sources_mod, "key_order", wrong)
+    loans = load_sources(ws, j, AS_OF).frames["loans"]
+    assert "duplicate_key:loan_id" not in loans.accounting.quarantine_reasons
