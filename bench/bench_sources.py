@@ -11,7 +11,10 @@ Parquet page walks are cold (one process per run). File digests come from the wo
 sealed digest cache as in a refresh (engine/digest_cache.py): run twice for a first and a
 steady figure, `--clear-digests` to start cold, PGOV_DIGEST_CACHE=off to hash every file as
 before the cache. CPU seconds count every thread; at a load above the core count they are
-the figure to compare, not wall seconds.
+the figure to compare, not wall seconds. Sources of one wave load two at a time
+(engine/source_order.py), so a source's own line counts the other reader's CPU and RSS too:
+the totals are the figure. `--runs N` loads the stage N times in this process (the later
+runs with warm page walks and digests, as bench_baseline's later refreshes).
 """
 
 from __future__ import annotations
@@ -64,6 +67,13 @@ def main() -> None:
     )
     ap.add_argument("--all-columns", action="store_true", help="carry every declared column")
     ap.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="load the stage this many times in this process (after the first: page walks "
+        "and digests warm, as in a long-lived worker or bench_baseline's later refreshes)",
+    )
+    ap.add_argument(
         "--clear-digests", action="store_true", help="empty the digest cache first (cold)"
     )
     args = ap.parse_args()
@@ -107,6 +117,8 @@ def main() -> None:
         t, c = time.perf_counter(), time.process_time()
         f, state = one(ws_, name, *a, **k)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
+        if args.runs > 1:  # the totals are the figure; skip the RSS sample's pause
+            return f, state
         time.sleep(0.02)  # one more RSS sample
         print(
             f"  {name:18s} {f.accounting.input_rows:>12,} rows  wall {wall:6.2f} s  "
@@ -118,6 +130,13 @@ def main() -> None:
 
     sources._load_one = timed  # type: ignore[assignment]
     print(f"sources of {args.jurisdiction} for {args.purpose}, {_load()}")
+    for _ in range(args.runs):
+        _run(args, ws, keep, cache, outcomes)
+
+
+def _run(args: argparse.Namespace, ws: Workspace, keep: Any, cache: Any, outcomes: Any) -> None:
+    import engine.sources as sources
+
     t, c = time.perf_counter(), time.process_time()
     before = resource.getrusage(resource.RUSAGE_SELF)
     loaded = sources.load_sources(ws, args.jurisdiction, AS_OF, keep, cache)
