@@ -58,6 +58,7 @@ def test_only_same_typed_references_take_the_join() -> None:
 def test_marked_rows_are_true_and_no_rows_mark_nothing() -> None:
     lf = _lf(v=["a", "b", "c"])
     rows = pl.Series("_row", [3, 1], dtype=pl.UInt32)
+
     def flags(r: pl.Series) -> list[bool]:
         return lf.with_columns(marked(r, "_row").alias("m")).collect()["m"].to_list()
 
