@@ -70,16 +70,16 @@ class TokenMemo:
             self._raw.discard(ctx)
 
 
-def _hmac_tokens(values: pl.Series, key_hex: str, prefix: str) -> pl.Series:
-    hashed = pl.col("v").chash.hmac_sha256(key=key_hex)  # type: ignore[attr-defined]
+def _hmac_tokens(values: pl.Series, key_hex: str, prefix: str, keyed: bool) -> pl.DataFrame:
+    """Tokens `t` of the values, and with `keyed` their 128-bit bodies `x` (what the vault
+    compares and sorts by), computed in the same pass."""
+    hashed = pl.col("v").chash.hmac_sha256(key=key_hex).str.slice(0, HMAC_HEX_CHARS)  # type: ignore[attr-defined]
+    cols = [(pl.lit(prefix) + hashed).alias("t")]
+    if keyed:
+        cols.append(hashed.str.to_integer(base=16, dtype=pl.UInt128).alias("x"))
     # Streaming: the column is cut into morsels hashed on every core (an eager select over
     # one chunk hashes on one thread). An elementwise select keeps the row order.
-    return (
-        pl.LazyFrame({"v": values})
-        .select((pl.lit(prefix) + hashed.str.slice(0, HMAC_HEX_CHARS)).alias("t"))
-        .collect(engine="streaming")
-        .to_series()
-    )
+    return pl.LazyFrame({"v": values}).select(cols).collect(engine="streaming")
 
 
 def vault_tokens(
@@ -93,26 +93,30 @@ def vault_tokens(
     """kv tokens over a whole Series, vectorised (polars-hash HMAC-SHA256); every pair minted
     is remembered so the vault can file it, except those `unheld` drops (the pairs the vault
     holds already: a steady refresh then carries no column of cleartext values and tokens
-    until the filing). A mostly distinct column is hashed row by row; a repetitive one (an id
-    in every transaction) once per distinct value, then remapped."""
+    until the filing). With `unheld` the pairs carry the tokens' bodies `x` too (computed
+    with the HMAC, on every core: the vault needs them to compare, sort and seal). A mostly
+    distinct column is hashed row by row; a repetitive one (an id in every transaction)
+    once per distinct value, then remapped."""
     s = s.cast(pl.String)
+    keyed = unheld is not None
     keep = unheld if unheld is not None else (lambda pairs: pairs)
     known = memo.get(ctx)
     if known is None:
         probe = s.slice(0, _PROBE).drop_nulls()
         if probe.len() == 0 or probe.n_unique() >= 0.5 * probe.len():
-            toks = _hmac_tokens(s, key_hex, prefix)
-            pairs = pl.DataFrame({"v": s, "t": toks}).drop_nulls()
+            hashed = _hmac_tokens(s, key_hex, prefix, keyed)
+            pairs = hashed.with_columns(v=s).select("v", pl.exclude("v")).drop_nulls()
             memo.add(ctx, keep(pairs), distinct=False)
-            return toks.rename(s.name)
+            return hashed["t"].rename(s.name)
         todo = s.drop_nulls().unique()
     else:
         uniq = pl.DataFrame({"v": s.drop_nulls().unique()})
         todo = uniq.join(known.select("v"), on="v", how="anti")["v"]
-    fresh = pl.DataFrame({"v": todo, "t": _hmac_tokens(todo, key_hex, prefix)})
+    fresh = _hmac_tokens(todo, key_hex, prefix, keyed).with_columns(v=todo)
+    fresh = fresh.select("v", pl.exclude("v"))
     if fresh.height:
         memo.add(ctx, keep(fresh))
-    table = fresh if known is None else pl.concat([known, fresh])
+    table = fresh if known is None else pl.concat([known.select(fresh.columns), fresh])
     return s.replace_strict(table["v"], table["t"], return_dtype=pl.String).rename(s.name)
 
 
@@ -161,19 +165,3 @@ def _siv_encrypt(values: pl.Series, siv: AESSIV, aad: list[bytes], prefix: str) 
         blobs = pl.Series([None if v is None else encrypt(v, aad) for v in chunk], dtype=pl.Binary)
         parts.append(pl.DataFrame({"b": blobs}).select(toks.alias("t"))["t"])
     return pl.concat(parts, rechunk=True)
-
-
-def encrypt_siv(pairs: pl.DataFrame, siv: AESSIV, aad_prefix: str) -> pl.DataFrame:
-    """(v, t) pairs -> vault entries (t, c = AES-SIV(v), associated data aad_prefix + t): one
-    call per entry, in slices so only a slice of Python objects is alive at once. Only
-    values the vault has never seen come here, so a steady refresh encrypts a handful."""
-    pairs = pairs.unique(subset="t", keep="first")
-    encrypt = siv.encrypt
-    parts = [pl.DataFrame(schema={"t": pl.String, "c": pl.Binary})]
-    for start in range(0, pairs.height, _SIV_SLICE):
-        chunk = pairs.slice(start, _SIV_SLICE)
-        vs = chunk["v"].cast(pl.Binary).to_list()
-        aads = chunk.select((pl.lit(aad_prefix) + pl.col("t")).cast(pl.Binary))
-        cs = [encrypt(v, [a]) for v, a in zip(vs, aads.to_series().to_list(), strict=True)]
-        parts.append(pl.DataFrame({"t": chunk["t"], "c": pl.Series(cs, dtype=pl.Binary)}))
-    return pl.concat(parts)

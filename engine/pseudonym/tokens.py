@@ -35,8 +35,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from engine.errors import KeyMaterialError, PolicyError
+from engine.pseudonym.blocks import Block, BlockCipher
 from engine.pseudonym.keyring import Keyring
-from engine.pseudonym.memo import TokenMemo, encrypt_siv, siv_tokens, vault_tokens
+from engine.pseudonym.memo import TokenMemo, siv_tokens, vault_tokens
 from engine.pseudonym.normalise import normalise_expr
 from engine.pseudonym.vault import Vault, VaultWrite, not_held, token_key
 
@@ -172,13 +173,16 @@ class Pseudonymiser:
 
             def unheld(pairs: pl.DataFrame) -> pl.DataFrame:
                 # What the vault holds needs no filing (flush checks again under its lock).
+                # The pairs keep their bodies `x`: the filing sorts and seals by them.
                 if vault is None or pairs.height == 0:
                     return pairs
-                keyed = pairs.with_columns(token_key())
-                return not_held(keyed, vault.keys(ctx, version)).select("v", "t")
+                return not_held(pairs, vault.keys(ctx, version))
+
+            # Without a vault nothing is filed: no bodies, no anti-join.
+            check = unheld if vault is not None else None
 
             def tokens(s: pl.Series) -> pl.Series:
-                return vault_tokens(s, key_hex, prefix, memo, ctx, unheld)
+                return vault_tokens(s, key_hex, prefix, memo, ctx, check)
 
             return value.map_batches(tokens, return_dtype=pl.String).alias(column)
         siv = AESSIV(self._keyring.derive(KYC, ctx, self.version, length=64))
@@ -199,8 +203,9 @@ class Pseudonymiser:
 
     def flush(self, used: Mapping[str, pl.Series] | None = None) -> list[VaultWrite]:
         """File every kv token minted since the last flush in the vault: values the vault
-        has never seen are encrypted (AES-SIV, once each) and appended as one new segment per
-        key context; tokens it holds already cost an anti-join, nothing else. Call it before
+        has never seen are encrypted (AES-SIV, once per block of entries, blocks.py) and
+        appended as one new segment per key context; tokens it holds already cost an
+        anti-join, nothing else. Call it before
         publishing anything that carries the tokens (a published token must re-identify).
 
         `used` (key context -> the tokens the output carries) files only those: enforcement
@@ -217,7 +222,7 @@ class Pseudonymiser:
             if used is not None and ctx not in used:
                 self._memo.filed(ctx)  # nothing published carries this context's tokens
                 continue
-            table = minted.with_columns(token_key())
+            table = minted if "x" in minted.columns else minted.with_columns(token_key())
             # A column tokenised once, on the rows it publishes (an identifier of the subjects
             # source), publishes exactly the pairs minted, in order: nothing to filter.
             # Otherwise tokens are compared as their 128-bit bodies (`x`): every minted token
@@ -230,12 +235,16 @@ class Pseudonymiser:
                 table = table.filter(pl.col("x").is_in(wanted.implode()))
             if table.height:  # pairs the vault held when minted were not kept (`unheld`)
                 table = not_held(table, self.vault.keys(ctx, self.version))
-            new = table.select("v", "t")
-            siv = AESSIV(self._keyring.derive(KYC_VAULT, ctx, self.version, length=64))
-            cipher = encrypt_siv(new, siv, vault_aad(ctx, self.version, "").decode())
-            writes.append(self.vault.append(ctx, self.version, cipher))
+            cipher = self.vault_cipher(ctx, self.version)
+            writes.append(self.vault.append(ctx, self.version, table.select("v", "x"), cipher))
             self._memo.filed(ctx)
         return writes
+
+    def vault_cipher(self, column: str, version: int) -> BlockCipher:
+        """Seals and opens the vault blocks of (column, version): AES-SIV under the vault
+        key, the key per-entry (v1) ciphertexts use. Holds key material."""
+        siv = AESSIV(self._keyring.derive(KYC_VAULT, column, version, length=64))
+        return BlockCipher(siv, column, version)
 
     def forget(self, values: list[str], column: str, normaliser: str | None = None) -> list[str]:
         """The kv tokens of these values under every key version of the keyring (what
@@ -268,6 +277,7 @@ class Pseudonymiser:
         )
         out: list[str] = []
         ciphers: dict[tuple[str, int], AESSIV] = {}
+        opened: dict[int, dict[int, bytes]] = {}  # id(Block) -> body -> value
         for i, (tok, p) in enumerate(zip(tokens, parsed, strict=True)):
             domain = KYC_VAULT if p.scheme == VAULT else KYC
             siv = ciphers.get((domain, p.version))
@@ -276,30 +286,49 @@ class Pseudonymiser:
                 ciphers[(domain, p.version)] = siv
             try:
                 if p.scheme == VAULT:
-                    blob = held.get(tok)
-                    if blob is None:
+                    sealed = held.get(tok)
+                    if sealed is None:
                         raise KeyMaterialError(
                             f"token #{i + 1} is not in the token vault for column '{column}' "
                             "(erased, minted for another column, or never filed)"
                         )
-                    value = siv.decrypt(blob, [vault_aad(column, p.version, tok)])
+                    if isinstance(sealed, Block):
+                        value = self._open_block(sealed, siv, column, p.version, opened)[
+                            int(p.body, 16)
+                        ]
+                    else:
+                        value = siv.decrypt(sealed, [vault_aad(column, p.version, tok)])
                     self._check_binding(tok, value, column, p.version, i)
                 else:
                     value = siv.decrypt(_unb64(p.body), [_aad(column, p.version)])
                 out.append(value.decode("utf-8"))
-            except (InvalidTag, ValueError):
+            except (InvalidTag, ValueError, KeyError):
                 raise KeyMaterialError(
                     f"token #{i + 1} failed authentication for column '{column}' "
                     "(wrong key, wrong column or altered token)"
                 ) from None
         return out
 
-    def _vault_entries(self, wanted: list[tuple[str, int]], column: str) -> dict[str, bytes]:
+    @staticmethod
+    def _open_block(
+        block: Block, siv: AESSIV, column: str, version: int, opened: dict[int, dict[int, bytes]]
+    ) -> dict[int, bytes]:
+        # One decryption per block, however many of its tokens the call asks for.
+        values = opened.get(id(block))
+        if values is None:
+            plain = BlockCipher(siv, column, version).open(block)
+            values = dict(zip(block.x.to_list(), plain, strict=True))
+            opened[id(block)] = values
+        return values
+
+    def _vault_entries(
+        self, wanted: list[tuple[str, int]], column: str
+    ) -> dict[str, bytes | Block]:
         if not wanted:
             return {}
         if self.vault is None:
             raise KeyMaterialError("kv tokens re-identify through the token vault: none is set")
-        held: dict[str, bytes] = {}
+        held: dict[str, bytes | Block] = {}
         for v in sorted({v for _, v in wanted}):
             self._keyring.derive(KYC_VAULT, column, v)  # an unknown version refuses here
             held.update(self.vault.lookup(column, v, [t for t, tv in wanted if tv == v]))

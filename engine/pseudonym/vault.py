@@ -5,9 +5,11 @@ tokens.py): it cannot be reversed. What makes it re-identifiable is this vault, 
 per (key context, key version):
 
     <workspace>/vault/kyc/<context>/v<version>/
-        MANIFEST.json             {"format": "pgov-vault/1", "segments": [names]}
-        seg-<sha256[:24]>.parquet columns t (token, String) and c (AES-SIV ciphertext,
-                                  Binary), sorted by t; named by its own digest
+        MANIFEST.json             {"format": "pgov-vault/2", "segments": [names]}
+        seg-<sha256[:24]>.parquet the entries, sorted by token, named by the file's digest:
+                                  v2, blocks of entries sealed by one AES-SIV call each
+                                  (segments.py, blocks.py); v1 (written before 2026-12-01),
+                                  one ciphertext per entry, still read, merged and erased
         .lock                     flock: one writer at a time (the kernel drops it on kill -9)
 
 Segments are immutable; only the manifest says which are live. A write (append of new
@@ -27,10 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
-import secrets
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,20 +38,30 @@ import polars as pl
 import structlog
 from filelock import FileLock
 
-from engine.errors import StorageError, VerificationFailed, storage_error
+from engine.errors import VerificationFailed, storage_error
+from engine.pseudonym.blocks import SEALED, BlockCipher
+from engine.pseudonym.segments import Sealed, erase_rows, find, read_rows, rows_v2
+from engine.pseudonym.vault_files import (
+    MANIFEST,
+    crash_point,
+    fsync_dir,
+    write_manifest,
+    write_segment,
+)
 from engine.workspace import Workspace
 
 log = structlog.get_logger(__name__)
 
-FORMAT = "pgov-vault/1"
-MANIFEST = "MANIFEST.json"
+FORMAT = "pgov-vault/2"  # what every write leaves; a v1 store is read as is
+FORMATS = ("pgov-vault/1", FORMAT)
 _SEG_RE = re.compile(r"^seg-[0-9a-f]{24}\.parquet$")
+_KV_RE = re.compile(r"^kv[1-9][0-9]{0,8}\.[0-9a-f]{32}$")
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
 # A vault with more segments than this merges its small ones at the next append: every
 # anti-join reads every segment, and many small files cost more than one larger one.
 MAX_SEGMENTS = 8
 _RETRIES = 5
-SCHEMA = {"t": pl.String, "c": pl.Binary, "x": pl.UInt128}
+SCHEMA = {"t": pl.String, "c": pl.Binary, "x": pl.UInt128, "b": pl.UInt32}
 
 
 def token_key(col: str = "t") -> pl.Expr:
@@ -96,33 +105,16 @@ def _context_dir_name(context: str) -> str:
     )
 
 
-def _crash_point(stage: str) -> None:
-    """Test hook: PGOV_CRASH_AT=<stage> kills this process here with SIGKILL (kill -9)."""
-    if os.environ.get("PGOV_CRASH_AT") == stage:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _sorted_unique(entries: pl.DataFrame) -> pl.DataFrame:
-    """One row per token, in token order, so equal content gives byte-identical segments."""
+    """One row per token, in token order, so equal content gives byte-identical segments
+    (sorted, then each row unlike the one before: cheaper than a hash unique first)."""
     keyed = entries if "x" in entries.columns else entries.with_columns(token_key())
-    return keyed.select("t", "c", "x").unique(subset="x").sort("x")
+    ordered = keyed.sort("x")
+    return ordered.filter(pl.col("x").ne_missing(pl.col("x").shift(1)))
+
+
+def _prefix(version: int) -> str:
+    return f"kv{int(version)}."
 
 
 class Vault:
@@ -159,8 +151,8 @@ class Vault:
         except (OSError, ValueError) as exc:
             raise VerificationFailed(f"{d / MANIFEST}: unreadable vault manifest ({exc})") from None
         segs = doc.get("segments") if isinstance(doc, dict) else None
-        if doc.get("format") != FORMAT or not isinstance(segs, list):
-            raise VerificationFailed(f"{d / MANIFEST}: not a {FORMAT} manifest")
+        if doc.get("format") not in FORMATS or not isinstance(segs, list):
+            raise VerificationFailed(f"{d / MANIFEST}: not a pgov-vault/1 or /2 manifest")
         if not all(isinstance(s, str) and _SEG_RE.fullmatch(s) for s in segs):
             raise VerificationFailed(f"{d / MANIFEST}: a segment name is malformed")
         return list(segs)
@@ -175,14 +167,16 @@ class Vault:
         *,
         dedupe: bool = True,
     ) -> pl.DataFrame:
-        """Every live entry of one store (duplicates across segments removed), unsorted."""
+        """Every live entry of one store (duplicates across segments removed), unsorted.
+        Columns: t, c, x, b (segments.py: c is per entry where b is null, else the block's
+        ciphertext on its first row)."""
         d = self.directory(context, version)
         for _ in range(_RETRIES):
             segs = self._manifest(d)
             if not segs:
                 return pl.DataFrame(schema={c: SCHEMA[c] for c in columns})
             try:
-                df = pl.concat([pl.read_parquet(d / s, columns=list(columns)) for s in segs])
+                df = pl.concat([read_rows(d / s, columns, _prefix(version)) for s in segs])
             except FileNotFoundError:
                 continue  # a writer replaced a segment between our manifest read and now
             return df.unique(subset="t") if dedupe and len(segs) > 1 and "t" in columns else df
@@ -195,36 +189,37 @@ class Vault:
         """`x` of every held token: what a refresh compares its tokens against."""
         return self.read(context, version, ("x",), dedupe=False)
 
-    def lookup(self, context: str, version: int, tokens: list[str]) -> dict[str, bytes]:
-        """token -> ciphertext for the tokens held; absent tokens are simply not in the result."""
+    def lookup(self, context: str, version: int, tokens: list[str]) -> dict[str, Sealed]:
+        """token -> its sealed entry (a per-entry ciphertext, or the Block holding it) for
+        the tokens held; absent tokens are simply not in the result."""
         d = self.directory(context, version)
-        wanted = pl.Series("t", sorted(set(tokens)), dtype=pl.String)
+        mine = sorted({t for t in tokens if _KV_RE.fullmatch(t) and t.startswith(_prefix(version))})
+        wanted = pl.DataFrame({"t": pl.Series(mine, dtype=pl.String)}).with_columns(token_key())
         for _ in range(_RETRIES):
             segs = self._manifest(d)
             try:
-                parts = [
-                    pl.scan_parquet(d / s).filter(pl.col("t").is_in(wanted.implode())).collect()
-                    for s in segs
-                ]
+                found = [find(d / s, wanted) for s in segs] if mine else []
             except FileNotFoundError:
                 continue
-            return {
-                str(t): bytes(c)
-                for df in parts
-                for t, c in zip(df["t"].to_list(), df["c"].to_list(), strict=True)
-            }
+            return {t: sealed for part in found for t, sealed in part.items()}
         raise VerificationFailed(f"{d}: the vault kept changing while it was read")
 
     def digest(self, context: str, version: int) -> str:
-        """sha256 over the store's entries in token order: equal for equal content however
-        the entries are split into segments (so two runs compare whatever their timing)."""
-        df = self.read(context, version).sort("t")
+        """sha256 over the store's entries in token order, a line each: `t:<hex of c>` for
+        an entry with its own ciphertext (v1), `t` for an entry in a sealed block (whose
+        ciphertext depends on which entries were filed together, not on the content; the
+        token determines the value under the key, and the block authenticates when it is
+        opened). Equal for equal content however the entries are split into segments."""
+        df = self.read(context, version, ("t", "c", "b")).sort("t")
+        line = (
+            pl.when(pl.col("b").is_null())
+            .then(pl.concat_str(pl.col("t"), pl.col("c").bin.encode("hex"), separator=":"))
+            .otherwise(pl.col("t"))
+        )
         h = hashlib.sha256()
         step = 1_000_000
         for start in range(0, df.height, step):
-            part = df.slice(start, step).select(
-                pl.concat_str(pl.col("t"), pl.col("c").bin.encode("hex"), separator=":")
-            )
+            part = df.slice(start, step).select(line)
             h.update(part.to_series().str.join("\n").item().encode("ascii"))
             h.update(b"\n")
         return h.hexdigest()
@@ -255,48 +250,18 @@ class Vault:
                 with contextlib.suppress(OSError):
                     p.unlink()
 
-    def _write_segment(self, d: Path, df: pl.DataFrame) -> tuple[str, str]:
-        tmp = d / f".seg-{secrets.token_hex(6)}.tmp"
-        try:
-            with tmp.open("wb") as fh:
-                # lz4: ciphertexts do not compress, and zstd costs twice the time for the
-                # tokens' hex.
-                df.write_parquet(fh, compression="lz4", statistics=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            digest = _sha256(tmp)
-            name = f"seg-{digest[:24]}.parquet"
-            _crash_point("vault_segment_temp")
-            os.replace(tmp, d / name)
-            _fsync_dir(d)
-        except BaseException as exc:
-            _discard(tmp, exc)
-            raise
-        return name, digest
-
-    def _write_manifest(self, d: Path, segments: list[str]) -> None:
-        tmp = d / f".{MANIFEST}.{secrets.token_hex(6)}.tmp"
-        body = json.dumps({"format": FORMAT, "segments": sorted(segments)}, indent=1) + "\n"
-        try:
-            with tmp.open("wb") as fh:
-                fh.write(body.encode("ascii"))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, d / MANIFEST)
-            _fsync_dir(d)
-        except BaseException as exc:
-            _discard(tmp, exc)
-            raise
-
-    def append(self, context: str, version: int, entries: pl.DataFrame) -> VaultWrite:
-        """Add entries (t, c) whose tokens the store does not hold yet; idempotent.
+    def append(
+        self, context: str, version: int, entries: pl.DataFrame, cipher: BlockCipher
+    ) -> VaultWrite:
+        """File entries (v: value, x: token body) whose tokens the store does not hold yet,
+        sealed in blocks by `cipher`; idempotent.
 
         The caller filtered against a snapshot of the store; another writer (a refresh of
         another jurisdiction) may have added some of the same tokens since, so the filter is
-        repeated under the lock against the live store before anything is written.
+        repeated under the lock against the live store, and only then are blocks sealed
+        (their boundaries depend on exactly which entries are filed).
         """
-        entries = entries.select(pl.col("t").cast(pl.String), pl.col("c").cast(pl.Binary))
-        entries = entries.with_columns(token_key())
+        entries = entries.select(pl.col("v").cast(pl.String), pl.col("x"))
         with self._locked(context, version) as d:
             segs = self._manifest(d)
             if segs and entries.height:
@@ -304,10 +269,10 @@ class Vault:
             entries = _sorted_unique(entries)
             if entries.height == 0:
                 return VaultWrite(context, version, segments=len(segs))
-            name, digest = self._write_segment(d, entries)
-            _crash_point("vault_before_manifest")
+            name, digest = write_segment(d, cipher.seal(entries))
+            crash_point("vault_before_manifest")
             live = [*segs, name]
-            self._write_manifest(d, live)
+            write_manifest(d, FORMAT, live)
             live = self._merge_small(d, live)
         log.info("vault.appended", version=version, added=entries.height, segments=len(live))
         return VaultWrite(
@@ -320,56 +285,65 @@ class Vault:
         )
 
     def _merge_small(self, d: Path, live: list[str]) -> list[str]:
+        """Merge all but the largest segment into one, blocks kept sealed as they are (no key
+        needed): block numbers are renumbered so each stays distinct in the merged file."""
         if len(live) <= MAX_SEGMENTS:
             return live
         sizes = sorted(live, key=lambda s: ((d / s).stat().st_size, s))
         small, keep = sizes[:-1], sizes[-1:]
-        merged = _sorted_unique(pl.concat([pl.read_parquet(d / s) for s in small]))
-        name, _ = self._write_segment(d, merged)
+        parts, base = [], 0
+        for s in small:
+            rows = rows_v2(d / s)
+            parts.append(rows.with_columns(pl.col("b") + base))
+            top = rows["b"].max()
+            base += 0 if top is None else int(top) + 1  # type: ignore[arg-type]
+        # Tokens are unique across segments (append filters under the lock), so no row of a
+        # block is ever dropped here: a block with a row missing would not open.
+        merged = pl.concat(parts).cast(SEALED).sort("x")  # type: ignore[arg-type]
+        name, _ = write_segment(d, merged)
         out = [*keep, name]
-        self._write_manifest(d, out)
+        write_manifest(d, FORMAT, out)
         for s in small:
             with contextlib.suppress(OSError):
                 (d / s).unlink()
         return out
 
-    def erase(self, context: str, version: int, tokens: pl.Series) -> VaultWrite:
+    def erase(
+        self,
+        context: str,
+        version: int,
+        tokens: pl.Series,
+        cipher: BlockCipher | None = None,
+    ) -> VaultWrite:
         """Remove the entries of these tokens (a subject's erasure): every segment holding
-        one is rewritten without it, the manifest swapped, then the old segment unlinked.
+        one is rewritten without it (a sealed block holding one is opened and sealed again
+        by `cipher` without it), the manifest swapped, then the old segment unlinked.
         Returns how many entries were removed."""
-        wanted = pl.DataFrame({"t": tokens.cast(pl.String).drop_nulls().unique()})
-        if wanted.height == 0 or not self.directory(context, version).is_dir():
+        toks = tokens.cast(pl.String).drop_nulls().unique()
+        toks = toks.filter(toks.str.contains(_KV_RE.pattern))
+        if toks.len() == 0 or not self.directory(context, version).is_dir():
             return VaultWrite(context, version)
+        wanted = toks.to_frame("t").select(token_key()).to_series()
         removed = 0
         with self._locked(context, version) as d:
             live = self._manifest(d)
             replaced: list[str] = []
             out: list[str] = []
             for s in live:
-                seg = pl.read_parquet(d / s)
-                rest = seg.join(wanted, on="t", how="anti")
-                if rest.height == seg.height:
+                rest, gone = erase_rows(rows_v2(d / s), wanted, cipher)
+                if not gone:
                     out.append(s)
                     continue
-                removed += seg.height - rest.height
+                removed += gone
                 replaced.append(s)
                 if rest.height:
-                    out.append(self._write_segment(d, rest)[0])
+                    out.append(write_segment(d, rest)[0])
             if replaced:
-                self._write_manifest(d, out)
-                _crash_point("vault_erase_before_unlink")
+                write_manifest(d, FORMAT, out)
+                crash_point("vault_erase_before_unlink")
                 for s in replaced:
                     with contextlib.suppress(OSError):
                         (d / s).unlink()
-                _fsync_dir(d)
+                fsync_dir(d)
         log.info("vault.erased", version=version, erased=removed)
         return VaultWrite(context, version, erased=removed, segments=len(out))
-
-
-def _discard(tmp: Path, exc: BaseException) -> None:
-    """A write failed: its temp file goes, and a full disk or I/O error becomes exit 9."""
-    with contextlib.suppress(OSError):
-        tmp.unlink()
-    err = storage_error(exc)
-    if isinstance(err, StorageError):
-        raise err from None

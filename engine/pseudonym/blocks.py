@@ -1,0 +1,153 @@
+"""Sealed blocks of the token vault (format pgov-vault/2): one AES-SIV call per block of
+entries instead of one per entry.
+
+A block is up to BLOCK entries of one store, consecutive in token order:
+
+    plaintext        the n values' UTF-8 byte lengths (uint32, little-endian), then the n
+                     values' bytes, both in token order
+    ciphertext       AES-SIV under the store's vault key (HKDF `kyc_vault|<column>|<version>`,
+                     the key per-entry ciphertexts use), associated data the four components
+                     "kyc_vault_block", <column>, <version>, sha256(the n tokens' 128-bit
+                     bodies, 16 bytes big-endian each, in token order)
+
+So a block opens only for its column, key version and exact list of tokens: a block moved
+under other tokens, a token moved into another block, two blocks' ciphertexts swapped or a
+flipped byte all fail authentication. The components are passed to AES-SIV as a vector
+(S2V keeps them apart), so no choice of column name makes two different lists collide, and
+the label keeps a block from ever opening as a per-entry ciphertext or the reverse.
+
+Sealing is vectorised but for one library call per block: the lengths and bytes come out of
+the Arrow buffers of the sorted values, the token digests out of the integer bodies. Holds
+cleartext values only for the call; nothing here logs or raises with a value or a token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
+# Entries per block. Reading one token decrypts its whole block (~16k values, a few hundred
+# KiB: under a millisecond); sealing costs one call per block, so past a few thousand
+# entries the per-call overhead no longer matters (measured in docs/keys.md).
+BLOCK = 16_384
+LABEL = b"kyc_vault_block"
+_TWO64 = 2**64
+SEALED = {"x": pl.UInt128, "b": pl.UInt32, "c": pl.Binary}
+
+
+@dataclass(frozen=True, eq=False)
+class Block:
+    """One sealed block as read from a segment: its tokens' bodies in token order, and the
+    ciphertext (empty when the segment does not hold exactly one for the block, which then
+    fails authentication like any other alteration)."""
+
+    x: pl.Series
+    cipher: bytes
+
+
+def x_bytes(x: pl.Series) -> bytes:
+    """128-bit token bodies as 16 bytes big-endian each, in order (what a block's
+    associated data digests)."""
+    two64 = pl.lit(_TWO64, dtype=pl.UInt128)
+    halves = (
+        x.rename("x")
+        .to_frame()
+        .select(
+            (pl.col("x") // two64).cast(pl.UInt64).alias("hi"),
+            (pl.col("x") % two64).cast(pl.UInt64).alias("lo"),
+        )
+    )
+    out = np.empty((x.len(), 2), dtype=">u8")
+    out[:, 0] = halves["hi"].to_numpy()
+    out[:, 1] = halves["lo"].to_numpy()
+    return out.tobytes()
+
+
+def tokens_from_x(x: pl.Series, prefix: str) -> pl.Series:
+    """kv tokens from their bodies: prefix + 32 lower-case hex digits (what a v2 segment
+    leaves out: within one store the token is its prefix and its body)."""
+    import pyarrow as pa
+
+    raw = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(16), x.len(), [None, pa.py_buffer(x_bytes(x))]
+    )
+    hexed = pl.Series("t", raw, dtype=pl.Binary).bin.encode("hex")
+    return (prefix + hexed).rename("t")
+
+
+def _utf8_buffers(values: pl.Series) -> tuple[np.ndarray, memoryview]:
+    """Offsets and data of a String column's UTF-8 bytes (one contiguous copy)."""
+    arr = values.to_arrow()
+    if hasattr(arr, "combine_chunks"):
+        arr = arr.combine_chunks()
+    if str(arr.type) == "string_view":
+        import pyarrow as pa
+
+        arr = arr.cast(pa.large_string())
+    _, offsets, data = arr.buffers()
+    wide = np.int64 if str(arr.type) == "large_string" else np.int32
+    offs = np.frombuffer(offsets, dtype=wide)[arr.offset : arr.offset + len(arr) + 1]
+    return offs.astype(np.int64), memoryview(data) if data is not None else memoryview(b"")
+
+
+class BlockCipher:
+    """Seals and opens the blocks of one store (column, key version)."""
+
+    def __init__(self, siv: AESSIV, column: str, version: int, size: int | None = None) -> None:
+        self._siv = siv
+        self._head = [LABEL, column.encode("utf-8"), str(int(version)).encode("ascii")]
+        self.size = size or BLOCK
+
+    def __repr__(self) -> str:
+        return f"BlockCipher(size={self.size})"
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        raise TypeError("BlockCipher holds key material and cannot be serialised")
+
+    def _aad(self, xb: bytes) -> list[bytes]:
+        return [*self._head, hashlib.sha256(xb).digest()]
+
+    def seal(self, entries: pl.DataFrame) -> pl.DataFrame:
+        """Entries (v: String, x: UInt128), sorted by x and unique -> segment rows (x, b, c):
+        block b = row // size; c the block's ciphertext on its first (smallest) row, null on
+        the others. Equal entries give equal rows, byte for byte."""
+        n = entries.height
+        if n == 0:
+            return pl.DataFrame(schema=SEALED)
+        offs, data = _utf8_buffers(entries["v"].cast(pl.String))
+        lens = np.diff(offs).astype("<u4")
+        xb = x_bytes(entries["x"])
+        encrypt, size = self._siv.encrypt, self.size
+        sealed = []
+        for a in range(0, n, size):
+            b = min(a + size, n)
+            plain = lens[a:b].tobytes() + data[offs[a] : offs[b]]
+            sealed.append(encrypt(plain, self._aad(xb[16 * a : 16 * b])))
+        firsts = pl.Series(np.arange(0, n, size, dtype=np.int64))
+        c = pl.repeat(None, n, dtype=pl.Binary, eager=True).scatter(
+            firsts, pl.Series(sealed, dtype=pl.Binary)
+        )
+        return pl.DataFrame(
+            {
+                "x": entries["x"],
+                "b": pl.int_range(0, n, eager=True, dtype=pl.UInt32) // size,
+                "c": c,
+            }
+        )
+
+    def open(self, block: Block) -> list[bytes]:
+        """The block's values, aligned with block.x. Raises InvalidTag (altered, moved or
+        foreign block) or ValueError (a malformed plaintext, which authentication makes
+        impossible short of a bug)."""
+        plain = self._siv.decrypt(block.cipher, self._aad(x_bytes(block.x)))
+        n = block.x.len()
+        lens = np.frombuffer(plain, dtype="<u4", count=n).astype(np.int64)
+        ends = 4 * n + np.cumsum(lens)
+        if n and int(ends[-1]) != len(plain):
+            raise ValueError("malformed vault block")
+        starts = ends - lens
+        return [plain[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
