@@ -58,7 +58,7 @@ def x_bytes(x: pl.Series) -> bytes:
         .to_frame()
         .select(
             (pl.col("x") // two64).cast(pl.UInt64).alias("hi"),
-            (pl.col("x") % two64).cast(pl.UInt64).alias("lo"),
+            pl.col("x").cast(pl.UInt64, wrap_numerical=True).alias("lo"),
         )
     )
     out = np.empty((x.len(), 2), dtype=">u8")
