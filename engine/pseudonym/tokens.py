@@ -205,8 +205,8 @@ class Pseudonymiser:
         """File every kv token minted since the last flush in the vault: values the vault
         has never seen are encrypted (AES-SIV, once per block of entries, blocks.py) and
         appended as one new segment per key context; tokens it holds already cost an
-        anti-join, nothing else. Call it before
-        publishing anything that carries the tokens (a published token must re-identify).
+        anti-join, nothing else. Call it before publishing anything that carries the
+        tokens (a published token must re-identify).
 
         `used` (key context -> the tokens the output carries) files only those: enforcement
         mints a token for every subject, and a subject the version excluded (erasure, consent)

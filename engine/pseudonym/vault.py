@@ -111,8 +111,9 @@ def _sorted_unique(entries: pl.DataFrame) -> pl.DataFrame:
 
     Sorting the values of one UInt128 column costs under half an arg-sort of it, so the
     rows are ordered by sorting (high 64 bits of x, row number) packed in one integer; when
-    two distinct tokens share their high 64 bits (about 1 in 10^5 stores of 10M) that order
-    may not be token order, which the check sees, and a full sort decides. Then each row
+    two distinct tokens share their high 64 bits (a chance of about 3 in a million for 10M
+    tokens) that order may not be token order, which the check sees, and a full sort
+    decides. Then each row
     unlike the one before is kept (cheaper than a hash unique)."""
     keyed = entries if "x" in entries.columns else entries.with_columns(token_key())
     # One chunk first: a gather over the streaming HMAC's morsels costs three times more.
