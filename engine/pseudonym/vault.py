@@ -334,7 +334,10 @@ class Vault:
         by `cipher` without it), the manifest swapped, then the old segment unlinked.
         Returns how many entries were removed."""
         toks = tokens.cast(pl.String).drop_nulls().unique()
-        toks = toks.filter(toks.str.contains(_KV_RE.pattern))
+        # Only this store's tokens: a body is unique within one key version, not across.
+        toks = toks.filter(
+            toks.str.contains(_KV_RE.pattern) & toks.str.starts_with(_prefix(version))
+        )
         if toks.len() == 0 or not self.directory(context, version).is_dir():
             return VaultWrite(context, version)
         wanted = toks.to_frame("t").select(token_key()).to_series()
