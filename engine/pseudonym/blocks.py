@@ -49,9 +49,9 @@ class Block:
     cipher: bytes
 
 
-def x_bytes(x: pl.Series) -> bytes:
+def x_bytes(x: pl.Series) -> np.ndarray:
     """128-bit token bodies as 16 bytes big-endian each, in order (what a block's
-    associated data digests)."""
+    associated data digests), as a flat uint8 array: slices of it hash without a copy."""
     two64 = pl.lit(_TWO64, dtype=pl.UInt128)
     halves = (
         x.rename("x")
@@ -64,7 +64,7 @@ def x_bytes(x: pl.Series) -> bytes:
     out = np.empty((x.len(), 2), dtype=">u8")
     out[:, 0] = halves["hi"].to_numpy()
     out[:, 1] = halves["lo"].to_numpy()
-    return out.tobytes()
+    return out.reshape(-1).view(np.uint8)
 
 
 def tokens_from_x(x: pl.Series, prefix: str) -> pl.Series:
@@ -108,8 +108,8 @@ class BlockCipher:
     def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("BlockCipher holds key material and cannot be serialised")
 
-    def _aad(self, xb: bytes) -> list[bytes]:
-        return [*self._head, hashlib.sha256(xb).digest()]
+    def _aad(self, xb: np.ndarray) -> list[bytes]:
+        return [*self._head, hashlib.sha256(xb.data).digest()]
 
     def seal(self, entries: pl.DataFrame) -> pl.DataFrame:
         """Entries (v: String, x: UInt128), sorted by x and unique -> segment rows (x, b, c):
