@@ -27,8 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Rows of the distance matrix per block: 1,000 x 5,000 float64 = 40 MB.
+# Rows per block of the silhouette sum (the order the per-row terms are added in).
 BLOCK = 1_000
+# Rows of the distance matrix computed at a time: 125 x 5,000 float64 = 5 MB, which the
+# in-place passes of _to_distances find in cache (a 40 MB block went to memory on each of its
+# five passes: 0.16 -> 0.12 CPU s for five candidates). Every distance and per-row sum is the
+# same number whatever the block (one row's dot products and sums never span two blocks).
+DIST_BLOCK = 125
 # rescore() is worth it while the rows that changed cluster are a minority; beyond this share
 # of the scored rows a full pass costs about as much (and is then made instead).
 RESCORE_MAX_MOVED = 0.25
@@ -106,12 +111,12 @@ def scored(
         onehot[np.arange(n), off + c] = 1.0
     sq = np.einsum("ij,ij->i", z, z)
     z_t = np.ascontiguousarray(z.T)
-    # Reused buffer: a fresh 40 MB array per block goes back to the OS when freed, and the
+    # Reused buffer: a fresh array per block goes back to the OS when freed, and the
     # page faults of the next one cost more than the arithmetic (measured 4x per block).
-    buf = np.empty((min(BLOCK, n), n))
+    buf = np.empty((min(DIST_BLOCK, n), n))
     all_sums = np.empty((n, onehot.shape[1]))
-    for start in range(0, n, BLOCK):
-        block = z[start : start + BLOCK]
+    for start in range(0, n, DIST_BLOCK):
+        block = z[start : start + DIST_BLOCK]
         m = len(block)
         d = buf[:m]
         np.matmul(block, z_t, out=d)
