@@ -66,16 +66,22 @@ def informative(features: FeatureFrame, columns: list[str]) -> tuple[list[str], 
     dropped: dict[str, str] = {}
     for c in columns:
         col = features.frame[c].cast(pl.Float64)
-        distinct = col.n_unique()
         mean = float(col.mean() or 0.0)  # type: ignore[arg-type]
         std = float(col.std(ddof=0) or 0.0)  # type: ignore[arg-type]
-        if distinct < 2:
+        if not _two_values(col) and col.n_unique() < 2:
             dropped[c] = "constant: a single value for every customer"
         elif std <= NEAR_CONSTANT_RTOL * max(1.0, abs(mean)):
             dropped[c] = f"near-constant: std {std:.3g} <= {NEAR_CONSTANT_RTOL:g} x max(1, |mean|)"
         else:
             kept.append(c)
     return kept, dropped
+
+
+def _two_values(col: pl.Series) -> bool:
+    """True when the column surely holds two distinct values: a minimum below its maximum
+    (a comparison pass, where n_unique hashes every value). False means: ask n_unique."""
+    low, high = col.min(), col.max()
+    return low is not None and high is not None and low < high  # type: ignore[operator]
 
 
 def sample_indices(n: int, size: int, seed: int) -> np.ndarray:
