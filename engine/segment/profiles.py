@@ -51,9 +51,15 @@ def _r(x: float | None, digits: int = 6) -> float:
     return round(float(x), digits)
 
 
-def population(features: FeatureFrame) -> Population:
+def feature_values(features: FeatureFrame) -> np.ndarray:
+    """The cluster features as one float64 matrix (population and centroids share it)."""
+    return features.frame.select(features.features).to_numpy().astype(np.float64)
+
+
+def population(features: FeatureFrame, matrix: np.ndarray | None = None) -> Population:
     # numpy's pairwise sum over one contiguous column is fixed-order; see grouped.py.
-    matrix = features.frame.select(features.features).to_numpy().astype(np.float64)
+    if matrix is None:
+        matrix = feature_values(features)
     with np.errstate(invalid="ignore"):
         mean = np.nanmean(matrix, axis=0) if matrix.size else np.zeros(len(features.features))
         std = np.nanstd(matrix, axis=0) if matrix.size else np.zeros(len(features.features))
@@ -168,22 +174,21 @@ def unique_names(candidates: list[tuple[list[str], str]]) -> list[str]:
 
 
 def _customer_outcomes(
-    assignments: pl.DataFrame, features: FeatureFrame
+    labelled: pl.DataFrame, features: FeatureFrame
 ) -> tuple[pl.DataFrame, list[str]]:
     """Per customer: persona_id and one column per declared KPI/outcome (null = not
-    observed). Boolean outcomes become 0/1 so their mean is the rate."""
-    kpis = sorted(k for k in features.kpis if k in features.frame.columns)
-    if not kpis:
-        return assignments.select(KEY, "persona_id"), []
-    values = features.frame.select(KEY, *[pl.col(k).cast(pl.Float64) for k in kpis])
-    return assignments.select(KEY, "persona_id").join(values, on=KEY, how="left"), kpis
+    observed). Boolean outcomes become 0/1 so their mean is the rate. `labelled` is the
+    feature frame with a persona_id column: its rows are the customers (one each), so the
+    KPIs are read in place rather than joined back on the token."""
+    kpis = sorted(k for k in features.kpis if k in labelled.columns)
+    return labelled.select(KEY, "persona_id", *[pl.col(k).cast(pl.Float64) for k in kpis]), kpis
 
 
 KpiIntervals = dict[int, dict[str, list[float] | None]]
 
 
 def persona_kpis(
-    assignments: pl.DataFrame,
+    labelled: pl.DataFrame,
     features: FeatureFrame,
     governed: GovernedFrames | None,
     k: int,
@@ -197,7 +202,7 @@ def persona_kpis(
     (mean ± 1.96 s/√n, s the sample standard deviation), computed from per-persona sums of
     values and of squares in a fixed order (np.bincount), so it is reproducible.
     """
-    per_customer, kpis = _customer_outcomes(assignments, features)
+    per_customer, kpis = _customer_outcomes(labelled, features)
     if not kpis:
         return {}, {}, []
     labels = per_customer["persona_id"].to_numpy()
@@ -293,10 +298,11 @@ def build_profiles(
     stability: dict[int, float] | None = None,
 ) -> tuple[list[PersonaProfile], list[dict[str, Any]], Population]:
     """Profiles in persona_id order (ids are 0..m-1, by size descending)."""
-    pop = population(features)
+    matrix = feature_values(features)
+    pop = population(features, matrix)
     frame = features.frame.with_columns(pl.Series("persona_id", labels, dtype=pl.Int64))
     total = frame.height
-    grouped = group_means(labels, frame.select(features.features).to_numpy())
+    grouped = group_means(labels, matrix)
     stats = pl.DataFrame(
         {
             "persona_id": grouped.labels.astype(np.int64),
@@ -305,8 +311,7 @@ def build_profiles(
         }
     )
     modes = _modes(frame, features.descriptors, k)
-    assignments = frame.select(KEY, "persona_id")
-    kpis, kpi_intervals, suppressed = persona_kpis(assignments, features, governed, k)
+    kpis, kpi_intervals, suppressed = persona_kpis(frame, features, governed, k)
 
     rows = stats.to_dicts()
     z_by: dict[int, dict[str, float]] = {}
