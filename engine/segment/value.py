@@ -30,7 +30,8 @@ def _cents(expr: pl.Expr) -> pl.Expr:
 
 
 def customer_cltv(governed: GovernedFrames, spec: ValueSpec) -> pl.DataFrame:
-    """customer_id, cltv_cents (Int64) for customers with at least one row."""
+    """customer_id, cltv_cents (Int64) for customers with at least one row, in no set order
+    (every figure drawn from it is a sorted distribution or an integer sum)."""
     frame = governed.frames.get(spec.source)
     needed = [c for c in (spec.amount, spec.rate, spec.tenure_months, spec.fees) if c]
     if frame is None or any(c not in frame.columns for c in [KEY, *needed]):
@@ -54,7 +55,6 @@ def customer_cltv(governed: GovernedFrames, spec: ValueSpec) -> pl.DataFrame:
         .select(KEY, (interest + fees - loss).alias("cltv_cents"))
         .group_by(KEY)
         .agg(pl.col("cltv_cents").sum())
-        .sort(KEY)
         .collect()
     )
 
@@ -86,11 +86,13 @@ def value_kpis(
     apps = _applications(assignments, governed, spec)
     personas: dict[str, Any] = {}
     suppressed: list[dict[str, Any]] = []
-    for pid in sorted(int(p) for p in assignments.get_column("persona_id").unique()):
-        size = int((assignments.get_column("persona_id") == pid).sum())
-        values = np.sort(
-            cltv.filter(pl.col("persona_id") == pid).get_column("cltv_cents").to_numpy()
-        )
+    # One column read per frame, then a mask per persona (a handful), not a frame filter.
+    ids = assignments.get_column("persona_id").to_numpy()
+    with_value = cltv.get_column("persona_id").to_numpy()
+    cents = cltv.get_column("cltv_cents").to_numpy()
+    for pid in sorted(int(p) for p in np.unique(ids)):
+        size = int((ids == pid).sum())
+        values = np.sort(cents[with_value == pid])
         row: dict[str, Any] = {"customers": size, "with_value": len(values)}
         if len(values) >= k:
             q = np.quantile(values, [0.1, 0.25, 0.5, 0.75, 0.9], method="inverted_cdf")
