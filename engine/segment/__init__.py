@@ -83,13 +83,13 @@ def segment(
     # Constant and near-constant axes go before any strategy sees them (clustering, models,
     # z-scores, names); the version's params say which and why.
     kept, dropped = informative(features, list(features.features))
-    features = content_ordered(replace(features, features=kept))
+    features, positions = _content_order(replace(features, features=kept))
     if spec.strategy == "predictive":
         from engine.segment.predictive import segment_predictive
 
         seg = segment_predictive(features, spec, k_min, seed, governed)
     else:
-        seg = _segment(features, spec, k_min, seed, governed)
+        seg = _segment(features, spec, k_min, seed, governed, positions)
     seg = replace(
         seg,
         params={**seg.params, "dropped_features": dict(sorted(dropped.items()))},
@@ -109,14 +109,35 @@ def content_ordered(features: FeatureFrame) -> FeatureFrame:
     equal in all of those are interchangeable to every fit and keep token order among
     themselves (a stable sort). Assignments are sorted by token again at the end.
     """
+    return _content_order(features)[0]
+
+
+def _content_order(features: FeatureFrame) -> tuple[FeatureFrame, pl.Series | None]:
+    """`content_ordered`, with each row's position before it (POSITION) when the rows came
+    in strictly ascending token order: the assignments go back to token order by sorting
+    those integers rather than the tokens (0.045 -> 0.002 CPU s on 111k customers)."""
     frame = features.frame
     read = [*features.features, *features.indicators, *features.kpis]
     columns = [c for c in dict.fromkeys(read) if c in frame.columns]
     if frame.height < 2 or not columns:
-        return features
+        return features, None
     # One stable multithreaded sort by the hash: half the cost of argsort and a gather.
     by = pl.Series("_content_order", _row_hash(frame, columns))
-    return replace(features, frame=frame.sort(by, maintain_order=True))
+    if not _strictly_ascending(frame[KEY]):
+        return replace(features, frame=frame.sort(by, maintain_order=True)), None
+    positions = pl.Series(POSITION, np.arange(frame.height, dtype=np.uint32))
+    moved = frame.with_columns(positions).sort(by, maintain_order=True)
+    return replace(features, frame=moved.drop(POSITION)), moved[POSITION]
+
+
+# The column carrying a row's position in token order while the rows are in content order.
+POSITION = "_token_position"
+
+
+def _strictly_ascending(tokens: pl.Series) -> bool:
+    """Every token above the one before it (so unique, and token order is row order)."""
+    n = tokens.len()
+    return n < 2 or bool((tokens.slice(1) > tokens.slice(0, n - 1)).all())
 
 
 def _row_hash(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
@@ -177,6 +198,7 @@ def _segment(
     k_min: int,
     seed: int,
     governed: GovernedFrames | None = None,
+    positions: pl.Series | None = None,
 ) -> Segmentation:
     strategy = make_strategy(spec, seed)
     columns = strategy.columns(features)
@@ -220,10 +242,10 @@ def _segment(
         },
         schema={"persona_id": pl.Int64, "persona_name": pl.String},
     )
-    assignments = (
-        pl.DataFrame({KEY: features.frame[KEY], "persona_id": pl.Series(labels, dtype=pl.Int64)})
-        .join(names, on="persona_id", how="left")
-        .sort(KEY)
+    assignments = _token_ordered(
+        pl.DataFrame({KEY: features.frame[KEY], "persona_id": pl.Series(labels, dtype=pl.Int64)}),
+        names,
+        positions,
     )
     params = {
         **strategy.params(),
@@ -244,6 +266,22 @@ def _segment(
         gates=gates,
         suppressed=suppressed,
         population=pop.as_dict(),
+    )
+
+
+def _token_ordered(
+    frame: pl.DataFrame, names: pl.DataFrame, positions: pl.Series | None
+) -> pl.DataFrame:
+    """The assignments with persona names, sorted by token: by each row's position in token
+    order when known (then the token column is marked sorted, as a sort by it leaves it)."""
+    if positions is None:
+        return frame.join(names, on="persona_id", how="left").sort(KEY)
+    return (
+        frame.with_columns(positions)
+        .join(names, on="persona_id", how="left")
+        .sort(POSITION)
+        .drop(POSITION)
+        .with_columns(pl.col(KEY).set_sorted())
     )
 
 
