@@ -81,7 +81,7 @@ def _two_values(col: pl.Series) -> bool:
     """True when the column surely holds two distinct values: a minimum below its maximum
     (a comparison pass, where n_unique hashes every value). False means: ask n_unique."""
     low, high = col.min(), col.max()
-    return low is not None and high is not None and low < high  # type: ignore[operator]
+    return low is not None and high is not None and bool(low < high)  # type: ignore[operator]
 
 
 def sample_indices(n: int, size: int, seed: int) -> np.ndarray:
