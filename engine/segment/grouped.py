@@ -36,8 +36,11 @@ def group_means(labels: np.ndarray, values: np.ndarray) -> GroupMeans:
     for j in range(matrix.shape[1]):  # one pass per column, never per row
         col = matrix[:, j]
         seen = ~np.isnan(col)
-        n = np.bincount(inv[seen], minlength=g)
-        s = np.bincount(inv[seen], weights=col[seen], minlength=g)
+        # A column without gaps is counted as it is: the same rows in the same order as the
+        # masked copies would hold, without making them.
+        rows, kept = (inv, col) if seen.all() else (inv[seen], col[seen])
+        n = np.bincount(rows, minlength=g)
+        s = np.bincount(rows, weights=kept, minlength=g)
         observed[:, j] = n
         with np.errstate(invalid="ignore", divide="ignore"):
             means[:, j] = np.where(n > 0, s / np.maximum(n, 1), np.nan)
