@@ -174,7 +174,7 @@ class StageCpu:
         ("engine.enforce", "enforce", "enforce"),
         ("engine.features", "build_features", "features"),
         ("engine.segment", "segment", "segment"),
-        ("engine.refresh", "_route", "kyc"),
+        ("engine.refresh", "route_customers", "kyc"),
         ("engine.refresh", "_write_outputs", "write"),
         ("engine.refresh", "sign", "sign"),
     )

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from functools import partial
-from typing import Any, Protocol
 
 import polars as pl
 import structlog
 
+from engine.enforce_actions import Generaliser, action_expr, lineage_entry
 from engine.enforce_joins import TOKEN, SubjectLookup, SubjectTokens, row_for_row
 from engine.enforce_subjects import SubjectFlags, or_by_reason, subject_facts, subject_flags
 from engine.errors import PolicyDenied, PolicyError
@@ -40,7 +40,7 @@ from engine.governed import (
     SubjectPositions,
     TokenSource,
 )
-from engine.policy.plan import ColumnAction, EnforcementPlan, SourcePlan
+from engine.policy.plan import EnforcementPlan, SourcePlan
 from engine.sources import SourceFrames
 
 log = structlog.get_logger(__name__)
@@ -59,61 +59,6 @@ __all__ = [
     "TokenSource",
     "enforce",
 ]
-
-
-class Generaliser(Protocol):
-    """engine.pseudonym.generalise_expr's shape: `frame` is the frame the expression runs on
-    (a method may specialise itself to it, giving the same values)."""
-
-    def __call__(
-        self,
-        column: str,
-        method: str,
-        params: dict[str, Any],
-        as_of: date,
-        *,
-        frame: pl.DataFrame | None = None,
-    ) -> pl.Expr: ...
-
-
-# ---------------------------------------------------------------- columns
-
-
-def _action_expr(
-    col: str,
-    action: ColumnAction,
-    pseudonymiser: TokenSource,
-    generaliser: Generaliser,
-    as_of: date,
-    out: str,
-    frame: pl.DataFrame,
-) -> pl.Expr:
-    if action.action == "keep":
-        return pl.col(col).alias(out)
-    if action.action == "pseudonymise":
-        assert action.domain is not None
-        if out == SUBJECT:
-            # Every source's subject column (holder_id, card_holder, ...) is tokenised under
-            # one key context, so the tokens join across sources whatever each calls it.
-            return pseudonymiser.token_expr(
-                col, action.domain, action.normaliser, key_column=SUBJECT
-            ).alias(out)
-        return pseudonymiser.token_expr(col, action.domain, action.normaliser).alias(out)
-    if action.action == "generalise":
-        assert action.method is not None
-        return generaliser(col, action.method, dict(action.params), as_of, frame=frame).alias(out)
-    raise PolicyError(f"unknown column action '{action.action}'", reasons=["policy.bad_action"])
-
-
-def _lineage_entry(col: str, action: ColumnAction, out: str) -> dict[str, str]:
-    entry = {"action": action.action, "input": col, "output": out, "reason": action.reason}
-    for key in ("domain", "normaliser", "method"):
-        value = getattr(action, key)
-        if value:
-            entry[key] = str(value)
-    if action.article:
-        entry["article"] = action.article
-    return entry
 
 
 # ---------------------------------------------------------------- per source
@@ -328,8 +273,8 @@ def _govern_source(
             positions = kept.get_column(TOKEN)
             tokens.published(name, action, positions)
         elif col in kept.columns:
-            exprs.append(_action_expr(col, action, pseudonymiser, generaliser, as_of, out, kept))
-        lineage[f"{name}.{col}"] = _lineage_entry(col, action, out)
+            exprs.append(action_expr(col, action, pseudonymiser, generaliser, as_of, out, kept))
+        lineage[f"{name}.{col}"] = lineage_entry(col, action, out)
     governed = kept.select(exprs)
     at = None if positions is None else SubjectPositions(governed, positions, subject_tokens)
     return governed, acc, lineage, at

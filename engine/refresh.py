@@ -15,10 +15,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-import polars as pl
 
 from engine.config import Purpose
 from engine.enforce import GovernedFrames, SourceRowAccounting
@@ -28,6 +25,7 @@ from engine.kyc.model import KycRouting
 from engine.progress import ProgressEvent, ProgressHook
 from engine.publish import Publication, crash_point, publish, recover_chain
 from engine.refresh_events import RunEvents, checkpoint, emit_openlineage
+from engine.refresh_kyc import kyc_tokens_published, predecessor_of, route_customers
 from engine.refresh_outputs import BuiltVersion, keep_for_replay, manifest, tier_counts
 from engine.refresh_outputs import write_openlineage as _write_openlineage
 from engine.refresh_outputs import write_outputs as _write_outputs
@@ -39,7 +37,6 @@ from engine.store import (
     MANIFEST,
     PersonaVersion,
     clear_stale_staging,
-    load_version,
     output_digests,
     staging_dir,
     write_json,
@@ -235,7 +232,7 @@ def _run_locked(
         raise
     quarantine_report, unscoped = side.finish(events)
     # kv tokens are filed in the token vault before anything carrying them is published.
-    used = _kyc_tokens_published(governed)
+    used = kyc_tokens_published(governed)
     file_tokens(ws, pseudonymiser, actor, used, run_id=run_id, jurisdiction=j, purpose=p)
     del used  # a column of tokens per kyc context: not carried through the later stages
     timer.lap("enforce", t)
@@ -280,13 +277,13 @@ def _run_locked(
 
     version_id = next_version_id(ws, j, p)
     chain = ws.versions_dir(j, p)
-    predecessor = _predecessor(ws, j, p)
+    predecessor = predecessor_of(ws, j, p)
 
     routing: KycRouting | None = None
     if request.purpose is Purpose.KYC_AML:
         timer.stage = "kyc"
         t = time.perf_counter()
-        routing = _route(ws, request, plan, features, governed, seg, predecessor)
+        routing = route_customers(ws, request, plan, features, governed, seg, predecessor)
         timer.lap("kyc", t)
 
     built = BuiltVersion(
@@ -404,70 +401,3 @@ def _rows_kept(governed: GovernedFrames, sources: frozenset[str]) -> GovernedFra
     # A frame's subject positions refer to the frame itself: they go with its rows.
     positions = {n: p for n, p in governed.subject_positions.items() if n in sources}
     return replace(governed, frames=frames, subject_positions=positions)
-
-
-def _predecessor(ws: Workspace, j: str, p: str) -> PersonaVersion | None:
-    from engine.versions import list_versions
-
-    versions = list_versions(ws, j, p)
-    if not versions:
-        return None
-    return load_version(Path(versions[-1].path))
-
-
-def _route(
-    ws: Workspace,
-    request: RefreshRequest,
-    plan: Any,
-    features: FeatureFrame,
-    governed: GovernedFrames,
-    seg: Segmentation,
-    predecessor: PersonaVersion | None,
-) -> KycRouting:
-    from engine.errors import PolicyError
-    from engine.kyc import route
-    from engine.kyc.io import read_routing
-    from engine.kyc.overrides import apply_overrides, load_overrides
-    from engine.kyc.ruleset import KycRuleset
-    from engine.kyc.tiering import previous_columns
-
-    if plan.kyc_ruleset is None:
-        raise PolicyError(
-            "kyc_aml refresh without a KYC ruleset from policy; refusing",
-            reasons=["kyc.ruleset_undefined"],
-        )
-    ruleset = KycRuleset.from_policy(plan.kyc_ruleset)
-    previous: pl.DataFrame | None = None
-    if predecessor is not None and (predecessor.path / "routing.parquet").is_file():
-        previous = read_routing(predecessor.path, previous_columns)
-    routing = route(
-        features,
-        governed,
-        seg,
-        ruleset,
-        previous,
-        request.as_of,
-        ws.config.kyc.downgrade_cooldown_days,
-    )
-    return apply_overrides(routing, load_overrides(ws, request.jurisdiction), request.as_of)
-
-
-def _kyc_tokens_published(governed: GovernedFrames) -> dict[str, pl.Series]:
-    """Key context -> the kyc tokens the governed frames carry (what the vault must open)."""
-    from engine.enforce import SUBJECT
-
-    # The subject tokens enforcement gathered come distinct already: not read back from
-    # every row of every source (a unique() over every transaction at 10M).
-    used: dict[str, list[pl.Series]] = {c: [s] for c, s in governed.subject_tokens.items()}
-    for key, act in governed.column_actions.items():
-        if act.get("action") != "pseudonymise" or act.get("domain") != "kyc":
-            continue
-        source = key[: -len(act["input"]) - 1]
-        out = act["output"]
-        if out == SUBJECT and source in governed.subject_token_sources:
-            continue
-        ctx = SUBJECT if out == SUBJECT else act["input"]
-        frame = governed.frames.get(source)
-        if frame is not None and out in frame.columns:
-            used.setdefault(ctx, []).append(frame.get_column(out))
-    return {ctx: pl.concat(parts).drop_nulls() for ctx, parts in used.items()}
