@@ -248,3 +248,43 @@ def test_merging_v1_and_v2_segments_keeps_every_entry_revealing(tmp_path: Path) 
     gone = p.forget([values[0], values[-1]], COL)
     assert vault.erase(COL, 1, pl.Series(gone), p.vault_cipher(COL, 1)).erased == 2
     assert p.reveal((old + new)[1:-1], COL) == values[1:-1]
+
+
+_MERGE_SCRIPT = """
+import numpy as np, polars as pl, sys
+from pathlib import Path
+from engine.pseudonym.blocks import SEALED
+from engine.pseudonym.segments import rows_v2
+from engine.pseudonym.vault_files import write_segment
+d = Path(sys.argv[1]); rng = np.random.default_rng(1); size = 16384; parts = []; base = 0
+for _ in range(8):
+    n = 250_000
+    x = pl.Series("x", np.sort(rng.integers(0, 2**63, n, dtype=np.uint64))).cast(pl.UInt128)
+    b = pl.Series("b", (np.arange(n) // size).astype(np.uint32))
+    c = [bytes(rng.integers(0, 255, size * 25, dtype=np.uint8)) if i % size == 0 else None
+         for i in range(n)]
+    name, _ = write_segment(d, pl.DataFrame({"x": x, "b": b, "c": pl.Series(c, dtype=pl.Binary)}))
+    rows = rows_v2(d / name)
+    parts.append(rows.with_columns(pl.col("b") + base)); base += int(rows["b"].max()) + 1
+write_segment(d, pl.concat(parts).cast(SEALED).sort("x"))
+print("merged")
+"""
+
+
+@pytest.mark.slow
+def test_segments_read_back_and_merged_write_in_proportion_to_their_data(tmp_path: Path) -> None:
+    # The vault's merge (and an erasure) writes rows read back from segments. As read, a
+    # column of block ciphertexts made Polars' writer allocate far beyond the data (a 10M
+    # kyc merge was killed at 22.8 GiB); 2M rows in eight segments (about 80 MB of
+    # ciphertext) needed more than 8 GB. Under a 3 GiB address-space limit it must pass.
+    import subprocess
+    import sys
+
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))\n"
+    out = subprocess.run(
+        [sys.executable, "-c", limit + _MERGE_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0 and "merged" in out.stdout, out.stderr[-2000:]
