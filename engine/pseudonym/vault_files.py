@@ -9,7 +9,6 @@ tests).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -19,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from engine.errors import StorageError, storage_error
+from engine.store import file_sha256
 
 MANIFEST = "MANIFEST.json"
 
@@ -38,14 +38,6 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_segment(d: Path, df: pl.DataFrame) -> tuple[str, str]:
     """df -> `seg-<sha256[:24]>.parquet` in d (named by its own digest); (name, sha256)."""
     tmp = d / f".seg-{secrets.token_hex(6)}.tmp"
@@ -55,7 +47,7 @@ def write_segment(d: Path, df: pl.DataFrame) -> tuple[str, str]:
             df.write_parquet(fh, compression="lz4", statistics=True)
             fh.flush()
             os.fsync(fh.fileno())
-        digest = _sha256(tmp)
+        digest = file_sha256(tmp)
         name = f"seg-{digest[:24]}.parquet"
         crash_point("vault_segment_temp")
         os.replace(tmp, d / name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from engine.sample import personas as P
 from engine.sample import tables as T
 from engine.sample.dirt import REASON, PlantedDirt, plant
 from engine.sample.draws import Customers
+from engine.store import file_sha256
 
 SOURCES: tuple[str, ...] = (
     "crm",
@@ -83,14 +83,6 @@ class SampleSummary:
         return data
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write(df: pl.DataFrame, path: Path, fmt: str, checksums: bool = False) -> None:
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "csv":
@@ -120,7 +112,7 @@ def _write(df: pl.DataFrame, path: Path, fmt: str, checksums: bool = False) -> N
 
 def _write_and_hash(df: pl.DataFrame, path: Path, fmt: str, checksums: bool = False) -> str:
     _write(df, path, fmt, checksums)
-    return _sha256(path)
+    return file_sha256(path)
 
 
 def _write_part(df: pl.DataFrame, path: Path, fmt: str, header: bool) -> None:
@@ -182,7 +174,7 @@ def _join_parts(
             )
     os.replace(tmp, path)
     shutil.rmtree(parts[0].parent, ignore_errors=True)
-    return _sha256(path)
+    return file_sha256(path)
 
 
 def _dirt_rows(df: pl.DataFrame, before: int) -> dict[int, list[int]]:
@@ -329,7 +321,7 @@ def generate(
         }
     )
     truth.write_parquet(out / GROUND_TRUTH, compression="zstd")
-    files[GROUND_TRUTH] = _sha256(out / GROUND_TRUTH)
+    files[GROUND_TRUTH] = file_sha256(out / GROUND_TRUTH)
     summary = SampleSummary(
         customers=customers,
         seed=seed,
