@@ -14,6 +14,12 @@ in one and `--compare` it in the other (exact equality: values, dtypes, row orde
 
 from __future__ import annotations
 
+# First, before Polars: importing the engine sets the allocator every `pgov` process has
+# (engine/allocator.py); Polars imported first would leave its own defaults in force.
+import engine  # noqa: F401
+
+# isort: split
+
 import argparse
 import gc
 import platform

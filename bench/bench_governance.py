@@ -41,6 +41,12 @@ paths; nothing is written into DIR), so a large sample can be reused read-only.
 
 from __future__ import annotations
 
+# First, before Polars: importing the engine sets the allocator every `pgov` process has
+# (engine/allocator.py); Polars imported first would leave its own defaults in force.
+import engine  # noqa: F401
+
+# isort: split
+
 import argparse
 import functools
 import importlib

@@ -19,6 +19,12 @@ an identity pseudonymiser, over the whole refresh). Figures, not assertions.
 
 from __future__ import annotations
 
+# First, before Polars: importing the engine sets the allocator every `pgov` process has
+# (engine/allocator.py); Polars imported first would leave its own defaults in force.
+import engine  # noqa: F401
+
+# isort: split
+
 import argparse
 import time
 from collections.abc import Callable
