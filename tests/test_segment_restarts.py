@@ -63,6 +63,52 @@ def test_a_large_fit_restarts_on_a_subsample_and_ends_with_lloyd_on_every_row() 
     )
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("data", ["blobs", "noise"])
+def test_each_restart_is_scikit_learns_single_restart_fit_bit_for_bit(
+    weighted: bool, data: str
+) -> None:
+    # The restarts call scikit-learn's init and Lloyd steps with the per-call preparation
+    # done once; each must still be exactly KMeans(n_init=1, random_state=its seed).fit.
+    # Noise has many local optima, so the restarts end in different places.
+    rng = np.random.default_rng(9)
+    z = _blobs(2_000, 6, 4)[0] if data == "blobs" else rng.normal(size=(2_000, 5))
+    w = rng.integers(1, 4, size=len(z)).astype(np.float64) if weighted else None
+    seeds = np.random.RandomState(7).randint(np.iinfo(np.int32).max, size=8)
+    ours = restarts._restarts(z, w, 6, 8, 7)
+    assert len(ours) == len(seeds)
+    for s, centres in zip(seeds, ours, strict=True):
+        theirs = KMeans(n_clusters=6, n_init=1, random_state=int(s)).fit(z, sample_weight=w)
+        np.testing.assert_array_equal(centres, theirs.cluster_centers_)
+    assert len({c.tobytes() for c in ours}) > 1 or data == "blobs"
+
+
+def test_a_large_fit_is_the_best_restart_by_inertia_on_every_row_then_lloyd(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The rule written out with scikit-learn's own fits: restarts on the subsample, the
+    # lowest inertia on all rows (first on ties), one Lloyd run on all rows from it.
+    monkeypatch.setattr(restarts, "RESTART_FROM", 1_000)
+    monkeypatch.setattr(restarts, "RESTART_ROWS", 300)
+    rng = np.random.default_rng(11)
+    z = rng.normal(size=(1_500, 4))
+    w = rng.integers(1, 3, size=len(z)).astype(np.float64)
+    sub = restarts.sample_indices(len(z), 300, 7)
+    seeds = np.random.RandomState(7).randint(np.iinfo(np.int32).max, size=6)
+    starts = [
+        KMeans(n_clusters=5, n_init=1, random_state=int(s))
+        .fit(z[sub], sample_weight=w[sub])
+        .cluster_centers_
+        for s in seeds
+    ]
+    inertia = [float((((z[:, None, :] - c[None]) ** 2).sum(2).min(1) * w).sum()) for c in starts]
+    best = starts[int(np.argmin(inertia))]
+    expected = KMeans(n_clusters=5, init=best, n_init=1, random_state=7).fit(z, sample_weight=w)
+    fit = restarted_kmeans(z, 5, 6, 7, w)
+    np.testing.assert_array_equal(fit.cluster_centers_, expected.cluster_centers_)
+    np.testing.assert_array_equal(fit.labels_, expected.labels_)
+
+
 def test_weights_reach_the_restarts_and_the_final_run(monkeypatch: pytest.MonkeyPatch) -> None:
     # A resample as distinct rows + multiplicities: far heavier rows pull their centre.
     monkeypatch.setattr(restarts, "RESTART_FROM", 300)

@@ -58,7 +58,9 @@ class KMeansStrategy(BaseStrategy):
         ks = self._k_range(self.k, self.k_min, self.k_max, len(z))
         # With a k to choose, selection works on the selection rows (all rows when few).
         rows = selection_rows(len(z), self.seed) if len(ks) > 1 else np.arange(len(z))
-        zs, ws = z[rows], None if w is None else w[rows]
+        # All rows (a fixed k, as every refit has, or few rows): z itself rather than a copy.
+        all_rows = len(rows) == len(z)
+        zs, ws = (z, w) if all_rows else (z[rows], None if w is None else w[rows])
 
         def fit_k(k: int) -> KMeans:
             with threads_for(len(zs)):
@@ -74,7 +76,7 @@ class KMeansStrategy(BaseStrategy):
         )
         # Best silhouette first; ties keep the smaller k (simpler model).
         order = sorted(ks, key=lambda k: (-self.scores_[k], k))
-        self.k_ = self._choose(order, labels, xs[rows])
+        self.k_ = self._choose(order, labels, xs if all_rows else xs[rows])
         self.selection_labels_ = labels[self.k_]
         self.selection_scored_ = kept.get(self.k_)
         model = models[self.k_]

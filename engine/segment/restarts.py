@@ -13,13 +13,21 @@ resample, never from the reference solution (the warm start rejected in
 docs/segmentation.md). At or below RESTART_FROM rows (every fit of the 50k demo workspace)
 the fit is scikit-learn's own `n_init` restarts, unchanged. Why these sizes and what they do
 to selection and stability: docs/segmentation.md, "Restart rows".
+
+The n_init restarts of a subsampled fit are scikit-learn's own steps (`_kmeans_plusplus`,
+then `_kmeans_single_lloyd`), called directly: `KMeans(n_init=1).fit` would repeat its
+checks, the centring of the rows, their norms and the tolerance (a variance pass) for each
+restart on the same 2,000 rows. Done once, the restarts give the same centres bit for bit
+(tested against `KMeans.fit`), at about 15 % less CPU per fit.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn import config_context
 from sklearn.cluster import KMeans
+from sklearn.cluster._kmeans import _kmeans_plusplus, _kmeans_single_lloyd, _tolerance
+from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+from sklearn.utils.extmath import row_norms
 
 from engine.segment.base import sample_indices
 
@@ -29,6 +37,10 @@ RESTART_FROM = 10_000
 # Rows each restart runs on: about 60 rows of a 3 % persona, enough for k-means++ to seed it
 # and Lloyd to find its basin; the final run on every row sets the centres.
 RESTART_ROWS = 2_000
+# KMeans' default tolerance (relative to the mean column variance), as its fit uses it.
+KMEANS_TOL = 1e-4
+# KMeans' default iteration cap per run.
+KMEANS_MAX_ITER = 300
 
 
 def restart_rows(n: int) -> int:
@@ -53,20 +65,42 @@ def restarted_kmeans(
         return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z, sample_weight=weights)
     # The fitting sample's draw (sorted positions, so content order is kept) of this fit's rows.
     sub = sample_indices(len(z), RESTART_ROWS, seed)
-    zs, ws = z[sub], None if weights is None else weights[sub]
-    seeds = np.random.RandomState(seed).randint(np.iinfo(np.int32).max, size=n_init)
     zt = np.ascontiguousarray(z.T)
     best: tuple[float, np.ndarray] | None = None
-    for s in seeds:
-        # The restarts see a subsample of rows the final fit below validates: skipping
-        # scikit-learn's per-call checks saves about a third of a 2,000-row restart.
-        with config_context(assume_finite=True, skip_parameter_validation=True):
-            start = KMeans(n_clusters=k, n_init=1, random_state=int(s)).fit(zs, sample_weight=ws)
-        score = _spread(zt, start.cluster_centers_, weights)
+    for centres in _restarts(z[sub], None if weights is None else weights[sub], k, n_init, seed):
+        score = _spread(zt, centres, weights)
         # Strictly better only: ties keep the earlier restart, as scikit-learn's n_init does.
         if best is None or score < best[0]:
-            best = (score, start.cluster_centers_)
+            best = (score, centres)
     assert best is not None
     return KMeans(n_clusters=k, init=best[1], n_init=1, random_state=seed).fit(
         z, sample_weight=weights
     )
+
+
+def _restarts(
+    zs: np.ndarray, ws: np.ndarray | None, k: int, n_init: int, seed: int
+) -> list[np.ndarray]:
+    """The centres of `n_init` single-restart fits of the rows `zs`, restart r with
+    random_state seeds[r]: what `KMeans(n_clusters=k, n_init=1, random_state=seeds[r])
+    .fit(zs, sample_weight=ws).cluster_centers_` gives, with its per-call preparation
+    (float64 copy, tolerance, sample weights, centring, squared norms) done once."""
+    x = np.array(zs, dtype=np.float64, order="C", copy=True)
+    # The tolerance is computed before centring, as KMeans.fit does (same variances).
+    tol = _tolerance(x, KMEANS_TOL)
+    w = np.ones(len(x)) if ws is None else np.asarray(ws, dtype=np.float64)
+    n_threads = _openmp_effective_n_threads()
+    mean = x.mean(axis=0)
+    x -= mean
+    norms = row_norms(x, squared=True)
+    seeds = np.random.RandomState(seed).randint(np.iinfo(np.int32).max, size=n_init)
+    out: list[np.ndarray] = []
+    for s in seeds:
+        start, _ = _kmeans_plusplus(
+            x, k, x_squared_norms=norms, sample_weight=w, random_state=np.random.RandomState(s)
+        )
+        _, _, centres, _ = _kmeans_single_lloyd(
+            x, w, start, max_iter=KMEANS_MAX_ITER, verbose=False, tol=tol, n_threads=n_threads
+        )
+        out.append(centres + mean)
+    return out
