@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 from sklearn.metrics import silhouette_score
 
+import engine.segment.silhouette as silhouette
 from engine.config import SegmentationSpec
 from engine.features import FeatureFrame
 from engine.segment import segment
 from engine.segment.gates import canonical_labels
-from engine.segment.silhouette import silhouettes
+from engine.segment.silhouette import scored, silhouettes
 from engine.segment.strategies import feature_matrix, make_strategy, sample_indices
 
 
@@ -68,3 +70,22 @@ def test_a_near_copy_of_a_scored_labelling_is_rescored_without_a_new_pass() -> N
     # Most rows elsewhere: a full pass is as cheap, so rescore declines.
     assert rescore(kept, rng.integers(0, 4, len(z))) is None
     assert rescore(kept, np.zeros(len(z), dtype=np.int64)) is None  # one cluster: none exists
+
+
+def test_the_distance_pass_on_two_threads_gives_the_one_thread_sums_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 1,337 rows: the halves split on a block boundary and the last block is a short one.
+    rng = np.random.default_rng(8)
+    z = rng.normal(size=(1_337, 6))
+    labelings = {k: rng.integers(0, k, len(z)) for k in (3, 5)}
+    monkeypatch.setattr(silhouette, "PASS_THREADS", 1)
+    one = scored(z, labelings, None, 7)
+    monkeypatch.setattr(silhouette, "PASS_THREADS", 2)
+    monkeypatch.setattr(silhouette, "PASS_THREADS_FROM", 100)
+    two = scored(z, labelings, None, 7)
+    for k in labelings:
+        np.testing.assert_array_equal(one[k].sums, two[k].sums)
+        assert one[k].value == two[k].value
+    want = silhouette_score(z, labelings[5])
+    assert abs(two[5].value - want) < 1e-9

@@ -23,6 +23,8 @@ figure (to rounding) without a second pass over the distance matrix.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +39,10 @@ DIST_BLOCK = 125
 # rescore() is worth it while the rows that changed cluster are a minority; beyond this share
 # of the scored rows a full pass costs about as much (and is then made instead).
 RESCORE_MAX_MOVED = 0.25
+# Threads the distance pass runs on (one per core, at most 2, as the refits' pool), from
+# this many scored rows on (below it a pass takes a few milliseconds).
+PASS_THREADS = max(1, min(2, os.cpu_count() or 1))
+PASS_THREADS_FROM = 1_000
 
 
 @dataclass(frozen=True)
@@ -109,21 +115,7 @@ def scored(
     onehot = np.zeros((n, int(offsets[-1])), dtype=np.float64)
     for c, off in zip(codes, offsets[:-1], strict=True):
         onehot[np.arange(n), off + c] = 1.0
-    sq = np.einsum("ij,ij->i", z, z)
-    z_t = np.ascontiguousarray(z.T)
-    # Reused buffer: a fresh array per block goes back to the OS when freed, and the
-    # page faults of the next one cost more than the arithmetic (measured 4x per block).
-    buf = np.empty((min(DIST_BLOCK, n), n))
-    all_sums = np.empty((n, onehot.shape[1]))
-    for start in range(0, n, DIST_BLOCK):
-        block = z[start : start + DIST_BLOCK]
-        m = len(block)
-        d = buf[:m]
-        np.matmul(block, z_t, out=d)
-        _to_distances(d, sq[start : start + m], sq)
-        # A point's distance to itself is exactly zero (as scikit-learn enforces).
-        d[np.arange(m), np.arange(start, start + m)] = 0.0
-        np.matmul(d, onehot, out=all_sums[start : start + m])
+    all_sums = _cluster_sums(z, onehot)
     out: dict[int, Scored] = {}
     for j, (key, c, f) in enumerate(zip(keys, codes, freqs, strict=True)):
         sums = all_sums[:, offsets[j] : offsets[j + 1]]
@@ -132,6 +124,43 @@ def scored(
             part = slice(start, start + BLOCK)
             total += _mean_silhouette(sums[part].copy(), c[part], f)
         out[key] = Scored(float(total / n), z, rows, c, np.ascontiguousarray(sums))
+    return out
+
+
+def _cluster_sums(z: np.ndarray, onehot: np.ndarray) -> np.ndarray:
+    """Each row's summed distance to the rows of each one-hot column (rows x columns).
+
+    The distance blocks are BLAS and large elementwise passes, which release the GIL: with
+    enough rows the blocks are split in two halves on PASS_THREADS threads. Every block is
+    the same computation whichever thread makes it (same rows, same shapes, one BLAS thread
+    each: the caller's limit is process-wide), so the sums are the same bit for bit."""
+    n = len(z)
+    sq = np.einsum("ij,ij->i", z, z)
+    z_t = np.ascontiguousarray(z.T)
+    out = np.empty((n, onehot.shape[1]))
+
+    def rows(lo: int, hi: int) -> None:
+        # Reused buffer: a fresh array per block goes back to the OS when freed, and the
+        # page faults of the next one cost more than the arithmetic (measured 4x per block).
+        buf = np.empty((min(DIST_BLOCK, hi - lo), n))
+        for start in range(lo, hi, DIST_BLOCK):
+            block = z[start : min(start + DIST_BLOCK, hi)]
+            m = len(block)
+            d = buf[:m]
+            np.matmul(block, z_t, out=d)
+            _to_distances(d, sq[start : start + m], sq)
+            # A point's distance to itself is exactly zero (as scikit-learn enforces).
+            d[np.arange(m), np.arange(start, start + m)] = 0.0
+            np.matmul(d, onehot, out=out[start : start + m])
+
+    if PASS_THREADS < 2 or n < PASS_THREADS_FROM:
+        rows(0, n)
+        return out
+    # Split on a block boundary: each half's blocks start where a single pass's would.
+    mid = min(n, (-(-n // DIST_BLOCK) + 1) // 2 * DIST_BLOCK)
+    with ThreadPoolExecutor(PASS_THREADS) as pool:
+        for job in [pool.submit(rows, 0, mid), pool.submit(rows, mid, n)]:
+            job.result()
     return out
 
 
