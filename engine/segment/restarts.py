@@ -52,7 +52,11 @@ def _spread(zt: np.ndarray, centres: np.ndarray, weights: np.ndarray | None) -> 
     sum of squared row norms: the same order between restarts, without that pass. Rows as
     columns: the nearest centre is a minimum over k rows, elementwise, not along a short
     axis of each row (measured several times faster at k <= 8)."""
-    d = np.einsum("ij,ij->i", centres, centres)[:, None] - 2.0 * (centres @ zt)
+    # In place: (-2 c.z) + |c|^2 is |c|^2 - 2 c.z exactly (a sign and a power of two), with
+    # one k x rows array instead of three.
+    d = centres @ zt
+    d *= -2.0
+    d += np.einsum("ij,ij->i", centres, centres)[:, None]
     nearest = d.min(axis=0)
     return float(nearest.sum() if weights is None else nearest @ weights)
 
