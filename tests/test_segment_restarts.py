@@ -149,3 +149,46 @@ def test_segment_with_subsampled_restarts_repeats_byte_for_byte(
     assert a.valid, a.gates
     assert a.assignments.equals(b.assignments) and a.params == b.params
     assert [(g.name, g.value) for g in a.gates] == [(g.name, g.value) for g in b.gates]
+
+
+def test_a_shared_start_is_the_start_the_fit_would_make_itself() -> None:
+    # k-means++ for k = 3..7 uses the same local trials, so a k = 6 fit may take the first
+    # six centres of a k = 7 start of the same rows and seed: it must get exactly what it
+    # makes alone. k = 8 has more trials and must not take k = 7's.
+    z = np.random.default_rng(12).normal(size=(1_500, 5))
+    w = np.random.default_rng(13).integers(1, 3, size=len(z)).astype(np.float64)
+    shared = restarts.Starts()
+    for k in (7, 6, 4, 3, 8, 5):
+        with_shared = restarts._restarts(z, w, k, 8, 7, shared)
+        alone = restarts._restarts(z, w, k, 8, 7)
+        for a, b in zip(with_shared, alone, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert {t for _, t in shared._kept} == {restarts.local_trials(7), restarts.local_trials(8)}
+    assert restarts.local_trials(3) == restarts.local_trials(7) != restarts.local_trials(8)
+    # Other rows, weights or seed: another start.
+    assert len(shared._kept) == 2
+    restarts._restarts(z[1:], w[1:], 6, 8, 7, shared)
+    restarts._restarts(z, None, 6, 8, 7, shared)
+    restarts._restarts(z, w, 6, 8, 8, shared)
+    assert len(shared._kept) == 5
+
+
+def test_refits_sharing_starts_label_as_refits_that_do_not(
+    planted: tuple[FeatureFrame, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Candidates and refits of one selection share starts; a strategy given no shared
+    # starts (a fresh Starts per fit) must choose and label identically.
+    ff, _ = planted
+    monkeypatch.setattr(restarts, "RESTART_FROM", 1_000)
+    monkeypatch.setattr(restarts, "RESTART_ROWS", 400)
+    shared = KMeansStrategy(k_min=3, k_max=7, seed=7, stability_runs=3).fit(ff)
+    assert len(shared.starts._kept) > 0
+
+    class Fresh(restarts.Starts):
+        def get(self, key: tuple[bytes, int], k: int) -> list[np.ndarray] | None:
+            return None
+
+    alone = KMeansStrategy(k_min=3, k_max=7, seed=7, stability_runs=3, starts=Fresh()).fit(ff)
+    assert shared.params() == alone.params()
+    np.testing.assert_array_equal(shared.assign(ff), alone.assign(ff))
+    assert [b.tobytes() for b in shared.boot_labels_] == [b.tobytes() for b in alone.boot_labels_]

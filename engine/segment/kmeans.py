@@ -50,6 +50,9 @@ class KMeansStrategy(BaseStrategy):
     # ... and its silhouette's per-row cluster sums: the gate rescores the published personas
     # from them when they are a near copy of that partition on those rows.
     selection_scored_: Scored | None = field(default=None, repr=False)
+    # k-means++ starts shared by fits of the same rows: the candidates, and the refits of
+    # one resample at two k (engine.segment.restarts.Starts); clones share their parent's.
+    starts: restarts.Starts = field(default_factory=restarts.Starts, repr=False, compare=False)
 
     def fit_matrix(self, x: np.ndarray, weights: np.ndarray | None = None) -> Self:
         xs, w = self._sample(x, weights)
@@ -64,11 +67,18 @@ class KMeansStrategy(BaseStrategy):
 
         def fit_k(k: int) -> KMeans:
             with threads_for(len(zs)):
-                return restarts.restarted_kmeans(zs, k, self.n_init, self.seed, ws)
+                return restarts.restarted_kmeans(zs, k, self.n_init, self.seed, ws, self.starts)
 
-        # Candidate k are independent fits: the thread pool runs them side by side.
-        fitted = run_parallel([partial(fit_k, k) for k in ks]) if len(ks) > 1 else [fit_k(ks[0])]
-        models: dict[int, KMeans] = dict(zip(ks, fitted, strict=True))
+        if restarts.restart_rows(len(zs)) < len(zs):
+            # Subsampled candidates hold the GIL most of the time (two threads measured no
+            # faster than one): one after another, largest k first, so the smaller k of the
+            # same k-means++ trial count take their starts from it (restarts.Starts).
+            fits = {k: fit_k(k) for k in sorted(ks, reverse=True)}
+            models = {k: fits[k] for k in ks}  # every later step sees them in k order
+        else:
+            # Candidate k are independent fits: the thread pool runs them side by side.
+            fitted = run_parallel([partial(fit_k, k) for k in ks])
+            models = dict(zip(ks, fitted, strict=True))
         labels = {k: np.asarray(m.labels_, dtype=np.int64) for k, m in models.items()}
         kept: dict[int, Scored] = {}
         self.scores_ = (
@@ -103,7 +113,9 @@ class KMeansStrategy(BaseStrategy):
         return self._clone_at(self.k_, seed)
 
     def _clone_at(self, k: int, seed: int) -> KMeansStrategy:
-        return KMeansStrategy(sample_size=self.sample_size, seed=seed, k=k, n_init=self.n_init)
+        return KMeansStrategy(
+            sample_size=self.sample_size, seed=seed, k=k, n_init=self.n_init, starts=self.starts
+        )
 
     def params(self) -> dict[str, Any]:
         return {
