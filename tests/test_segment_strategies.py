@@ -178,3 +178,20 @@ def test_assignments_table_shape(planted: tuple[FeatureFrame, np.ndarray]) -> No
     sizes = a.group_by("persona_id").len().sort("persona_id")["len"].to_list()
     assert sizes == sorted(sizes, reverse=True)  # ids in size order
     assert a.schema["persona_id"] == pl.Int64
+
+
+def test_scaling_is_the_weighted_mean_and_std_formula_bit_for_bit() -> None:
+    # scale_columns and transform work in place; the numbers must be the plain formulas'.
+    from engine.segment.base import scale_columns
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3_000, 6)) * rng.uniform(0.1, 1e6, 6) + rng.normal(0, 1e6, 6)
+    for w in (None, rng.integers(0, 4, len(x))):
+        mean, scale = scale_columns(x, w)
+        want_mean = np.average(x, axis=0, weights=w)
+        want_std = np.sqrt(np.average((x - want_mean) ** 2, axis=0, weights=w))
+        np.testing.assert_array_equal(mean, want_mean)
+        np.testing.assert_array_equal(scale, want_std)
+        s = KMeansStrategy()
+        s.mean_, s.scale_ = mean, scale
+        np.testing.assert_array_equal(s.transform(x), (x - mean) / scale)
