@@ -64,3 +64,40 @@ def test_distribution_per_persona_and_k_suppression() -> None:
     assert doc3["personas"]["1"]["cltv_cents"] is None
     assert {s["cell"]["persona_id"] for s in suppressed3} == {"0", "1"}
     assert suppressed == []
+
+
+def test_the_segment_stage_publishes_the_value_its_early_start_made() -> None:
+    # segment() starts customer_cltv before the fits; the document must be the one
+    # value_kpis makes on its own, and a withheld column must still say so.
+    import numpy as np
+
+    import engine.segment as seg_mod
+    from engine.config import SegmentationSpec
+    from engine.features import FeatureFrame
+
+    rng = np.random.default_rng(2)
+    ids = ["a", "b", "c", "d"] * 50
+    df = pl.DataFrame(
+        {"customer_id": [f"{c}{i:03d}" for i, c in enumerate(ids)], "x": rng.normal(size=200)}
+    )
+    features = FeatureFrame(df, ["x"], [])
+    rows = pl.DataFrame(
+        {
+            "customer_id": df["customer_id"],
+            "principal": rng.uniform(100, 1000, 200),
+            "apr": rng.uniform(0, 0.2, 200),
+            "months": rng.integers(1, 36, 200),
+            "charges": rng.uniform(0, 10, 200),
+            "state": ["ok"] * 200,
+            "granted": [True] * 200,
+        }
+    )
+    governed = _governed()
+    governed.frames["facilities"] = rows
+    spec = SegmentationSpec(k=2, bootstrap_runs=2, value=SPEC)
+    seg = seg_mod.segment(features, spec, 5, 7, governed)
+    want, _ = value_kpis(seg.assignments, governed, SPEC, 5)
+    assert seg.artifacts["value.json"] == want
+    governed.frames["facilities"] = rows.drop("charges")
+    withheld = seg_mod.segment(features, spec, 5, 7, governed)
+    assert "charges" in withheld.artifacts["value.json"]["unavailable"]

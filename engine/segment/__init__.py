@@ -10,6 +10,8 @@ lower end of the cluster-count range (that is `spec.k_min`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -82,6 +84,7 @@ def segment(
     """Fit the configured strategy, merge personas below k, run the gates, profile."""
     # Constant and near-constant axes go before any strategy sees them (clustering, models,
     # z-scores, names); the version's params say which and why.
+    values = _start_customer_values(spec, governed)
     kept, dropped = informative(features, list(features.features))
     features, positions = _content_order(replace(features, features=kept))
     if spec.strategy == "predictive":
@@ -95,7 +98,24 @@ def segment(
         params={**seg.params, "dropped_features": dict(sorted(dropped.items()))},
         kpi_units=_kpi_units(features),
     )
-    return with_value(seg, spec, governed, k_min)
+    return with_value(seg, spec, governed, k_min, values)
+
+
+def _start_customer_values(
+    spec: SegmentationSpec, governed: GovernedFrames | None
+) -> Callable[[], pl.DataFrame] | None:
+    """The per-customer value (value.customer_cltv) on a thread of its own, started before
+    the fits: it reads the governed value source only, never the personas, and Polars
+    releases the GIL, so it runs on the core the fits (which hold the GIL) leave idle. Its
+    result, or its error, is taken where value_kpis would have made it."""
+    if spec.value is None or governed is None:
+        return None
+    from engine.segment.value import customer_cltv
+
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(customer_cltv, governed, spec.value)
+    pool.shutdown(wait=False)
+    return future.result
 
 
 def content_ordered(features: FeatureFrame) -> FeatureFrame:
@@ -172,7 +192,11 @@ def governed_reads(spec: SegmentationSpec) -> frozenset[str]:
 
 
 def with_value(
-    seg: Segmentation, spec: SegmentationSpec, governed: GovernedFrames | None, k_min: int
+    seg: Segmentation,
+    spec: SegmentationSpec,
+    governed: GovernedFrames | None,
+    k_min: int,
+    per_customer: Callable[[], pl.DataFrame] | None = None,
 ) -> Segmentation:
     """Add the declared value KPIs (CLTV distribution, approval rates) as value.json."""
     if spec.value is None or governed is None:
@@ -181,7 +205,7 @@ def with_value(
     from engine.segment.value import value_kpis
 
     try:
-        doc, suppressed = value_kpis(seg.assignments, governed, spec.value, k_min)
+        doc, suppressed = value_kpis(seg.assignments, governed, spec.value, k_min, per_customer)
     except BadInputError as exc:
         # The purpose's policy withheld a declared column: say so, publish without value.
         doc, suppressed = {"format": "pgov.value/1", "unavailable": exc.message}, []

@@ -13,6 +13,7 @@ persona with fewer than k of them is suppressed (k-anonymity), as every other KP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -78,11 +79,16 @@ def _applications(
 
 
 def value_kpis(
-    assignments: pl.DataFrame, governed: GovernedFrames, spec: ValueSpec, k: int
+    assignments: pl.DataFrame,
+    governed: GovernedFrames,
+    spec: ValueSpec,
+    k: int,
+    per_customer: Callable[[], pl.DataFrame] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    cltv = assignments.select(KEY, "persona_id").join(
-        customer_cltv(governed, spec), on=KEY, how="inner"
-    )
+    """`per_customer`: customer_cltv(governed, spec) made elsewhere (it does not depend on
+    the personas: the segment stage starts it before the fits)."""
+    customers = per_customer() if per_customer is not None else customer_cltv(governed, spec)
+    cltv = assignments.select(KEY, "persona_id").join(customers, on=KEY, how="inner")
     apps = _applications(assignments, governed, spec)
     personas: dict[str, Any] = {}
     suppressed: list[dict[str, Any]] = []
