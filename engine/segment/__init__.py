@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -39,6 +41,9 @@ from engine.segment.strategies import (
     sample_indices,
     selection_rows,
 )
+
+# value_kpis' result: the value.json document and its suppressed cells.
+ValueKpis = tuple[dict[str, Any], list[dict[str, Any]]]
 
 __all__ = [
     "GateResult",
@@ -90,32 +95,40 @@ def segment(
     if spec.strategy == "predictive":
         from engine.segment.predictive import segment_predictive
 
-        seg = segment_predictive(features, spec, k_min, seed, governed)
+        seg, kpis = segment_predictive(features, spec, k_min, seed, governed), None
     else:
-        seg = _segment(features, spec, k_min, seed, governed, positions)
+        seg, kpis = _segment(features, spec, k_min, seed, governed, positions, values)
     seg = replace(
         seg,
         params={**seg.params, "dropped_features": dict(sorted(dropped.items()))},
         kpi_units=_kpi_units(features),
     )
-    return with_value(seg, spec, governed, k_min, values)
+    return with_value(seg, spec, governed, k_min, values, kpis)
+
+
+T = TypeVar("T")
+
+
+def _in_background(job: Callable[[], T]) -> Callable[[], T]:
+    """`job` started on a thread of its own; the returned call gives its result or raises
+    its error, where the caller would have run it."""
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(job)
+    pool.shutdown(wait=False)
+    return future.result
 
 
 def _start_customer_values(
     spec: SegmentationSpec, governed: GovernedFrames | None
 ) -> Callable[[], pl.DataFrame] | None:
-    """The per-customer value (value.customer_cltv) on a thread of its own, started before
-    the fits: it reads the governed value source only, never the personas, and Polars
-    releases the GIL, so it runs on the core the fits (which hold the GIL) leave idle. Its
-    result, or its error, is taken where value_kpis would have made it."""
+    """The per-customer value (value.customer_cltv), started before the fits: it reads the
+    governed value source only, never the personas, and Polars releases the GIL, so it runs
+    on the core the fits (which hold the GIL) leave idle."""
     if spec.value is None or governed is None:
         return None
     from engine.segment.value import customer_cltv
 
-    pool = ThreadPoolExecutor(1)
-    future = pool.submit(customer_cltv, governed, spec.value)
-    pool.shutdown(wait=False)
-    return future.result
+    return _in_background(partial(customer_cltv, governed, spec.value))
 
 
 def content_ordered(features: FeatureFrame) -> FeatureFrame:
@@ -197,15 +210,20 @@ def with_value(
     governed: GovernedFrames | None,
     k_min: int,
     per_customer: Callable[[], pl.DataFrame] | None = None,
+    kpis: Callable[[], ValueKpis] | None = None,
 ) -> Segmentation:
-    """Add the declared value KPIs (CLTV distribution, approval rates) as value.json."""
+    """Add the declared value KPIs (CLTV distribution, approval rates) as value.json.
+    `kpis`: value_kpis of these personas, already started (by `_segment`)."""
     if spec.value is None or governed is None:
         return seg
 
     from engine.segment.value import value_kpis
 
     try:
-        doc, suppressed = value_kpis(seg.assignments, governed, spec.value, k_min, per_customer)
+        if kpis is not None:
+            doc, suppressed = kpis()
+        else:
+            doc, suppressed = value_kpis(seg.assignments, governed, spec.value, k_min, per_customer)
     except BadInputError as exc:
         # The purpose's policy withheld a declared column: say so, publish without value.
         doc, suppressed = {"format": "pgov.value/1", "unavailable": exc.message}, []
@@ -223,7 +241,9 @@ def _segment(
     seed: int,
     governed: GovernedFrames | None = None,
     positions: pl.Series | None = None,
-) -> Segmentation:
+    per_customer: Callable[[], pl.DataFrame] | None = None,
+) -> tuple[Segmentation, Callable[[], ValueKpis] | None]:
+    """The segmentation, and its value KPIs started beside the gates and profiles."""
     strategy = make_strategy(spec, seed)
     columns = strategy.columns(features)
     x = feature_matrix(features, columns)
@@ -231,6 +251,19 @@ def _segment(
     raw = strategy.predict_matrix(x)
     merged, merges = merge_small(raw, x, k_min, to_space=strategy.transform)
     labels = canonical_labels(merged)
+    kpis: Callable[[], ValueKpis] | None = None
+    if spec.value is not None and governed is not None:
+        from engine.segment.value import value_kpis
+
+        # The value figures need each customer's persona only (sizes, sorted values, integer
+        # sums: row order does not matter), not the profiles: they are made on another
+        # thread while the gates and profiles are (both mostly Polars and NumPy, GIL-free).
+        by_persona = pl.DataFrame(
+            {KEY: features.frame[KEY], "persona_id": pl.Series(labels, dtype=pl.Int64)}
+        )
+        kpis = _in_background(
+            partial(value_kpis, by_persona, governed, spec.value, k_min, per_customer)
+        )
 
     idx = sample_indices(len(x), spec.sample_size, seed)
     # Silhouette and stability are judged on the selection rows of the fitting sample, the
@@ -282,7 +315,7 @@ def _segment(
         "merged_small_clusters": len(merges),
         "as_of": features.as_of.isoformat() if features.as_of else None,
     }
-    return Segmentation(
+    seg = Segmentation(
         strategy=strategy.name,
         params=params,
         assignments=assignments,
@@ -291,6 +324,7 @@ def _segment(
         suppressed=suppressed,
         population=pop.as_dict(),
     )
+    return seg, kpis
 
 
 def _token_ordered(
