@@ -41,6 +41,7 @@ from engine.governed import (
     TokenSource,
 )
 from engine.policy.plan import EnforcementPlan, SourcePlan
+from engine.side_by_side import THREADS, run_in_order
 from engine.sources import SourceFrames
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,11 @@ __all__ = [
 
 # ---------------------------------------------------------------- per source
 
+# A source's governed rows, accounting, lineage entries and subject positions.
+_Governed = tuple[
+    pl.DataFrame, SourceRowAccounting, dict[str, dict[str, str]], SubjectPositions | None
+]
+
 
 def _govern_source(
     name: str,
@@ -77,7 +83,7 @@ def _govern_source(
     tokens: SubjectTokens,
     lookup: SubjectLookup,
     release: Callable[[pl.DataFrame], None] | None = None,
-) -> tuple[pl.DataFrame, SourceRowAccounting, dict[str, dict[str, str]], SubjectPositions | None]:
+) -> _Governed:
     """`release(rest)`, when given, replaces the source's rows by `rest` (what is still to
     be copied): the raw columns go as soon as their kept rows exist."""
     subject = sp.subject_column
@@ -328,13 +334,14 @@ def enforce(
     )
     del subjects  # a plan over the subjects source's raw rows: they go with the source
     tokens = SubjectTokens(flags.table, pseudonymiser)
-    lookup = SubjectLookup(flags.table, _excluded_subjects(flags))
+    lookup = SubjectLookup(flags.table, flags.excluded())
     frames: dict[str, pl.DataFrame] = {}
     accounting: dict[str, SourceRowAccounting] = {}
     column_actions: dict[str, dict[str, str]] = {}
     positions: dict[str, SubjectPositions] = {}
-    for name in sorted(sources.frames):
-        df, acc, lineage, at = _govern_source(
+
+    def govern(name: str) -> _Governed:
+        out = _govern_source(
             name,
             sources,
             plan.sources[name],
@@ -348,11 +355,23 @@ def enforce(
             lookup,
             partial(_keep_rest, sources, name) if release else None,
         )
+        if release:
+            sources.release(name)
+        return out
+
+    # Sources are governed two at a time (engine/side_by_side.py); everything below reads
+    # the results in name order, as the one-by-one loop did.
+    names = sorted(sources.frames)
+    done = run_in_order(
+        {name: partial(govern, name) for name in names},
+        lambda name: sources.frames[name].frame.height,
+        threads=_threads(plan),
+    )
+    for name in names:
+        df, acc, lineage, at = done.pop(name)
         frames[name], accounting[name] = df, acc
         if at is not None:
             positions[name] = at
-        if release:
-            sources.release(name)
         column_actions.update(lineage)
         log.info(
             "enforce.source",
@@ -377,13 +396,16 @@ def enforce(
     )
 
 
-def _excluded_subjects(flags: SubjectFlags) -> pl.Series:
-    """Per row of the flags table: does some subject-level rule exclude the subject?"""
-    cols = list(flags.subject_reasons)
-    any_subject = pl.any_horizontal(pl.col(c) for c in cols) if cols else pl.lit(False)
-    return flags.table.with_columns(any_subject.alias("_subject_excluded")).get_column(
-        "_subject_excluded"
+def _threads(plan: EnforcementPlan) -> int:
+    """Two threads, unless a column is tokenised in the reversible domain: its tokens are
+    minted into the vault's memo (engine/pseudonym/memo.py), whose pairs must come in one
+    order to be filed the same way every time; such a plan governs one source at a time."""
+    reversible = any(
+        a.action == "pseudonymise" and a.domain == REVERSIBLE_DOMAIN
+        for sp in plan.sources.values()
+        for a in sp.columns.values()
     )
+    return 1 if reversible else THREADS
 
 
 def _keep_rest(sources: SourceFrames, name: str, rest: pl.DataFrame) -> None:

@@ -5,6 +5,8 @@ looked up by subject position, and the subjects source taken row for row.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import polars as pl
 
@@ -28,8 +30,15 @@ class SubjectTokens:
         # some source, and those sources.
         self.kept: dict[tuple[str | None, str | None], np.ndarray] = {}
         self.sources: set[str] = set()
+        # Sources are governed two at a time (engine/enforce.py): one computes a column of
+        # tokens while the other waits for it, and the kept masks are updated one at a time.
+        self._lock = threading.Lock()
 
     def column(self, action: ColumnAction) -> pl.Series:
+        with self._lock:
+            return self._column(action)
+
+    def _column(self, action: ColumnAction) -> pl.Series:
         key = (action.domain, action.normaliser)
         if key not in self.memo:
             assert action.domain is not None
@@ -48,11 +57,13 @@ class SubjectTokens:
         if action.domain != REVERSIBLE_DOMAIN:
             return
         key = (action.domain, action.normaliser)
-        mask = self.kept.get(key)
-        if mask is None:
-            mask = self.kept[key] = np.zeros(self.table.height, dtype=np.bool_)
-        mask[at.drop_nulls().to_numpy()] = True
-        self.sources.add(source)
+        kept = at.drop_nulls().to_numpy()
+        with self._lock:
+            mask = self.kept.get(key)
+            if mask is None:
+                mask = self.kept[key] = np.zeros(self.table.height, dtype=np.bool_)
+            mask[kept] = True
+            self.sources.add(source)
 
     def distinct_published(self) -> dict[str, pl.Series]:
         parts = [self.memo[k].filter(pl.Series(self.kept[k])) for k in sorted(self.kept, key=str)]

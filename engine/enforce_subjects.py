@@ -122,6 +122,14 @@ class SubjectFlags:
     subject_reasons: dict[str, str]  # internal column -> reason
     nullings: dict[str, dict[int, str]]  # source -> nulling index -> internal column
 
+    def excluded(self) -> pl.Series:
+        """Per row of the table: does some subject-level rule exclude the subject?"""
+        cols = list(self.subject_reasons)
+        any_subject = pl.any_horizontal(pl.col(c) for c in cols) if cols else pl.lit(False)
+        return self.table.with_columns(any_subject.alias("_subject_excluded")).get_column(
+            "_subject_excluded"
+        )
+
 
 def subject_flags(
     subjects: pl.LazyFrame, subject: str, plan: EnforcementPlan, subjects_source: str
