@@ -11,10 +11,11 @@ sequential loop built. A failure is the first failing job in that order, as it w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
 # Two cores on the project's machine; a source's own Polars calls may use both as well.
@@ -22,17 +23,17 @@ THREADS = 2
 
 
 def run_in_order(
-    jobs: Mapping[str, Callable[[], T]],
-    weight: Callable[[str], int],
+    jobs: Mapping[K, Callable[[], T]],
+    weight: Callable[[K], int],
     *,
     threads: int = THREADS,
-) -> dict[str, T]:
+) -> dict[K, T]:
     """Every job's result, keyed and ordered as `jobs`. `weight(name)` (rows, say) orders
     the start: heaviest first. `threads <= 1` or a single job: one after the other, here."""
     if threads <= 1 or len(jobs) <= 1:
         return {name: job() for name, job in jobs.items()}
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pgov-side-by-side") as pool:
-        started: dict[str, Future[T]] = {
+        started: dict[K, Future[T]] = {
             name: pool.submit(jobs[name]) for name in sorted(jobs, key=weight, reverse=True)
         }
         try:

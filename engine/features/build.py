@@ -20,6 +20,7 @@ import polars as pl
 
 from engine.errors import BadInputError
 from engine.features.aggregate import SourceAggregates
+from engine.features.attach import attach
 from engine.features.compile import Window, row_expr
 from engine.features.model import KEY, FeatureFrame
 from engine.features.spec import FeatureRole, FeatureSpec, Transform
@@ -151,7 +152,10 @@ def build_features(
     row_specs = {n: s for n, s in by_source.get(subjects, {}).items() if not s.is_aggregation}
     needed = {c for s in row_specs.values() for c in s.inputs()}
     base = _with_positions(_source_df(governed, subjects, needed), positions, subjects)
-    lf = (
+    # The subjects' own features, one row per subject, in the output's order (by token):
+    # sorted beside the sources' aggregates, the joins below keep that order, so the output
+    # needs no sort of every feature column at the end.
+    subjects_lf = (
         base.lazy()
         .select(
             pl.col(KEY),
@@ -159,6 +163,7 @@ def build_features(
             *[row_expr(s, base.schema, window).alias(n) for n, s in row_specs.items()],
         )
         .unique(subset=[key], keep="first")
+        .sort(KEY, multithreaded=False)
     )
 
     def aggregated_part(source: str, specs: dict[str, FeatureSpec]) -> pl.DataFrame:
@@ -175,26 +180,31 @@ def build_features(
             done(source)
         return part
 
-    jobs = {
-        source: partial(aggregated_part, source, specs)
+    jobs: dict[str | None, Callable[[], pl.DataFrame]] = {None: subjects_lf.collect}
+    jobs.update(
+        (source, partial(aggregated_part, source, specs))
         for source in sorted(by_source)
         if (specs := {n: s for n, s in by_source[source].items() if s.is_aggregation})
-    }
+    )
     # Sources are aggregated two at a time (engine/side_by_side.py), joined in name order.
-    aggregated_parts = run_in_order(jobs, lambda source: governed.frames[source].height)
+    done_parts = run_in_order(
+        jobs, lambda source: base.height if source is None else governed.frames[source].height
+    )
+    joined = done_parts.pop(None)
     indicators: list[str] = []
     fills: dict[str, pl.Expr] = {}
-    for source, part in aggregated_parts.items():
+    for source, part in done_parts.items():
+        assert source is not None
         indicator = f"has_{source}"
         part = part.with_columns(pl.lit(1, dtype=pl.Int8).alias(indicator))
-        lf = lf.join(part.lazy(), on=key, how="left")
+        # Per-subject work only (each part is one row per subject): by position when the
+        # frames carry positions, else the in-memory engine's join (half the streaming
+        # engine's CPU at this size).
+        by_position = attach(joined, part, key) if key == POSITION else None
+        joined = by_position if by_position is not None else _left_join(joined, part, key)
         indicators.append(indicator)
         fills[indicator] = pl.lit(0, dtype=pl.Int8)
-    del aggregated_parts
-
-    # Per-subject work only (each source's part is already one row per subject): the
-    # in-memory engine's joins cost half the CPU of the streaming engine's at this size.
-    joined = lf.collect(engine="in-memory")
+    del done_parts
 
     # Combines read the other features before their fills: a term a subject has no rows for
     # adds 0. Evaluated by the streaming engine as before: the two engines' horizontal sums
@@ -235,13 +245,13 @@ def build_features(
     inputs = [n for n, r in roles.items() if r is FeatureRole.INPUT]
     casts = [pl.col(f).cast(pl.Float64) for f in features]
     casts += [pl.col(d).cast(pl.String) for d in descriptors]
-    out = (
-        filled.with_columns(casts)
-        .select(KEY, *features, *indicators, *descriptors, *kpis, *inputs)
+    out = filled.with_columns(casts).select(
+        KEY, *features, *indicators, *descriptors, *kpis, *inputs
+    )
+    if not out.get_column(KEY).is_sorted():  # in order already: the subjects were sorted
         # One row per key, so any sort gives the same order; the threaded one costs about
         # three times the CPU on these string keys.
-        .sort(KEY, multithreaded=False)
-    )
+        out = out.sort(KEY, multithreaded=False)
     return FeatureFrame(
         frame=out,
         features=features,
@@ -253,6 +263,14 @@ def build_features(
         inputs=inputs,
         specs=dict(built),
         specs_declared=dict(declared),
+    )
+
+
+def _left_join(frame: pl.DataFrame, part: pl.DataFrame, key: str) -> pl.DataFrame:
+    return (
+        frame.lazy()
+        .join(part.lazy(), on=key, how="left", maintain_order="left")
+        .collect(engine="in-memory")
     )
 
 
