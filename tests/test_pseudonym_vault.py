@@ -347,15 +347,3 @@ def test_vault_dirs_never_walk_out_of_the_vault(tmp_path: Path) -> None:
         assert d.parent.name.startswith("x-")
     assert vault.directory("customer_id", 3).name == "v3"
     assert MANIFEST == "MANIFEST.json"
-
-
-def test_segments_are_in_token_order_even_when_64_bit_prefixes_tie() -> None:
-    from engine.pseudonym.vault import _sorted_unique
-
-    same = "0123456789abcdef"
-    toks = [f"kv1.{same}{i:016x}" for i in (9, 3, 7, 3)] + ["kv1." + "f" * 32, "kv1." + "0" * 32]
-    df = pl.DataFrame({"t": toks, "c": [bytes([i]) for i in range(len(toks))]})
-    out = _sorted_unique(df)
-    assert out["t"].to_list() == sorted(set(toks))
-    distinct = df.filter(pl.col("t").is_first_distinct()).slice(3)
-    assert _sorted_unique(distinct.reverse())["t"].to_list() == sorted(distinct["t"].to_list())

@@ -79,9 +79,10 @@ def tokens_from_x(x: pl.Series, prefix: str) -> pl.Series:
     return (prefix + hexed).rename("t")
 
 
-def _utf8_buffers(values: pl.Series) -> tuple[np.ndarray, memoryview]:
-    """Offsets and data of a String column's UTF-8 bytes (one contiguous copy)."""
-    arr = values.to_arrow()
+def utf8_buffers(values: pl.Series) -> tuple[np.ndarray, memoryview]:
+    """Offsets and data of a String column's UTF-8 bytes (one contiguous copy, made by
+    Polars itself: the oldest Arrow layout is a large_string, no string views)."""
+    arr = values.to_arrow(compat_level=pl.CompatLevel.oldest())
     if hasattr(arr, "combine_chunks"):
         arr = arr.combine_chunks()
     if str(arr.type) == "string_view":
@@ -111,6 +112,11 @@ class BlockCipher:
     def _aad(self, xb: np.ndarray) -> list[bytes]:
         return [*self._head, hashlib.sha256(xb.data).digest()]
 
+    def encrypt(self, plain: bytes, xb: np.ndarray) -> bytes:
+        """One block's ciphertext: its plaintext (lengths, then bytes) under the associated
+        data of its tokens' bodies (x_bytes, in token order)."""
+        return self._siv.encrypt(plain, self._aad(xb))
+
     def seal(self, entries: pl.DataFrame) -> pl.DataFrame:
         """Entries (v: String, x: UInt128), sorted by x and unique -> segment rows (x, b, c):
         block b = row // size; c the block's ciphertext on its first (smallest) row, null on
@@ -118,26 +124,16 @@ class BlockCipher:
         n = entries.height
         if n == 0:
             return pl.DataFrame(schema=SEALED)
-        offs, data = _utf8_buffers(entries["v"].cast(pl.String))
+        offs, data = utf8_buffers(entries["v"].cast(pl.String))
         lens = np.diff(offs).astype("<u4")
         xb = x_bytes(entries["x"])
-        encrypt, size = self._siv.encrypt, self.size
+        size = self.size
         sealed = []
         for a in range(0, n, size):
             b = min(a + size, n)
             plain = lens[a:b].tobytes() + data[offs[a] : offs[b]]
-            sealed.append(encrypt(plain, self._aad(xb[16 * a : 16 * b])))
-        firsts = pl.Series(np.arange(0, n, size, dtype=np.int64))
-        c = pl.repeat(None, n, dtype=pl.Binary, eager=True).scatter(
-            firsts, pl.Series(sealed, dtype=pl.Binary)
-        )
-        return pl.DataFrame(
-            {
-                "x": entries["x"],
-                "b": pl.int_range(0, n, eager=True, dtype=pl.UInt32) // size,
-                "c": c,
-            }
-        )
+            sealed.append(self.encrypt(plain, xb[16 * a : 16 * b]))
+        return sealed_rows(entries["x"], sealed, size)
 
     def open(self, block: Block) -> list[bytes]:
         """The block's values, aligned with block.x. Raises InvalidTag (altered, moved or
@@ -151,3 +147,17 @@ class BlockCipher:
             raise ValueError("malformed vault block")
         starts = ends - lens
         return [plain[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+def sealed_rows(x: pl.Series, sealed: list[bytes], size: int) -> pl.DataFrame:
+    """Segment rows (x, b, c) of entries sorted by x whose blocks of `size` were sealed
+    into `sealed`, in order: block b = row // size, its ciphertext on its first row (a
+    gather whose index is null on every other row: one pass, no column of nulls first)."""
+    n = x.len()
+    row = pl.int_range(0, n, dtype=pl.UInt32)
+    index = pl.select(
+        (row // size).alias("b"),
+        pl.when(row % size == 0).then(row // size).alias("first"),
+    )
+    c = pl.Series("c", sealed, dtype=pl.Binary).gather(index["first"])
+    return pl.DataFrame({"x": x, "b": index["b"], "c": c})

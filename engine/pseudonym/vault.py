@@ -40,6 +40,7 @@ from filelock import FileLock
 
 from engine.errors import VerificationFailed, storage_error
 from engine.pseudonym.blocks import SEALED, BlockCipher
+from engine.pseudonym.sealing import seal_new
 from engine.pseudonym.segments import Sealed, erase_rows, find, read_rows, rows_v2
 from engine.pseudonym.vault_files import (
     MANIFEST,
@@ -61,7 +62,6 @@ _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
 # anti-join reads every segment, and many small files cost more than one larger one.
 MAX_SEGMENTS = 8
 _RETRIES = 5
-_TWO64 = 2**64
 SCHEMA = {"t": pl.String, "c": pl.Binary, "x": pl.UInt128, "b": pl.UInt32}
 
 
@@ -104,27 +104,6 @@ def _context_dir_name(context: str) -> str:
         if _SAFE.fullmatch(context) and ".." not in context
         else "x-" + context.encode("utf-8").hex()
     )
-
-
-def _sorted_unique(entries: pl.DataFrame) -> pl.DataFrame:
-    """One row per token, in token order, so equal content gives byte-identical segments.
-
-    Sorting the values of one UInt128 column costs under half an arg-sort of it, so the
-    rows are ordered by sorting (high 64 bits of x, row number) packed in one integer; when
-    two distinct tokens share their high 64 bits (a chance of about 3 in a million for 10M
-    tokens) that order may not be token order, which the check sees, and a full sort
-    decides. Then each row
-    unlike the one before is kept (cheaper than a hash unique)."""
-    keyed = entries if "x" in entries.columns else entries.with_columns(token_key())
-    # One chunk first: a gather over the streaming HMAC's morsels costs three times more.
-    keyed = keyed.rechunk()
-    two64 = pl.lit(_TWO64, dtype=pl.UInt128)
-    rank = pl.int_range(0, pl.len(), dtype=pl.UInt128)
-    packed = keyed.select(((pl.col("x") // two64) * two64 + rank).sort().alias("k"))
-    ordered = keyed[packed["k"].cast(pl.UInt64, wrap_numerical=True)]
-    if not ordered.select((pl.col("x") >= pl.col("x").shift(1)).all()).item():
-        ordered = keyed.sort("x")
-    return ordered.filter(pl.col("x").ne_missing(pl.col("x").shift(1)))
 
 
 def _prefix(version: int) -> str:
@@ -280,19 +259,19 @@ class Vault:
             segs = self._manifest(d)
             if segs and entries.height:
                 entries = not_held(entries, self.keys(context, version))
-            entries = _sorted_unique(entries)
-            if entries.height == 0:
+            rows = seal_new(entries, cipher)
+            if rows.height == 0:
                 return VaultWrite(context, version, segments=len(segs))
-            name, digest = write_segment(d, cipher.seal(entries))
+            name, digest = write_segment(d, rows)
             crash_point("vault_before_manifest")
             live = [*segs, name]
             write_manifest(d, FORMAT, live)
             live = self._merge_small(d, live)
-        log.info("vault.appended", version=version, added=entries.height, segments=len(live))
+        log.info("vault.appended", version=version, added=rows.height, segments=len(live))
         return VaultWrite(
             context,
             version,
-            added=entries.height,
+            added=rows.height,
             segment=name,
             segment_sha256=digest,
             segments=len(live),

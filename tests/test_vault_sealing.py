@@ -1,0 +1,101 @@
+"""A filing's new entries as segment rows (sealing.py): the order is token order whatever
+the input order, repeats and tied top bits; the rows are those of sealing the sorted
+entries in one go, across the runs a worker thread prepares; the segment is named by the
+digest of its bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
+import engine.pseudonym.sealing as sealing
+from engine.pseudonym.blocks import BlockCipher
+from engine.pseudonym.sealing import seal_new, token_order
+from engine.pseudonym.vault_files import write_segment
+
+
+def _entries(xs: list[int]) -> pl.DataFrame:
+    return pl.DataFrame({"v": [f"value-{x:x}" for x in xs], "x": pl.Series(xs, dtype=pl.UInt128)})
+
+
+def _sorted_unique(df: pl.DataFrame) -> pl.DataFrame:
+    """The reference: one row per token, in token order (the first of a repeated one)."""
+    return df.unique(subset="x", keep="first", maintain_order=True).sort("x")
+
+
+def test_token_order_when_top_bits_tie_and_tokens_repeat() -> None:
+    same64 = 0x0123456789ABCDEF << 64
+    same40 = 0xFEDCBA9876 << 88  # shares its top 40 bits only
+    xs = [
+        same64 | 9,
+        same64 | 3,
+        same40 | (5 << 60),
+        same64 | 7,
+        same64 | 3,  # a repeat: its first row is kept
+        2**128 - 1,
+        0,
+        same40 | 1,
+        same40 | (5 << 60),
+    ]
+    df = _entries(xs)
+    order = token_order(df)
+    assert df["x"].gather(order).to_list() == sorted(set(xs))
+    assert order.tolist()[sorted(set(xs)).index(same64 | 3)] == 1
+    assert token_order(df.reverse())[0] == len(xs) - 1 - 6  # 0 is first, whatever the input order
+
+
+def test_token_order_of_many_random_tokens_with_repeats() -> None:
+    rng = np.random.default_rng(7)
+    hi = rng.integers(0, 2**20, 5000, dtype=np.uint64) << np.uint64(44)  # many tied tops
+    lo = rng.integers(0, 2**63, 5000, dtype=np.uint64)
+    xs = [(int(h) << 64) | int(low) for h, low in zip(hi, lo, strict=True)]
+    xs += xs[::7]  # repeats
+    df = _entries(xs)
+    order = token_order(df)
+    assert df["x"].gather(order).to_list() == sorted(set(xs))
+    assert token_order(df.head(0)).tolist() == []
+
+
+@pytest.mark.parametrize("run", [1, 3, 64])
+def test_sealing_in_runs_gives_the_rows_of_sealing_the_sorted_entries(
+    monkeypatch: pytest.MonkeyPatch, run: int
+) -> None:
+    monkeypatch.setattr(sealing, "RUN", run)
+    rng = np.random.default_rng(11)
+    xs = [int(a) << 64 | int(b) for a, b in rng.integers(0, 2**62, (700, 2), dtype=np.uint64)]
+    xs += xs[:50]  # repeated tokens, as a memo's raw table may hold
+    df = _entries(xs).with_columns(
+        # Values of every length, multi-byte UTF-8 and empty included.
+        pl.when(pl.int_range(pl.len()) % 5 == 0)
+        .then(pl.col("v") + "ÿ€" * 9)
+        .when(pl.int_range(pl.len()) % 11 == 0)
+        .then(pl.lit(""))
+        .otherwise(pl.col("v"))
+        .alias("v")
+    )
+    cipher = BlockCipher(AESSIV(bytes(range(64))), "customer_id", 1, size=16)
+    got = seal_new(df, cipher)
+    want = cipher.seal(_sorted_unique(df))
+    assert got.height == len(set(xs)) and got["b"].max() == (len(set(xs)) - 1) // 16
+    assert got.equals(want)
+
+
+def test_sealing_nothing_gives_no_rows() -> None:
+    cipher = BlockCipher(AESSIV(bytes(range(64))), "customer_id", 1)
+    assert seal_new(_entries([]), cipher).height == 0
+
+
+def test_a_segment_is_named_by_the_digest_of_its_bytes(tmp_path: Path) -> None:
+    cipher = BlockCipher(AESSIV(bytes(range(64))), "customer_id", 1, size=8)
+    rows = seal_new(_entries([int.from_bytes(os.urandom(16), "big") for _ in range(100)]), cipher)
+    name, digest = write_segment(tmp_path, rows)
+    body = (tmp_path / name).read_bytes()
+    assert hashlib.sha256(body).hexdigest() == digest and name == f"seg-{digest[:24]}.parquet"
+    assert pl.read_parquet(tmp_path / name).equals(rows)
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temp file left
