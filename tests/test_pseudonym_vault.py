@@ -347,3 +347,33 @@ def test_vault_dirs_never_walk_out_of_the_vault(tmp_path: Path) -> None:
         assert d.parent.name.startswith("x-")
     assert vault.directory("customer_id", 3).name == "v3"
     assert MANIFEST == "MANIFEST.json"
+
+
+def test_contexts_filed_together_come_back_in_order_and_a_failed_one_stays_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault = Vault(tmp_path)
+    p = Pseudonymiser(_ring(), vault=vault)
+    cols = ["customer_id", "email", "phone"]
+    toks = {c: p.tokenise(_ids(50, 100 * i), c, "kyc") for i, c in enumerate(cols)}
+    append = Vault.append
+
+    def failing(self: Vault, context: str, *a: object, **k: object) -> object:
+        if context == "email":
+            raise StorageError("disk full")
+        return append(self, context, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Vault, "append", failing)
+    with pytest.raises(StorageError):
+        p.flush()
+    assert vault.read("customer_id", 1).height == vault.read("phone", 1).height == 50
+    assert vault.read("email", 1).height == 0
+    monkeypatch.undo()
+    writes = p.flush()  # only the failed context was still pending
+    assert [(w.context, w.added) for w in writes] == [("email", 50)]
+    for c in cols:
+        assert p.reveal([t for t in toks[c] if t], c) == _ids(50, 100 * cols.index(c))
+    q = Pseudonymiser(_ring(), vault=Vault(tmp_path / "b"))
+    for c in reversed(cols):
+        q.tokenise(_ids(5), c, "kyc")
+    assert [w.context for w in q.flush()] == sorted(cols)

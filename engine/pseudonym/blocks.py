@@ -151,13 +151,24 @@ class BlockCipher:
 
 def sealed_rows(x: pl.Series, sealed: list[bytes], size: int) -> pl.DataFrame:
     """Segment rows (x, b, c) of entries sorted by x whose blocks of `size` were sealed
-    into `sealed`, in order: block b = row // size, its ciphertext on its first row (a
-    gather whose index is null on every other row: one pass, no column of nulls first)."""
-    n = x.len()
-    row = pl.int_range(0, n, dtype=pl.UInt32)
-    index = pl.select(
+    into `sealed`, in order: block b = row // size, its ciphertext on its first row."""
+    return with_ciphertexts(row_blocks(x, size), sealed)
+
+
+def row_blocks(x: pl.Series, size: int) -> pl.DataFrame:
+    """x, b (the row's block) and `first` (the block's number on its first row, else
+    null): all of a segment's rows but the ciphertexts, known before any block is sealed."""
+    row = pl.int_range(0, x.len(), dtype=pl.UInt32)
+    return pl.select(
+        x,
         (row // size).alias("b"),
         pl.when(row % size == 0).then(row // size).alias("first"),
     )
-    c = pl.Series("c", sealed, dtype=pl.Binary).gather(index["first"])
-    return pl.DataFrame({"x": x, "b": index["b"], "c": c})
+
+
+def with_ciphertexts(skeleton: pl.DataFrame, sealed: list[bytes]) -> pl.DataFrame:
+    """row_blocks + the blocks' ciphertexts in order -> segment rows (x, b, c): a gather
+    whose index is null on all but a block's first row (one pass, no column of nulls
+    filled in afterwards)."""
+    c = pl.Series("c", sealed, dtype=pl.Binary).gather(skeleton["first"])
+    return skeleton.select("x", "b").with_columns(c)

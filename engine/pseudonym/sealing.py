@@ -24,7 +24,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
-from engine.pseudonym.blocks import SEALED, BlockCipher, sealed_rows, utf8_buffers, x_bytes
+from engine.pseudonym.blocks import (
+    SEALED,
+    BlockCipher,
+    row_blocks,
+    utf8_buffers,
+    with_ciphertexts,
+    x_bytes,
+)
 
 # Blocks per run handed from the gathering thread to the sealing one: a few MiB of values,
 # enough that the per-run overhead is noise, small enough that the first run (sealed with
@@ -73,17 +80,18 @@ def token_order(keyed: pl.DataFrame) -> np.ndarray:
     return np.delete(idx, pos[dup]) if dup.any() else idx
 
 
-Prepared = tuple[pl.Series, np.ndarray, memoryview, np.ndarray]
+Prepared = tuple[pl.Series, np.ndarray, memoryview]
 
 
-def _prepare(keyed: pl.DataFrame, rows: np.ndarray) -> Prepared:
-    """One run, in the worker thread: its entries gathered in token order, their values'
-    UTF-8 offsets and bytes (one contiguous copy out of Polars' string views) and their
-    bodies' bytes. Polars and numpy release the GIL here, so this overlaps the sealing of
-    the run before."""
+def _prepare(keyed: pl.DataFrame, rows: np.ndarray, xs: list[pl.Series]) -> Prepared:
+    """One run, in the worker thread: its entries gathered in token order and their values'
+    UTF-8 offsets and bytes (one contiguous copy out of Polars' string views; the random
+    reads make it the larger half of the work). Polars releases the GIL here, so this
+    overlaps the sealing of the run before. Appends the run's bodies to `xs`."""
     part = keyed[pl.Series("i", rows)]
     offs, data = utf8_buffers(part["v"])
-    return part["x"], offs, data, x_bytes(part["x"])
+    xs.append(part["x"])
+    return part["x"], offs, data
 
 
 def seal_new(entries: pl.DataFrame, cipher: BlockCipher) -> pl.DataFrame:
@@ -96,26 +104,31 @@ def seal_new(entries: pl.DataFrame, cipher: BlockCipher) -> pl.DataFrame:
     size = cipher.size
     span = size * RUN
     starts = iter(range(0, len(order), span))
-    xs: list[pl.Series] = []
+    xs: list[pl.Series] = []  # the runs' bodies, appended by the worker in run order
     sealed: list[bytes] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vault-seal") as pool:
 
         def submit(a0: int) -> Future[Prepared]:
-            return pool.submit(_prepare, keyed, order[a0 : a0 + span])
+            return pool.submit(_prepare, keyed, order[a0 : a0 + span], xs)
 
         # Two runs prepared ahead at most: cleartext copies of a few MiB, not of the filing.
         runs = deque(submit(a0) for a0 in itertools.islice(starts, 2))
+        skeleton: Future[pl.DataFrame] | None = None
         while runs:
-            x, offs, data, xb = runs.popleft().result()
+            x, offs, data = runs.popleft().result()
             nxt = next(starts, None)
             if nxt is not None:
                 runs.append(submit(nxt))
+            elif skeleton is None:
+                # After the last run (one worker: in order), the rows but their ciphertexts.
+                skeleton = pool.submit(lambda: row_blocks(pl.concat(xs, rechunk=True), size))
+            xb = x_bytes(x)
             lens = np.diff(offs).astype("<u4")
             for a in range(0, len(lens), size):
                 b = min(a + size, len(lens))
                 plain = lens[a:b].tobytes() + data[offs[a] : offs[b]]
                 sealed.append(cipher.encrypt(plain, xb[16 * a : 16 * b]))
                 del plain
-            xs.append(x)
-            del offs, data, xb
-    return sealed_rows(pl.concat(xs, rechunk=True), sealed, size)
+            del offs, data
+        assert skeleton is not None
+        return with_ciphertexts(skeleton.result(), sealed)

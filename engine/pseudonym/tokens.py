@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,29 +217,44 @@ class Pseudonymiser:
             return []
         if self.vault is None:
             raise KeyMaterialError("kyc vault tokens were minted but no token vault is configured")
-        writes = []
         prefix = f"kv{self.version}."
+        jobs = []
         for ctx, minted in pending:
             if used is not None and ctx not in used:
                 self._memo.filed(ctx)  # nothing published carries this context's tokens
                 continue
-            table = minted if "x" in minted.columns else minted.with_columns(token_key())
-            # A column tokenised once, on the rows it publishes (an identifier of the subjects
-            # source), publishes exactly the pairs minted, in order: nothing to filter.
-            # Otherwise tokens are compared as their 128-bit bodies (`x`): every minted token
-            # has this version's prefix, a published one without it equals none of them, so
-            # equal bodies are equal tokens (an is_in over millions of 36-character strings
-            # cost about four times the integers').
-            if used is not None and table.height and not used[ctx].equals(minted["t"]):
-                published = used[ctx].filter(used[ctx].str.starts_with(prefix))
-                wanted = published.to_frame("t").select(token_key()).to_series()
-                table = table.filter(pl.col("x").is_in(wanted.implode()))
-            if table.height:  # pairs the vault held when minted were not kept (`unheld`)
-                table = not_held(table, self.vault.keys(ctx, self.version))
-            cipher = self.vault_cipher(ctx, self.version)
-            writes.append(self.vault.append(ctx, self.version, table.select("v", "x"), cipher))
-            self._memo.filed(ctx)
-        return writes
+            jobs.append((ctx, minted, None if used is None else used[ctx]))
+        # Two contexts at a time (a kyc_aml refresh files six): one's Polars work (order,
+        # gathering, the segment write) runs while the other seals blocks, which holds the
+        # GIL. The writes come back in context order; a context whose write failed stays
+        # pending (the others are filed: each store is written on its own).
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vault-file") as pool:
+            done = [pool.submit(self._file, ctx, minted, pub, prefix) for ctx, minted, pub in jobs]
+            wait(done)
+        return [f.result() for f in done]
+
+    def _file(
+        self, ctx: str, minted: pl.DataFrame, published: pl.Series | None, prefix: str
+    ) -> VaultWrite:
+        """File one key context's pending pairs (see flush)."""
+        assert self.vault is not None
+        table = minted if "x" in minted.columns else minted.with_columns(token_key())
+        # A column tokenised once, on the rows it publishes (an identifier of the subjects
+        # source), publishes exactly the pairs minted, in order: nothing to filter.
+        # Otherwise tokens are compared as their 128-bit bodies (`x`): every minted token
+        # has this version's prefix, a published one without it equals none of them, so
+        # equal bodies are equal tokens (an is_in over millions of 36-character strings
+        # cost about four times the integers').
+        if published is not None and table.height and not published.equals(minted["t"]):
+            published = published.filter(published.str.starts_with(prefix))
+            wanted = published.to_frame("t").select(token_key()).to_series()
+            table = table.filter(pl.col("x").is_in(wanted.implode()))
+        if table.height:  # pairs the vault held when minted were not kept (`unheld`)
+            table = not_held(table, self.vault.keys(ctx, self.version))
+        cipher = self.vault_cipher(ctx, self.version)
+        write = self.vault.append(ctx, self.version, table.select("v", "x"), cipher)
+        self._memo.filed(ctx)
+        return write
 
     def vault_cipher(self, column: str, version: int) -> BlockCipher:
         """Seals and opens the vault blocks of (column, version): AES-SIV under the vault
