@@ -8,7 +8,8 @@ per (key context, key version):
         MANIFEST.json             {"format": "pgov-vault/2", "segments": [names]}
         seg-<sha256[:24]>.parquet the entries, sorted by token, named by the file's digest:
                                   v2, blocks of entries sealed by one AES-SIV call each
-                                  (segments.py, blocks.py); v1 (written before 2026-12-01),
+                                  (segments.py, blocks.py; a filing's order and sealing:
+                                  sealing.py); v1 (written before 2026-12-01),
                                   one ciphertext per entry, still read, merged and erased
         .lock                     flock: one writer at a time (the kernel drops it on kill -9)
 
