@@ -43,10 +43,8 @@ def write_segment(d: Path, df: pl.DataFrame) -> tuple[str, str]:
     tmp = d / f".seg-{secrets.token_hex(6)}.tmp"
     try:
         with tmp.open("wb") as fh:
-            # Uncompressed: ciphertexts and token bodies (uniform 128-bit integers) do not
-            # compress, so lz4 cost 0.15-0.2 CPU s per 10M entries for nothing (the block
-            # numbers are run-length encoded either way); zstd cost twice lz4's time.
-            df.write_parquet(fh, compression="uncompressed", statistics=True)
+            # lz4: ciphertexts do not compress, and zstd costs twice the time.
+            df.write_parquet(fh, compression="lz4", statistics=True)
             fh.flush()
             os.fsync(fh.fileno())
         digest = file_sha256(tmp)
