@@ -66,7 +66,10 @@ class JobOutcome:
 def _default_refresh() -> RefreshFn:
     # Resolved lazily on the worker: importing the whole pipeline is the worker's job, and
     # tests swap in a fake without touching this module.
-    from engine.refresh import run_refresh
+    from engine.heap import held
+
+    with held():  # modules that live until the worker exits (engine/heap.py)
+        from engine.refresh import run_refresh
 
     return cast(RefreshFn, run_refresh)
 

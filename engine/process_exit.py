@@ -40,6 +40,9 @@ def _others_alive() -> bool:
 def _flush_all() -> bool:
     """Flush every open Python file object; False if one failed."""
     ok = True
+    # Objects frozen by engine/heap.py are not in get_objects(): a log file opened before
+    # the freeze must be flushed too. Unfreezing only moves them back (no walk).
+    gc.unfreeze()
     objects = gc.get_objects()
     # One subclass test per type, not an ABC instance check per object (150k+ of them).
     files = {t for t in {type(o) for o in objects} if issubclass(t, io.IOBase)}

@@ -107,8 +107,12 @@ def run_refresh(
     """Run one jurisdiction-scoped refresh and publish a signed version, or refuse."""
     import time
 
-    from engine.locks import refresh_lock
-    from engine.policy.decide import decide, engine_for
+    from engine.heap import freeze_once, held
+
+    with held():
+        from engine.locks import refresh_lock
+        from engine.policy.decide import decide, engine_for
+    freeze_once()  # what lives for good is out of the collector's reach (engine/heap.py)
 
     timer = _Timer(progress, f"{request.jurisdiction}/{request.purpose.value}")
     events = RunEvents(ws, request, uuid.uuid4().hex)

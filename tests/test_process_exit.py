@@ -53,6 +53,27 @@ def test_buffered_writes_and_atexit_handlers_survive_and_the_code_is_kept(tmp_pa
     assert marker.read_text() == "handler ran"
 
 
+def test_a_file_opened_before_the_heap_is_frozen_is_still_flushed(tmp_path: Path) -> None:
+    # engine/heap.py freezes what lives for good; frozen objects leave gc.get_objects(), the
+    # list exit_now walks to flush open files.
+    out = tmp_path / "frozen.txt"
+    done = _run(
+        """
+        import gc, sys
+        from pathlib import Path
+        from engine.process_exit import exit_now
+        fh = Path(sys.argv[1]).open("w")
+        fh.write("y" * 50_000 + "end")
+        gc.freeze()
+        assert fh not in gc.get_objects()
+        exit_now(0)
+        """,
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == "y" * 50_000 + "end"
+
+
 def test_a_thread_still_working_makes_it_return_and_the_exit_is_normal(tmp_path: Path) -> None:
     out = tmp_path / "thread.txt"
     done = _run(

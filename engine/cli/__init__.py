@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import sys
 
-import typer
+from engine.heap import held
 
-from engine.cli import (
-    activate_cmd,
-    audit_cmd,
-    data_cmd,
-    digests_cmd,
-    experiment_cmd,
-    features_cmd,
-    keys_cmd,
-    keys_export,
-    kyc_cmd,
-    lineage_cmd,
-    personas_cmd,
-    policy_cmd,
-    report_cmd,
-    run_cmd,
-    vault_cmd,
-    versions_cmd,
-)
-from engine.cli._common import set_quiet, set_verbose, silence_stdout
+# Every command module, with the collector held: modules live until exit (engine/heap.py).
+with held():
+    import typer
+
+    from engine.cli import (
+        activate_cmd,
+        audit_cmd,
+        data_cmd,
+        digests_cmd,
+        experiment_cmd,
+        features_cmd,
+        keys_cmd,
+        keys_export,
+        kyc_cmd,
+        lineage_cmd,
+        personas_cmd,
+        policy_cmd,
+        report_cmd,
+        run_cmd,
+        vault_cmd,
+        versions_cmd,
+    )
+    from engine.cli._common import set_quiet, set_verbose, silence_stdout
 
 app = typer.Typer(
     name="pgov",

@@ -122,7 +122,10 @@ def refresh(
 ) -> None:
     """Run a governed, jurisdiction-scoped refresh and publish a signed persona version."""
     from engine.actors import acting, authenticate, under_request
-    from engine.refresh import run_refresh
+    from engine.heap import held
+
+    with held():  # the whole pipeline's modules: they live until exit (engine/heap.py)
+        from engine.refresh import run_refresh
 
     ws = open_workspace(workspace)
     day = date.fromisoformat(as_of) if as_of else date.today()
@@ -327,8 +330,11 @@ def demo(
     as_json: bool = JsonOpt,
 ) -> None:
     """Create a workspace with sample data, refresh every jurisdiction, verify, summarise."""
+    from engine.heap import held
     from engine.pseudonym.lifecycle import init_keys
-    from engine.refresh import run_refresh
+
+    with held():  # the whole pipeline's modules: they live until exit (engine/heap.py)
+        from engine.refresh import run_refresh
     from engine.sample import generate
     from engine.sample.workspace import init_workspace
 
