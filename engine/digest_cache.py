@@ -35,9 +35,10 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # the keyring's package imports the tokeniser: not needed to 
     from engine.workspace import Workspace
 
 log = structlog.get_logger("pgov.digest_cache")
+T = TypeVar("T")
 
 FORMAT = "pgov-digest-cache/1"
 ENV_SWITCH = "PGOV_DIGEST_CACHE"
@@ -81,8 +83,20 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+def switched_on(variable: str) -> bool:
+    """A cache's environment switch: on unless set to off/0/false/no (engine/prepass_cache.py
+    has its own variable)."""
+    return os.environ.get(variable, "on").strip().lower() not in ("off", "0", "false", "no")
+
+
 def enabled() -> bool:
-    return os.environ.get(ENV_SWITCH, "on").strip().lower() not in ("off", "0", "false", "no")
+    return switched_on(ENV_SWITCH)
+
+
+def seal(key: bytes, label: bytes, payload: bytes) -> str:
+    """HMAC-SHA256 of `label|payload`: every sealed cache entry and entry name (the label
+    keeps an entry's MAC from ever standing for a name, or another cache's entry)."""
+    return hmac.new(key, label + b"|" + payload, hashlib.sha256).hexdigest()
 
 
 def cache_dir(ws: Workspace) -> Path:
@@ -110,7 +124,7 @@ class DigestCache:
         raise TypeError("DigestCache holds key material and cannot be serialised")
 
     def _mac(self, label: bytes, payload: bytes) -> str:
-        return hmac.new(self._key, label + b"|" + payload, hashlib.sha256).hexdigest()
+        return seal(self._key, label, payload)
 
     def entry_path(self, key: StatKey) -> Path:
         name = self._mac(b"name", f"{key.dev}|{key.ino}".encode())[:40]
@@ -130,16 +144,8 @@ class DigestCache:
     def lookup(self, key: StatKey) -> str | None:
         """The sealed digest for exactly this file state, or None (then: hash the file)."""
         path = self.entry_path(key)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            log.warning("digest_cache.unreadable", error=type(exc).__name__)
-            return None
-        fields = _parse(raw)
+        fields = fetch(path, _parse, "digest_cache")
         if fields is None:
-            log.warning("digest_cache.entry_ignored", reason="corrupt", entry=path.stem[:12])
             return None
         if fields["key_version"] != self.key_version:
             log.info("digest_cache.entry_ignored", reason="key_version", entry=path.stem[:12])
@@ -173,14 +179,16 @@ class DigestCache:
         path = self.entry_path(key)
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _replace(path, json.dumps(doc, sort_keys=True).encode() + b"\n")
+            replace_file(path, json.dumps(doc, sort_keys=True).encode() + b"\n")
         except OSError as exc:  # a cache that cannot be written only costs a re-hash
             log.warning("digest_cache.write_failed", error=type(exc).__name__)
             return False
         return True
 
 
-def _replace(path: Path, data: bytes) -> None:
+def replace_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all (temp file, then os.replace): two writers
+    at once leave one whole entry, never a torn one."""
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -190,6 +198,23 @@ def _replace(path: Path, data: bytes) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def fetch(path: Path, parse: Callable[[bytes], T | None], event: str) -> T | None:
+    """An entry's fields as `parse` reads them, or None: a missing entry quietly, an
+    unreadable or malformed one with a warning (`<event>.unreadable`,
+    `<event>.entry_ignored`) naming the entry's MAC prefix, never a path or a value."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning(f"{event}.unreadable", error=type(exc).__name__)
+        return None
+    fields = parse(raw)
+    if fields is None:
+        log.warning(f"{event}.entry_ignored", reason="corrupt", entry=path.stem[:12])
+    return fields
 
 
 def _parse(raw: bytes) -> dict[str, Any] | None:
@@ -209,9 +234,10 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     return doc
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def read_entry(path: Path, parse: Callable[[bytes], T | None]) -> T | None:
+    """An entry as `parse` reads it; None when it is gone or unreadable."""
     try:
-        return _parse(path.read_bytes())
+        return parse(path.read_bytes())
     except OSError:  # removed meanwhile (a concurrent clear): not an entry any more
         return None
 
@@ -223,7 +249,14 @@ def entries(ws: Workspace) -> list[Path]:
 
 def clear(ws: Workspace) -> int:
     """Remove every entry (and stray temp files); the next refresh hashes every file."""
-    root = cache_dir(ws)
+    n = remove_entries(cache_dir(ws))
+    log.info("digest_cache.cleared", entries=n)
+    return n
+
+
+def remove_entries(root: Path) -> int:
+    """Remove a cache directory's entries and stray temp files (not its subfolders: the
+    pre-pass cache's lives in this one); the number of entries removed."""
     if not root.is_dir():
         return 0
     n = 0
@@ -231,7 +264,6 @@ def clear(ws: Workspace) -> int:
         if p.suffix in (".json", ".tmp") and p.is_file():
             p.unlink(missing_ok=True)
             n += p.suffix == ".json"
-    log.info("digest_cache.cleared", entries=n)
     return n
 
 
@@ -246,7 +278,7 @@ def status(ws: Workspace, keyring: Keyring | None) -> dict[str, Any]:
     if keyring is not None:
         v = keyring.current_version
         cache = DigestCache(cache_dir(ws), v, keyring.derive("digest-cache", "sha256", v))
-        good = sum(cache.verifies(_read(p)) for p in found)
+        good = sum(cache.verifies(read_entry(p, _parse)) for p in found)
         out["verified"] = good
         out["ignored"] = len(found) - good
     return out

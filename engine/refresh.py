@@ -199,6 +199,7 @@ def _run_locked(
     from engine.enforce import enforce
     from engine.enforce_subjects import needed_columns
     from engine.features import build_features
+    from engine.prepass_cache import PrepassCache
     from engine.pseudonym import Pseudonymiser
     from engine.pseudonym.filing import file_tokens
     from engine.pseudonym.keyring import Keyring
@@ -216,7 +217,8 @@ def _run_locked(
     # Valid rows carry only the columns the plan uses (every column is still checked).
     keep = needed_columns(plan, ws.config)
     cache = DigestCache.for_workspace(ws, keyring)  # unchanged files are not re-hashed
-    sources: SourceFrames = load_sources(ws, j, request.as_of, keep, cache)
+    prepass = PrepassCache.for_workspace(ws, keyring)  # nor their pre-pass queries run
+    sources: SourceFrames = load_sources(ws, j, request.as_of, keep, cache, prepass)
     timer.lap("sources", t)
     crash_point("sources")
     _require_subjects(ws, sources)

@@ -91,6 +91,21 @@ def digest_file(path: Path, cache: DigestCache | None = None) -> FileDigest:
     return FileDigest(sha, before, outcome)
 
 
+def known_digest(path: Path, cache: DigestCache | None) -> FileDigest | None:
+    """The digest already taken of the file's current state (this process's memo, or the
+    sealed cache's entry for exactly that state), without reading the file; None when none
+    is known. Neither is ever racy, so the digest stands for the bytes of that state (the
+    pre-pass cache keys on it before the file is read: engine/source_prepass.py)."""
+    try:
+        state = StatKey.of(path.stat())
+    except OSError:
+        return None
+    outcome, sha = "memo", _memo.get(state)
+    if sha is None and cache is not None:
+        outcome, sha = "cached", cache.lookup(state)
+    return None if sha is None else FileDigest(sha, state, outcome)
+
+
 def check_unchanged(path: Path, key: StatKey) -> None:
     """Refuse a file whose state moved since `key` was taken (it was written meanwhile)."""
     try:

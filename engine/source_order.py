@@ -15,6 +15,15 @@ def _parents(ws: Workspace, name: str) -> list[str]:
     return [r for r in dict.fromkeys(ref.partition(".")[0] for ref in refs) if r != name]
 
 
+def upstream(ws: Workspace, name: str) -> list[str]:
+    """`name` and every source it references, directly or through another (sorted): the
+    sources whose files and declarations its valid rows depend on."""
+    found = [name]
+    for seen in found:  # grows while it is walked: breadth first
+        found += [p for p in _parents(ws, seen) if p not in found]
+    return sorted(found)
+
+
 def file_size(ws: Workspace, name: str) -> int:
     """A source file's size, to read the largest of a wave first (0 if it cannot be seen:
     its read reports that, in load order)."""

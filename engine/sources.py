@@ -45,6 +45,7 @@ from engine.contracts import DTYPES, FORMATS, check_exprs, typed_expr
 from engine.digest_cache import DigestCache
 from engine.errors import BadInputError, UsageError
 from engine.integrity import check_parquet
+from engine.prepass_cache import PrepassCache
 from engine.source_files import (
     ROW,
     FileDigests,
@@ -59,9 +60,10 @@ from engine.source_files import (
     source_file,
 )
 from engine.source_frames import SourceAccounting, SourceFrame, SourceFrames
-from engine.source_keys import KeyOrder, duplicate_rows, increasing_query, key_order
+from engine.source_keys import KeyOrder, key_order
 from engine.source_order import file_size, load_order, waves
-from engine.source_refs import joinable, marked, orphan_query
+from engine.source_prepass import Hit, Prepasses, PrepassRows, compute, from_entry, joined
+from engine.source_refs import marked
 from engine.workspace import Workspace
 
 log = structlog.get_logger("pgov.sources")
@@ -95,10 +97,12 @@ def _load_one(
     walks: ThreadPoolExecutor,
     keep: Collection[str] | None,
     key_order: Future[KeyOrder | None] | None = None,
-) -> tuple[SourceFrame, StatKey]:
-    """The source's rows, and the file state they were read from (its digest is bound to
-    that state once taken: `load_sources`). `key_order`: `source_keys.key_order`'s answer, asked
-    before the source's references were loaded; used only if taken from the same state."""
+    hit: Hit | None = None,
+) -> tuple[SourceFrame, StatKey, PrepassRows | None]:
+    """The source's rows, the file state they were read from (its digest is bound to that
+    state once taken: `load_sources`) and its pre-pass answer if computed. `key_order`:
+    `source_keys.key_order`'s answer, asked before the source's references were loaded;
+    `hit`: the pre-pass cache's answer; each used only if taken from the same state."""
     spec = ws.source(name)
     path = source_file(ws, name)
     if not path.is_file():
@@ -110,8 +114,11 @@ def _load_one(
     read_from = read_state(path)
     early = key_order.result() if key_order is not None else None
     increasing = early.increasing if early is not None and early.state == read_from else None
+    hit = hit if hit is not None and hit.state == read_from else None
     try:
-        loaded = _read_one(ws, name, path, jurisdiction, as_of, valid_refs, keep, increasing)
+        loaded, rows = _read_one(
+            ws, name, path, jurisdiction, as_of, valid_refs, keep, increasing, hit
+        )
     except BaseException:
         if intact is not None and isinstance(err := intact.exception(), BadInputError):
             raise err from None
@@ -119,7 +126,7 @@ def _load_one(
     if intact is not None:
         intact.result()
     check_unchanged(path, read_from)  # written while Polars read it: refused
-    return loaded, read_from
+    return loaded, read_from, rows
 
 
 def _read_one(
@@ -131,7 +138,9 @@ def _read_one(
     valid_refs: dict[str, pl.Series],
     keep: Collection[str] | None,
     increasing: bool | None = None,
-) -> SourceFrame:
+    hit: Hit | None = None,
+) -> tuple[SourceFrame, PrepassRows | None]:
+    """The source's rows, and its pre-pass answer when it was computed (None: `hit`)."""
     spec = ws.source(name)
     rel = spec.path
     lf = scan(path, spec.format, check=False)
@@ -156,30 +165,16 @@ def _read_one(
             "that every row has the declared columns"
         )
 
-    # Pre-pass, one collect over one scan: the single-column key's order and each
-    # reference's orphan rows (engine/source_keys.py, engine/source_refs.py).
-    single = len(spec.key) == 1 and increasing is None
-    pre = [increasing_query(lf, typed[spec.key[0]])] if single else []
-    joined = [
-        col
-        for col, cspec in spec.columns.items()
-        if cspec.references and joinable(DTYPES[cspec.type], valid_refs[cspec.references])
-    ]
-    pre += [
-        orphan_query(lf, ROW, typed[c], valid_refs[spec.columns[c].references or ""])
-        for c in joined
-    ]
-    try:
-        got = pl.collect_all(pre) if pre else []
-        orphans = {c: got[single + i][ROW] for i, c in enumerate(joined)}
-        duplicated = duplicate_rows(
-            lf,
-            ROW,
-            [typed[k] for k in spec.key],
-            increasing=bool(got[0].item()) if single else bool(increasing),
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise unreadable(exc) from None
+    # Pre-pass: duplicate keys and orphans, from the sealed cache for bytes it has seen
+    # (`hit`) or one collect over one scan (engine/source_prepass.py).
+    rows = None if hit is None else from_entry(hit.entry, joined(spec, valid_refs), schema[ROW])
+    computed = None
+    if rows is None:
+        try:
+            rows = computed = compute(lf, spec, typed, valid_refs, increasing)
+        except pl.exceptions.PolarsError as exc:
+            raise unreadable(exc) from None
+    orphans, duplicated = rows.orphans, rows.duplicated
 
     checks: list[tuple[str, pl.Expr]] = []
     for col, cspec in spec.columns.items():
@@ -240,8 +235,9 @@ def _read_one(
         valid_rows=accounting.valid_rows,
         quarantined_rows=accounting.quarantined_rows,
         carried_columns=len(carried),
+        prepass="run" if computed is not None else "cached",
     )
-    return SourceFrame(
+    frame = SourceFrame(
         name=name,
         spec=spec,
         frame=valid,
@@ -251,6 +247,7 @@ def _read_one(
         accounting=accounting,
         uncarried=frozenset(spec.columns) - set(carried),
     )
+    return frame, computed
 
 
 def load_sources(
@@ -259,12 +256,14 @@ def load_sources(
     as_of: date,
     keep: Mapping[str, Collection[str]] | None = None,
     digest_cache: DigestCache | None = None,
+    prepass_cache: PrepassCache | None = None,
 ) -> SourceFrames:
     """Every declared source, this jurisdiction only, split into valid and quarantined rows.
 
     `keep` maps a source to the columns its valid rows carry (all declared columns for a
     source it does not name); every column is read and checked either way. `digest_cache`
-    (a refresh passes the workspace's) lets an unchanged file's digest be reused.
+    (a refresh passes the workspace's) lets an unchanged file's digest be reused, and
+    `prepass_cache` the pre-pass answer for unchanged files (engine/source_prepass.py).
     """
     if jurisdiction not in ws.config.jurisdictions:
         raise UsageError(
@@ -295,6 +294,7 @@ def load_sources(
         ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="pgov-source") as readers,
     ):
         early: dict[str, Future[KeyOrder | None]] = {}
+        prepasses = Prepasses(ws, jurisdiction, as_of, prepass_cache, digest_cache)
         cut = waves(ws, order)
         for i, wave in enumerate(cut):
             # A wave's sources reference only loaded sources: they are read side by side, the
@@ -314,6 +314,7 @@ def load_sources(
                     walks,
                     carried(name),
                     early.get(name),
+                    prepasses.hit(name, read_from),
                 )
                 for name in sorted(wave, key=partial(file_size, ws), reverse=True)
             }
@@ -322,10 +323,12 @@ def load_sources(
                     name: readers.submit(key_order, ws, name, jurisdiction)
                     for later in cut[1:]
                     for name in sorted(later, key=partial(file_size, ws), reverse=True)
+                    if not prepasses.cached(name)
                 }
             try:
                 for name in wave:
-                    frames[name], read_from[name] = started[name].result()
+                    frames[name], read_from[name], rows = started[name].result()
+                    prepasses.computed(name, rows)
             except BaseException:
                 for future in started.values():
                     future.cancel()
@@ -337,10 +340,13 @@ def load_sources(
                 if src in wave:
                     valid_refs[ref] = frames[src].frame[col]
         frames = {name: frames[name] for name in order}
+        bound: dict[str, str] = {}
         for name in order:
             # The rows read and the digest recorded must describe the same bytes.
             taken = digests.bound(name, source_file(ws, name), read_from[name])
             frames[name] = replace(frames[name], input_digest=taken.sha256)
+            bound[name] = taken.sha256
+        prepasses.store(bound)
     return SourceFrames(
         jurisdiction=jurisdiction, as_of=as_of, frames=frames, subjects=ws.config.subjects
     )

@@ -249,5 +249,5 @@ def test_refresh_on_a_workspace_unlike_the_sample_records_the_same_digests_from_
         "ignored": 0,
     }
     code, out = pgov("digests", "clear", "-w", str(root), "--json")
-    assert (code, json.loads(out)) == (0, {"removed": 1})
+    assert (code, json.loads(out)) == (0, {"removed": 1, "prepass_removed": 1})
     assert not list((root / digest_cache.CACHE_DIR).glob("*.json"))

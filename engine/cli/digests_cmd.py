@@ -1,8 +1,9 @@
 """`pgov digests status|clear`: the sealed file-digest cache (engine/digest_cache.py).
 
 Status counts entries and how many verify under the workspace's current master key; clear
-removes them all, so the next refresh hashes every input file again. No path, file name or
-digest is printed.
+removes them all, and the pre-pass cache's entries (engine/prepass_cache.py), so the next
+refresh hashes every input file and runs every pre-pass again. No path, file name or digest
+is printed.
 """
 
 from __future__ import annotations
@@ -43,16 +44,21 @@ def status_cmd(workspace: Path = WorkspaceOpt, as_json: bool = JsonOpt) -> None:
 @digests_app.command("clear")
 @handle_errors
 def clear_cmd(workspace: Path = WorkspaceOpt, as_json: bool = JsonOpt) -> None:
-    """Remove every entry: the next refresh hashes every input file again."""
-    from engine import digest_cache
+    """Remove every entry, and the pre-pass cache's: the next refresh hashes every input
+    file and runs every pre-pass again."""
+    from engine import digest_cache, prepass_cache
 
     ws = _open_ws(workspace)
     ensure_logging(ws)
     n = digest_cache.clear(ws)
+    pre = prepass_cache.clear(ws)
     if as_json:
-        emit_json({"removed": n})
+        emit_json({"removed": n, "prepass_removed": pre})
         return
-    console.print(f"digest cache cleared: {n} entries removed", highlight=False)
+    console.print(
+        f"digest cache cleared: {n} entries removed, {pre} pre-pass entries removed",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:
