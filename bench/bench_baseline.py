@@ -2,12 +2,22 @@
 
     python bench/bench_baseline.py --customers 1000000 [--jurisdiction EU-DE]
     python bench/bench_baseline.py --workspace DIR --runs 3   # reuse a generated sample
+    python bench/bench_baseline.py --workspace DIR --no-cold  # steady refreshes only
 
 Runs the plain pipeline (bench/baseline.py) and a real marketing refresh (what
 `pgov refresh` runs) of the same jurisdiction, alternating, `--runs` times each, and prints
 medians, the refresh's stages and the ratio refresh / baseline (target: <= 2), in wall
 seconds and in CPU seconds (all threads of this process): when other jobs share the cores
-the CPU ratio is the steadier one. The load average is printed with every figure.
+the CPU ratio is the steadier one. The load average is printed with every figure. Each
+refresh line is followed by its stages' CPU seconds (this process's CPU between one
+stage's end and the next's, so `sources` includes the little done between the stages).
+
+First, one cold refresh: the workspace's file-digest and pre-pass caches cleared (what
+`pgov digests clear` removes) and this process's digests forgotten, as a first refresh of
+new files, or one after a clear, runs. Its figure is printed on its own and is not in the
+medians, which are steady refreshes of unchanged files (the caches warm). `--no-cold` skips
+it. PGOV_PREPASS_CACHE=off (or PGOV_DIGEST_CACHE=off) in the environment measures the
+steady refresh without that cache (docs/keys.md).
 
 The plain pipeline runs in a process of its own (started once, then asked for each run, as
 a notebook kernel would run it again), with Polars' allocator as a user's notebook has it:
@@ -37,6 +47,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 # What the user exported, if anything, before Polars (which adds its own defaults) or the
 # engine (engine/allocator.py) touch it: the plain pipeline's process gets exactly this.
@@ -44,13 +55,16 @@ USER_ALLOCATOR = os.environ.get("_RJEM_MALLOC_CONF")
 
 # The engine first, so the refresh runs with the allocator `pgov` has: importing Polars
 # (bench/baseline.py does) before the engine would leave Polars' defaults in force.
-from engine.config import Purpose  # noqa: E402  (engine before Polars, above)
+from engine import digest_cache, prepass_cache  # noqa: E402  (engine before Polars, above)
+from engine.config import Purpose  # noqa: E402
 from engine.logs import configure_logging  # noqa: E402
+from engine.progress import ProgressEvent  # noqa: E402
 from engine.pseudonym.lifecycle import init_keys  # noqa: E402
 from engine.refresh import run_refresh  # noqa: E402
 from engine.request import RefreshRequest  # noqa: E402
 from engine.sample import generate  # noqa: E402
 from engine.sample.workspace import init_workspace  # noqa: E402
+from engine.source_files import clear_digest_memo  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -132,6 +146,42 @@ def _analyst(ws: Workspace, jurisdiction: str) -> str:
     raise SystemExit(f"no analyst serves {jurisdiction}")
 
 
+class _StageCpu:
+    """A progress hook: this process's CPU seconds between one stage's end and the next's."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self._last = time.process_time()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        now = time.process_time()
+        self.cpu[event.stage] = now - self._last
+        self._last = now
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={v:.2f}" for k, v in self.cpu.items())
+
+
+def _refresh(ws: Workspace, request: RefreshRequest) -> tuple[float, float, Any, _StageCpu]:
+    """(wall s, CPU s, result, stage CPU) of one refresh."""
+    stages = _StageCpu()
+    t, c = time.perf_counter(), time.process_time()
+    result = run_refresh(ws, request, progress=stages)
+    return time.perf_counter() - t, time.process_time() - c, result, stages
+
+
+def _cold(ws: Workspace, request: RefreshRequest) -> None:
+    """One refresh with the digest and pre-pass caches cleared and this process's digests
+    forgotten (not part of the medians)."""
+    digest_cache.clear(ws)
+    prepass_cache.clear(ws)
+    clear_digest_memo()
+    wall, cpu, result, stages = _refresh(ws, request)
+    detail = " ".join(f"{k}={v:.2f}" for k, v in result.seconds.items())
+    print(f"cold refresh {wall:.2f} s cpu {cpu:.2f} s ({detail}) {_load()}")
+    print(f"cold refresh stage cpu {stages}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--customers", type=int, default=1_000_000)
@@ -144,6 +194,11 @@ def main() -> None:
         "--baseline-in-process",
         action="store_true",
         help="run the plain pipeline in this process (with the engine's allocator setting)",
+    )
+    ap.add_argument(
+        "--no-cold",
+        action="store_true",
+        help="skip the cold refresh (digest and pre-pass caches cleared) printed first",
     )
     args = ap.parse_args()
     configure_logging(None, None, "WARNING")
@@ -160,6 +215,11 @@ def main() -> None:
         ws = Workspace.open(root)
         purpose = Purpose(args.purpose)
         actor = "compliance-lead" if purpose is Purpose.KYC_AML else _analyst(ws, args.jurisdiction)
+        request = RefreshRequest(
+            actor=actor, jurisdiction=args.jurisdiction, purpose=purpose, as_of=AS_OF
+        )
+        if not args.no_cold:
+            _cold(ws, request)
         base_s: list[float] = []
         ref_s: list[float] = []
         base_cpu: list[float] = []
@@ -176,13 +236,9 @@ def main() -> None:
                 f"run {run + 1} baseline {base_s[-1]:.2f} s cpu {base_cpu[-1]:.2f} s "
                 f"({n:,} customers; {detail}) {_load()}"
             )
-            request = RefreshRequest(
-                actor=actor, jurisdiction=args.jurisdiction, purpose=purpose, as_of=AS_OF
-            )
-            t, c = time.perf_counter(), time.process_time()
-            result = run_refresh(ws, request)
-            ref_s.append(time.perf_counter() - t)
-            ref_cpu.append(time.process_time() - c)
+            wall, cpu, result, stage_cpu = _refresh(ws, request)
+            ref_s.append(wall)
+            ref_cpu.append(cpu)
             sec = result.seconds
             unstaged = ref_s[-1] - sum(sec.values())
             governed = sum(sec.get(k, 0.0) for k in ("policy", "enforce", "store")) + unstaged
@@ -193,6 +249,7 @@ def main() -> None:
                 f"(valid={result.valid}, personas={result.personas}; {stages} "
                 f"unstaged={unstaged:.2f}; governance {gov[-1]:.0%}) {_load()}"
             )
+            print(f"run {run + 1} refresh  stage cpu {stage_cpu}")
         b, r = statistics.median(base_s), statistics.median(ref_s)
         bc, rc = statistics.median(base_cpu), statistics.median(ref_cpu)
         baseline.close()
