@@ -6,15 +6,17 @@ process's peak resident set while that source loads, and the carried frame's siz
 
 WS is a workspace over a sample's files (e.g. one `bench/bench_tenm.py --keep` made; set
 PGOV_ACTOR_KEYS as for it). The policy decision gives the plan whose `needed_columns` the
-scan carries, exactly as `pgov refresh` does; `--all-columns` carries every column.
-Parquet page walks are cold (one process per run). File digests come from the workspace's
-sealed digest cache as in a refresh (engine/digest_cache.py): run twice for a first and a
-steady figure, `--clear-digests` to start cold, PGOV_DIGEST_CACHE=off to hash every file as
-before the cache. CPU seconds count every thread; at a load above the core count they are
-the figure to compare, not wall seconds. Sources of one wave load two at a time
-(engine/source_order.py), so a source's own line counts the other reader's CPU and RSS too:
-the totals are the figure. `--runs N` loads the stage N times in this process (the later
-runs with warm page walks and digests, as bench_baseline's later refreshes).
+scan carries, exactly as `pgov refresh` does; `--all-columns` carries every column. Parquet
+page walks are cold (one process per run). File digests come from the workspace's sealed
+digest cache as in a refresh (engine/digest_cache.py), and so do the pre-pass answers
+(engine/prepass_cache.py): run twice for a first and a steady figure, `--clear-digests` to
+start cold (both caches cleared), PGOV_DIGEST_CACHE=off to hash every file as before the
+cache, PGOV_PREPASS_CACHE=off to run every pre-pass. CPU seconds count every thread; at a
+load above the core count they are the figure to compare, not wall seconds. Sources of one
+wave load two at a time (engine/source_order.py), so a source's own line counts the other
+reader's CPU and RSS too: the totals are the figure. `--runs N` loads the stage N times in
+this process (the later runs with warm page walks and digests, as bench_baseline's later
+refreshes).
 """
 
 from __future__ import annotations
@@ -74,13 +76,15 @@ def main() -> None:
         "and digests warm, as in a long-lived worker or bench_baseline's later refreshes)",
     )
     ap.add_argument(
-        "--clear-digests", action="store_true", help="empty the digest cache first (cold)"
+        "--clear-digests",
+        action="store_true",
+        help="empty the digest and pre-pass caches first (cold)",
     )
     args = ap.parse_args()
     configure_logging(None, None, "WARNING")
 
     import engine.sources as sources
-    from engine import digest_cache
+    from engine import digest_cache, prepass_cache
     from engine.enforce_subjects import needed_columns
     from engine.policy.decide import decide, engine_for
     from engine.pseudonym.keyring import Keyring
@@ -96,7 +100,10 @@ def main() -> None:
 
     if args.clear_digests:
         digest_cache.clear(ws)
-    cache = digest_cache.DigestCache.for_workspace(ws, Keyring.load(ws))
+        prepass_cache.clear(ws)
+    keyring = Keyring.load(ws)
+    cache = digest_cache.DigestCache.for_workspace(ws, keyring)
+    prepass = prepass_cache.PrepassCache.for_workspace(ws, keyring)
     outcomes: dict[str, int] = {}
     import engine.source_files as source_files
 
@@ -115,10 +122,10 @@ def main() -> None:
     def timed(ws_: Workspace, name: str, *a: Any, **k: Any) -> Any:
         rss.reset()
         t, c = time.perf_counter(), time.process_time()
-        f, state = one(ws_, name, *a, **k)
+        f, state, prepass = one(ws_, name, *a, **k)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         if args.runs > 1:  # the totals are the figure; skip the RSS sample's pause
-            return f, state
+            return f, state, prepass
         time.sleep(0.02)  # one more RSS sample
         print(
             f"  {name:18s} {f.accounting.input_rows:>12,} rows  wall {wall:6.2f} s  "
@@ -126,20 +133,20 @@ def main() -> None:
             f"carried {f.frame.width - 1} cols, {f.frame.estimated_size() / 2**30:.3f} GiB",
             flush=True,
         )
-        return f, state
+        return f, state, prepass
 
     sources._load_one = timed  # type: ignore[assignment]
     print(f"sources of {args.jurisdiction} for {args.purpose}, {_load()}")
     for _ in range(args.runs):
-        _run(args, ws, keep, cache, outcomes)
+        _run(args, ws, keep, (cache, prepass), outcomes)
 
 
-def _run(args: argparse.Namespace, ws: Workspace, keep: Any, cache: Any, outcomes: Any) -> None:
+def _run(args: argparse.Namespace, ws: Workspace, keep: Any, caches: Any, outcomes: Any) -> None:
     import engine.sources as sources
 
     t, c = time.perf_counter(), time.process_time()
     before = resource.getrusage(resource.RUSAGE_SELF)
-    loaded = sources.load_sources(ws, args.jurisdiction, AS_OF, keep, cache)
+    loaded = sources.load_sources(ws, args.jurisdiction, AS_OF, keep, *caches)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     after = resource.getrusage(resource.RUSAGE_SELF)
     user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime

@@ -50,6 +50,10 @@ _CODE = (
     "engine.source_refs",
     "engine.sources",
 )
+# An answer marking more rows than this is not stored: its entry would be tens of MB of
+# JSON to parse on every refresh (a source that dirty is rare, and a refresh of it mostly
+# fails its quarantine gate).
+MAX_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -205,7 +209,10 @@ class Prepasses:
 
     def computed(self, name: str, rows: PrepassRows | None) -> None:
         """Note a source's answer (None: it came from the cache)."""
-        if rows is not None and self.cache is not None:
+        if rows is None or self.cache is None:
+            return
+        marked = len(rows.duplicated) + sum(len(s) for s in rows.orphans.values())
+        if marked <= MAX_ROWS:
             self._computed[name] = as_entry(rows)
 
     def store(self, digests: Mapping[str, str]) -> None:

@@ -185,6 +185,25 @@ def test_the_off_switch_neither_reads_nor_writes(
     assert sorted(runs) == _paths(ws)
 
 
+def test_an_answer_marking_too_many_rows_is_not_stored(
+    ws: Workspace, runs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.source_prepass as source_prepass
+
+    monkeypatch.setattr(source_prepass, "MAX_ROWS", 0)
+    loaded = _load(ws)
+    dirty = [
+        name
+        for name, f in loaded.frames.items()
+        if any(r.startswith(("duplicate_key:", "orphan:")) for r in f.accounting.quarantine_reasons)
+    ]
+    assert 0 < len(dirty) < len(ws.config.sources)
+    assert len(_entries(ws)) == len(ws.config.sources) - len(dirty)
+    runs.clear()
+    _load(ws)
+    assert sorted(runs) == _paths(ws, dirty)  # only the stored (empty) answers were reused
+
+
 def _ids(ws: Workspace) -> set[str]:
     """Every key value of every source, as text."""
     out: set[str] = set()
