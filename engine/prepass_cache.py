@@ -6,20 +6,22 @@ value the referenced source's valid rows do not hold (engine/source_refs.py). On
 refresh of unchanged files they give the same answer every time, and the local pool starts
 a fresh process per job, so the answer is kept here and reused, only when all of this holds:
 
-  * the entry is named and sealed for exactly the inputs the answer depends on: the content
-    digest (sha256) of the source's file and of every file it references (transitively), the
-    declarations of those sources, the jurisdiction, the as-of date, the Polars version and
-    the engine code that computes it (`source_prepass.inputs_key`). A file changed in any
-    byte has another digest, so its entry is never looked up again;
+  * the entry records and seals the digest of exactly the inputs the answer depends on: the
+    content digest (sha256) of the source's file and of every file it references
+    (transitively), the declarations of those sources, the jurisdiction, the as-of date, the
+    Polars version and the engine code that computes it (`source_prepass.inputs_key`). A
+    file changed in any byte has another digest, so that entry no longer answers; there is
+    one entry per source and jurisdiction (its name a MAC of the two), replaced by the next
+    answer computed, so the cache never grows with the files' history;
   * the entry verifies under HMAC-SHA256 with a key derived from the workspace's master key
     (HKDF, domain "prepass-cache", column "rows"), sealed and written exactly as the
     file-digest cache's entries (engine/digest_cache.py: `seal`, `replace_file`, `fetch`):
     an entry written or edited without the master key, torn, or sealed under another key
     version is ignored and the pre-pass runs again (a warning names the entry's MAC prefix).
 
-What an entry holds is row numbers only (1-based data rows of the source's file), never a
-key, value or identifier from the data, and its file name is a MAC: no path, source or
-column name appears in the cache either.
+What an entry holds is row numbers only (1-based data rows of the source's file) and the
+inputs digest (a hash of hashes), never a key, value or identifier from the data, and its
+file name is a MAC: no path, source or column name appears in the cache either.
 
 Entries live in a subfolder of the file-digest cache (`.cache/digests/prepass/`).
 PGOV_PREPASS_CACHE=off disables it for a process (every pre-pass runs, nothing is stored);
@@ -88,40 +90,44 @@ class PrepassCache:
     def __reduce__(self) -> str | tuple[Any, ...]:
         raise TypeError("PrepassCache holds key material and cannot be serialised")
 
-    def entry_path(self, inputs: str) -> Path:
-        return self.root / f"{seal(self._key, b'name', inputs.encode())[:40]}.json"
+    def entry_path(self, slot: str) -> Path:
+        """One entry per slot (a source in a jurisdiction), replaced when its inputs change,
+        so the cache holds at most sources x jurisdictions entries however often files do."""
+        return self.root / f"{seal(self._key, b'name', slot.encode())[:40]}.json"
 
-    def _seal(self, inputs: str, fields: dict[str, Any]) -> str:
-        # The inputs key is sealed in (not stored): an entry copied under another name fails.
-        body = [FORMAT, inputs, fields["key_version"], fields["duplicates"], fields["orphans"]]
+    def _seal(self, slot: str, fields: dict[str, Any]) -> str:
+        # The slot is sealed in (not stored): an entry copied under another name fails.
+        body = [FORMAT, slot, fields["inputs"], fields["key_version"]]
+        body += [fields["duplicates"], fields["orphans"]]
         return seal(self._key, b"entry", json.dumps(body, separators=(",", ":")).encode())
 
-    def lookup(self, inputs: str) -> Prepass | None:
+    def lookup(self, slot: str, inputs: str) -> Prepass | None:
         """The sealed answer for exactly these inputs, or None (then: run the pre-pass)."""
-        path = self.entry_path(inputs)
+        path = self.entry_path(slot)
         fields = fetch(path, _parse, "prepass_cache")
-        if fields is None:
-            return None
+        if fields is None or fields["inputs"] != inputs:
+            return None  # none yet, or the answer for other bytes, specs or date: replaced
         if fields["key_version"] != self.key_version:
             log.info("prepass_cache.entry_ignored", reason="key_version", entry=path.stem[:12])
             return None
-        if not hmac.compare_digest(self._seal(inputs, fields), fields["mac"]):
+        if not hmac.compare_digest(self._seal(slot, fields), fields["mac"]):
             # Written by someone without the master key, or edited since: never trusted.
             log.warning("prepass_cache.entry_ignored", reason="mac", entry=path.stem[:12])
             return None
         return Prepass(tuple(fields["duplicates"]), tuple(map(tuple, fields["orphans"])))
 
-    def store(self, inputs: str, found: Prepass) -> bool:
-        """Seal and write an entry (atomic replace); False when it cannot be written."""
+    def store(self, slot: str, inputs: str, found: Prepass) -> bool:
+        """Seal and write the slot's entry (atomic replace); False when it cannot be written."""
         fields: dict[str, Any] = {
+            "inputs": inputs,
             "key_version": self.key_version,
             "duplicates": list(found.duplicates),
             "orphans": [list(rows) for rows in found.orphans],
         }
-        doc = {"format": FORMAT, **fields, "mac": self._seal(inputs, fields)}
+        doc = {"format": FORMAT, **fields, "mac": self._seal(slot, fields)}
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            replace_file(self.entry_path(inputs), json.dumps(doc, sort_keys=True).encode())
+            replace_file(self.entry_path(slot), json.dumps(doc, sort_keys=True).encode())
         except OSError as exc:  # a cache that cannot be written only costs a pre-pass
             log.warning("prepass_cache.write_failed", error=type(exc).__name__)
             return False
@@ -141,6 +147,9 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         return None
     if type(doc.get("key_version")) is not int or not isinstance(doc.get("mac"), str):
+        return None
+    inputs = doc.get("inputs")
+    if not isinstance(inputs, str) or len(inputs) != 64:
         return None
     orphans = doc.get("orphans")
     if not _rows(doc.get("duplicates")) or not isinstance(orphans, list):

@@ -137,6 +137,11 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
+def slot(name: str, jurisdiction: str) -> str:
+    """The cache's entry for a source in a jurisdiction (each answer replaces the last)."""
+    return f"{name}|{jurisdiction}"
+
+
 def inputs_key(
     ws: Workspace, name: str, jurisdiction: str, as_of: date, digests: Mapping[str, str]
 ) -> str:
@@ -188,7 +193,8 @@ class Prepasses:
             if len(files) < len(up):
                 continue
             shas = {n: d.sha256 for n, d in files.items()}
-            entry = cache.lookup(inputs_key(ws, name, jurisdiction, as_of, shas))
+            inputs = inputs_key(ws, name, jurisdiction, as_of, shas)
+            entry = cache.lookup(slot(name, jurisdiction), inputs)
             if entry is not None:
                 self._found[name] = ({n: d.key for n, d in files.items()}, entry)
 
@@ -221,7 +227,6 @@ class Prepasses:
         if self.cache is None:
             return
         for name, entry in self._computed.items():
-            self.cache.store(
-                inputs_key(self.ws, name, self.jurisdiction, self.as_of, digests), entry
-            )
+            inputs = inputs_key(self.ws, name, self.jurisdiction, self.as_of, digests)
+            self.cache.store(slot(name, self.jurisdiction), inputs, entry)
         self._computed.clear()

@@ -134,7 +134,8 @@ def test_a_changed_file_misses_for_itself_and_every_source_referencing_it(
     _same(changed, _load(ws, prepass=False))
     runs.clear()
     _load(ws)
-    assert runs == []  # the new bytes' answers were stored
+    assert runs == []  # the new bytes' answers were stored, in place of the old ones
+    assert len(_entries(ws)) == len(ws.config.sources)
 
 
 def test_a_tampered_forged_or_torn_entry_is_a_miss_and_is_recomputed(
@@ -149,7 +150,7 @@ def test_a_tampered_forged_or_torn_entry_is_a_miss_and_is_recomputed(
     # Forged: a whole entry sealed under another master key, at the name the real one has.
     other = PrepassCache(ws.root, 1, Keyring.generate().derive("prepass-cache", "rows", 1))
     doc = json.loads(forged.read_bytes())
-    doc["mac"] = other._seal("inputs", doc)
+    doc["mac"] = other._seal("crm|EU-DE", doc)
     forged.write_text(json.dumps(doc))
     torn.write_bytes(torn.read_bytes()[:20])
     runs.clear()
