@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import structlog
 
@@ -104,27 +104,38 @@ def cache_dir(ws: Workspace) -> Path:
 
 
 @dataclass(frozen=True)
-class DigestCache:
-    """Sealed digest entries under one directory, keyed by a master-key-derived MAC key."""
+class SealedCache:
+    """Entries under one directory, sealed with a MAC key derived from the master key (held
+    in memory, never written). This cache, and engine/prepass_cache.py's in a subfolder."""
+
+    SWITCH: ClassVar[str] = ENV_SWITCH  # the environment variable that turns it off
+    DERIVED: ClassVar[tuple[str, str]] = ("digest-cache", "sha256")  # derive(domain, column)
+    SUBDIR: ClassVar[str] = ""  # below `cache_dir`
 
     root: Path
     key_version: int
     _key: bytes = field(repr=False, compare=False)
 
     @classmethod
-    def for_workspace(cls, ws: Workspace, keyring: Keyring) -> DigestCache | None:
-        """The workspace's cache, or None when PGOV_DIGEST_CACHE=off."""
-        if not enabled():
-            log.info("digest_cache.disabled", switch=ENV_SWITCH)
+    def for_workspace(cls, ws: Workspace, keyring: Keyring) -> Self | None:
+        """The workspace's cache, or None when its switch (e.g. PGOV_DIGEST_CACHE) is off."""
+        domain, column = cls.DERIVED
+        if not switched_on(cls.SWITCH):
+            log.info(f"{domain.replace('-', '_')}.disabled", switch=cls.SWITCH)
             return None
         version = keyring.current_version
-        return cls(cache_dir(ws), version, keyring.derive("digest-cache", "sha256", version))
+        return cls(cache_dir(ws) / cls.SUBDIR, version, keyring.derive(domain, column, version))
 
     def __reduce__(self) -> str | tuple[Any, ...]:
-        raise TypeError("DigestCache holds key material and cannot be serialised")
+        raise TypeError(f"{type(self).__name__} holds key material and cannot be serialised")
 
     def _mac(self, label: bytes, payload: bytes) -> str:
         return seal(self._key, label, payload)
+
+
+@dataclass(frozen=True)
+class DigestCache(SealedCache):
+    """Sealed file digests, one entry per file (device, inode)."""
 
     def entry_path(self, key: StatKey) -> Path:
         name = self._mac(b"name", f"{key.dev}|{key.ino}".encode())[:40]
@@ -217,21 +228,27 @@ def fetch(path: Path, parse: Callable[[bytes], T | None], event: str) -> T | Non
     return fields
 
 
-def _parse(raw: bytes) -> dict[str, Any] | None:
-    """The entry's fields when it is well-formed, else None (torn, truncated, edited)."""
+def entry_doc(raw: bytes, fmt: str) -> dict[str, Any] | None:
+    """A sealed entry's JSON object when it is one of format `fmt` with an integer key
+    version and a MAC, else None (torn, truncated, edited, another cache's)."""
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
         return None
-    ints = (*_FIELDS[:6], "key_version")
-    if any(type(doc.get(f)) is not int for f in ints):
-        return None
-    digest, mac = doc.get("sha256"), doc.get("mac")
-    if not isinstance(digest, str) or len(digest) != 64 or not isinstance(mac, str):
+    if type(doc.get("key_version")) is not int or not isinstance(doc.get("mac"), str):
         return None
     return doc
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    """The entry's fields when it is well-formed, else None (torn, truncated, edited)."""
+    doc = entry_doc(raw, FORMAT)
+    if doc is None or any(type(doc.get(f)) is not int for f in _FIELDS[:6]):
+        return None
+    digest = doc.get("sha256")
+    return doc if isinstance(digest, str) and len(digest) == 64 else None
 
 
 def read_entry(path: Path, parse: Callable[[bytes], T | None]) -> T | None:

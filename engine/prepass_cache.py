@@ -33,24 +33,22 @@ from __future__ import annotations
 
 import hmac
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from engine import digest_cache
-from engine.digest_cache import fetch, replace_file, seal, switched_on
+from engine.digest_cache import SealedCache, entry_doc, fetch, replace_file, switched_on
 
 if TYPE_CHECKING:
-    from engine.pseudonym.keyring import Keyring
     from engine.workspace import Workspace
 
 log = structlog.get_logger("pgov.prepass_cache")
 
 FORMAT = "pgov-prepass-cache/1"
 ENV_SWITCH = "PGOV_PREPASS_CACHE"
-SUBDIR = "prepass"
 
 
 @dataclass(frozen=True)
@@ -67,39 +65,28 @@ def enabled() -> bool:
 
 
 def cache_dir(ws: Workspace) -> Path:
-    return digest_cache.cache_dir(ws) / SUBDIR
+    return digest_cache.cache_dir(ws) / PrepassCache.SUBDIR
 
 
 @dataclass(frozen=True)
-class PrepassCache:
-    """Sealed pre-pass entries under one directory, keyed by a master-key-derived MAC key."""
+class PrepassCache(SealedCache):
+    """Sealed pre-pass answers, one entry per source and jurisdiction (`for_workspace`: None
+    when PGOV_PREPASS_CACHE=off)."""
 
-    root: Path
-    key_version: int
-    _key: bytes = field(repr=False, compare=False)
-
-    @classmethod
-    def for_workspace(cls, ws: Workspace, keyring: Keyring) -> PrepassCache | None:
-        """The workspace's cache, or None when PGOV_PREPASS_CACHE=off."""
-        if not enabled():
-            log.info("prepass_cache.disabled", switch=ENV_SWITCH)
-            return None
-        v = keyring.current_version
-        return cls(cache_dir(ws), v, keyring.derive("prepass-cache", "rows", v))
-
-    def __reduce__(self) -> str | tuple[Any, ...]:
-        raise TypeError("PrepassCache holds key material and cannot be serialised")
+    SWITCH = ENV_SWITCH
+    DERIVED = ("prepass-cache", "rows")
+    SUBDIR = "prepass"
 
     def entry_path(self, slot: str) -> Path:
         """One entry per slot (a source in a jurisdiction), replaced when its inputs change,
         so the cache holds at most sources x jurisdictions entries however often files do."""
-        return self.root / f"{seal(self._key, b'name', slot.encode())[:40]}.json"
+        return self.root / f"{self._mac(b'name', slot.encode())[:40]}.json"
 
     def _seal(self, slot: str, fields: dict[str, Any]) -> str:
         # The slot is sealed in (not stored): an entry copied under another name fails.
         body = [FORMAT, slot, fields["inputs"], fields["key_version"]]
         body += [fields["duplicates"], fields["orphans"]]
-        return seal(self._key, b"entry", json.dumps(body, separators=(",", ":")).encode())
+        return self._mac(b"entry", json.dumps(body, separators=(",", ":")).encode())
 
     def lookup(self, slot: str, inputs: str) -> Prepass | None:
         """The sealed answer for exactly these inputs, or None (then: run the pre-pass)."""
@@ -140,16 +127,9 @@ def _rows(value: object) -> bool:
 
 def _parse(raw: bytes) -> dict[str, Any] | None:
     """The entry's fields when it is well-formed, else None (torn, truncated, edited)."""
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        return None
-    if type(doc.get("key_version")) is not int or not isinstance(doc.get("mac"), str):
-        return None
-    inputs = doc.get("inputs")
-    if not isinstance(inputs, str) or len(inputs) != 64:
+    doc = entry_doc(raw, FORMAT)
+    inputs = None if doc is None else doc.get("inputs")
+    if doc is None or not isinstance(inputs, str) or len(inputs) != 64:
         return None
     orphans = doc.get("orphans")
     if not _rows(doc.get("duplicates")) or not isinstance(orphans, list):
