@@ -247,6 +247,7 @@ def test_refresh_on_a_workspace_unlike_the_sample_records_the_same_digests_from_
         "bytes": 0,
         "verified": 1,
         "ignored": 0,
+        "prepass_entries": 1,
     }
     code, out = pgov("digests", "clear", "-w", str(root), "--json")
     assert (code, json.loads(out)) == (0, {"removed": 1, "prepass_removed": 1})

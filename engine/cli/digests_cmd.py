@@ -22,13 +22,15 @@ digests_app = typer.Typer(help="The file-digest cache: status and clearing.")
 @digests_app.command("status")
 @handle_errors
 def status_cmd(workspace: Path = WorkspaceOpt, as_json: bool = JsonOpt) -> None:
-    """Entries in the digest cache and how many verify under the current master key."""
-    from engine import digest_cache
+    """Entries in the digest cache and how many verify under the current master key; the
+    pre-pass cache's entries."""
+    from engine import digest_cache, prepass_cache
     from engine.pseudonym.keyring import Keyring
 
     ws = _open_ws(workspace)
     ensure_logging(ws)
     data = digest_cache.status(ws, Keyring.load(ws))
+    data["prepass_entries"] = len(prepass_cache.entries(ws))
     if as_json:
         emit_json(data)
         return
@@ -36,7 +38,7 @@ def status_cmd(workspace: Path = WorkspaceOpt, as_json: bool = JsonOpt) -> None:
     console.print(
         f"digest cache {state}: {data['entries']} entries ({data['bytes']:,} bytes), "
         f"{data['verified']} verified under the current master key, {data['ignored']} that "
-        "a refresh ignores",
+        f"a refresh ignores; {data['prepass_entries']} pre-pass entries",
         highlight=False,
     )
 
