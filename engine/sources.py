@@ -23,6 +23,8 @@ Key uniqueness: every row of a duplicated key is quarantined (`duplicate_key:<ke
 rows claiming the same customer or loan are ambiguous, and picking one would be a guess.
 A duplicate is a property of the whole source, not of a row, so the key columns alone are
 read first (engine/source_keys.py); the pass then marks those rows like any other check.
+Those pre-pass answers (duplicate and orphan row numbers) are reused from a sealed cache
+for files a refresh has read before (engine/source_prepass.py, engine/prepass_cache.py).
 Uniqueness is checked within the jurisdiction being loaded (other jurisdictions' rows are
 never read). References (`references = "crm.customer_id"`) are checked against the *valid*
 rows of the referenced source: a child row of a quarantined customer is an orphan too.
