@@ -14,8 +14,9 @@ a fresh process per job, so the answer is kept here and reused, only when all of
     one entry per source and jurisdiction (its name a MAC of the two), replaced by the next
     answer computed, so the cache never grows with the files' history;
   * the entry verifies under HMAC-SHA256 with a key derived from the workspace's master key
-    (HKDF, domain "prepass-cache", column "rows"), sealed and written exactly as the
-    file-digest cache's entries (engine/digest_cache.py: `seal`, `replace_file`, `fetch`):
+    (HKDF, domain "prepass-cache", column "rows"), sealed, written and read as the
+    file-digest cache's entries are (engine/digest_cache.py: `SealedCache`, `replace_file`,
+    `fetch`, `entry_doc`):
     an entry written or edited without the master key, torn, or sealed under another key
     version is ignored and the pre-pass runs again (a warning names the entry's MAC prefix).
 
