@@ -6,11 +6,12 @@
 
 Runs the plain pipeline (bench/baseline.py) and a real marketing refresh (what
 `pgov refresh` runs) of the same jurisdiction, alternating, `--runs` times each, and prints
-medians, the refresh's stages and the ratio refresh / baseline (target: <= 2), in wall
-seconds and in CPU seconds (all threads of this process): when other jobs share the cores
-the CPU ratio is the steadier one. The load average is printed with every figure. Each
-refresh line is followed by its stages' CPU seconds (this process's CPU between one
-stage's end and the next's, so `sources` includes the little done between the stages).
+medians and the best runs, the refresh's stages and the ratio refresh / baseline
+(target: <= 2), in wall seconds and in CPU seconds (all threads of this process): when
+other jobs share the cores the CPU ratio is the steadier one. The load average is printed
+with every figure. Each refresh line is followed by its stages' CPU seconds (this
+process's CPU between one stage's end and the next's, so `sources` includes the little
+done between the stages).
 
 First, one cold refresh: the workspace's file-digest and pre-pass caches cleared (what
 `pgov digests clear` removes) and this process's digests forgotten, as a first refresh of
@@ -257,6 +258,16 @@ def main() -> None:
             f"median baseline {b:.2f} s (cpu {bc:.2f}), refresh {r:.2f} s (cpu {rc:.2f}) "
             f"{purpose.value}: ratio {r / b:.2f} wall, {rc / bc:.2f} cpu (target <= 2.00); "
             f"governance share {statistics.median(gov):.0%} {_load()}"
+        )
+        # The plain pipeline's own time is bimodal on some machines (its KMeans took 0.5 s
+        # in one run and 1.6-2.2 s in the next, same inputs, load under 1, measured
+        # 2026-12-02 on the Intel machine), which moves the median ratio by 0.5x either
+        # way: the ratio of the best runs (timeit's rule) is the steadier figure to quote.
+        bb, rb = min(base_s), min(ref_s)
+        print(
+            f"best baseline {bb:.2f} s (cpu {min(base_cpu):.2f}), refresh {rb:.2f} s "
+            f"(cpu {min(ref_cpu):.2f}): ratio {rb / bb:.2f} wall, "
+            f"{min(ref_cpu) / min(base_cpu):.2f} cpu"
         )
     finally:
         if args.workspace is None:
