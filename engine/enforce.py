@@ -397,15 +397,12 @@ def enforce(
 
 
 def _threads(plan: EnforcementPlan) -> int:
-    """Two threads, unless a column is tokenised in the reversible domain: its tokens are
-    minted into the vault's memo (engine/pseudonym/memo.py), whose pairs must come in one
-    order to be filed the same way every time; such a plan governs one source at a time."""
-    reversible = any(
-        a.action == "pseudonymise" and a.domain == REVERSIBLE_DOMAIN
-        for sp in plan.sources.values()
-        for a in sp.columns.values()
-    )
-    return 1 if reversible else THREADS
+    """Two threads for every plan. One that tokenises in the reversible domain mints into
+    the vault's memo from both: each key context mints under its own lock
+    (`TokenMemo.minting`), and the vault files a context's pairs in token order whatever
+    order they were minted in (engine/pseudonym/sealing.py), so the filing is the same."""
+    del plan
+    return THREADS
 
 
 def _keep_rest(sources: SourceFrames, name: str, rest: pl.DataFrame) -> None:

@@ -1,7 +1,8 @@
 """Enforcement governs two sources at a time and features aggregate two sources at a time
 (engine/side_by_side.py): every governed frame, accounting, lineage entry, published token,
 subject position, log line and feature is what the one-by-one loop gives, in the same order;
-a plan that mints reversible (vault) tokens governs one source at a time."""
+a plan that mints reversible (vault) tokens does too (the vault memo mints one key context
+at a time: tests/test_token_memo_minting_concurrently.py)."""
 
 from __future__ import annotations
 
@@ -65,8 +66,8 @@ def test_two_at_a_time_gives_the_one_by_one_result(
     assert side_features.indicators == one_features.indicators
 
 
-def test_a_plan_minting_vault_tokens_governs_one_source_at_a_time(sample_ws: Workspace) -> None:
+def test_a_plan_minting_vault_tokens_governs_two_sources_at_a_time(sample_ws: Workspace) -> None:
     kyc = decide(sample_ws, request("compliance-lead", "EU-DE", KYC))
     marketing = decide(sample_ws, request("analyst-eu", "EU-DE", MKT))
-    assert enforce_module._threads(kyc) == 1
+    assert enforce_module._threads(kyc) == 2
     assert enforce_module._threads(marketing) == 2

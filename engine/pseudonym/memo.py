@@ -12,7 +12,8 @@ is never written, logged or serialised.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import polars as pl
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
@@ -32,10 +33,23 @@ class TokenMemo:
         self._raw: set[str] = set()  # contexts whose table may hold a value twice
         self._pending: set[str] = set()
         self._lock = threading.Lock()
+        self._minting: dict[str, threading.Lock] = {}  # per context, made under `_lock`
 
     def __reduce__(self) -> str | tuple[object, ...]:
         # Cleartext values: a plan holding the memo must never be pickled or shipped.
         raise TypeError("TokenMemo holds cleartext values and cannot be serialised")
+
+    @contextmanager
+    def minting(self, ctx: str) -> Iterator[None]:
+        """Held across one look-up, mint and add for `ctx`. Two sources governed side by
+        side (engine/enforce.py) may tokenise one key context at once: without it both could
+        find nothing known, both mint and both add, leaving a value twice in a table kept as
+        distinct (a later remap then fails on the repeated value). Other contexts mint
+        meanwhile: the lock is per context."""
+        with self._lock:
+            lock = self._minting.setdefault(ctx, threading.Lock())
+        with lock:
+            yield
 
     def get(self, ctx: str) -> pl.DataFrame | None:
         with self._lock:

@@ -183,7 +183,8 @@ class Pseudonymiser:
             check = unheld if vault is not None else None
 
             def tokens(s: pl.Series) -> pl.Series:
-                return vault_tokens(s, key_hex, prefix, memo, ctx, check)
+                with memo.minting(ctx):
+                    return vault_tokens(s, key_hex, prefix, memo, ctx, check)
 
             return value.map_batches(tokens, return_dtype=pl.String).alias(column)
         siv = AESSIV(self._keyring.derive(KYC, ctx, self.version, length=64))
@@ -191,7 +192,8 @@ class Pseudonymiser:
         siv_prefix = f"k{self.version}."
 
         def encrypt(s: pl.Series) -> pl.Series:
-            return siv_tokens(s, siv, aad, siv_prefix, memo, ctx)
+            with memo.minting(ctx):
+                return siv_tokens(s, siv, aad, siv_prefix, memo, ctx)
 
         return value.map_batches(encrypt, return_dtype=pl.String).alias(column)
 
