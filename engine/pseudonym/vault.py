@@ -254,7 +254,15 @@ class Vault:
         another jurisdiction) may have added some of the same tokens since, so the filter is
         repeated under the lock against the live store, and only then are blocks sealed
         (their boundaries depend on exactly which entries are filed).
+
+        Nothing to file (a steady refresh: every token it minted was held already) takes no
+        lock: there is nothing to check again, and the lock would make refreshes of other
+        jurisdictions that file nothing wait on each other. The manifest is read as any
+        reader reads it (it is replaced by rename, never rewritten in place).
         """
+        if entries.height == 0:
+            segs = self._manifest(self.directory(context, version))
+            return VaultWrite(context, version, segments=len(segs))
         entries = entries.select(pl.col("v").cast(pl.String), pl.col("x"))
         with self._locked(context, version) as d:
             segs = self._manifest(d)
