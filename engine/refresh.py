@@ -351,9 +351,12 @@ def _run_locked(
         timer.stage = "deliver"
         from engine.errors import StorageError, storage_error
         from engine.kyc.delivery import sync
+        from engine.kyc.io import as_stored
 
+        # The version just published is delivered from memory, as its file reads back.
+        stored = (version_id, as_stored(routing))
         try:
-            reports = sync(ws, j, actor, "refresh", request.as_of)
+            reports = sync(ws, j, actor, "refresh", request.as_of, stored)
         except OSError as exc:
             err = storage_error(exc)
             if not isinstance(err, StorageError):

@@ -9,6 +9,7 @@ Canonical JSON (sorted keys) so the files hash the same for the same content.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -31,18 +32,40 @@ def write_routing(routing: KycRouting, directory: Path) -> list[Path]:
     table_path = directory / ROUTING_FILE
     routing.table.sort("customer_id").write_parquet(table_path, statistics=False)
     queues_path = directory / QUEUES_FILE
-    queues_path.write_bytes(
-        canonical_json(
-            {"ruleset_version": routing.ruleset_version, "queues": _json(routing.summaries)}
-        )
-        + b"\n"
-    )
+    queues_path.write_bytes(_queues_bytes(routing))
     written = [table_path, queues_path]
     if routing.ruleset is not None:
         ruleset_path = directory / RULESET_FILE
-        ruleset_path.write_bytes(canonical_json(routing.ruleset.to_json()) + b"\n")
+        ruleset_path.write_bytes(_ruleset_bytes(routing.ruleset))
         written.append(ruleset_path)
     return written
+
+
+def _queues_bytes(routing: KycRouting) -> bytes:
+    doc = {"ruleset_version": routing.ruleset_version, "queues": _json(routing.summaries)}
+    return canonical_json(doc) + b"\n"
+
+
+def _ruleset_bytes(ruleset: KycRuleset) -> bytes:
+    return canonical_json(ruleset.to_json()) + b"\n"
+
+
+def as_stored(routing: KycRouting) -> KycRouting:
+    """The routing as `load_routing` reads it back once `write_routing` has stored it, made
+    from the value in memory: a refresh delivers the version it just published without
+    reading the table back from disk. The table is sorted and cast as the file stores it
+    (the schema Parquet gives back, taken from writing no rows); summaries and ruleset go
+    through the same JSON as their files (tests/test_kyc_routing_as_stored.py)."""
+    table = routing.table.sort("customer_id")
+    buf = io.BytesIO()
+    table.head(0).write_parquet(buf, statistics=False)
+    buf.seek(0)
+    table = table.cast(pl.Schema(pl.read_parquet_schema(buf)))
+    summaries = json.loads(_queues_bytes(routing))
+    ruleset = None
+    if routing.ruleset is not None:
+        ruleset = KycRuleset.from_policy(json.loads(_ruleset_bytes(routing.ruleset)))
+    return _loaded(table, summaries, ruleset)
 
 
 def read_routing(
@@ -80,9 +103,12 @@ def read_ruleset(directory: Path) -> KycRuleset | None:
 
 def load_routing(directory: Path) -> KycRouting:
     """The stored routing as a value again (table, summaries, ruleset if stored)."""
-    table = read_routing(directory)
-    summaries = read_summaries(directory)
-    ruleset = read_ruleset(directory)
+    return _loaded(read_routing(directory), read_summaries(directory), read_ruleset(directory))
+
+
+def _loaded(
+    table: pl.DataFrame, summaries: dict[str, Any], ruleset: KycRuleset | None
+) -> KycRouting:
     version = str(summaries.get("ruleset_version", ruleset.version if ruleset else ""))
     queues = summaries.get("queues", {})
     return KycRouting(

@@ -104,8 +104,14 @@ def _checked(rv: RoutingVersion) -> RoutingVersion:
 
 def effective_routing(ws: Workspace, rv: RoutingVersion, as_of: date) -> KycRouting:
     """A stored routing with the overrides active on `as_of` applied."""
-    routing = load_routing(rv.path)
-    overrides = load_overrides(ws, rv.jurisdiction)
+    return with_overrides(ws, rv.jurisdiction, load_routing(rv.path), as_of)
+
+
+def with_overrides(
+    ws: Workspace, jurisdiction: str, routing: KycRouting, as_of: date
+) -> KycRouting:
+    """`routing` (as stored) with the jurisdiction's overrides active on `as_of` applied."""
+    overrides = load_overrides(ws, jurisdiction)
     return apply_overrides(routing, overrides, as_of) if overrides else routing
 
 
