@@ -37,7 +37,6 @@ from engine.store import (
     MANIFEST,
     PersonaVersion,
     clear_stale_staging,
-    output_digests,
     staging_dir,
     write_json,
 )
@@ -309,8 +308,7 @@ def _run_locked(
     timer.stage = "store"
     stage = staging_dir(chain, run_id)
     t = time.perf_counter()
-    _write_outputs(stage, built)
-    manifest_doc = manifest(built, output_digests(stage))
+    manifest_doc = manifest(built, _write_outputs(stage, built))
     manifest_doc["replay"] = keep_for_replay(ws, plan)
     # Rows whose jurisdiction is null or undeclared ("EU-DE ", "eu-de") belong to no refresh:
     # every refresh says how many there are, so they are never silently lost.
