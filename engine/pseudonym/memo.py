@@ -23,55 +23,94 @@ HMAC_HEX_CHARS = 32
 # no unique() first): the guess only chooses the faster path, never the result.
 _PROBE = 65_536
 _SIV_SLICE = 262_144
+# Seconds a mint waits for another thread's mint of the same key context before it mints on
+# its own (TokenMemo.minting): far longer than one mint takes, short enough that two pool
+# workers waiting on each other cost little.
+MINT_WAIT = 1.0
 
 
 class TokenMemo:
-    """(value v, token t) pairs per key context, with which contexts are not yet filed."""
+    """(value v, token t) pairs per key context, with which contexts are not yet filed.
+
+    Its own lock guards only dicts and lists, never a Polars call: a token function runs as
+    a Polars UDF on a worker of Polars' pool, and a worker waiting inside a Polars call may
+    run another UDF meanwhile (work stealing), which would then wait for a lock its own
+    thread holds."""
 
     def __init__(self) -> None:
-        self._tables: dict[str, pl.DataFrame] = {}
-        self._raw: set[str] = set()  # contexts whose table may hold a value twice
+        # Per context, the pairs in the order they were added, each with whether it is
+        # `clean` (no value in it twice, none also in an earlier part).
+        self._parts: dict[str, list[tuple[pl.DataFrame, bool]]] = {}
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self._minting: dict[str, threading.Lock] = {}  # per context, made under `_lock`
+        self._owner: dict[str, int] = {}  # context -> the thread holding its minting lock
 
     def __reduce__(self) -> str | tuple[object, ...]:
         # Cleartext values: a plan holding the memo must never be pickled or shipped.
         raise TypeError("TokenMemo holds cleartext values and cannot be serialised")
 
     @contextmanager
-    def minting(self, ctx: str) -> Iterator[None]:
-        """Held across one look-up, mint and add for `ctx`. Two sources governed side by
-        side (engine/enforce.py) may tokenise one key context at once: without it both could
-        find nothing known, both mint and both add, leaving a value twice in a table kept as
-        distinct (a later remap then fails on the repeated value). Other contexts mint
-        meanwhile: the lock is per context."""
+    def minting(self, ctx: str) -> Iterator[bool]:
+        """Whether this thread now holds `ctx`'s minting lock, to be held across one look-up,
+        mint and add. Two sources governed side by side (engine/enforce.py) may tokenise one
+        key context at once: without it both could find nothing known, both mint and both
+        add, leaving a value twice in a part kept as clean (a later remap then fails on the
+        repeated value). Other contexts mint meanwhile: the lock is per context.
+
+        False (not held) when this thread holds it already (a UDF it runs while it waits
+        inside the mint: work stealing, see the class) or when it stayed busy for
+        `MINT_WAIT` seconds (two pool workers each waiting for the other's): the caller then
+        mints on its own and adds its pairs as not clean (`mint`), never waiting forever."""
+        me = threading.get_ident()
         with self._lock:
             lock = self._minting.setdefault(ctx, threading.Lock())
-        with lock:
-            yield
+            again = self._owner.get(ctx) == me
+        if again or not lock.acquire(timeout=MINT_WAIT):
+            yield False
+            return
+        try:
+            with self._lock:
+                self._owner[ctx] = me
+            yield True
+        finally:
+            with self._lock:
+                self._owner.pop(ctx, None)
+            lock.release()
 
     def get(self, ctx: str) -> pl.DataFrame | None:
+        """Every pair of `ctx`, each value once."""
         with self._lock:
-            table = self._tables.get(ctx)
-            if table is not None and ctx in self._raw:
-                table = table.unique(subset="v", keep="first")
-                self._tables[ctx] = table
-                self._raw.discard(ctx)
-            return table
+            parts = list(self._parts.get(ctx, ()))
+        if not parts:
+            return None
+        table = parts[0][0] if len(parts) == 1 else pl.concat([p for p, _ in parts])
+        if not all(clean for _, clean in parts):
+            table = table.unique(subset="v", keep="first")
+        if len(parts) > 1 or not parts[0][1]:
+            with self._lock:  # kept as one clean part, unless filed or compacted meanwhile
+                now = self._parts.get(ctx)
+                if (
+                    now is not None
+                    and len(now) >= len(parts)
+                    and all(a is b for (a, _), (b, _) in zip(now, parts, strict=False))
+                ):
+                    self._parts[ctx] = [(table, True), *now[len(parts) :]]
+        return table
 
     def add(self, ctx: str, table: pl.DataFrame, *, distinct: bool = True) -> None:
+        """`distinct`: no value of `table` is twice in it or in the pairs `get` gave the
+        minter (which held the context's minting lock since)."""
         with self._lock:
-            known = self._tables.get(ctx)
-            self._tables[ctx] = table if known is None else pl.concat([known, table])
+            self._parts.setdefault(ctx, []).append((table, distinct))
             self._pending.add(ctx)
-            if not distinct:
-                self._raw.add(ctx)
 
     def pending(self) -> list[tuple[str, pl.DataFrame]]:
-        """The contexts with tokens minted since they were last filed, with all their pairs."""
+        """The contexts with tokens minted since they were last filed, with all their pairs
+        (a value may come twice: the filing keeps one entry per token)."""
         with self._lock:
-            return [(n, self._tables[n]) for n in sorted(self._pending)]
+            parts = {n: [p for p, _ in self._parts[n]] for n in sorted(self._pending)}
+        return [(n, p[0] if len(p) == 1 else pl.concat(p)) for n, p in parts.items()]
 
     def filed(self, ctx: str) -> None:
         """`ctx` is in the vault (called only once its write succeeded: a failed write leaves
@@ -80,8 +119,22 @@ class TokenMemo:
         later token_expr just hashes again."""
         with self._lock:
             self._pending.discard(ctx)
-            self._tables.pop(ctx, None)
-            self._raw.discard(ctx)
+            self._parts.pop(ctx, None)
+
+
+def mint(memo: TokenMemo, ctx: str, tokens: Callable[[TokenMemo], pl.Series]) -> pl.Series:
+    """`tokens(m)` (vault_tokens or siv_tokens of one Series, given the memo to use) under
+    `ctx`'s minting lock. When the lock is not to be had (see `TokenMemo.minting`) the
+    tokens are minted with a memo of their own, whose pairs then join `memo`'s as not clean:
+    the same tokens (they are deterministic), some values hashed twice, nothing lost."""
+    with memo.minting(ctx) as held:
+        if held:
+            return tokens(memo)
+    own = TokenMemo()
+    out = tokens(own)
+    for _, pairs in own.pending():
+        memo.add(ctx, pairs, distinct=False)
+    return out
 
 
 def _hmac_tokens(values: pl.Series, key_hex: str, prefix: str, keyed: bool) -> pl.DataFrame:

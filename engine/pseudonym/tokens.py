@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from engine.errors import KeyMaterialError, PolicyError
 from engine.pseudonym.blocks import Block, BlockCipher
 from engine.pseudonym.keyring import Keyring
-from engine.pseudonym.memo import TokenMemo, siv_tokens, vault_tokens
+from engine.pseudonym.memo import TokenMemo, mint, siv_tokens, vault_tokens
 from engine.pseudonym.normalise import normalise_expr
 from engine.pseudonym.vault import Vault, VaultWrite, not_held, token_key
 
@@ -183,8 +183,7 @@ class Pseudonymiser:
             check = unheld if vault is not None else None
 
             def tokens(s: pl.Series) -> pl.Series:
-                with memo.minting(ctx):
-                    return vault_tokens(s, key_hex, prefix, memo, ctx, check)
+                return mint(memo, ctx, lambda m: vault_tokens(s, key_hex, prefix, m, ctx, check))
 
             return value.map_batches(tokens, return_dtype=pl.String).alias(column)
         siv = AESSIV(self._keyring.derive(KYC, ctx, self.version, length=64))
@@ -192,8 +191,7 @@ class Pseudonymiser:
         siv_prefix = f"k{self.version}."
 
         def encrypt(s: pl.Series) -> pl.Series:
-            with memo.minting(ctx):
-                return siv_tokens(s, siv, aad, siv_prefix, memo, ctx)
+            return mint(memo, ctx, lambda m: siv_tokens(s, siv, aad, siv_prefix, m, ctx))
 
         return value.map_batches(encrypt, return_dtype=pl.String).alias(column)
 
