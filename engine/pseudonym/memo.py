@@ -24,8 +24,9 @@ HMAC_HEX_CHARS = 32
 _PROBE = 65_536
 _SIV_SLICE = 262_144
 # Seconds a mint waits for another thread's mint of the same key context before it mints on
-# its own (TokenMemo.minting): far longer than one mint takes, short enough that two pool
-# workers waiting on each other cost little.
+# its own (TokenMemo.minting): short, because two pool workers waiting on each other wait
+# this long. A longer mint of the other thread (millions of values) only means the waiter
+# hashes its values itself: CPU spent twice, the same tokens.
 MINT_WAIT = 1.0
 
 
