@@ -279,9 +279,11 @@ def test_kill_9_mid_write_leaves_a_readable_vault(tmp_path: Path) -> None:
         p = Pseudonymiser(_ring(), vault=vault)
         toks = [t for t in p.tokenise(_ids(50), "customer_id", "kyc") if t]
         assert p.reveal(toks, "customer_id") == _ids(50)  # what was there before survives
-    # The next writer sweeps whatever the killed one left behind, and files everything.
+    # The next writer sweeps whatever the killed one left behind, and files everything. It
+    # files a few values no killed writer had: a filing with nothing new is no writer (it
+    # takes no lock, so it sweeps nothing: tests/test_vault_filing_nothing_new.py).
     p = Pseudonymiser(_ring(), vault=Vault(tmp_path))
-    p.tokenise(_ids(2000, 1000), "customer_id", "kyc")
+    p.tokenise([*_ids(2000, 1000), *(f"NEW-{i:03d}" for i in range(10))], "customer_id", "kyc")
     p.flush()
     listed = set(Vault(tmp_path)._manifest(d))
     assert {f.name for f in d.glob("seg-*.parquet")} == listed

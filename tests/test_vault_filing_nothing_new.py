@@ -92,3 +92,18 @@ def test_anything_new_is_still_filed_under_the_lock(tmp_path: Path, locks: list[
     assert [w.added for w in writes] == [100, 100]
     assert vault.read("customer_id", 1).height == 1100
     assert vault.read("email", 1).height == 1100
+
+
+def test_a_killed_writers_strays_wait_for_the_next_writer(tmp_path: Path) -> None:
+    """Files a killed writer left (a temp file, an unlisted segment) are swept under the
+    lock; a filing with nothing new takes none, so they wait, unread, for the next write."""
+    vault = Vault(tmp_path)
+    _refresh(vault, 300)
+    d = vault.directory("customer_id", 1)
+    stray = d / ".seg-0123456789ab.tmp"
+    stray.write_bytes(b"torn")
+    _refresh(vault, 300)  # nothing new
+    assert stray.exists()
+    assert vault.read("customer_id", 1).height == 300
+    _refresh(vault, 301)  # one new value: a writer, which sweeps
+    assert not stray.exists()
