@@ -259,10 +259,10 @@ def main() -> None:
             f"{purpose.value}: ratio {r / b:.2f} wall, {rc / bc:.2f} cpu (target <= 2.00); "
             f"governance share {statistics.median(gov):.0%} {_load()}"
         )
-        # The plain pipeline's own time is bimodal on some machines (its KMeans took 0.5 s
-        # in one run and 1.6-2.2 s in the next, same inputs, load under 1, measured
-        # 2026-12-02 on the Intel machine), which moves the median ratio by 0.5x either
-        # way: the ratio of the best runs (timeit's rule) is the steadier figure to quote.
+        # The plain pipeline's own time varies far more than the refresh's (its KMeans took
+        # 0.38-0.73 s quiet and up to 2.2 s at load 1-2 on the same inputs, 2026-12-02, Intel
+        # machine, while the refresh held 1.82 s): the median ratio moves with it. The best
+        # runs' ratio (timeit's rule) is the stricter figure; quote both.
         bb, rb = min(base_s), min(ref_s)
         print(
             f"best baseline {bb:.2f} s (cpu {min(base_cpu):.2f}), refresh {rb:.2f} s "
