@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from test_policy_support import AS_OF, HmacPseudonymiser, customer, make_ws, request
@@ -15,7 +16,7 @@ from test_policy_support import source_frames as frames
 
 import engine.enforce as enforce_module
 from engine.enforce import GovernedFrames, enforce
-from engine.enforce_joins import TOKEN, SubjectLookup
+from engine.enforce_joins import _MISSING, TOKEN, SubjectLookup, _HashIndex
 from engine.enforce_joins import row_for_row as _row_for_row
 from engine.policy import decide
 from engine.workspace import Workspace
@@ -150,3 +151,26 @@ def test_subjects_take_their_own_flags_only_when_the_table_is_their_rows() -> No
     assert not _row_for_row(table, pl.Series("k", ["a", "b"]))
     # Without a flag column the table's subjects were never made distinct.
     assert not _row_for_row(table.select("k"), pl.Series("k", ["a", "b", "c"]))
+
+
+def test_hash_index_finds_what_a_sorted_search_finds() -> None:
+    """The probing table against a binary search of the sorted hashes: every entry, misses,
+    hash 0 and the largest hash, and many hashes sharing a home slot (long probes)."""
+    rng = np.random.default_rng(0)
+    for n in [0, 1, 2, 3, 100, 5000]:
+        hashes = rng.integers(0, 2**63, n, dtype=np.uint64) * np.uint64(2)
+        if n >= 100:
+            hashes[:2] = [0, 2**64 - 1]
+            hashes[2:60] = (hashes[2:60] & np.uint64(0xFFFF)) | np.uint64(5 << 50)
+        hashes = np.unique(hashes)
+        rng.shuffle(hashes)
+        index = _HashIndex(hashes)
+        queries = np.r_[hashes, rng.integers(0, 2**63, 500, dtype=np.uint64), np.uint64(0)]
+        order = np.argsort(hashes)
+        at = np.clip(np.searchsorted(hashes[order], queries), 0, max(n - 1, 0))
+        want = (
+            np.where(hashes[order][at] == queries, order[at], _MISSING)
+            if n
+            else np.full(len(queries), _MISSING)
+        )
+        assert (index.find(queries) == want).all(), n
