@@ -30,7 +30,7 @@ RULESET_FILE = "ruleset.json"
 def write_routing(routing: KycRouting, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     table_path = directory / ROUTING_FILE
-    routing.table.sort("customer_id").write_parquet(table_path, statistics=False)
+    by_customer(routing.table).write_parquet(table_path, statistics=False)
     queues_path = directory / QUEUES_FILE
     queues_path.write_bytes(_queues_bytes(routing))
     written = [table_path, queues_path]
@@ -39,6 +39,18 @@ def write_routing(routing: KycRouting, directory: Path) -> list[Path]:
         ruleset_path.write_bytes(_ruleset_bytes(routing.ruleset))
         written.append(ruleset_path)
     return written
+
+
+def by_customer(table: pl.DataFrame) -> pl.DataFrame:
+    """The table sorted by customer token, as the file stores it. A refresh's routing comes
+    in token order already (tiering keeps the features' order): a sort would still gather
+    every column, lists included (17 ms at 1M, twice a refresh: the file and the delivery).
+    Strictly increasing ids, none null, are the order any sort gives, stable or not."""
+    ids = table.get_column("customer_id")
+    n = ids.len()
+    if ids.null_count() == 0 and (n < 2 or (ids.slice(1) > ids.slice(0, n - 1)).all()):
+        return table
+    return table.sort("customer_id")
 
 
 def _queues_bytes(routing: KycRouting) -> bytes:
@@ -56,7 +68,7 @@ def as_stored(routing: KycRouting) -> KycRouting:
     reading the table back from disk. The table is sorted and cast as the file stores it
     (the schema Parquet gives back, taken from writing no rows); summaries and ruleset go
     through the same JSON as their files (tests/test_kyc_routing_as_stored.py)."""
-    table = routing.table.sort("customer_id")
+    table = by_customer(routing.table)
     buf = io.BytesIO()
     table.head(0).write_parquet(buf, statistics=False)
     buf.seek(0)
