@@ -108,6 +108,7 @@ def _fast_e164(values: pl.Series) -> pl.Series:
     strip it: those go to libphonenumber). The answer then depends on the length only.
     The shared pieces (digits, length) are computed once, not once per calling code.
     """
+    rules = _fast_rules()
     df = (
         values.rename("v")
         .to_frame()
@@ -117,11 +118,17 @@ def _fast_e164(values: pl.Series) -> pl.Series:
         )
     )
     body, size = pl.col("body"), pl.col("body").str.len_bytes().cast(pl.Int64)
+    # The fast calling codes are prefix-free (`_fast_rules`): a number starts with at most
+    # one, so one alternation over every code's national prefix tells whether it starts with
+    # its own code's; a regex per code went over every number once per code.
+    national = [f"{code}(?:{prefix})" for code, prefix, _ in rules if prefix]
+    if national:
+        df = df.with_columns(body.str.contains(f"^(?:{'|'.join(national)})").alias("national"))
     possible = pl.lit(None, dtype=pl.Boolean)
-    for code, prefix, lengths in _fast_rules():
+    for code, prefix, lengths in rules:
         sure = body.str.starts_with(code)
         if prefix:
-            sure = sure & ~body.str.contains(f"^{code}(?:{prefix})")
+            sure = sure & ~pl.col("national")
         fits = (size - len(code)).is_in(pl.Series(lengths, dtype=pl.Int64).implode())
         possible = pl.when(sure).then(fits).otherwise(possible)
     formatted = pl.when(possible).then(pl.lit("+") + body).otherwise(UNNORMALISED_MARK + body)
@@ -141,6 +148,8 @@ def _phone_batch(s: pl.Series, default_region: str | None) -> pl.Series:
     df = df.with_columns(_fast_e164(df["v"]).alias("f"))
     slow = pl.col("v").is_not_null() & (pl.col("v") != "") & pl.col("f").is_null()
     uniq = df.filter(slow).select("v", "c").unique()
+    if uniq.height == 0:  # the fast path was sure of every number: nothing to map back
+        return df.get_column("f").rename(s.name)
     out = [
         e164(v, _region(c, default_region))
         for v, c in zip(uniq["v"].to_list(), uniq["c"].to_list(), strict=True)
