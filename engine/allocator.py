@@ -19,11 +19,12 @@ import os
 import sys
 
 ENV = "_RJEM_MALLOC_CONF"
-# Dirty pages purged after ~300 ms instead of seconds; no muzzy stage (purged for good, not
-# lazily). Measured at 1M EU-DE kyc_aml (docs/performance.md, `kycenf`): peak 1.20 -> 1.10
-# GiB for about 5 % more CPU; 100 ms gave the same peak for 6-15 % more, 0 ms about 12 %
-# more (the system time of faulting pages in again).
-CONF = "dirty_decay_ms:300,muzzy_decay_ms:0"
+# Dirty pages purged after ~2 s instead of jemalloc's 10 s; no muzzy stage (purged for good,
+# not lazily). 300 ms (`kycenf`) held the 1M peak lowest but each stage then faulted its
+# pages in again: 2 s costs 8 % less CPU at 1M and 7-11 % at 10M EU-DE, for +0.4-0.6 GiB
+# on a 10M EU-DE peak (still under 8 GiB) and the same pool peak for all ten
+# (docs/performance.md, "The allocator's decay, chosen again").
+CONF = "dirty_decay_ms:2000,muzzy_decay_ms:0"
 
 
 def configure() -> bool:
