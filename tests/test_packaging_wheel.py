@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine.pseudonym import native_hmac
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -25,9 +27,10 @@ def test_the_wheel_ships_the_bundle_and_finds_it_when_installed(tmp_path: Path) 
     )  # fmt: skip
     probe = (
         "from engine.policy.bundle import default_bundle_path, load_bundle;"
-        "import engine;"
+        "import engine; from engine.pseudonym import native_hmac;"
         "p = default_bundle_path(); b = load_bundle(p);"
-        "print(engine.__file__); print(p); print(b.revision); print(b.digest)"
+        "print(engine.__file__); print(p); print(b.revision); print(b.digest);"
+        "print(native_hmac.available(), native_hmac.LIBRARY)"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run(
@@ -42,3 +45,9 @@ def test_the_wheel_ships_the_bundle_and_finds_it_when_installed(tmp_path: Path) 
     repo_bundle = load_bundle(REPO / "policies")
     assert out[2:4] == [repo_bundle.revision, repo_bundle.digest]
     assert (target / "engine" / "defaults" / "pgov.toml").is_file()
+    # The native HMAC is compiled into the wheel (which is then for this platform only) and
+    # loads from the installed copy; without a compiler the wheel falls back to polars-hash.
+    if native_hmac.available():
+        lib = target / "engine" / "pseudonym" / "native" / "libpgovhmac.so"
+        assert out[4] == f"True {lib}"
+        assert "-none-any" not in wheel.name

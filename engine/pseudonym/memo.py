@@ -18,6 +18,8 @@ from contextlib import contextmanager
 import polars as pl
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
+from engine.pseudonym import native_hmac
+
 HMAC_HEX_CHARS = 32
 # Rows looked at to guess whether a column is mostly distinct (then it is hashed row by row,
 # no unique() first): the guess only chooses the faster path, never the result.
@@ -140,7 +142,11 @@ def mint(memo: TokenMemo, ctx: str, tokens: Callable[[TokenMemo], pl.Series]) ->
 
 def _hmac_tokens(values: pl.Series, key_hex: str, prefix: str, keyed: bool) -> pl.DataFrame:
     """Tokens `t` of the values, and with `keyed` their 128-bit bodies `x` (what the vault
-    compares and sorts by), computed in the same pass."""
+    compares and sorts by), computed in the same pass: by the native HMAC when it is built
+    (a third of the CPU), else by polars-hash (the same bytes)."""
+    if native_hmac.available():
+        tokens, bodies = native_hmac.hmac_tokens(values, key_hex.encode(), prefix, keyed=keyed)
+        return pl.DataFrame([tokens.rename("t")] + ([bodies] if bodies is not None else []))
     hashed = pl.col("v").chash.hmac_sha256(key=key_hex).str.slice(0, HMAC_HEX_CHARS)  # type: ignore[attr-defined]
     cols = [(pl.lit(prefix) + hashed).alias("t")]
     if keyed:
@@ -158,12 +164,13 @@ def vault_tokens(
     ctx: str,
     unheld: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> pl.Series:
-    """kv tokens over a whole Series, vectorised (polars-hash HMAC-SHA256); every pair minted
-    is remembered so the vault can file it, except those `unheld` drops (the pairs the vault
-    holds already: a steady refresh then carries no column of cleartext values and tokens
-    until the filing). With `unheld` the pairs carry the tokens' bodies `x` too (computed
-    with the HMAC, on every core: the vault needs them to compare, sort and seal). A mostly
-    distinct column is hashed row by row; a repetitive one (an id in every transaction)
+    """kv tokens over a whole Series, vectorised (HMAC-SHA256, native or polars-hash); every
+    pair minted is remembered so the vault can file it, except those `unheld` drops (the
+    pairs the vault holds already: a steady refresh then carries no column of cleartext
+    values and tokens until the filing). With `unheld` the pairs carry the tokens' bodies `x`
+    too (computed with the HMAC, on every core: the vault needs them to compare, sort and
+    seal). A mostly distinct column is hashed row by row; a repetitive one (an id in every
+    transaction)
     once per distinct value, then remapped."""
     s = s.cast(pl.String)
     keyed = unheld is not None

@@ -1,0 +1,116 @@
+/* Keyed tokens over an Arrow string-view column: HMAC-SHA256 (RFC 2104) of each value,
+ * the first 16 bytes of the MAC written as a token "<prefix><32 lower-case hex>" into a new
+ * string-view column and, when asked, as 16 bytes per row (the token body: read big-endian,
+ * the 128-bit integer the vault sorts and compares by).
+ *
+ * Why native: polars-hash computes the same HMAC but re-derives the key's inner and outer
+ * pads for every value and formats 64 hex digits per value, about 0.3 us per value; here
+ * the padded key is hashed once, so a value costs two SHA-256 compressions (OpenSSL's,
+ * with the CPU's SHA extensions where it has them). The bytes are the same:
+ * tests/test_native_hmac.py compares every token with polars-hash and Python's hmac.
+ *
+ * Called through ctypes (engine/pseudonym/native_hmac.py), which releases the GIL for the
+ * call, so two threads each take half a column. No Python API, no allocation: the caller
+ * owns every buffer. Key material lives in the caller's buffers and on this stack only.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdint.h>
+#include <string.h>
+
+static const char HEX[] = "0123456789abcdef";
+
+static void pads(const uint8_t *key, size_t key_len, SHA256_CTX *inner, SHA256_CTX *outer) {
+    uint8_t block[64], k[64];
+    memset(k, 0, sizeof k);
+    if (key_len > 64) {
+        SHA256(key, key_len, k);
+    } else {
+        memcpy(k, key, key_len);
+    }
+    for (int i = 0; i < 64; i++) block[i] = k[i] ^ 0x36;
+    SHA256_Init(inner);
+    SHA256_Update(inner, block, 64);
+    for (int i = 0; i < 64; i++) block[i] = k[i] ^ 0x5c;
+    SHA256_Init(outer);
+    SHA256_Update(outer, block, 64);
+    memset(k, 0, sizeof k);
+    memset(block, 0, sizeof block);
+}
+
+static int is_valid(const uint8_t *validity, int64_t bit) {
+    return validity == NULL || ((validity[bit >> 3] >> (bit & 7)) & 1);
+}
+
+/* Rows [0, n) of a string-view array whose views start at `views` (16 bytes each, already
+ * advanced to the array's offset) and whose validity bit of row i is bit `validity_offset`
+ * + i. `buffers` are the array's variadic data buffers. Out: `out_views` (16 bytes per row),
+ * `out_data` (n * (prefix_len + 32) bytes, the out array's only data buffer, index 0), and
+ * with `out_body` non-NULL the body (16 bytes per row). A null row gets a zeroed view (the
+ * caller passes the input's validity on). Returns 0, or -1 when an input view is
+ * malformed (a buffer index or range outside the array: nothing read outside it). */
+int pgov_hmac_tokens(const uint8_t *key, int64_t key_len, int64_t n, const uint8_t *views,
+                     const uint8_t *const *buffers, const int64_t *buffer_sizes,
+                     int64_t n_buffers, const uint8_t *validity, int64_t validity_offset,
+                     const uint8_t *prefix, int32_t prefix_len, uint8_t *out_views,
+                     uint8_t *out_data, uint8_t *out_body) {
+    SHA256_CTX inner, outer, ctx;
+    uint8_t digest[32];
+    const int32_t width = prefix_len + 32;
+    if (prefix_len < 4 || key_len < 0) return -1;
+    pads(key, (size_t)key_len, &inner, &outer);
+    int rc = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t *ov = out_views + 16 * i;
+        if (!is_valid(validity, validity_offset + i)) {
+            memset(ov, 0, 16);
+            if (out_body) memset(out_body + 16 * i, 0, 16);
+            continue;
+        }
+        const uint8_t *v = views + 16 * i;
+        int32_t len;
+        memcpy(&len, v, 4);
+        const uint8_t *data;
+        if (len < 0) {
+            rc = -1;
+            break;
+        } else if (len <= 12) {
+            data = v + 4;
+        } else {
+            int32_t idx, off;
+            memcpy(&idx, v + 8, 4);
+            memcpy(&off, v + 12, 4);
+            if (idx < 0 || idx >= n_buffers || off < 0 ||
+                (int64_t)off + len > buffer_sizes[idx]) {
+                rc = -1;
+                break;
+            }
+            data = buffers[idx] + off;
+        }
+        ctx = inner;
+        SHA256_Update(&ctx, data, (size_t)len);
+        SHA256_Final(digest, &ctx);
+        ctx = outer;
+        SHA256_Update(&ctx, digest, 32);
+        SHA256_Final(digest, &ctx);
+
+        uint8_t *t = out_data + (int64_t)width * i;
+        memcpy(t, prefix, (size_t)prefix_len);
+        for (int b = 0; b < 16; b++) {
+            t[prefix_len + 2 * b] = (uint8_t)HEX[digest[b] >> 4];
+            t[prefix_len + 2 * b + 1] = (uint8_t)HEX[digest[b] & 15];
+        }
+        int32_t zero = 0, offset = (int32_t)(width * i);
+        memcpy(ov, &width, 4);
+        memcpy(ov + 4, t, 4);
+        memcpy(ov + 8, &zero, 4);
+        memcpy(ov + 12, &offset, 4);
+        if (out_body) memcpy(out_body + 16 * i, digest, 16);
+    }
+    OPENSSL_cleanse(&inner, sizeof inner);
+    OPENSSL_cleanse(&outer, sizeof outer);
+    OPENSSL_cleanse(&ctx, sizeof ctx);
+    OPENSSL_cleanse(digest, sizeof digest);
+    return rc;
+}

@@ -1,0 +1,137 @@
+"""The native HMAC: keyed tokens of a whole string column at C speed, when it is built.
+
+`native/hmac_tokens.c` computes HMAC-SHA256 (OpenSSL's SHA-256) with the key's pads hashed
+once, where polars-hash re-derives them and formats 64 hex digits for every value: a value
+costs about a third as much. The tokens are the same bytes either way (the test suite
+compares them value by value), so whether the library is there changes speed, never a
+token: without it (no compiler or OpenSSL headers when the package was installed, or
+`PGOV_NATIVE=off`) `available()` is False and callers use polars-hash.
+
+The library is built by the package's build hook (hatch_build.py) at install. It is loaded
+through ctypes, which releases the GIL for each call: two threads hash two halves of a
+column at once. Nothing here logs, keeps or copies key material beyond the call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import structlog
+
+log = structlog.get_logger(__name__)
+
+LIBRARY = Path(__file__).with_name("native") / "libpgovhmac.so"
+BODY_BYTES = 16  # the token body: 128 bits of the MAC, 32 hex digits
+# Rows per call: a piece's token buffer is addressed by 32-bit offsets (2 GiB), and smaller
+# pieces let two threads share a column evenly.
+_MAX_PIECE = 16_777_216
+_P = ctypes.c_void_p
+_I64 = ctypes.c_int64
+
+
+def _load() -> ctypes.CDLL | None:
+    if os.environ.get("PGOV_NATIVE", "").lower() in {"off", "0", "no", "false"}:
+        return None
+    try:
+        lib = ctypes.CDLL(str(LIBRARY))
+    except OSError:
+        return None
+    fn = lib.pgov_hmac_tokens
+    fn.restype = ctypes.c_int
+    fn.argtypes = [_P, _I64, _I64, _P, _P, _P, _I64, _P, _I64, _P, ctypes.c_int32, _P, _P, _P]
+    return lib
+
+
+_LIB = _load()
+
+
+def available() -> bool:
+    """Whether the native library is loaded (else callers hash with polars-hash)."""
+    return _LIB is not None
+
+
+def hmac_tokens(
+    values: pl.Series, key: bytes, prefix: str, *, keyed: bool, threads: int = 2
+) -> tuple[pl.Series, pl.Series | None]:
+    """Tokens `prefix + hex(HMAC-SHA256(key, value)[:16])` of a String Series (nulls stay
+    null), in row order, and with `keyed` the bodies as UInt128 (big-endian: integer order
+    is hex order). Raises RuntimeError when the library is not loaded."""
+    if _LIB is None:
+        raise RuntimeError("the native HMAC library is not loaded")
+    arrow = values.cast(pl.String).to_arrow(compat_level=pl.CompatLevel.newest())
+    chunks = arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
+    pieces = [c.slice(start, _MAX_PIECE) for c in chunks for start in range(0, len(c), _MAX_PIECE)]
+    # Even halves for two threads: a column in one chunk is cut in `threads` pieces.
+    if threads > 1 and len(pieces) < threads:
+        pieces = [
+            c.slice(s, -(-len(c) // threads))
+            for c in pieces
+            for s in range(0, len(c), max(1, -(-len(c) // threads)))
+        ]
+    raw = prefix.encode()
+    if threads > 1 and len(pieces) > 1:
+        with ThreadPoolExecutor(threads, thread_name_prefix="hmac") as pool:
+            done = list(pool.map(lambda p: _piece(p, key, raw, keyed), pieces))
+    else:
+        done = [_piece(p, key, raw, keyed) for p in pieces]
+    name = values.name
+    if not done:
+        empty = pl.Series(name, [], dtype=pl.String)
+        return empty, (pl.Series("x", [], dtype=pl.UInt128) if keyed else None)
+    tokens = pl.concat([pl.Series(name, t) for t, _ in done], rechunk=False)
+    if not keyed:
+        return tokens, None
+    bodies = pl.concat([b for _, b in done if b is not None], rechunk=False)
+    return tokens, bodies
+
+
+def _piece(
+    arr: pa.Array, key: bytes, prefix: bytes, keyed: bool
+) -> tuple[pa.Array, pl.Series | None]:
+    assert _LIB is not None
+    n = len(arr)
+    width = len(prefix) + 2 * BODY_BYTES
+    validity, views, *data = arr.buffers()
+    addresses = np.array([b.address for b in data], dtype=np.uint64)
+    sizes = np.array([b.size for b in data], dtype=np.int64)
+    out_views = np.empty(16 * n, dtype=np.uint8)
+    out_data = np.empty(width * n, dtype=np.uint8)
+    out_body = np.empty(BODY_BYTES * n, dtype=np.uint8) if keyed else None
+    has_nulls = arr.null_count > 0
+    rc = _LIB.pgov_hmac_tokens(
+        key,
+        len(key),
+        n,
+        views.address + 16 * arr.offset,
+        addresses.ctypes.data,
+        sizes.ctypes.data,
+        len(data),
+        validity.address if has_nulls and validity is not None else None,
+        arr.offset,
+        prefix,
+        len(prefix),
+        out_views.ctypes.data,
+        out_data.ctypes.data,
+        out_body.ctypes.data if out_body is not None else None,
+    )
+    if rc != 0:
+        raise ValueError("malformed string column handed to the native HMAC")
+    mask = pc.is_valid(arr).buffers()[1] if has_nulls else None
+    tokens = pa.Array.from_buffers(
+        pa.string_view(),
+        n,
+        [mask, pa.py_buffer(out_views), pa.py_buffer(out_data)],
+        null_count=arr.null_count,
+    )
+    if out_body is None:
+        return tokens, None
+    fixed = pa.Array.from_buffers(pa.binary(BODY_BYTES), n, [mask, pa.py_buffer(out_body)])
+    body = pl.Series("x", fixed).bin.reinterpret(dtype=pl.UInt128, endianness="big")
+    return tokens, body
