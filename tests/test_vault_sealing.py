@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 import engine.pseudonym.sealing as sealing
-from engine.pseudonym.blocks import BlockCipher
+from engine.pseudonym.blocks import BlockCipher, row_blocks, with_ciphertexts
 from engine.pseudonym.sealing import seal_new, token_order
 from engine.pseudonym.vault_files import write_segment
 
@@ -99,3 +99,18 @@ def test_a_segment_is_named_by_the_digest_of_its_bytes(tmp_path: Path) -> None:
     assert hashlib.sha256(body).hexdigest() == digest and name == f"seg-{digest[:24]}.parquet"
     assert pl.read_parquet(tmp_path / name).equals(rows)
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no temp file left
+
+
+def test_ciphertext_column_holds_each_block_on_its_first_row_only() -> None:
+    x = pl.Series("x", range(10), dtype=pl.UInt128)
+    sealed = [bytes([i]) * (17 + 5 * i) for i in range(4)]  # AES-SIV output: > 16 bytes
+    rows = with_ciphertexts(row_blocks(x, 3), sealed)
+    assert rows.columns == ["x", "b", "c"] and rows.schema["c"] == pl.Binary
+    assert rows["b"].to_list() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3]
+    assert rows["c"].to_list() == [
+        sealed[0], None, None, sealed[1], None, None, sealed[2], None, None, sealed[3]
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="missing"):
+        with_ciphertexts(row_blocks(x, 3), sealed[:3])
+    with pytest.raises(ValueError, match="impossible length"):
+        with_ciphertexts(row_blocks(x, 3), [b"short", *sealed[1:]])

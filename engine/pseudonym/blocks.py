@@ -167,8 +167,31 @@ def row_blocks(x: pl.Series, size: int) -> pl.DataFrame:
 
 
 def with_ciphertexts(skeleton: pl.DataFrame, sealed: list[bytes]) -> pl.DataFrame:
-    """row_blocks + the blocks' ciphertexts in order -> segment rows (x, b, c): a gather
-    whose index is null on all but a block's first row (one pass, no column of nulls
-    filled in afterwards)."""
-    c = pl.Series("c", sealed, dtype=pl.Binary).gather(skeleton["first"])
+    """row_blocks + the blocks' ciphertexts in order -> segment rows (x, b, c).
+
+    `c` is built as an Arrow binary-view column over the ciphertexts as they are: a view on
+    each block's first row pointing into that block's own buffer, every other row null. No
+    ciphertext byte is copied (a gather with a mostly-null index cost ~0.6 s per 10M rows)."""
+    import pyarrow as pa
+
+    n = skeleton.height
+    first = skeleton["first"]
+    rows = np.flatnonzero(first.is_not_null().to_numpy())
+    blob = first.gather(rows).to_numpy().astype(np.int64)
+    lens = np.array([len(c) for c in sealed], dtype=np.int64)
+    # Arrow keeps values of up to 12 bytes inside the view; a ciphertext is never that short
+    # (AES-SIV adds a 16-byte tag), so every view here points into a buffer.
+    if len(rows) and (blob.max() >= len(sealed) or not 12 < lens.min() < 2**31):
+        raise ValueError("a block's ciphertext is missing or of an impossible length")
+    views = np.zeros((n, 4), dtype="<i4")
+    views[rows, 0] = lens[blob]
+    heads = b"".join(bytes(c[:4]) for c in sealed)  # each view repeats its value's first 4 bytes
+    views[rows, 1] = np.frombuffer(heads, dtype="<i4")[blob] if heads else 0
+    views[rows, 2] = blob
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    validity = pa.py_buffer(np.packbits(mask, bitorder="little"))
+    buffers = [validity, pa.py_buffer(views), *(pa.py_buffer(c) for c in sealed)]
+    arr = pa.Array.from_buffers(pa.binary_view(), n, buffers, null_count=n - len(rows))
+    c = pl.Series("c", arr)
     return skeleton.select("x", "b").with_columns(c)
