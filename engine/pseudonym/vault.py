@@ -79,12 +79,30 @@ def token_key(col: str = "t") -> pl.Expr:
 
 def not_held(candidates: pl.DataFrame, held: pl.DataFrame) -> pl.DataFrame:
     """The rows of `candidates` (with x) whose token is not in `held` (with x), in their
-    order. A filter on membership, not an anti-join: half the CPU (a steady refresh asks this
-    of every kyc context's minted tokens, each held already)."""
-    if held.height == 0:
+    order.
+
+    A steady refresh asks this of every kyc context's minted tokens, each held already: 10M
+    against 10M. A hash lookup of each (is_in, anti-join) is a cache miss per token, 1.4-2 s
+    here; instead both sides' bodies are sorted (a store's segment is sorted already) and
+    Polars joins sorted keys by merging them, 0.1 s; the candidates are then filtered by
+    the few bodies found missing, a hash table that stays in cache."""
+    if held.height == 0 or candidates.height == 0:
         return candidates
-    inside = pl.col("x").is_in(held.get_column("x").implode())
-    return candidates.filter(~inside.fill_null(False))
+    mine, theirs = candidates.get_column("x"), held.get_column("x")
+    mine = mine.sort() if not mine.flags["SORTED_ASC"] else mine
+    theirs = theirs.sort() if not theirs.flags["SORTED_ASC"] else theirs
+    found = pl.DataFrame({"x": theirs, "held": pl.repeat(True, theirs.len(), eager=True)})
+    missing = (
+        mine.drop_nulls()
+        .to_frame("x")
+        .join(found, on="x", how="left")
+        .filter(pl.col("held").is_null())
+        .get_column("x")
+    )
+    if missing.len() == 0 and mine.null_count() == 0:
+        return candidates.clear()
+    wanted = pl.col("x").is_in(missing.implode()).fill_null(True)  # no body: not held
+    return candidates.filter(wanted)
 
 
 @dataclass(frozen=True)
