@@ -128,3 +128,19 @@ def test_pgov_native_off_falls_back_to_polars_hash() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "False"
+
+
+@needs_native
+def test_gathered_plaintexts_are_lengths_then_bytes_in_the_rows_order() -> None:
+    values = [v for v in _corpus(9, 2_000) if v is not None]
+    column = pl.Series("v", values, dtype=pl.String)
+    gather = native_hmac.Gatherer(column.slice(3))  # an offset into the buffers
+    rows = np.random.default_rng(4).permutation(len(values) - 3)[:700]
+    picked = [values[3 + r].encode() for r in rows]
+    want = np.array([len(p) for p in picked], dtype="<u4").tobytes() + b"".join(picked)
+    assert gather.plain(rows).tobytes() == want
+    assert gather.plain(rows[:0]).tobytes() == b""
+    with pytest.raises(IndexError):
+        gather.plain(np.array([len(values)]))
+    with pytest.raises(ValueError, match="null"):
+        native_hmac.Gatherer(pl.Series("v", ["a", None]))

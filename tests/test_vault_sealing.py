@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 import engine.pseudonym.sealing as sealing
+from engine.pseudonym import native_hmac
 from engine.pseudonym.blocks import BlockCipher, row_blocks, with_ciphertexts
 from engine.pseudonym.sealing import seal_new, token_order
 from engine.pseudonym.vault_files import write_segment
@@ -62,10 +63,16 @@ def test_token_order_of_many_random_tokens_with_repeats() -> None:
     assert token_order(df.head(0)).tolist() == []
 
 
+@pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("run", [1, 3, 64])
 def test_sealing_in_runs_gives_the_rows_of_sealing_the_sorted_entries(
-    monkeypatch: pytest.MonkeyPatch, run: int
+    monkeypatch: pytest.MonkeyPatch, run: int, native: bool
 ) -> None:
+    # With the native library the runs' plaintexts are gathered by it, else by Polars.
+    if native and not native_hmac.available():
+        pytest.skip("native library not built")
+    if not native:
+        monkeypatch.setattr(native_hmac, "_LIB", None)
     monkeypatch.setattr(sealing, "RUN", run)
     rng = np.random.default_rng(11)
     xs = [int(a) << 64 | int(b) for a, b in rng.integers(0, 2**62, (700, 2), dtype=np.uint64)]

@@ -112,7 +112,7 @@ class BlockCipher:
     def _aad(self, xb: np.ndarray) -> list[bytes]:
         return [*self._head, hashlib.sha256(xb.data).digest()]
 
-    def encrypt(self, plain: bytes, xb: np.ndarray) -> bytes:
+    def encrypt(self, plain: bytes | memoryview, xb: np.ndarray) -> bytes:
         """One block's ciphertext: its plaintext (lengths, then bytes) under the associated
         data of its tokens' bodies (x_bytes, in token order)."""
         return self._siv.encrypt(plain, self._aad(xb))

@@ -1,4 +1,5 @@
-"""The native HMAC: keyed tokens of a whole string column at C speed, when it is built.
+"""The native HMAC: keyed tokens of a whole string column at C speed, when it is built;
+and, from the same library, vault block plaintexts gathered in one pass (`Gatherer`).
 
 `native/hmac_tokens.c` computes HMAC-SHA256 (OpenSSL's SHA-256) with the key's pads hashed
 once, where polars-hash re-derives them and formats 64 hex digits for every value: a value
@@ -46,6 +47,9 @@ def _load() -> ctypes.CDLL | None:
     fn = lib.pgov_hmac_tokens
     fn.restype = ctypes.c_int
     fn.argtypes = [_P, _I64, _I64, _P, _P, _P, _I64, _P, _I64, _P, ctypes.c_int32, _P, _P, _P]
+    gather = lib.pgov_gather_plain
+    gather.restype = _I64
+    gather.argtypes = [_P, _I64, _P, _P, _I64, _P, _I64, _P, _I64]
     return lib
 
 
@@ -135,3 +139,49 @@ def _piece(
     fixed = pa.Array.from_buffers(pa.binary(BODY_BYTES), n, [mask, pa.py_buffer(out_body)])
     body = pl.Series("x", fixed).bin.reinterpret(dtype=pl.UInt128, endianness="big")
     return tokens, body
+
+
+class Gatherer:
+    """Vault block plaintexts (blocks.py: the values' UTF-8 lengths as uint32 little-endian,
+    then their bytes) of rows of one String column without nulls, gathered by the native
+    library straight from Polars' string views, reads prefetched (the rows come in token
+    order, at random in the column). Holds the column while it is used."""
+
+    def __init__(self, values: pl.Series) -> None:
+        if _LIB is None:
+            raise RuntimeError("the native library is not loaded")
+        if values.null_count():
+            raise ValueError("vault values cannot be null")
+        values = values.cast(pl.String).rechunk()
+        arrow = values.to_arrow(compat_level=pl.CompatLevel.newest())
+        arr = arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
+        _, views, *data = arr.buffers()
+        self._keep = (values, arr)
+        self._n = len(arr)
+        self._views = (views.address if views is not None else 0) + 16 * arr.offset
+        self._addresses = np.array([b.address for b in data], dtype=np.uint64)
+        self._sizes = np.array([b.size for b in data], dtype=np.int64)
+        self._lens = values.str.len_bytes().to_numpy().astype(np.int64)
+
+    def plain(self, rows: np.ndarray) -> np.ndarray:
+        """The plaintext of the values at `rows` (row numbers), in that order."""
+        assert _LIB is not None
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self._n):
+            raise IndexError("row out of range")
+        size = 4 * len(rows) + int(self._lens[rows].sum())
+        out = np.empty(size, dtype=np.uint8)
+        got = _LIB.pgov_gather_plain(
+            self._views,
+            self._n,
+            self._addresses.ctypes.data,
+            self._sizes.ctypes.data,
+            len(self._addresses),
+            rows.ctypes.data,
+            len(rows),
+            out.ctypes.data,
+            size,
+        )
+        if got != size:
+            raise ValueError("malformed string column handed to the native gather")
+        return out

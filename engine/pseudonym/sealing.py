@@ -9,8 +9,9 @@ byte for byte; what differs is how the work is laid out on the machine:
 - the order is one sort of 64-bit integers (the token's top bits above the row number), not
   of 128-bit ones, with the few rows whose top bits tie ordered by their full body after;
 - the blocks are sealed RUN at a time: while this thread seals a run (AES-SIV holds the GIL),
-  a worker thread has Polars gather the next run's values in token order, their UTF-8 bytes
-  in one buffer, their lengths and token bodies (Polars releases the GIL while it collects).
+  a worker thread gathers the next run's values in token order as block plaintexts (the
+  native library, reads prefetched; else Polars), and their token bodies (both release
+  the GIL).
 
 Holds cleartext values only while a run is sealed; nothing here logs or raises with a value.
 """
@@ -24,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
+from engine.pseudonym import native_hmac
 from engine.pseudonym.blocks import (
     SEALED,
     BlockCipher,
@@ -32,6 +34,7 @@ from engine.pseudonym.blocks import (
     with_ciphertexts,
     x_bytes,
 )
+from engine.pseudonym.native_hmac import Gatherer
 
 # Blocks per run handed from the gathering thread to the sealing one: a few MiB of values,
 # enough that the per-run overhead is noise, small enough that the first run (sealed with
@@ -80,18 +83,31 @@ def token_order(keyed: pl.DataFrame) -> np.ndarray:
     return np.delete(idx, pos[dup]) if dup.any() else idx
 
 
-Prepared = tuple[pl.Series, np.ndarray, memoryview]
+Prepared = tuple[pl.Series, list[bytes | memoryview]]
 
 
-def _prepare(keyed: pl.DataFrame, rows: np.ndarray, xs: list[pl.Series]) -> Prepared:
-    """One run, in the worker thread: its entries gathered in token order and their values'
-    UTF-8 offsets and bytes (one contiguous copy out of Polars' string views; the random
-    reads make it the larger half of the work). Polars releases the GIL here, so this
-    overlaps the sealing of the run before. Appends the run's bodies to `xs`."""
+def _prepare(
+    keyed: pl.DataFrame, rows: np.ndarray, size: int, gather: Gatherer | None, xs: list[pl.Series]
+) -> Prepared:
+    """One run, in the worker thread: its bodies `x` in token order and its blocks'
+    plaintexts (lengths, then bytes). The values are read at random (token order is not
+    row order), the larger half of a filing's work: by the native library when it is built
+    (one pass, reads prefetched), else by Polars (a gather, then one contiguous copy out of
+    the string views). Both release the GIL, so this overlaps the sealing of the run
+    before. Appends the run's bodies to `xs` (one worker: in run order)."""
+    if gather is not None:
+        x = keyed.get_column("x").gather(pl.Series("i", rows))
+        xs.append(x)
+        return x, [gather.plain(rows[a : a + size]).data for a in range(0, len(rows), size)]
     part = keyed[pl.Series("i", rows)]
-    offs, data = utf8_buffers(part["v"])
     xs.append(part["x"])
-    return part["x"], offs, data
+    offs, data = utf8_buffers(part["v"])
+    lens = np.diff(offs).astype("<u4")
+    plains: list[bytes | memoryview] = []
+    for a in range(0, len(lens), size):
+        b = min(a + size, len(lens))
+        plains.append(lens[a:b].tobytes() + data[offs[a] : offs[b]])
+    return part["x"], plains
 
 
 def seal_new(entries: pl.DataFrame, cipher: BlockCipher) -> pl.DataFrame:
@@ -103,19 +119,20 @@ def seal_new(entries: pl.DataFrame, cipher: BlockCipher) -> pl.DataFrame:
         return pl.DataFrame(schema=SEALED)
     size = cipher.size
     span = size * RUN
+    gather = Gatherer(keyed.get_column("v")) if native_hmac.available() else None
     starts = iter(range(0, len(order), span))
     xs: list[pl.Series] = []  # the runs' bodies, appended by the worker in run order
     sealed: list[bytes] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vault-seal") as pool:
 
         def submit(a0: int) -> Future[Prepared]:
-            return pool.submit(_prepare, keyed, order[a0 : a0 + span], xs)
+            return pool.submit(_prepare, keyed, order[a0 : a0 + span], size, gather, xs)
 
         # Two runs prepared ahead at most: cleartext copies of a few MiB, not of the filing.
         runs = deque(submit(a0) for a0 in itertools.islice(starts, 2))
         skeleton: Future[pl.DataFrame] | None = None
         while runs:
-            x, offs, data = runs.popleft().result()
+            x, plains = runs.popleft().result()
             nxt = next(starts, None)
             if nxt is not None:
                 runs.append(submit(nxt))
@@ -123,12 +140,8 @@ def seal_new(entries: pl.DataFrame, cipher: BlockCipher) -> pl.DataFrame:
                 # After the last run (one worker: in order), the rows but their ciphertexts.
                 skeleton = pool.submit(lambda: row_blocks(pl.concat(xs, rechunk=True), size))
             xb = x_bytes(x)
-            lens = np.diff(offs).astype("<u4")
-            for a in range(0, len(lens), size):
-                b = min(a + size, len(lens))
-                plain = lens[a:b].tobytes() + data[offs[a] : offs[b]]
-                sealed.append(cipher.encrypt(plain, xb[16 * a : 16 * b]))
-                del plain
-            del offs, data
+            for k, plain in enumerate(plains):
+                sealed.append(cipher.encrypt(plain, xb[16 * k * size : 16 * (k + 1) * size]))
+            del plains
         assert skeleton is not None
         return with_ciphertexts(skeleton.result(), sealed)
