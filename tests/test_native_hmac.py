@@ -74,16 +74,17 @@ def test_native_tokens_equal_pythons_hmac_and_polars_hash(key_len: int, threads:
 
 
 @needs_native
-def test_sliced_and_chunked_columns_keep_their_rows() -> None:
+@pytest.mark.parametrize("prefix", ["kv1.", "m1.", "", "kv123456789."])
+def test_sliced_and_chunked_columns_keep_their_rows(prefix: str) -> None:
     key = b"k" * 64
     values = _corpus(5, 4_000)
     whole = pl.Series("v", values, dtype=pl.String)
     chunked = pl.concat([whole.slice(0, 1_234), whole.slice(1_234)], rechunk=False)
     assert chunked.n_chunks() == 2
     for s in (whole.slice(17, 3_000), chunked, whole.slice(4_000, 10)):
-        tokens, _ = native_hmac.hmac_tokens(s, key, "kv1.", keyed=False)
+        tokens, _ = native_hmac.hmac_tokens(s, key, prefix, keyed=False)
         assert tokens.to_list() == [
-            None if e is None else "kv1." + e for e in _reference(s.to_list(), key)
+            None if e is None else prefix + e for e in _reference(s.to_list(), key)
         ]
     empty, empty_x = native_hmac.hmac_tokens(whole.slice(0, 0), key, "kv1.", keyed=True)
     assert empty.len() == 0 and empty_x is not None and empty_x.len() == 0
@@ -144,3 +145,19 @@ def test_gathered_plaintexts_are_lengths_then_bytes_in_the_rows_order() -> None:
         gather.plain(np.array([len(values)]))
     with pytest.raises(ValueError, match="null"):
         native_hmac.Gatherer(pl.Series("v", ["a", None]))
+
+
+@needs_native
+@pytest.mark.parametrize("domain", ["marketing", "kyc"])
+def test_pseudonymiser_tokens_are_the_same_with_and_without_the_library(
+    monkeypatch: pytest.MonkeyPatch, domain: str
+) -> None:
+    from engine.pseudonym import Keyring, Pseudonymiser
+
+    ring = Keyring.generate()
+    values: list[str | None] = [" Ada@Example.COM ", None, "bo@x.org", "", "ada@example.com"]
+    native = Pseudonymiser(ring).tokenise(values, "email", domain, "email")
+    monkeypatch.setattr(native_hmac, "_LIB", None)
+    fallback = Pseudonymiser(ring).tokenise(values, "email", domain, "email")
+    assert native == fallback
+    assert native[0] == native[4] and native[1] is None

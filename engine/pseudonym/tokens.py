@@ -1,7 +1,7 @@
 """Pseudonymiser: identifiers -> tokens, per pseudonymisation domain (EDPB 01/2025).
 
-    marketing   HMAC-SHA256 (polars-hash, vectorised) of the normalised value, truncated to
-                128 bits: "m<version>.<32 hex>". Irreversible.
+    marketing   HMAC-SHA256 (the native HMAC, else polars-hash: the same bytes) of the
+                normalised value, truncated to 128 bits: "m<version>.<32 hex>". Irreversible.
     kyc         reversible only with the key, through engine.pseudonym.reidentify; two kinds:
       vault     (new tokens, the default) HMAC-SHA256 of the normalised value under a
                 kyc-token key, truncated to 128 bits: "kv<version>.<32 hex>", vectorised like
@@ -36,6 +36,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from engine.errors import KeyMaterialError, PolicyError
+from engine.pseudonym import native_hmac
 from engine.pseudonym.blocks import Block, BlockCipher
 from engine.pseudonym.keyring import Keyring
 from engine.pseudonym.memo import TokenMemo, mint, siv_tokens, vault_tokens
@@ -162,10 +163,15 @@ class Pseudonymiser:
         ctx = key_column or column
         value = normalise_expr(column, normaliser)
         if domain == MARKETING:
-            prefix = f"m{self.version}."
-            hashed: pl.Expr = value.chash.hmac_sha256(  # type: ignore[attr-defined]
-                key=self._token_key_hex(MARKETING, ctx)
-            )
+            prefix, key_hex = f"m{self.version}.", self._token_key_hex(MARKETING, ctx)
+            if native_hmac.available():
+                key = key_hex.encode()
+
+                def marketing(s: pl.Series) -> pl.Series:
+                    return native_hmac.hmac_tokens(s, key, prefix, keyed=False)[0]
+
+                return value.map_batches(marketing, return_dtype=pl.String).alias(column)
+            hashed: pl.Expr = value.chash.hmac_sha256(key=key_hex)  # type: ignore[attr-defined]
             return (pl.lit(prefix) + hashed.str.slice(0, HMAC_HEX_CHARS)).alias(column)
         memo = self._memo
         if self.scheme == VAULT:

@@ -83,7 +83,7 @@ int pgov_hmac_tokens(const uint8_t *key, int64_t key_len, int64_t n, const uint8
     SHA256_CTX inner, outer, ctx;
     uint8_t digest[32];
     const int32_t width = prefix_len + 32;
-    if (prefix_len < 4 || key_len < 0) return -1;
+    if (prefix_len < 0 || key_len < 0) return -1;
     pads(key, (size_t)key_len, &inner, &outer);
     int rc = 0;
     for (int64_t i = 0; i < n; i++) {
