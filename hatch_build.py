@@ -26,7 +26,7 @@ def build(root: Path) -> bool:
     cc = shlex.split(os.environ.get("CC", "cc"))
     cmd = [
         *cc, "-O2", "-fPIC", "-shared", "-Wall", "-Werror",
-        "-o", str(root / LIBRARY), str(root / SOURCE), "-lcrypto",
+        "-o", str(root / LIBRARY), str(root / SOURCE), "-lcrypto", "-pthread",
     ]  # fmt: skip
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)

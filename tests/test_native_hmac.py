@@ -161,3 +161,28 @@ def test_pseudonymiser_tokens_are_the_same_with_and_without_the_library(
     fallback = Pseudonymiser(ring).tokenise(values, "email", domain, "email")
     assert native == fallback
     assert native[0] == native[4] and native[1] is None
+
+
+@needs_native
+def test_tokens_minted_inside_a_polars_plan_start_no_python_thread() -> None:
+    # A Python thread started from Polars' worker thread registers that worker with Python
+    # for good (threading.active_count() counts it); the audit log's parallel verification
+    # is only taken in a single-threaded process.
+    import threading
+
+    from engine.pseudonym import Keyring, Pseudonymiser
+
+    p = Pseudonymiser(Keyring.generate())
+    frame = pl.DataFrame(
+        {
+            "email": [f"u{i}@x.org" for i in range(200_000)],
+            "alt": [f"a{i}@y.org" for i in range(200_000)],
+        }
+    )
+    before = threading.active_count()
+    for domain in ("marketing", "kyc"):
+        # Two token columns in one select: Polars evaluates them on its own worker threads.
+        both = [p.token_expr("email", domain, "email"), p.token_expr("alt", domain, "email")]
+        frame.select(both)
+        frame.lazy().select(both).collect(engine="streaming")
+    assert threading.active_count() == before

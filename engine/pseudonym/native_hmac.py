@@ -9,15 +9,16 @@ token: without it (no compiler or OpenSSL headers when the package was installed
 `PGOV_NATIVE=off`) `available()` is False and callers use polars-hash.
 
 The library is built by the package's build hook (hatch_build.py) at install. It is loaded
-through ctypes, which releases the GIL for each call: two threads hash two halves of a
-column at once. Nothing here logs, keeps or copies key material beyond the call.
+through ctypes, which releases the GIL for each call; the library splits a column between
+POSIX threads of its own, so no Python thread is started here (one started from inside a
+Polars UDF registers Polars' worker thread with Python for good, and `threading` then
+counts it). Nothing here logs, keeps or copies key material beyond the call.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +31,11 @@ log = structlog.get_logger(__name__)
 
 LIBRARY = Path(__file__).with_name("native") / "libpgovhmac.so"
 BODY_BYTES = 16  # the token body: 128 bits of the MAC, 32 hex digits
-# Rows per call: a piece's token buffer is addressed by 32-bit offsets (2 GiB), and smaller
-# pieces let two threads share a column evenly.
+# Rows per call: a piece's token buffer is addressed by 32-bit offsets (2 GiB).
 _MAX_PIECE = 16_777_216
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
+_I32 = ctypes.c_int32
 
 
 def _load() -> ctypes.CDLL | None:
@@ -46,7 +47,7 @@ def _load() -> ctypes.CDLL | None:
         return None
     fn = lib.pgov_hmac_tokens
     fn.restype = ctypes.c_int
-    fn.argtypes = [_P, _I64, _I64, _P, _P, _P, _I64, _P, _I64, _P, ctypes.c_int32, _P, _P, _P]
+    fn.argtypes = [_P, _I64, _I64, _P, _P, _P, _I64, _P, _I64, _P, ctypes.c_int32, _P, _P, _P, _I32]
     gather = lib.pgov_gather_plain
     gather.restype = _I64
     gather.argtypes = [_P, _I64, _P, _P, _I64, _P, _I64, _P, _I64]
@@ -72,19 +73,9 @@ def hmac_tokens(
     arrow = values.cast(pl.String).to_arrow(compat_level=pl.CompatLevel.newest())
     chunks = arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
     pieces = [c.slice(start, _MAX_PIECE) for c in chunks for start in range(0, len(c), _MAX_PIECE)]
-    # Even halves for two threads: a column in one chunk is cut in `threads` pieces.
-    if threads > 1 and len(pieces) < threads:
-        pieces = [
-            c.slice(s, -(-len(c) // threads))
-            for c in pieces
-            for s in range(0, len(c), max(1, -(-len(c) // threads)))
-        ]
     raw = prefix.encode()
-    if threads > 1 and len(pieces) > 1:
-        with ThreadPoolExecutor(threads, thread_name_prefix="hmac") as pool:
-            done = list(pool.map(lambda p: _piece(p, key, raw, keyed), pieces))
-    else:
-        done = [_piece(p, key, raw, keyed) for p in pieces]
+    # One call per piece: the library splits it between its own threads.
+    done = [_piece(p, key, raw, keyed, threads) for p in pieces]
     name = values.name
     if not done:
         empty = pl.Series(name, [], dtype=pl.String)
@@ -97,7 +88,7 @@ def hmac_tokens(
 
 
 def _piece(
-    arr: pa.Array, key: bytes, prefix: bytes, keyed: bool
+    arr: pa.Array, key: bytes, prefix: bytes, keyed: bool, threads: int = 1
 ) -> tuple[pa.Array, pl.Series | None]:
     assert _LIB is not None
     n = len(arr)
@@ -124,6 +115,7 @@ def _piece(
         out_views.ctypes.data,
         out_data.ctypes.data,
         out_body.ctypes.data if out_body is not None else None,
+        threads,
     )
     if rc != 0:
         raise ValueError("malformed string column handed to the native HMAC")

@@ -14,12 +14,15 @@
  * of its time; here they are prefetched and copied in one pass.
  *
  * Called through ctypes (engine/pseudonym/native_hmac.py), which releases the GIL for the
- * call, so two threads each take half a column. No Python API, no allocation: the caller
- * owns every buffer. Key material lives in the caller's buffers and on this stack only.
+ * call; the column is split between POSIX threads started here (Python threads started
+ * from inside a Polars UDF would register Polars' worker threads with Python for good).
+ * No Python API, no allocation: the caller owns every buffer. Key material lives in the
+ * caller's buffers and on these threads' stacks only, wiped before returning.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -75,54 +78,106 @@ static int32_t value_at(const uint8_t *views, const uint8_t *const *buffers,
  * with `out_body` non-NULL the body (16 bytes per row). A null row gets a zeroed view (the
  * caller passes the input's validity on). Returns 0, or -1 when an input view is
  * malformed (a buffer index or range outside the array: nothing read outside it). */
-int pgov_hmac_tokens(const uint8_t *key, int64_t key_len, int64_t n, const uint8_t *views,
-                     const uint8_t *const *buffers, const int64_t *buffer_sizes,
-                     int64_t n_buffers, const uint8_t *validity, int64_t validity_offset,
-                     const uint8_t *prefix, int32_t prefix_len, uint8_t *out_views,
-                     uint8_t *out_data, uint8_t *out_body) {
-    SHA256_CTX inner, outer, ctx;
+struct hmac_job {
+    SHA256_CTX inner, outer;
+    const uint8_t *views, *const *buffers, *validity, *prefix;
+    const int64_t *buffer_sizes;
+    int64_t n_buffers, validity_offset, start, end;
+    int32_t prefix_len;
+    uint8_t *out_views, *out_data, *out_body;
+    int rc;
+};
+
+/* Rows [start, end) of one job: see pgov_hmac_tokens. */
+static void *hmac_rows(void *arg) {
+    struct hmac_job *j = arg;
+    SHA256_CTX ctx;
     uint8_t digest[32];
-    const int32_t width = prefix_len + 32;
-    if (prefix_len < 0 || key_len < 0) return -1;
-    pads(key, (size_t)key_len, &inner, &outer);
-    int rc = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint8_t *ov = out_views + 16 * i;
-        if (!is_valid(validity, validity_offset + i)) {
+    const int32_t width = j->prefix_len + 32;
+    j->rc = 0;
+    for (int64_t i = j->start; i < j->end; i++) {
+        uint8_t *ov = j->out_views + 16 * i;
+        if (!is_valid(j->validity, j->validity_offset + i)) {
             memset(ov, 0, 16);
-            if (out_body) memset(out_body + 16 * i, 0, 16);
+            if (j->out_body) memset(j->out_body + 16 * i, 0, 16);
             continue;
         }
         const uint8_t *data;
-        int32_t len = value_at(views, buffers, buffer_sizes, n_buffers, i, &data);
+        int32_t len = value_at(j->views, j->buffers, j->buffer_sizes, j->n_buffers, i, &data);
         if (len < 0) {
-            rc = -1;
+            j->rc = -1;
             break;
         }
-        ctx = inner;
+        ctx = j->inner;
         SHA256_Update(&ctx, data, (size_t)len);
         SHA256_Final(digest, &ctx);
-        ctx = outer;
+        ctx = j->outer;
         SHA256_Update(&ctx, digest, 32);
         SHA256_Final(digest, &ctx);
 
-        uint8_t *t = out_data + (int64_t)width * i;
-        memcpy(t, prefix, (size_t)prefix_len);
+        uint8_t *t = j->out_data + (int64_t)width * i;
+        memcpy(t, j->prefix, (size_t)j->prefix_len);
         for (int b = 0; b < 16; b++) {
-            t[prefix_len + 2 * b] = (uint8_t)HEX[digest[b] >> 4];
-            t[prefix_len + 2 * b + 1] = (uint8_t)HEX[digest[b] & 15];
+            t[j->prefix_len + 2 * b] = (uint8_t)HEX[digest[b] >> 4];
+            t[j->prefix_len + 2 * b + 1] = (uint8_t)HEX[digest[b] & 15];
         }
         int32_t zero = 0, offset = (int32_t)(width * i);
         memcpy(ov, &width, 4);
         memcpy(ov + 4, t, 4);
         memcpy(ov + 8, &zero, 4);
         memcpy(ov + 12, &offset, 4);
-        if (out_body) memcpy(out_body + 16 * i, digest, 16);
+        if (j->out_body) memcpy(j->out_body + 16 * i, digest, 16);
     }
-    OPENSSL_cleanse(&inner, sizeof inner);
-    OPENSSL_cleanse(&outer, sizeof outer);
     OPENSSL_cleanse(&ctx, sizeof ctx);
     OPENSSL_cleanse(digest, sizeof digest);
+    return NULL;
+}
+
+#define MAX_THREADS 16
+
+/* Tokens of rows [0, n) on `threads` threads (POSIX threads started here, so the caller
+ * starts none: a Polars UDF calls this from Polars' own worker threads). The pads are
+ * hashed once and shared read-only. */
+int pgov_hmac_tokens(const uint8_t *key, int64_t key_len, int64_t n, const uint8_t *views,
+                     const uint8_t *const *buffers, const int64_t *buffer_sizes,
+                     int64_t n_buffers, const uint8_t *validity, int64_t validity_offset,
+                     const uint8_t *prefix, int32_t prefix_len, uint8_t *out_views,
+                     uint8_t *out_data, uint8_t *out_body, int32_t threads) {
+    if (prefix_len < 0 || key_len < 0 || n < 0) return -1;
+    if ((int64_t)(prefix_len + 32) * n >= INT32_MAX) return -1; /* 32-bit view offsets */
+    if (threads < 1) threads = 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (n < 65536) threads = 1; /* a thread costs more than it saves on a small column */
+    struct hmac_job jobs[MAX_THREADS];
+    pthread_t tids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    SHA256_CTX inner, outer;
+    pads(key, (size_t)key_len, &inner, &outer);
+    for (int t = 0; t < threads; t++) {
+        struct hmac_job *j = &jobs[t];
+        j->inner = inner;
+        j->outer = outer;
+        j->views = views, j->buffers = buffers, j->validity = validity, j->prefix = prefix;
+        j->buffer_sizes = buffer_sizes, j->n_buffers = n_buffers;
+        j->validity_offset = validity_offset, j->prefix_len = prefix_len;
+        j->out_views = out_views, j->out_data = out_data, j->out_body = out_body;
+        j->start = n * t / threads;
+        j->end = n * (t + 1) / threads;
+        j->rc = 0;
+    }
+    for (int t = 1; t < threads; t++) {
+        started[t] = pthread_create(&tids[t], NULL, hmac_rows, &jobs[t]) == 0;
+        if (!started[t]) hmac_rows(&jobs[t]); /* no thread to be had: do it here */
+    }
+    hmac_rows(&jobs[0]);
+    int rc = jobs[0].rc;
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) pthread_join(tids[t], NULL);
+        if (jobs[t].rc != 0) rc = jobs[t].rc;
+    }
+    OPENSSL_cleanse(jobs, sizeof jobs);
+    OPENSSL_cleanse(&inner, sizeof inner);
+    OPENSSL_cleanse(&outer, sizeof outer);
     return rc;
 }
 
