@@ -36,18 +36,27 @@ def test_assignments_are_in_token_order_whatever_order_the_rows_came_in() -> Non
     assert by_position.equals(by_position.sort(KEY))
 
 
-def test_distances_in_smaller_blocks_give_the_same_silhouettes_bit_for_bit(
+def test_distances_in_smaller_blocks_give_the_same_silhouettes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The block size changes how many rows each BLAS call takes, not what is summed.
+    Whether the sums are then equal bit for bit depends on the BLAS kernel: OpenBLAS's
+    Haswell kernel (the Intel machine) gave equal bits, its kernel on the AMD machine of
+    2026-12-02 differs in the last bit (1e-16 relative). A fixed block size is what makes a
+    refresh deterministic (two runs equal: tests/test_refresh_determinism.py); across
+    block sizes the values agree to rounding."""
     rng = np.random.default_rng(2)
     z = np.vstack([rng.normal(c, 1.0, (1_100, 4)) for c in (0.0, 3.0, 6.0)])
     labelings = {k: rng.integers(0, k, len(z)) for k in (2, 3, 5)}
     small = sil.scored(z, labelings, 3_000, seed=7)
+    again = sil.scored(z, labelings, 3_000, seed=7)
     monkeypatch.setattr(sil, "DIST_BLOCK", sil.BLOCK)
     large = sil.scored(z, labelings, 3_000, seed=7)
     for k in labelings:
-        assert small[k].value == large[k].value
-        assert small[k].sums.tobytes() == large[k].sums.tobytes()
+        assert small[k].value == again[k].value
+        assert small[k].sums.tobytes() == again[k].sums.tobytes()
+        assert small[k].value == pytest.approx(large[k].value, rel=1e-12, abs=1e-15)
+        np.testing.assert_allclose(small[k].sums, large[k].sums, rtol=1e-12)
 
 
 @pytest.mark.parametrize(
