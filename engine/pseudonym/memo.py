@@ -170,8 +170,7 @@ def vault_tokens(
     values and tokens until the filing). With `unheld` the pairs carry the tokens' bodies `x`
     too (computed with the HMAC, on every core: the vault needs them to compare, sort and
     seal). A mostly distinct column is hashed row by row; a repetitive one (an id in every
-    transaction)
-    once per distinct value, then remapped."""
+    transaction) once per distinct value, then remapped."""
     s = s.cast(pl.String)
     keyed = unheld is not None
     keep = unheld if unheld is not None else (lambda pairs: pairs)

@@ -25,9 +25,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import structlog
-
-log = structlog.get_logger(__name__)
 
 LIBRARY = Path(__file__).with_name("native") / "libpgovhmac.so"
 BODY_BYTES = 16  # the token body: 128 bits of the MAC, 32 hex digits
