@@ -125,9 +125,20 @@ def _piece(
     )
     if out_body is None:
         return tokens, None
-    fixed = pa.Array.from_buffers(pa.binary(BODY_BYTES), n, [mask, pa.py_buffer(out_body)])
-    body = pl.Series("x", fixed).bin.reinterpret(dtype=pl.UInt128, endianness="big")
-    return tokens, body
+    return tokens, _bodies(out_body, n, mask)
+
+
+def _bodies(raw: np.ndarray, n: int, mask: pa.Buffer | None) -> pl.Series:
+    """16 bytes a row (big-endian) -> UInt128. Through a binary-view column whose views
+    point into `raw` (Polars takes it without a copy; a fixed-size binary column is
+    converted to views first, twice the time), then reinterpreted."""
+    views = np.empty((n, 4), dtype="<i4")
+    views[:, 0] = BODY_BYTES
+    views[:, 1] = raw.view("<i4").reshape(n, BODY_BYTES // 4)[:, 0]  # Arrow's 4-byte prefix
+    views[:, 2] = 0
+    views[:, 3] = np.arange(0, BODY_BYTES * n, BODY_BYTES, dtype=np.int64)
+    arr = pa.Array.from_buffers(pa.binary_view(), n, [mask, pa.py_buffer(views), pa.py_buffer(raw)])
+    return pl.Series("x", arr).bin.reinterpret(dtype=pl.UInt128, endianness="big")
 
 
 class Gatherer:
