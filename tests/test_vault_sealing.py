@@ -121,3 +121,36 @@ def test_ciphertext_column_holds_each_block_on_its_first_row_only() -> None:
         with_ciphertexts(row_blocks(x, 3), sealed[:3])
     with pytest.raises(ValueError, match="impossible length"):
         with_ciphertexts(row_blocks(x, 3), [b"short", *sealed[1:]])
+
+
+def _random_bodies(n: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    xs = [int(a) << 64 | int(b) for a, b in rng.integers(0, 2**63, (n, 2), dtype=np.uint64)]
+    xs[10:20] = [xs[0] + i for i in range(10)]  # top bits tie
+    return xs + xs[:30]  # repeats
+
+
+def test_token_order_reading_the_bodies_in_place_is_the_order_through_polars(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    df = _entries(_random_bodies(2_000, seed=5))
+    assert sealing.u128_view(df["x"]) is not None  # the in-place path is the one taken
+    in_place = token_order(df)
+    two_chunks = pl.concat([df.head(700), df.tail(df.height - 700)], rechunk=False)
+    assert two_chunks["x"].n_chunks() == 2 and sealing.u128_view(two_chunks["x"]) is None
+    assert np.array_equal(token_order(two_chunks), in_place)  # through Polars
+    monkeypatch.setattr(sealing, "u128_view", lambda x: None)
+    assert np.array_equal(token_order(df), in_place)
+
+
+def test_a_bodies_view_is_handed_out_only_when_it_reads_back() -> None:
+    from engine.pseudonym.blocks import u128_view
+
+    x = pl.Series("x", [1, 2**100 + 5, 2**128 - 1], dtype=pl.UInt128)
+    view = u128_view(x)
+    assert view is not None and not view.flags.writeable
+    assert [int.from_bytes(row.tobytes(), "little") for row in view] == x.to_list()
+    assert u128_view(x.head(0)) is None
+    assert u128_view(pl.concat([x, x], rechunk=False)) is None  # two buffers
+    assert u128_view(pl.Series("x", [1, None], dtype=pl.UInt128)) is None
+    assert u128_view(x.cast(pl.UInt64, wrap_numerical=True)) is None

@@ -23,6 +23,7 @@ cleartext values only for the call; nothing here logs or raises with a value or 
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 from dataclasses import dataclass
 
@@ -47,6 +48,35 @@ class Block:
 
     x: pl.Series
     cipher: bytes
+
+
+def u128_view(x: pl.Series) -> np.ndarray | None:
+    """A read-only (n, 16) uint8 view of a UInt128 Series' values as Polars holds them
+    (16 bytes little-endian each), or None when they are not one buffer Polars hands out.
+
+    NumPy work on the view allocates only its own result: the same figures through Polars
+    expressions (a 128-bit division, casts, an integer range) allocate a column per step,
+    and at 10M rows those columns' page faults were a third of sealing.token_order's time
+    (docs/performance.md, "The fourteenth session"). The address comes from Polars'
+    `as_single_ptr`, an internal call, so it is checked (the first and last rows must read
+    back) and anything unexpected means None, never a guess. The view borrows x's memory:
+    use it only while x is alive, and never return it (copy what outlives the call)."""
+    n = x.len()
+    if x.dtype != pl.UInt128 or n == 0 or x.n_chunks() != 1 or x.null_count():
+        return None
+    try:
+        address = int(x._s.as_single_ptr())
+    except Exception:  # an internal call: any failure means "not available"
+        return None
+    if address == 0:
+        return None
+    raw = (ctypes.c_uint8 * (16 * n)).from_address(address)
+    view = np.frombuffer(memoryview(raw), dtype=np.uint8).reshape(n, 16)
+    ends = [int.from_bytes(view[i].tobytes(), "little") for i in (0, n - 1)]
+    if ends != [x[0], x[n - 1]]:
+        return None
+    view.flags.writeable = False
+    return view
 
 
 def x_bytes(x: pl.Series) -> np.ndarray:
