@@ -106,3 +106,37 @@ def test_gaussian_mixture_records_selection_too(twin_pairs: FeatureFrame) -> Non
     params = gmm.params()
     assert params["k_stability"] and params["k_choice"]
     assert str(gmm.k_) in params["k_stability"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_selection_records_the_same_figures_whatever_the_refit_threads(
+    twin_pairs: FeatureFrame, threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dropped candidate records the bound it had when dropped: the refits made between
+    # two looks at the bound are a fixed batch, not the thread count, so a 1-core machine,
+    # a 2-core one and a strategy that fits one at a time write the same params.
+    import engine.segment.stability as stability
+
+    spec = SegmentationSpec(k_min=3, k_max=5, bootstrap_runs=6, stability_threshold=THRESHOLD)
+    # Seed 10: k = 3's first refit alone already bounds it below the threshold, so where the
+    # check looks at its bound shows in the recorded figure.
+    reference = make_strategy(spec, 10).fit(twin_pairs).params()
+    assert reference["k_stability_bounded"] == [3]
+    monkeypatch.setattr(stability, "FIT_THREADS", threads)
+    monkeypatch.setattr(KMeansStrategy, "fit_threads", lambda self, n: threads)
+    assert make_strategy(spec, 10).fit(twin_pairs).params() == reference
+    # Were it the thread count, one thread would record the bound after one refit.
+    monkeypatch.setattr(stability, "REFIT_BATCH", 1)
+    assert (
+        make_strategy(spec, 10).fit(twin_pairs).params()["k_stability"]
+        != (reference["k_stability"])
+    )
+
+
+def test_kmeans_fits_that_restart_on_a_subsample_run_one_at_a_time() -> None:
+    from engine.segment import restarts
+    from engine.segment.stability import FIT_THREADS
+
+    km = KMeansStrategy()
+    assert km.fit_threads(restarts.RESTART_FROM + 1) == 1
+    assert km.fit_threads(restarts.RESTART_FROM) == FIT_THREADS

@@ -22,7 +22,7 @@ import polars as pl
 from engine.errors import BadInputError
 from engine.features import FeatureFrame
 from engine.segment.silhouette import Scored, scored
-from engine.segment.stability import StabilityCheck
+from engine.segment.stability import FIT_THREADS, StabilityCheck
 from engine.segment.threads import threads_for
 
 # Silhouette is O(n^2): k selection scores it on at most this many rows of the sample.
@@ -156,6 +156,8 @@ class Strategy(Protocol):
 
     def refit_clone(self, seed: int) -> Strategy: ...
 
+    def fit_threads(self, n_rows: int) -> int: ...
+
     def params(self) -> dict[str, Any]: ...
 
     # Bootstrap refit labels of the fitting sample at the chosen k, from model selection
@@ -183,6 +185,11 @@ class BaseStrategy:
 
     def columns(self, features: FeatureFrame) -> list[str]:
         return list(features.features)
+
+    def fit_threads(self, n_rows: int) -> int:
+        """Fits of `n_rows` rows of this strategy that run side by side (engine.segment.
+        stability.run_parallel caps it at FIT_THREADS): fits that release the GIL gain."""
+        return FIT_THREADS
 
     def fit(self, features: FeatureFrame) -> Self:
         return self.fit_matrix(feature_matrix(features, self.columns(features)))

@@ -24,6 +24,7 @@ from engine.segment.base import (
     scale_columns,
     selection_rows,
 )
+from engine.segment.lloyd import lloyd_from
 from engine.segment.silhouette import Scored
 from engine.segment.stability import run_parallel
 from engine.segment.threads import threads_for
@@ -94,12 +95,7 @@ class KMeansStrategy(BaseStrategy):
             # The chosen k on the whole fitting sample, from the chosen candidate's centroids:
             # the restarts already found the basin, Lloyd iterations refine it on more rows.
             with threads_for(len(z)):
-                model = KMeans(
-                    n_clusters=self.k_,
-                    init=model.cluster_centers_,
-                    n_init=1,
-                    random_state=self.seed,
-                ).fit(z, sample_weight=w)
+                model = lloyd_from(z, model.cluster_centers_, self.seed, w)
         self.model_ = model
         return self
 
@@ -108,6 +104,11 @@ class KMeansStrategy(BaseStrategy):
             raise RuntimeError("KMeansStrategy is not fitted")
         with threads_for(len(x)):
             return np.asarray(self.model_.predict(self.transform(x)), dtype=np.int64)
+
+    def fit_threads(self, n_rows: int) -> int:
+        # A fit that restarts on a subsample holds the GIL most of its time (k-means++ in
+        # Python, short Lloyd runs): such fits run one after another (engine.segment.stability).
+        return 1 if restarts.restart_rows(n_rows) < n_rows else super().fit_threads(n_rows)
 
     def refit_clone(self, seed: int) -> KMeansStrategy:
         return self._clone_at(self.k_, seed)

@@ -43,6 +43,7 @@ from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 from sklearn.utils.extmath import row_norms
 
 from engine.segment.base import sample_indices
+from engine.segment.lloyd import lloyd_from
 
 # Fits on more rows than this restart on a subsample: below it a fit is cheap anyway, and a
 # subsample would be a large share of the rows.
@@ -124,9 +125,7 @@ def restarted_kmeans(
         if best is None or score < best[0]:
             best = (score, centres)
     assert best is not None
-    return KMeans(n_clusters=k, init=best[1], n_init=1, random_state=seed).fit(
-        z, sample_weight=weights
-    )
+    return lloyd_from(z, best[1], seed, weights)
 
 
 def _restarts(
