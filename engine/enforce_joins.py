@@ -175,7 +175,10 @@ class _HashIndex:
     the entries: three random reads and twice the passes (160k queries: 5.2 -> 2.5 ms)."""
 
     def __init__(self, hashes: np.ndarray) -> None:
-        order = np.argsort(hashes, kind="stable")
+        # Not a stable sort: ties only matter where hashes repeat, and then the index is not
+        # used (`distinct` is false). NumPy's default sort of 64-bit keys is vectorised:
+        # 160k hashes 13 -> 3 ms, 1M 100 -> 28 ms (2026-12-02, Intel Xeon).
+        order = np.argsort(hashes)
         ordered = hashes[order]
         self.distinct = bool(np.all(ordered[1:] != ordered[:-1]))
         n = len(hashes)

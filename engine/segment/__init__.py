@@ -177,15 +177,23 @@ def _row_hash(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
     # Our own mix of each value's float64 bits (FNV-1a over 64-bit words, then splitmix64's
     # finaliser) rather than Polars' hash_rows, which may change between Polars versions:
     # the order, hence the personas, must not. One pass per column, vectorised over rows.
+    # In place: one array for the whole mix, not two fresh ones per column (fresh pages cost
+    # more than the arithmetic in them here).
     h = np.full(frame.height, 0xCBF29CE484222325, dtype=np.uint64)
+    prime = np.uint64(0x100000001B3)
     for name in columns:
-        values = frame[name].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
-        h = (h ^ np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)) * np.uint64(
-            0x100000001B3
-        )
-    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return np.asarray(h ^ (h >> np.uint64(31)))
+        column = frame[name]
+        if column.dtype != pl.Float64:
+            column = column.cast(pl.Float64, strict=False)
+        # A float column without nulls is read in place (no cast, no fill).
+        values = (column.fill_null(np.nan) if column.null_count() else column).to_numpy()
+        np.bitwise_xor(h, np.ascontiguousarray(values, dtype=np.float64).view(np.uint64), out=h)
+        np.multiply(h, prime, out=h)
+    for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        np.bitwise_xor(h, h >> np.uint64(shift), out=h)
+        np.multiply(h, np.uint64(mult), out=h)
+    np.bitwise_xor(h, h >> np.uint64(31), out=h)
+    return h
 
 
 def governed_reads(spec: SegmentationSpec) -> frozenset[str]:
