@@ -21,12 +21,11 @@ from engine.workspace import Workspace
 
 def predecessor_of(ws: Workspace, j: str, p: str) -> PersonaVersion | None:
     """The chain's latest version (None for the first): its routing is the previous one."""
-    from engine.versions import list_versions
+    from engine.versions import latest_version
 
-    versions = list_versions(ws, j, p)
-    if not versions:
-        return None
-    return load_version(Path(versions[-1].path))
+    # The last one only: listing the chain read every version's manifest (14 ms at 220).
+    latest = latest_version(ws, j, p)
+    return None if latest is None else load_version(Path(latest.path))
 
 
 def route_customers(
