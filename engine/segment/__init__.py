@@ -31,7 +31,7 @@ from engine.segment.gates import (
     stability_gates,
 )
 from engine.segment.model import GateResult, PersonaProfile, Segmentation
-from engine.segment.profiles import build_profiles
+from engine.segment.profiles import build_profiles, profile_basis
 from engine.segment.silhouette import rescore
 from engine.segment.strategies import (
     KMeansStrategy,
@@ -255,6 +255,9 @@ def _segment(
     strategy = make_strategy(spec, seed)
     columns = strategy.columns(features)
     x = feature_matrix(features, columns)
+    # What the profiles need of the features alone (a copy and two column reductions,
+    # GIL-free NumPy), made on the core the fits leave idle: they hold the GIL.
+    basis = _in_background(partial(profile_basis, features))
     strategy.fit_matrix(x)
     raw = strategy.predict_matrix(x)
     merged, merges = merge_small(raw, x, k_min, to_space=strategy.transform)
@@ -299,7 +302,9 @@ def _segment(
     )
     gates += stab
 
-    profiles, suppressed, pop = build_profiles(features, labels, k_min, governed, per_persona)
+    profiles, suppressed, pop = build_profiles(
+        features, labels, k_min, governed, per_persona, basis()
+    )
     names = pl.DataFrame(
         {
             "persona_id": [p.persona_id for p in profiles],

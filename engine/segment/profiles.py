@@ -290,16 +290,27 @@ def _modes(
     return out
 
 
+# The cluster features as one matrix and their population statistics: what the profiles
+# need of the features alone, before any persona is known.
+Basis = tuple[np.ndarray, Population]
+
+
+def profile_basis(features: FeatureFrame) -> Basis:
+    matrix = feature_values(features)
+    return matrix, population(features, matrix)
+
+
 def build_profiles(
     features: FeatureFrame,
     labels: np.ndarray,
     k: int,
     governed: GovernedFrames | None = None,
     stability: dict[int, float] | None = None,
+    basis: Basis | None = None,
 ) -> tuple[list[PersonaProfile], list[dict[str, Any]], Population]:
-    """Profiles in persona_id order (ids are 0..m-1, by size descending)."""
-    matrix = feature_values(features)
-    pop = population(features, matrix)
+    """Profiles in persona_id order (ids are 0..m-1, by size descending). `basis`: this
+    `features`' profile_basis, when already made."""
+    matrix, pop = profile_basis(features) if basis is None else basis
     frame = features.frame.with_columns(pl.Series("persona_id", labels, dtype=pl.Int64))
     total = frame.height
     grouped = group_means(labels, matrix)
