@@ -23,6 +23,7 @@ from engine.config import SegmentationSpec
 from engine.enforce import GovernedFrames
 from engine.errors import BadInputError
 from engine.features import KEY, FeatureFrame
+from engine.segment.ahead import Early
 from engine.segment.gates import (
     canonical_labels,
     merge_small,
@@ -31,7 +32,7 @@ from engine.segment.gates import (
     stability_gates,
 )
 from engine.segment.model import GateResult, PersonaProfile, Segmentation
-from engine.segment.profiles import build_profiles, profile_basis
+from engine.segment.profiles import Profiles, build_profiles, profile_basis
 from engine.segment.silhouette import rescore
 from engine.segment.strategies import (
     KMeansStrategy,
@@ -258,10 +259,27 @@ def _segment(
     # What the profiles need of the features alone (a copy and two column reductions,
     # GIL-free NumPy), made on the core the fits leave idle: they hold the GIL.
     basis = _in_background(partial(profile_basis, features))
-    strategy.fit_matrix(x)
-    raw = strategy.predict_matrix(x)
-    merged, merges = merge_small(raw, x, k_min, to_space=strategy.transform)
-    labels = canonical_labels(merged)
+
+    def profiles_of(labels: np.ndarray) -> Profiles:
+        # Per-persona stability is added below, once the gates have it.
+        return build_profiles(features, labels, k_min, governed, None, basis())
+
+    # k-means: the steps after the fit start for the best-scoring candidate while its
+    # stability is checked (engine/segment/ahead.py); used when it is the one chosen.
+    after = None
+    if isinstance(strategy, KMeansStrategy):
+        early = strategy.ahead = Early(strategy, x, k_min, profiles_of)
+        with early.window():
+            strategy.fit_matrix(x)
+            after = early.taken(strategy.k_)
+    else:
+        strategy.fit_matrix(x)
+    if after is not None:
+        merges, labels = after.merges, after.labels
+    else:
+        raw = strategy.predict_matrix(x)
+        merged, merges = merge_small(raw, x, k_min, to_space=strategy.transform)
+        labels = canonical_labels(merged)
     kpis: Callable[[], ValueKpis] | None = None
     if spec.value is not None and governed is not None:
         from engine.segment.value import value_kpis
@@ -302,9 +320,9 @@ def _segment(
     )
     gates += stab
 
-    profiles, suppressed, pop = build_profiles(
-        features, labels, k_min, governed, per_persona, basis()
-    )
+    profiles, suppressed, pop = after.finished if after is not None else profiles_of(labels)
+    if per_persona is not None:
+        profiles = [replace(p, stability=per_persona.get(p.persona_id)) for p in profiles]
     names = pl.DataFrame(
         {
             "persona_id": [p.persona_id for p in profiles],

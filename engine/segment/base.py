@@ -256,6 +256,7 @@ class BaseStrategy:
                 partial(self._clone_at, k), xs, labels[k], self.stability_runs, self.seed
             )
             checks[k] = check
+            self._checking(k)
             if check.can_pass(self.stability_threshold):
                 self.stability_[k] = check.stability()
                 self.boot_labels_ = check.refits
@@ -275,6 +276,9 @@ class BaseStrategy:
         self.boot_labels_ = checks[best[1]].refits
         self.k_choice_ = "no candidate stable: the most stable one"
         return best[1]
+
+    def _checking(self, k: int) -> None:
+        """Candidate k's stability check starts (it is chosen if it passes)."""
 
     def _selection_params(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ more than RESTART_FROM rows runs its restarts on a subsample (engine.segment.res
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Self
@@ -28,6 +29,9 @@ from engine.segment.lloyd import lloyd_from
 from engine.segment.silhouette import Scored
 from engine.segment.stability import run_parallel
 from engine.segment.threads import threads_for
+
+# (the best-scoring k, the call making its final model) -> the call giving that model.
+Ahead = Callable[[int, Callable[[int], KMeans]], Callable[[], KMeans]]
 
 
 @dataclass
@@ -54,6 +58,12 @@ class KMeansStrategy(BaseStrategy):
     # k-means++ starts shared by fits of the same rows: the candidates, and the refits of
     # one resample at two k (engine.segment.restarts.Starts); clones share their parent's.
     starts: restarts.Starts = field(default_factory=restarts.Starts, repr=False, compare=False)
+    # Told each candidate as its stability check starts, with the call that makes the model
+    # it would become; returns the call that gives that model, should it be chosen
+    # (engine.segment.ahead: the work after the fit starts beside the check).
+    ahead: Ahead | None = field(default=None, repr=False, compare=False)
+    _early: tuple[int, Callable[[], KMeans]] | None = field(default=None, repr=False, compare=False)
+    _final: Callable[[int], KMeans] | None = field(default=None, repr=False, compare=False)
 
     def fit_matrix(self, x: np.ndarray, weights: np.ndarray | None = None) -> Self:
         xs, w = self._sample(x, weights)
@@ -87,23 +97,39 @@ class KMeansStrategy(BaseStrategy):
         )
         # Best silhouette first; ties keep the smaller k (simpler model).
         order = sorted(ks, key=lambda k: (-self.scores_[k], k))
-        self.k_ = self._choose(order, labels, xs if all_rows else xs[rows])
-        self.selection_labels_ = labels[self.k_]
-        self.selection_scored_ = kept.get(self.k_)
-        model = models[self.k_]
-        if len(rows) < len(z):
+
+        def final(k: int) -> KMeans:
+            if len(rows) == len(z):
+                return models[k]
             # The chosen k on the whole fitting sample, from the chosen candidate's centroids:
             # the restarts already found the basin, Lloyd iterations refine it on more rows.
             with threads_for(len(z)):
-                model = lloyd_from(z, model.cluster_centers_, self.seed, w)
-        self.model_ = model
+                return lloyd_from(z, models[k].cluster_centers_, self.seed, w)
+
+        self._early, self._final = None, final
+        try:
+            self.k_ = self._choose(order, labels, xs if all_rows else xs[rows])
+        finally:
+            self._final = None
+        self.selection_labels_ = labels[self.k_]
+        self.selection_scored_ = kept.get(self.k_)
+        early = self._early
+        self.model_ = early[1]() if early is not None and early[0] == self.k_ else final(self.k_)
         return self
+
+    def _checking(self, k: int) -> None:
+        if self.ahead is not None and self._final is not None:
+            self._early = (k, self.ahead(k, self._final))
 
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:
         if self.model_ is None:
             raise RuntimeError("KMeansStrategy is not fitted")
+        return self.predict_with(self.model_, x)
+
+    def predict_with(self, model: KMeans, x: np.ndarray) -> np.ndarray:
+        """Labels of the rows `x` (raw units) by `model`, a model of this fit's scaled space."""
         with threads_for(len(x)):
-            return np.asarray(self.model_.predict(self.transform(x)), dtype=np.int64)
+            return np.asarray(model.predict(self.transform(x)), dtype=np.int64)
 
     def fit_threads(self, n_rows: int) -> int:
         # A fit that restarts on a subsample holds the GIL most of its time (k-means++ in

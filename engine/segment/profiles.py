@@ -293,6 +293,8 @@ def _modes(
 # The cluster features as one matrix and their population statistics: what the profiles
 # need of the features alone, before any persona is known.
 Basis = tuple[np.ndarray, Population]
+# build_profiles' result: the profiles, the cells suppressed, the population statistics.
+Profiles = tuple[list[PersonaProfile], list[dict[str, Any]], Population]
 
 
 def profile_basis(features: FeatureFrame) -> Basis:
@@ -307,7 +309,7 @@ def build_profiles(
     governed: GovernedFrames | None = None,
     stability: dict[int, float] | None = None,
     basis: Basis | None = None,
-) -> tuple[list[PersonaProfile], list[dict[str, Any]], Population]:
+) -> Profiles:
     """Profiles in persona_id order (ids are 0..m-1, by size descending). `basis`: this
     `features`' profile_basis, when already made."""
     matrix, pop = profile_basis(features) if basis is None else basis
