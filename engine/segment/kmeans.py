@@ -30,7 +30,8 @@ from engine.segment.silhouette import Scored
 from engine.segment.stability import run_parallel
 from engine.segment.threads import threads_for
 
-# (the best-scoring k, the call making its final model) -> the call giving that model.
+# (a candidate k whose check starts, the call making its final model) -> the call giving
+# that model.
 Ahead = Callable[[int, Callable[[int], KMeans]], Callable[[], KMeans]]
 
 
