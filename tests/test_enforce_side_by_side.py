@@ -6,9 +6,11 @@ at a time: tests/test_token_memo_minting_concurrently.py)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 from test_policy_support import HmacPseudonymiser, request
 
@@ -31,8 +33,15 @@ def _run(
         ws, request("analyst-eu" if purpose == MKT else "compliance-lead", "EU-DE", purpose)
     )
     sources = load_sources(ws, "EU-DE", as_of, needed_columns(plan, ws.config))
-    with capture_logs() as logs:
-        governed = enforce(sources, plan, HmacPseudonymiser(), as_of, release=True)
+    # Info events whatever level an earlier test left configured (capture_logs replaces the
+    # processors, not the level filter: after a WARNING-level configure it saw no event).
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs() as logs:
+            governed = enforce(sources, plan, HmacPseudonymiser(), as_of, release=True)
+    finally:
+        structlog.configure(**saved)
     order = [e["source"] for e in logs if e["event"] == "enforce.source"]
     return governed, build_features(governed, as_of, ws.config), order
 
