@@ -9,9 +9,9 @@ byte for byte; what differs is how the work is laid out on the machine:
 - the order is one sort of 64-bit integers (the token's top bits above the row number), not
   of 128-bit ones, with the few rows whose top bits tie ordered by their full body after;
 - the blocks are sealed RUN at a time: while this thread seals a run (AES-SIV holds the GIL),
-  a worker thread gathers the next run's values in token order as block plaintexts (the
+  two worker threads gather the next runs' values in token order as block plaintexts (the
   native library, reads prefetched; else Polars), and their token bodies (both release
-  the GIL).
+  the GIL); runs are sealed in run order whichever worker made them.
 
 Holds cleartext values only while a run is sealed; nothing here logs or raises with a value.
 """
@@ -37,7 +37,7 @@ from engine.pseudonym.blocks import (
 )
 from engine.pseudonym.native_hmac import Gatherer
 
-# Blocks per run handed from the gathering thread to the sealing one: a few MiB of values,
+# Blocks per run handed from a gathering thread to the sealing one: a few MiB of values,
 # enough that the per-run overhead is noise, small enough that the first run (sealed with
 # nothing to overlap) is a small share of a filing of millions.
 RUN = 16
